@@ -1,0 +1,37 @@
+package todo
+
+import "errors"
+
+// Sentinel errors. Match them with [errors.Is]; the errors returned by this
+// package wrap them with the detail of what went wrong.
+var (
+	// ErrInvalidDate is returned when a date is not a real calendar date in
+	// one of the accepted forms (20131219 or 2013-12-19).
+	ErrInvalidDate = errors.New("todo: invalid date")
+
+	// ErrEntryNotFound is returned when no entry of a list has the given id.
+	ErrEntryNotFound = errors.New("todo: entry not found")
+
+	// ErrInvalidName is returned when a list name is empty, longer than 255
+	// bytes, not valid UTF-8, or contains a NUL byte.
+	ErrInvalidName = errors.New("todo: invalid list name")
+
+	// ErrCrashed is returned when a request panicked in its list's server; the
+	// list keeps the state it had before that request.
+	ErrCrashed = errors.New("todo: request crashed")
+
+	// ErrClosed is returned by every call made after the System was closed.
+	ErrClosed = errors.New("todo: system closed")
+
+	// ErrCorrupt is returned when a stored list file cannot be trusted: it is
+	// truncated, fails its checksum, has trailing bytes or does not decode.
+	// The error names the file; the list is not served as empty.
+	ErrCorrupt = errors.New("todo: corrupt list file")
+
+	// ErrTooLarge is returned when a stored file is larger than the
+	// configured cap and is refused before it is read.
+	ErrTooLarge = errors.New("todo: file too large")
+
+	// ErrInvalidOptions is returned by Open when an Options field is out of range.
+	ErrInvalidOptions = errors.New("todo: invalid options")
+)

@@ -1,0 +1,295 @@
+package todo
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Date is a civil date: a year, a month and a day, with no time of day and
+// no time zone. Dates are comparable with == and usable as map keys. The zero
+// Date is not a valid date; it stands for "no date".
+type Date struct {
+	Year  int
+	Month time.Month
+	Day   int
+}
+
+// ParseDate parses a date written as 20131219 or 2013-12-19. Anything that
+// is not a real calendar date in one of those two forms (20131301,
+// 20130230, 2013-2-3, the empty string) gives an error wrapping
+// [ErrInvalidDate] that quotes the input.
+func ParseDate(s string) (Date, error) {
+	var y, m, d int
+	var ok bool
+	switch len(s) {
+	case 8:
+		y, ok = digits(s[0:4])
+		if ok {
+			m, ok = digits(s[4:6])
+		}
+		if ok {
+			d, ok = digits(s[6:8])
+		}
+	case 10:
+		ok = s[4] == '-' && s[7] == '-'
+		if ok {
+			y, ok = digits(s[0:4])
+		}
+		if ok {
+			m, ok = digits(s[5:7])
+		}
+		if ok {
+			d, ok = digits(s[8:10])
+		}
+	}
+	if !ok {
+		return Date{}, fmt.Errorf("%w %q: want YYYYMMDD or YYYY-MM-DD", ErrInvalidDate, s)
+	}
+	date := Date{Year: y, Month: time.Month(m), Day: d}
+	if !date.Valid() {
+		return Date{}, fmt.Errorf("%w %q: no such day in the calendar", ErrInvalidDate, s)
+	}
+	return date, nil
+}
+
+// digits parses s as an unsigned decimal number made of ASCII digits only.
+func digits(s string) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// Valid reports whether d is a real day of the Gregorian calendar with a
+// year between 1 and 9999.
+func (d Date) Valid() bool {
+	if d.Year < 1 || d.Year > 9999 || d.Month < time.January || d.Month > time.December || d.Day < 1 {
+		return false
+	}
+	return d.Day <= daysIn(d.Month, d.Year)
+}
+
+func daysIn(m time.Month, year int) int {
+	switch m {
+	case time.February:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
+}
+
+// String returns the date in ISO 8601 form, 2013-12-19.
+func (d Date) String() string {
+	var b [10]byte
+	return string(d.appendISO(b[:0]))
+}
+
+func (d Date) appendISO(b []byte) []byte {
+	b = appendPadded(b, d.Year, 4)
+	b = append(b, '-')
+	b = appendPadded(b, int(d.Month), 2)
+	b = append(b, '-')
+	return appendPadded(b, d.Day, 2)
+}
+
+func appendPadded(b []byte, n, width int) []byte {
+	if n < 0 {
+		b = append(b, '-')
+		n = -n
+	}
+	var tmp [20]byte
+	i := len(tmp)
+	for n > 0 || i == len(tmp) {
+		i--
+		tmp[i] = byte('0' + n%10)
+		n /= 10
+	}
+	for pad := width - (len(tmp) - i); pad > 0; pad-- {
+		b = append(b, '0')
+	}
+	return append(b, tmp[i:]...)
+}
+
+// Entry is one to-do item. ID is assigned by the list when the entry is added.
+type Entry struct {
+	ID    int
+	Date  Date
+	Title string
+}
+
+// List is a to-do list: a plain value with no locks and no goroutines, like
+// the book's Todo.List. It is not safe for concurrent use; in a System each
+// list is owned by its server goroutine. The zero List is an empty list.
+//
+// Ids start at 1, increase by one with every Add, and are never reused, not
+// even after the entry holding the highest id was deleted.
+//
+// A List never writes to a slice element it has stored: Add appends, and
+// Update and Delete build new slices. That lets its owner hand the slices to
+// concurrent readers and writers of files without copying them.
+type List struct {
+	lastID int
+	all    []Entry          // every entry, in id order
+	byDate map[Date][]Entry // the entries of each date, in id order; no empty slices
+	undo   *undoLog         // non-nil while a change may still be rolled back
+}
+
+// undoLog records what a batch of changes replaced, so that the batch can be
+// rolled back when it could not be stored.
+type undoLog struct {
+	lastID int
+	all    []Entry
+	dates  map[Date][]Entry // the first value each touched date had; nil if absent
+}
+
+// NewList returns a list holding entries, added in order (their ids are
+// ignored and assigned anew).
+func NewList(entries ...Entry) *List {
+	l := &List{}
+	for _, e := range entries {
+		l.Add(e)
+	}
+	return l
+}
+
+// Add adds e to the list with the next id, ignoring e.ID, and returns the
+// entry as stored.
+func (l *List) Add(e Entry) Entry {
+	l.lastID++
+	e.ID = l.lastID
+	l.all = append(l.all, e)
+	l.setDate(e.Date, append(l.byDate[e.Date], e))
+	return e
+}
+
+// Entries returns the entries of date d in id order. It costs time in
+// proportion to the entries of that date, not to the size of the list.
+func (l *List) Entries(d Date) []Entry {
+	return slices.Clone(l.byDate[d])
+}
+
+// Update replaces the entry with the given id by what fn returns; fn may
+// change the date and the title but not the id. An unknown id gives an error
+// wrapping [ErrEntryNotFound] and fn is not called.
+func (l *List) Update(id int, fn func(Entry) Entry) (Entry, error) {
+	i, ok := l.find(id)
+	if !ok {
+		return Entry{}, fmt.Errorf("%w: id %d", ErrEntryNotFound, id)
+	}
+	old := l.all[i]
+	e := fn(old)
+	e.ID = id
+	l.replaceAll(slices.Concat(l.all[:i], []Entry{e}, l.all[i+1:]))
+	if e.Date == old.Date {
+		s := slices.Clone(l.byDate[old.Date])
+		j, _ := findID(s, id)
+		s[j] = e
+		l.setDate(old.Date, s)
+		return e, nil
+	}
+	l.removeFromDate(old.Date, id)
+	s := l.byDate[e.Date]
+	j, _ := findID(s, id)
+	l.setDate(e.Date, slices.Concat(s[:j], []Entry{e}, s[j:]))
+	return e, nil
+}
+
+// Delete removes the entry with the given id. An unknown id gives an error
+// wrapping [ErrEntryNotFound].
+func (l *List) Delete(id int) error {
+	i, ok := l.find(id)
+	if !ok {
+		return fmt.Errorf("%w: id %d", ErrEntryNotFound, id)
+	}
+	d := l.all[i].Date
+	l.replaceAll(slices.Concat(l.all[:i], l.all[i+1:]))
+	l.removeFromDate(d, id)
+	return nil
+}
+
+// All returns every entry in id order.
+func (l *List) All() []Entry { return slices.Clone(l.all) }
+
+// Len returns the number of entries.
+func (l *List) Len() int { return len(l.all) }
+
+func (l *List) find(id int) (int, bool) { return findID(l.all, id) }
+
+// findID finds id in s, which is sorted by id, or the index where it would go.
+func findID(s []Entry, id int) (int, bool) {
+	return slices.BinarySearchFunc(s, id, func(e Entry, id int) int { return e.ID - id })
+}
+
+func (l *List) removeFromDate(d Date, id int) {
+	s := l.byDate[d]
+	j, _ := findID(s, id)
+	l.setDate(d, slices.Concat(s[:j], s[j+1:]))
+}
+
+// replaceAll installs a new slice of all entries (never a write into the old one).
+func (l *List) replaceAll(all []Entry) {
+	if len(all) == 0 {
+		all = nil
+	}
+	l.all = all
+}
+
+// setDate installs the entries of date d, recording the old value for a
+// rollback the first time d is touched in a batch.
+func (l *List) setDate(d Date, s []Entry) {
+	if l.undo != nil {
+		if _, seen := l.undo.dates[d]; !seen {
+			l.undo.dates[d] = l.byDate[d]
+		}
+	}
+	if len(s) == 0 {
+		delete(l.byDate, d)
+		return
+	}
+	if l.byDate == nil {
+		l.byDate = make(map[Date][]Entry)
+	}
+	l.byDate[d] = s
+}
+
+// begin starts a batch of changes that can be rolled back until commit.
+// The undo log is reused from batch to batch.
+func (l *List) begin(u *undoLog) {
+	clear(u.dates)
+	if u.dates == nil {
+		u.dates = make(map[Date][]Entry)
+	}
+	u.lastID, u.all = l.lastID, l.all
+	l.undo = u
+}
+
+// touched calls fn with every date the current batch changed and the
+// entries it now has (nil when it has none).
+func (l *List) touched(fn func(Date, []Entry)) {
+	for d := range l.undo.dates {
+		fn(d, l.byDate[d])
+	}
+}
+
+// commit ends the batch, keeping its changes.
+func (l *List) commit() { l.undo = nil }
+
+// rollback ends the batch, restoring the list to what it was at begin.
+func (l *List) rollback() {
+	u := l.undo
+	l.undo = nil
+	l.lastID, l.all = u.lastID, u.all
+	for d, s := range u.dates {
+		l.setDate(d, s)
+	}
+}
