@@ -293,3 +293,24 @@ func (l *List) rollback() {
 		l.setDate(d, s)
 	}
 }
+
+// snapshot is an immutable view of a list, safe to read while the list
+// goes on changing (see List's doc): what is written to its file.
+type snapshot struct {
+	lastID  int
+	entries []Entry
+}
+
+func (l *List) snapshot() snapshot { return snapshot{lastID: l.lastID, entries: l.all} }
+
+// listFromSnapshot rebuilds a list from what was stored.
+func listFromSnapshot(s snapshot) *List {
+	l := &List{lastID: s.lastID, all: s.entries}
+	for _, e := range s.entries {
+		if l.byDate == nil {
+			l.byDate = make(map[Date][]Entry)
+		}
+		l.byDate[e.Date] = append(l.byDate[e.Date], e)
+	}
+	return l
+}

@@ -1,0 +1,420 @@
+package todo
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// files stores each list in a file of its own under the data directory,
+// the Go form of Todo.DatabaseWorker, with what the book's version lacks: a
+// list file is always either its old or its new version (written aside,
+// fsynced, renamed over, directory fsynced), and a damaged file is reported,
+// never read as an empty list. Every access goes through an [os.Root], so
+// no name can reach outside the directory.
+//
+// Layout: dir/tmp/ holds files being written; dir/XX/ (XX is two hex digits
+// from a hash of the name) holds the lists, each in a file named after the
+// list by a reversible encoding (see fileName).
+//
+// files is safe for concurrent use, provided no two goroutines write the
+// same list at once (the pool sees to that).
+type files struct {
+	root    *os.Root
+	dir     string
+	sync    bool // fsync files and directories (Fsync and Async durability)
+	maxSize int64
+	tmpSeq  atomic.Uint64
+}
+
+const (
+	tmpDir     = "tmp"
+	fileSuffix = ".todo"
+	// maxComponent is the longest path component written; names whose
+	// encoding is longer are split into nested directories (NAME_MAX is 255).
+	maxComponent = 240
+)
+
+func openFiles(dir string, o Options) (*files, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("todo: data directory: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("todo: data directory: %w", err)
+	}
+	f := &files{root: root, dir: dir, sync: o.Durability != Write, maxSize: o.MaxFileSize}
+	// Files left half-written by a crash are never the current version of
+	// anything: the rename that would have made them so did not happen.
+	if err := root.RemoveAll(tmpDir); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("todo: clearing %s: %w", path.Join(dir, tmpDir), err)
+	}
+	if err := root.Mkdir(tmpDir, 0o755); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("todo: data directory: %w", err)
+	}
+	return f, nil
+}
+
+func (f *files) close() error { return f.root.Close() }
+
+// fileName maps a valid list name to its file's path relative to the data
+// directory. Bytes other than a-z, 0-9, '-' and '_' are written %XX, so
+// names that differ only in case, dots, slashes or device names (CON) stay
+// apart and inert; an encoding longer than maxComponent is split into
+// nested directories. The first component, two hex digits of a CRC of the
+// name, fans the lists out over 256 directories.
+func fileName(name string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%02x/", crc32.Checksum([]byte(name), castagnoli)&0xff)
+	n := 0 // length of the current component
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		width := 1
+		if !plainByte(c) {
+			width = 3
+		}
+		if n+width > maxComponent {
+			b.WriteByte('/')
+			n = 0
+		}
+		if width == 1 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+		n += width
+	}
+	b.WriteString(fileSuffix)
+	return b.String()
+}
+
+func plainByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}
+
+// nameFromFile is the inverse of fileName; ok is false for any path that
+// fileName does not produce.
+func nameFromFile(rel string) (string, bool) {
+	fan, rest, found := strings.Cut(rel, "/")
+	enc, isList := strings.CutSuffix(rest, fileSuffix)
+	if !found || !isList || len(fan) != 2 {
+		return "", false
+	}
+	var b []byte
+	for i := 0; i < len(enc); i++ {
+		switch c := enc[i]; {
+		case c == '/':
+		case plainByte(c):
+			b = append(b, c)
+		case c == '%' && i+2 < len(enc):
+			var v byte
+			if _, err := fmt.Sscanf(enc[i+1:i+3], "%02X", &v); err != nil {
+				return "", false
+			}
+			b = append(b, v)
+			i += 2
+		default:
+			return "", false
+		}
+	}
+	name := string(b)
+	if validName(name) != nil || fileName(name) != rel {
+		return "", false
+	}
+	return name, true
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// The frame around a list's msgpack body: magic, format version, three
+// zero bytes, the body's length and its CRC-32C, all big-endian.
+const (
+	frameMagic   = "TODO"
+	frameVersion = 1
+	headerSize   = 16
+)
+
+// load reads the list called name; a missing file is an empty list.
+func (f *files) load(name string) (*List, error) {
+	rel := fileName(name)
+	data, err := f.read(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &List{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	snap, err := decodeList(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path.Join(f.dir, rel), err)
+	}
+	return listFromSnapshot(snap), nil
+}
+
+// read returns the framed body of the file at rel, checked.
+func (f *files) read(rel string) ([]byte, error) {
+	file, err := f.root.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	full := path.Join(f.dir, rel)
+	info, err := file.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("todo: %s: %w", full, err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s: not a regular file (%v)", ErrCorrupt, full, info.Mode().Type())
+	}
+	if info.Size() > f.maxSize+headerSize {
+		return nil, fmt.Errorf("%w: %s: %d bytes, more than the %d allowed: %w", ErrCorrupt, full, info.Size(), f.maxSize, ErrTooLarge)
+	}
+	buf := make([]byte, info.Size()+1) // one more, to see a file that grew
+	n, err := io.ReadFull(file, buf)
+	if err != io.ErrUnexpectedEOF {
+		if err == nil {
+			err = errors.New("file grew while being read")
+		}
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, full, err)
+	}
+	buf = buf[:n]
+	if len(buf) < headerSize {
+		return nil, fmt.Errorf("%w: %s: %d bytes, shorter than the %d-byte header", ErrCorrupt, full, len(buf), headerSize)
+	}
+	if string(buf[:4]) != frameMagic || buf[4] != frameVersion || buf[5]|buf[6]|buf[7] != 0 {
+		return nil, fmt.Errorf("%w: %s: not a version %d list file", ErrCorrupt, full, frameVersion)
+	}
+	length := binary.BigEndian.Uint32(buf[8:12])
+	body := buf[headerSize:]
+	switch {
+	case int64(length) != int64(len(body)) && int64(length) < int64(len(body)):
+		return nil, fmt.Errorf("%w: %s: %d trailing bytes", ErrCorrupt, full, int64(len(body))-int64(length))
+	case int64(length) != int64(len(body)):
+		return nil, fmt.Errorf("%w: %s: truncated: %d of %d bytes", ErrCorrupt, full, len(body), length)
+	case crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(buf[12:16]):
+		return nil, fmt.Errorf("%w: %s: checksum mismatch", ErrCorrupt, full)
+	}
+	return body, nil
+}
+
+// save writes a list beside its file and renames it over, fsyncing the file
+// and then the directory when f.sync is set.
+func (f *files) save(name string, snap snapshot) error {
+	rel := fileName(name)
+	full := path.Join(f.dir, rel)
+	body := encodeList(snap)
+	if int64(len(body)) > f.maxSize {
+		return fmt.Errorf("todo: %s: %d bytes, more than the %d allowed: %w", full, len(body), f.maxSize, ErrTooLarge)
+	}
+	var header [headerSize]byte
+	copy(header[:], frameMagic)
+	header[4] = frameVersion
+	binary.BigEndian.PutUint32(header[8:12], uint32(len(body)))
+	binary.BigEndian.PutUint32(header[12:16], crc32.Checksum(body, castagnoli))
+
+	dir := path.Dir(rel)
+	if err := f.mkdirs(dir); err != nil {
+		return fmt.Errorf("todo: %s: %w", full, err)
+	}
+	tmp := fmt.Sprintf("%s/%d%s", tmpDir, f.tmpSeq.Add(1), fileSuffix)
+	if err := f.writeFile(tmp, header[:], body); err != nil {
+		f.root.Remove(tmp)
+		return fmt.Errorf("todo: %s: %w", full, err)
+	}
+	if err := f.root.Rename(tmp, rel); err != nil {
+		f.root.Remove(tmp)
+		return fmt.Errorf("todo: %s: %w", full, err)
+	}
+	if f.sync {
+		if err := f.syncDir(dir); err != nil {
+			return fmt.Errorf("todo: %s: %w", full, err)
+		}
+	}
+	return nil
+}
+
+func (f *files) writeFile(rel string, header, body []byte) error {
+	file, err := f.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = file.Write(header)
+	if err == nil {
+		_, err = file.Write(body)
+	}
+	if err == nil && f.sync {
+		err = file.Sync()
+	}
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// mkdirs creates dir and its parents, fsyncing each parent that gained an
+// entry, so that a new list's file cannot vanish with its directory.
+func (f *files) mkdirs(dir string) error {
+	if _, err := f.root.Stat(dir); err == nil {
+		return nil
+	}
+	if parent := path.Dir(dir); parent != "." {
+		if err := f.mkdirs(parent); err != nil {
+			return err
+		}
+	}
+	err := f.root.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if f.sync {
+		return f.syncDir(path.Dir(dir))
+	}
+	return nil
+}
+
+func (f *files) syncDir(dir string) error {
+	d, err := f.root.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// names returns the names of every stored list, decoded from file names.
+func (f *files) names() ([]string, error) {
+	var names []string
+	err := fs.WalkDir(f.root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("todo: listing %s: %w", path.Join(f.dir, rel), err)
+		}
+		if d.IsDir() {
+			if rel == tmpDir {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if name, ok := nameFromFile(rel); ok {
+			names = append(names, name)
+		}
+		return nil
+	})
+	return names, err
+}
+
+// The body of a list file is msgpack, written by hand rather than by
+// reflection, with no interface-typed fields: an array [format, lastID,
+// entries], each entry an array [id, date as yyyymmdd, title].
+const bodyFormat = 1
+
+func encodeList(s snapshot) []byte {
+	var buf bytes.Buffer
+	buf.Grow(16 + len(s.entries)*24)
+	enc := msgpack.NewEncoder(&buf)
+	// Writes to a bytes.Buffer cannot fail.
+	_ = enc.EncodeArrayLen(3)
+	_ = enc.EncodeUint(bodyFormat)
+	_ = enc.EncodeInt(int64(s.lastID))
+	_ = enc.EncodeArrayLen(len(s.entries))
+	for _, e := range s.entries {
+		_ = enc.EncodeArrayLen(3)
+		_ = enc.EncodeInt(int64(e.ID))
+		_ = enc.EncodeUint(uint64(e.Date.Year*10000 + int(e.Date.Month)*100 + e.Date.Day))
+		_ = enc.EncodeString(e.Title)
+	}
+	return buf.Bytes()
+}
+
+// minEntrySize is the fewest bytes an encoded entry takes; it bounds what
+// a claimed length may make decodeList allocate.
+const minEntrySize = 4
+
+func decodeList(body []byte) (snapshot, error) {
+	r := bytes.NewReader(body)
+	dec := msgpack.NewDecoder(r)
+	var s snapshot
+	if err := expectArray(dec, 3); err != nil {
+		return s, err
+	}
+	format, err := dec.DecodeUint()
+	if err != nil {
+		return s, err
+	}
+	if format != bodyFormat {
+		return s, fmt.Errorf("unknown body format %d", format)
+	}
+	lastID, err := dec.DecodeInt()
+	if err != nil {
+		return s, err
+	}
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return s, err
+	}
+	if n < 0 || n > len(body)/minEntrySize {
+		return s, fmt.Errorf("claims %d entries in %d bytes", n, len(body))
+	}
+	s.lastID = lastID
+	s.entries = make([]Entry, 0, n)
+	prev := 0
+	for i := range n {
+		if err := expectArray(dec, 3); err != nil {
+			return s, fmt.Errorf("entry %d: %w", i, err)
+		}
+		id, err := dec.DecodeInt()
+		if err != nil {
+			return s, fmt.Errorf("entry %d: %w", i, err)
+		}
+		ymd, err := dec.DecodeUint()
+		if err != nil {
+			return s, fmt.Errorf("entry %d: %w", i, err)
+		}
+		title, err := dec.DecodeString()
+		if err != nil {
+			return s, fmt.Errorf("entry %d: %w", i, err)
+		}
+		d := Date{Year: int(ymd / 10000), Month: time.Month(ymd / 100 % 100), Day: int(ymd % 100)}
+		switch {
+		case id <= prev || id > lastID:
+			return s, fmt.Errorf("entry %d: id %d out of order (after %d, last id %d)", i, id, prev, lastID)
+		case !d.Valid():
+			return s, fmt.Errorf("entry %d: invalid date %d", i, ymd)
+		}
+		prev = id
+		s.entries = append(s.entries, Entry{ID: id, Date: d, Title: title})
+	}
+	if r.Len() != 0 {
+		return s, fmt.Errorf("%d bytes after the list", r.Len())
+	}
+	return s, nil
+}
+
+func expectArray(dec *msgpack.Decoder, n int) error {
+	got, err := dec.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	if got != n {
+		return fmt.Errorf("array of %d, want %d", got, n)
+	}
+	return nil
+}

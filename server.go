@@ -1,0 +1,298 @@
+package todo
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+)
+
+// proc is the running server of one list: the only goroutine that changes
+// the list, the Go form of a Todo.Server process. Callers reach it through
+// its mailbox; readers of a loaded list never reach it at all, they read
+// what it published in the System's table.
+type proc struct {
+	sys     *System
+	name    string
+	mailbox chan *call
+
+	// senders counts callers between acquire and release, that is, callers
+	// that may still put a request in the mailbox; -1 means the server has
+	// retired and takes nothing more. Retiring is a CAS from 0 to -1, so a
+	// request is either in the mailbox before the server retires or never
+	// sent to it.
+	senders atomic.Int64
+
+	loaded     atomic.Bool   // the list is loaded and published
+	touched    atomic.Bool   // a table read happened since the idle timer was last armed
+	hasEntries atomic.Bool   // the list has at least one entry
+	done       chan struct{} // closed when the server has left the registry
+	saved      chan error    // the pool answers the server's writes here
+
+	// Owned by the server goroutine.
+	list  *List
+	undo  undoLog
+	batch []*call
+}
+
+// op is what a request asks of a server.
+type op uint8
+
+const (
+	opAdd op = iota
+	opUpdate
+	opDelete
+	opEntries // read one date of a list that is not loaded yet
+	opAll     // read all of a list that is not loaded yet
+)
+
+// call is one request and its reply. Calls are pooled, and the reply
+// channel is reused with them: a call goes back to the pool only when its
+// caller has received the reply.
+type call struct {
+	ctx    context.Context
+	op     op
+	entry  Entry // opAdd: the entry; opEntries: its Date is the date read
+	id     int
+	update func(Entry) Entry
+
+	// Set by the server before it replies.
+	res     Entry
+	entries []Entry
+	err     error
+	reply   chan struct{} // buffered, capacity 1
+}
+
+// maxBatch bounds how many requests a server applies before it publishes
+// and writes, so that one busy list cannot delay its callers without bound.
+const maxBatch = 256
+
+func newProc(sys *System, name string) *proc {
+	return &proc{
+		sys:     sys,
+		name:    name,
+		mailbox: make(chan *call, sys.opts.MailboxSize),
+		done:    make(chan struct{}),
+		saved:   make(chan error, 1),
+	}
+}
+
+// acquire registers a caller that is about to send; it fails once the
+// server has retired.
+func (p *proc) acquire() bool {
+	for {
+		n := p.senders.Load()
+		if n < 0 {
+			return false
+		}
+		if p.senders.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (p *proc) release() { p.senders.Add(-1) }
+
+func (p *proc) retired() bool { return p.senders.Load() < 0 }
+
+// run is the server goroutine.
+func (p *proc) run() {
+	defer p.sys.servers.Done()
+	idle := p.sys.opts.IdleTimeout
+	var timer *time.Timer
+	var expired <-chan time.Time
+	if idle > 0 {
+		timer = time.NewTimer(idle)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	for {
+		select {
+		case c := <-p.mailbox:
+			p.serveBatch(c)
+			if timer != nil {
+				timer.Reset(idle)
+			}
+		case <-expired:
+			if p.touched.Swap(false) || !p.senders.CompareAndSwap(0, -1) {
+				// Read recently, or a caller is sending right now.
+				timer.Reset(idle)
+				continue
+			}
+			p.stop()
+			p.sys.stats.expired.Add(1)
+			return
+		case <-p.sys.closing:
+			for !p.senders.CompareAndSwap(0, -1) {
+				// Callers are sending; serve them until none is left.
+				select {
+				case c := <-p.mailbox:
+					p.serveBatch(c)
+				case <-time.After(time.Millisecond):
+				}
+			}
+			p.stop()
+			return
+		}
+	}
+}
+
+// stop serves what is left in the mailbox (every sender has finished, see
+// senders), withdraws what the server published, and leaves the registry.
+func (p *proc) stop() {
+	for {
+		select {
+		case c := <-p.mailbox:
+			p.serveBatch(c)
+			continue
+		default:
+		}
+		break
+	}
+	if p.list != nil {
+		for d := range p.list.byDate {
+			p.sys.table.Delete(tableKey{p.name, d})
+		}
+		p.sys.table.Delete(tableKey{list: p.name})
+	}
+	p.sys.registry.DeleteIf(p.name, func(q *proc) bool { return q == p })
+	close(p.done)
+}
+
+// serveBatch applies first and every request waiting behind it, up to
+// maxBatch, as one batch: one write of the list file, one publication.
+func (p *proc) serveBatch(first *call) {
+	batch := append(p.batch[:0], first)
+drain:
+	for len(batch) < maxBatch {
+		select {
+		case c := <-p.mailbox:
+			batch = append(batch, c)
+		default:
+			break drain
+		}
+	}
+	p.batch = batch
+	defer clear(batch) // let answered calls go
+	p.sys.stats.requests.Add(int64(len(batch)))
+
+	if p.list == nil {
+		l, err := p.sys.store.load(p.name)
+		if err != nil {
+			p.sys.opts.Logger.Error("todo: cannot load list", "list", p.name, "err", err)
+			for _, c := range batch {
+				c.err = err
+				c.reply <- struct{}{}
+			}
+			return
+		}
+		p.list = l
+		p.publishAll()
+	}
+
+	l := p.list
+	l.begin(&p.undo)
+	changed := false
+	for _, c := range batch {
+		if c.op >= opEntries {
+			continue // reads are answered after the batch is stored
+		}
+		if err := c.ctx.Err(); err != nil {
+			c.err = err // the caller has gone: do not apply what it no longer waits for
+			continue
+		}
+		if p.apply(c) {
+			changed = true
+		}
+	}
+
+	var err error
+	if changed {
+		err = p.sys.pool.save(p.name, l.snapshot(), p.saved)
+	}
+	if err != nil {
+		l.rollback()
+		err = fmt.Errorf("todo: list %q not saved: %w", p.name, err)
+	} else {
+		l.touched(p.publish)
+		if changed {
+			p.sys.table.Insert(tableKey{list: p.name}, l.all)
+		}
+		l.commit()
+	}
+	p.hasEntries.Store(l.Len() > 0)
+
+	for _, c := range batch {
+		switch {
+		case c.op == opEntries:
+			c.entries = l.Entries(c.entry.Date)
+		case c.op == opAll:
+			c.entries = l.All()
+		case err != nil && c.err == nil:
+			c.res, c.err = Entry{}, err
+		}
+		c.reply <- struct{}{}
+	}
+}
+
+// apply applies one change to the list and reports whether it changed it.
+// A panic in the request's own code fails that request alone; List.Update
+// calls the updater before it changes anything, so the list is untouched.
+func (p *proc) apply(c *call) (changed bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.sys.stats.panics.Add(1)
+			p.sys.opts.Logger.Error("todo: request panicked", "list", p.name, "panic", r, "stack", string(debug.Stack()))
+			c.err = fmt.Errorf("%w: list %q: %v", ErrCrashed, p.name, r)
+			changed = false
+		}
+	}()
+	l := p.list
+	switch c.op {
+	case opAdd:
+		c.res = l.Add(c.entry)
+		return true
+	case opUpdate:
+		var bad error
+		c.res, c.err = l.Update(c.id, func(e Entry) Entry {
+			n := c.update(e)
+			if !n.Date.Valid() {
+				bad = fmt.Errorf("%w: the updater returned %v", ErrInvalidDate, n.Date)
+				return e
+			}
+			return n
+		})
+		if bad != nil {
+			// Undo the no-op update the bad date turned into.
+			c.res, c.err = Entry{}, bad
+		}
+		return c.err == nil && bad == nil
+	case opDelete:
+		c.err = l.Delete(c.id)
+		return c.err == nil
+	}
+	return false
+}
+
+// publish makes the entries of one date visible to readers.
+func (p *proc) publish(d Date, entries []Entry) {
+	if len(entries) == 0 {
+		p.sys.table.Delete(tableKey{p.name, d})
+		return
+	}
+	p.sys.table.Insert(tableKey{p.name, d}, entries)
+}
+
+// publishAll publishes a freshly loaded list and marks it loaded.
+func (p *proc) publishAll() {
+	l := p.list
+	for d, s := range l.byDate {
+		p.sys.table.Insert(tableKey{p.name, d}, s)
+	}
+	if len(l.all) > 0 {
+		p.sys.table.Insert(tableKey{list: p.name}, l.all)
+	}
+	p.hasEntries.Store(l.Len() > 0)
+	p.loaded.Store(true)
+}

@@ -1,0 +1,296 @@
+package todo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/puzpuzpuz/xsync/v3"
+)
+
+// Durability says when a change is acknowledged to its caller.
+type Durability int
+
+const (
+	// Fsync acknowledges a change once its list file and the directory
+	// holding it are fsynced: it survives a power cut. The default.
+	Fsync Durability = iota
+	// Write acknowledges a change once its list file is renamed into place,
+	// without fsync: it survives a crash of the process, not of the machine,
+	// like the book's synchronous store.
+	Write
+	// Async acknowledges a change as soon as it is applied in memory, like
+	// the book's cast; the file is written in the background, and a crash
+	// can lose the last changes. Close still writes everything.
+	Async
+)
+
+// String returns "fsync", "write" or "async".
+func (d Durability) String() string {
+	switch d {
+	case Fsync:
+		return "fsync"
+	case Write:
+		return "write"
+	case Async:
+		return "async"
+	}
+	return fmt.Sprintf("Durability(%d)", int(d))
+}
+
+// ParseDurability parses the names String returns.
+func ParseDurability(s string) (Durability, error) {
+	for _, d := range []Durability{Fsync, Write, Async} {
+		if s == d.String() {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: durability %q: want fsync, write or async", ErrInvalidOptions, s)
+}
+
+// Options configure a System. The zero value, like a nil *Options, gives
+// the defaults written on each field.
+type Options struct {
+	// IdleTimeout is how long a list's server lives without requests
+	// before it stops and its list leaves memory. Zero means 60s, the
+	// book's; a negative value means servers never expire.
+	IdleTimeout time.Duration
+
+	// MailboxSize is how many requests may wait for one list's server.
+	// When the mailbox is full a caller waits until its ctx ends. Zero
+	// means 256.
+	MailboxSize int
+
+	// Logger receives what the System has to report: panics recovered in
+	// requests, failed writes, corrupt files. Nil discards it all.
+	Logger *slog.Logger
+
+	// Durability says when a change is acknowledged. The zero value is
+	// Fsync.
+	Durability Durability
+
+	// Workers is the number of goroutines writing list files; each list is
+	// always written by the same one, so writes of a list never reorder.
+	// Zero means 3, the book's pool size.
+	Workers int
+
+	// QueueSize is how many lists may wait to be written per worker before
+	// the servers asking for more writes wait. Zero means 1024.
+	QueueSize int
+
+	// MaxFileSize is the largest list file that is read or written; a
+	// larger one is refused before it is read. Zero means 16 MiB.
+	MaxFileSize int64
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.MailboxSize == 0 {
+		c.MailboxSize = 256
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Workers == 0 {
+		c.Workers = 3
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = 1024
+	}
+	if c.MaxFileSize == 0 {
+		c.MaxFileSize = 16 << 20
+	}
+	switch {
+	case c.MailboxSize < 0:
+		return c, fmt.Errorf("%w: MailboxSize %d is negative", ErrInvalidOptions, c.MailboxSize)
+	case c.Workers < 0 || c.Workers > 1024:
+		return c, fmt.Errorf("%w: Workers %d is not in 1..1024", ErrInvalidOptions, c.Workers)
+	case c.QueueSize < 0:
+		return c, fmt.Errorf("%w: QueueSize %d is negative", ErrInvalidOptions, c.QueueSize)
+	case c.MaxFileSize < 0:
+		return c, fmt.Errorf("%w: MaxFileSize %d is negative", ErrInvalidOptions, c.MaxFileSize)
+	case c.Durability < Fsync || c.Durability > Async:
+		return c, fmt.Errorf("%w: %v", ErrInvalidOptions, c.Durability)
+	}
+	return c, nil
+}
+
+// System holds every to-do list of one data directory: the registry of
+// running list servers, the table they publish into, and the pool that
+// writes their files. It is the book's Todo.System.
+//
+// A System is safe for concurrent use by multiple goroutines. Two Systems
+// in one process are independent; two Systems must not share a directory.
+type System struct {
+	opts     Options
+	store    storage
+	pool     *pool
+	registry *Table[string, *proc]    // list name → its running server
+	table    *Table[tableKey, []Entry] // what servers publish for readers
+	stats    counters
+	calls    sync.Pool // of *call, with their reply channels
+
+	// startMu makes starting a server and closing the System exclusive, so
+	// that no server starts after Close has begun waiting for them.
+	startMu sync.RWMutex
+	closed  atomic.Bool   // set once, under startMu
+	closing chan struct{} // closed by Close; servers drain and stop
+	servers sync.WaitGroup
+	closeMu sync.Mutex // serializes Close calls
+	done    bool       // guarded by closeMu: Close has finished
+}
+
+// tableKey names what a server publishes: the entries of one date of one
+// list, or all of its entries when date is the zero Date.
+type tableKey struct {
+	list string
+	date Date
+}
+
+// storage keeps lists between the lives of their servers. The files of
+// persist.go implement it; nothing else depends on how lists are stored.
+type storage interface {
+	// load returns the stored list, or an empty one if none is stored.
+	load(name string) (*List, error)
+	// save stores a snapshot of a list, as durable as the Durability asks
+	// (Async saves as Write does).
+	save(name string, snap snapshot) error
+	// names returns the names of every stored list.
+	names() ([]string, error)
+	// close releases what the storage holds open.
+	close() error
+}
+
+// Open opens the System over the data directory dir, creating it if
+// needed. Lists are loaded lazily, when first used. opts may be nil.
+func Open(dir string, opts *Options) (*System, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st, err := openFiles(dir, o)
+	if err != nil {
+		return nil, err
+	}
+	return newSystem(st, o), nil
+}
+
+func newSystem(st storage, o Options) *System {
+	sys := &System{
+		opts:     o,
+		store:    st,
+		registry: NewTable[string, *proc](),
+		table:    NewTable[tableKey, []Entry](),
+		closing:  make(chan struct{}),
+		stats:    newCounters(),
+	}
+	sys.pool = newPool(st, o, &sys.stats)
+	return sys
+}
+
+// Close answers every request already queued, writes every pending change,
+// stops every goroutine of the System, and returns the first error a final
+// write met. It is idempotent; after it every call returns [ErrClosed].
+func (sys *System) Close() error {
+	sys.closeMu.Lock()
+	defer sys.closeMu.Unlock()
+	if sys.done {
+		return nil
+	}
+	sys.startMu.Lock()
+	sys.closed.Store(true)
+	close(sys.closing)
+	sys.startMu.Unlock()
+	sys.servers.Wait()
+	err := errors.Join(sys.pool.close(), sys.store.close())
+	sys.done = true
+	return err
+}
+
+// ServerProcess returns the handle of the list called name, the Go form of
+// Todo.Cache.server_process. The handle is the name, not a goroutine: each
+// call through it finds the list's server in the registry (lock-free when
+// it runs) and starts it if needed, so the handle keeps working after the
+// server expires. A name that is empty, longer than 255 bytes, not valid
+// UTF-8 or holding a NUL byte gives a handle whose every call fails with
+// [ErrInvalidName].
+func (sys *System) ServerProcess(name string) *Server {
+	return &Server{sys: sys, name: name, err: validName(name)}
+}
+
+// Lists returns the names of every list, stored or in memory, sorted.
+func (sys *System) Lists(ctx context.Context) ([]string, error) {
+	if sys.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	names := make(map[string]struct{})
+	stored, err := sys.store.names()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range stored {
+		names[n] = struct{}{}
+	}
+	for n, p := range sys.registry.All() {
+		if p.hasEntries.Load() {
+			names[n] = struct{}{}
+		}
+	}
+	return slices.Sorted(maps.Keys(names)), nil
+}
+
+// Stats are counters of a System's life since Open. Every field is exact.
+type Stats struct {
+	ServersRunning  int64 // list servers running now
+	ServersStarted  int64 // list servers started
+	ServersExpired  int64 // list servers stopped after IdleTimeout
+	RequestsServed  int64 // requests answered by list servers
+	PanicsRecovered int64 // requests that panicked and failed with ErrCrashed
+	TableReads      int64 // reads answered from the table, without a server
+	MailboxWaits    int64 // calls that found a mailbox full and had to wait
+	FilesWritten    int64 // list files written
+	WriteErrors     int64 // list file writes that failed
+}
+
+// counters are the live form of Stats. The ones bumped on hot paths by many
+// goroutines at once are striped.
+type counters struct {
+	started, expired, panics, mailboxWaits atomic.Int64
+	filesWritten, writeErrors              atomic.Int64
+	requests, tableReads                   *xsync.Counter
+}
+
+func newCounters() counters {
+	return counters{requests: xsync.NewCounter(), tableReads: xsync.NewCounter()}
+}
+
+// Stats returns the System's counters.
+func (sys *System) Stats() Stats {
+	c := &sys.stats
+	return Stats{
+		ServersRunning:  int64(sys.registry.Len()),
+		ServersStarted:  c.started.Load(),
+		ServersExpired:  c.expired.Load(),
+		RequestsServed:  c.requests.Value(),
+		PanicsRecovered: c.panics.Load(),
+		TableReads:      c.tableReads.Value(),
+		MailboxWaits:    c.mailboxWaits.Load(),
+		FilesWritten:    c.filesWritten.Load(),
+		WriteErrors:     c.writeErrors.Load(),
+	}
+}
