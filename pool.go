@@ -35,9 +35,9 @@ type worker struct {
 	// closing changes.
 	mu      sync.Mutex
 	cond    sync.Cond
-	queue   []string           // names with a pending write, oldest first
-	pending map[string]*write  // the newest unwritten state of each queued name
-	failed  map[string]*write  // background writes that failed and were not superseded
+	queue   []string          // names with a pending write, oldest first
+	pending map[string]*write // the newest unwritten state of each queued name
+	failed  map[string]*write // background writes that failed and were not superseded
 	closing bool
 }
 

@@ -137,7 +137,7 @@ type System struct {
 	opts     Options
 	store    storage
 	pool     *pool
-	registry *Table[string, *proc]    // list name → its running server
+	registry *Table[string, *proc]     // list name → its running server
 	table    *Table[tableKey, []Entry] // what servers publish for readers
 	stats    counters
 	calls    sync.Pool // of *call, with their reply channels
