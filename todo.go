@@ -135,6 +135,7 @@ func (o *Options) withDefaults() (Options, error) {
 // in one process are independent; two Systems must not share a directory.
 type System struct {
 	opts     Options
+	dir      string
 	store    storage
 	pool     *pool
 	registry *Table[string, *proc]     // list name → its running server
@@ -184,7 +185,9 @@ func Open(dir string, opts *Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSystem(st, o), nil
+	sys := newSystem(st, o)
+	sys.dir = dir
+	return sys, nil
 }
 
 func newSystem(st storage, o Options) *System {
@@ -253,6 +256,9 @@ func (sys *System) Lists(ctx context.Context) ([]string, error) {
 	}
 	return slices.Sorted(maps.Keys(names)), nil
 }
+
+// Dir returns the data directory the System was opened on.
+func (sys *System) Dir() string { return sys.dir }
 
 // Stats are counters of a System's life since Open. Every field is exact.
 type Stats struct {
