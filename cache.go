@@ -183,7 +183,12 @@ func (s *Server) send(c *call) error {
 		case <-c.reply:
 			return nil
 		case <-ctx.Done():
-			return ctx.Err()
+			select {
+			case <-c.reply: // answered after all: a reply beats a late timeout
+				return nil
+			default:
+				return ctx.Err()
+			}
 		}
 	}
 }

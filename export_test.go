@@ -1,6 +1,9 @@
 package todo
 
-import "sort"
+import (
+	"context"
+	"sort"
+)
 
 // memStore keeps lists in memory, so that benchmarks and tests of the
 // servers and the cache measure those layers alone.
@@ -44,3 +47,17 @@ func FileName(name string) string { return fileName(name) }
 
 // NameFromFile exposes the inverse of FileName.
 func NameFromFile(rel string) (string, bool) { return nameFromFile(rel) }
+
+// EntriesViaServer reads the entries of a date by a request and reply
+// through the list's server goroutine, bypassing the table: the baseline
+// the table read path is measured against.
+func EntriesViaServer(ctx context.Context, s *Server, d Date) ([]Entry, error) {
+	c := s.newCall(ctx, opEntries)
+	c.entry.Date = d
+	if err := s.send(c); err != nil {
+		return nil, err
+	}
+	entries, err := c.entries, c.err
+	s.sys.freeCall(c)
+	return entries, err
+}

@@ -237,8 +237,8 @@ drain:
 }
 
 // apply applies one change to the list and reports whether it changed it.
-// A panic in the request's own code fails that request alone; List.Update
-// calls the updater before it changes anything, so the list is untouched.
+// A panic in the request's own code fails that request alone; the updater
+// runs before anything is changed, so the list is untouched.
 func (p *proc) apply(c *call) (changed bool) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -254,20 +254,18 @@ func (p *proc) apply(c *call) (changed bool) {
 		c.res = l.Add(c.entry)
 		return true
 	case opUpdate:
-		var bad error
-		c.res, c.err = l.Update(c.id, func(e Entry) Entry {
-			n := c.update(e)
-			if !n.Date.Valid() {
-				bad = fmt.Errorf("%w: the updater returned %v", ErrInvalidDate, n.Date)
-				return e
-			}
-			return n
-		})
-		if bad != nil {
-			// Undo the no-op update the bad date turned into.
-			c.res, c.err = Entry{}, bad
+		i, ok := l.find(c.id)
+		if !ok {
+			c.err = fmt.Errorf("%w: id %d", ErrEntryNotFound, c.id)
+			return false
 		}
-		return c.err == nil && bad == nil
+		e := c.update(l.all[i]) // user code: may panic, before anything changed
+		if !e.Date.Valid() {
+			c.err = fmt.Errorf("%w: the updater returned %v", ErrInvalidDate, e.Date)
+			return false
+		}
+		c.res, c.err = l.Update(c.id, func(Entry) Entry { return e })
+		return c.err == nil
 	case opDelete:
 		c.err = l.Delete(c.id)
 		return c.err == nil

@@ -1,0 +1,55 @@
+// Package todo is the to-do system of Saša Jurić's Elixir in Action
+// (Todo.System, Todo.Cache, Todo.Server, Todo.Database, Todo.Web) as an
+// embeddable Go library. A [System] opened on a data directory holds many
+// independent to-do lists. [System.ServerProcess] finds a list's server by
+// name in a registry [Table] (starting it on first use, like
+// Todo.Cache.server_process); each list has one server goroutine that alone
+// changes it (like a Todo.Server process); the server loads its [List] from
+// its file on its first request, applies changes in batches, and hands each
+// batch to a bounded pool of persistence workers (like Todo.Database) that
+// write one msgpack file per list, atomically. Servers idle for
+// [Options.IdleTimeout] stop and leave memory. [NewHandler] serves the
+// original HTTP protocol and a JSON API over a System.
+//
+// # Reads and writes
+//
+// Writes of a list are serialized through its server goroutine: AddEntry,
+// UpdateEntry and DeleteEntry put a request in the server's bounded mailbox
+// and wait for the answer. Reads of a loaded list (Entries, AllEntries)
+// never wait for that goroutine: the server publishes each list's entries,
+// date by date, into a shared [Table] after every stored batch, and readers
+// take them from there without locks. A reader sees every change that was
+// acknowledged before its read began, and never a change that was not
+// stored (a batch is published only once it is as durable as asked).
+//
+// # Concurrency
+//
+// [System], [Server] and [Table] are safe for concurrent use by multiple
+// goroutines. [List] is a plain value and is not. At most one server runs
+// per list name in a System. Every call that can block takes a
+// [context.Context] and honours its deadline and cancellation. A panic in a
+// request (UpdateEntry runs the caller's updater in the list's server) fails
+// that request with [ErrCrashed]; the list keeps the state it had before,
+// and other lists never notice.
+//
+// # Durability
+//
+// A change is acknowledged when it is as durable as [Options.Durability]
+// asks: [Fsync] (the default) once the list file and its directory are
+// fsynced, [Write] once the file is renamed into place, [Async] as soon as
+// it is applied in memory. A list file is always either its old or its new
+// version, never a mix: it is written beside, fsynced, renamed over, and
+// the directory fsynced. A missing file is an empty list; a damaged one is
+// an error wrapping [ErrCorrupt] that names the file, never an empty list.
+// A failed write (a full disk, say) fails every call waiting on it and is
+// rolled back in memory; later writes succeed once the fault clears.
+// [System.Close] answers every queued request, writes everything pending,
+// and stops every goroutine; after it every call returns [ErrClosed].
+//
+// # Files
+//
+// Each list lives in one file under the data directory, named by a
+// reversible encoding of the list's name and fanned out over 256
+// subdirectories. All file access goes through an [os.Root]: no list name
+// reaches outside the data directory.
+package todo
