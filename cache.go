@@ -95,37 +95,65 @@ func (s *Server) DeleteEntry(ctx context.Context, id int) error {
 	return err
 }
 
-// Entries returns the entries of date d in id order.
+// Entries returns the entries of date d in id order. An invalid d gives
+// an error wrapping [ErrInvalidDate].
 func (s *Server) Entries(ctx context.Context, d Date) ([]Entry, error) {
-	return s.read(ctx, tableKey{s.name, d}, opEntries)
+	if s.err != nil {
+		return nil, s.err
+	}
+	if !d.Valid() {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidDate, d)
+	}
+	sys := s.sys
+	key := tableKey{s.name, d}
+	// Fast path: the date is published, by a server that still runs.
+	if c, ok := sys.table.Lookup(key); ok {
+		entries := c.entries.Load()
+		if !c.owner.retired() {
+			c.owner.touch()
+			sys.stats.tableReads.Inc()
+			return slices.Clone(*entries), nil
+		}
+	}
+	// The key may be absent because the list has nothing that day, or
+	// because the list is not loaded. Look the server up first: a value
+	// read after that, while the server has not retired, is its own.
+	if p, ok := sys.registry.Lookup(s.name); ok && p.loaded.Load() {
+		var entries []Entry
+		if c, ok := sys.table.Lookup(key); ok {
+			entries = *c.entries.Load()
+		}
+		if !p.retired() {
+			p.touch()
+			sys.stats.tableReads.Inc()
+			return slices.Clone(entries), nil
+		}
+	}
+	return s.readThroughServer(ctx, opEntries, d)
 }
 
 // AllEntries returns every entry of the list in id order.
 func (s *Server) AllEntries(ctx context.Context) ([]Entry, error) {
-	return s.read(ctx, tableKey{list: s.name}, opAll)
-}
-
-// read answers from the table when the list is loaded, and otherwise sends
-// the read to the list's server, which loads the list first.
-func (s *Server) read(ctx context.Context, key tableKey, o op) ([]Entry, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
 	sys := s.sys
 	if p, ok := sys.registry.Lookup(s.name); ok && p.loaded.Load() {
-		entries, _ := sys.table.Lookup(key)
-		// A retiring server withdraws what it published after it retires;
-		// what was read before that is still its final state.
+		all := p.all.Load()
 		if !p.retired() {
-			if !p.touched.Load() {
-				p.touched.Store(true)
-			}
+			p.touch()
 			sys.stats.tableReads.Inc()
-			return slices.Clone(entries), nil
+			return slices.Clone(*all), nil
 		}
 	}
+	return s.readThroughServer(ctx, opAll, Date{})
+}
+
+// readThroughServer sends a read to the list's server, which loads the
+// list first: the path of a list that is not loaded.
+func (s *Server) readThroughServer(ctx context.Context, o op, d Date) ([]Entry, error) {
 	c := s.newCall(ctx, o)
-	c.entry.Date = key.date
+	c.entry.Date = d
 	if err := s.send(c); err != nil {
 		return nil, err
 	}
@@ -179,10 +207,15 @@ func (s *Server) send(c *call) error {
 			}
 		}
 		p.release()
+		done := ctx.Done()
+		if done == nil { // a ctx that never ends: no select needed
+			<-c.reply
+			return nil
+		}
 		select {
 		case <-c.reply:
 			return nil
-		case <-ctx.Done():
+		case <-done:
 			select {
 			case <-c.reply: // answered after all: a reply beats a late timeout
 				return nil

@@ -139,9 +139,16 @@ type Entry struct {
 // concurrent readers and writers of files without copying them.
 type List struct {
 	lastID int
-	all    []Entry          // every entry, in id order
-	byDate map[Date][]Entry // the entries of each date, in id order; no empty slices
-	undo   *undoLog         // non-nil while a change may still be rolled back
+	all    []Entry              // every entry, in id order
+	byDate map[dayKey]*dateSlot // the entries of each date; no empty slots
+	undo   *undoLog             // non-nil while a change may still be rolled back
+	batch  uint64               // numbers the batches begun, for the undo log
+}
+
+// dateSlot holds the entries of one date, in id order.
+type dateSlot struct {
+	entries []Entry
+	batch   uint64 // the last batch that recorded this slot in the undo log
 }
 
 // undoLog records what a batch of changes replaced, so that the batch can be
@@ -149,7 +156,12 @@ type List struct {
 type undoLog struct {
 	lastID int
 	all    []Entry
-	dates  map[Date][]Entry // the first value each touched date had; nil if absent
+	dates  []undoDate // each date the batch touched, once, with what it had
+}
+
+type undoDate struct {
+	key     dayKey
+	entries []Entry // nil if the date had none
 }
 
 // NewList returns a list holding entries, added in order (their ids are
@@ -168,14 +180,37 @@ func (l *List) Add(e Entry) Entry {
 	l.lastID++
 	e.ID = l.lastID
 	l.all = append(l.all, e)
-	l.setDate(e.Date, append(l.byDate[e.Date], e))
+	k := e.Date.key()
+	slot := l.byDate[k]
+	var cur []Entry
+	if slot != nil {
+		cur = slot.entries
+	}
+	l.setSlot(k, slot, append(cur, e))
 	return e
 }
 
 // Entries returns the entries of date d in id order. It costs time in
 // proportion to the entries of that date, not to the size of the list.
 func (l *List) Entries(d Date) []Entry {
-	return slices.Clone(l.byDate[d])
+	k := d.key()
+	if k == invalidDay {
+		var found []Entry
+		for _, e := range l.entriesOf(k) {
+			if e.Date == d {
+				found = append(found, e)
+			}
+		}
+		return found
+	}
+	return slices.Clone(l.entriesOf(k))
+}
+
+func (l *List) entriesOf(k dayKey) []Entry {
+	if slot := l.byDate[k]; slot != nil {
+		return slot.entries
+	}
+	return nil
 }
 
 // Update replaces the entry with the given id by what fn returns; fn may
@@ -191,14 +226,14 @@ func (l *List) Update(id int, fn func(Entry) Entry) (Entry, error) {
 	e.ID = id
 	l.replaceAll(slices.Concat(l.all[:i], []Entry{e}, l.all[i+1:]))
 	if e.Date == old.Date {
-		s := slices.Clone(l.byDate[old.Date])
+		s := slices.Clone(l.entriesOf(old.Date.key()))
 		j, _ := findID(s, id)
 		s[j] = e
 		l.setDate(old.Date, s)
 		return e, nil
 	}
 	l.removeFromDate(old.Date, id)
-	s := l.byDate[e.Date]
+	s := l.entriesOf(e.Date.key())
 	j, _ := findID(s, id)
 	l.setDate(e.Date, slices.Concat(s[:j], []Entry{e}, s[j:]))
 	return e, nil
@@ -231,7 +266,7 @@ func findID(s []Entry, id int) (int, bool) {
 }
 
 func (l *List) removeFromDate(d Date, id int) {
-	s := l.byDate[d]
+	s := l.entriesOf(d.key())
 	j, _ := findID(s, id)
 	l.setDate(d, slices.Concat(s[:j], s[j+1:]))
 }
@@ -247,37 +282,67 @@ func (l *List) replaceAll(all []Entry) {
 // setDate installs the entries of date d, recording the old value for a
 // rollback the first time d is touched in a batch.
 func (l *List) setDate(d Date, s []Entry) {
-	if l.undo != nil {
-		if _, seen := l.undo.dates[d]; !seen {
-			l.undo.dates[d] = l.byDate[d]
+	k := d.key()
+	l.setSlot(k, l.byDate[k], s)
+}
+
+// setSlot is setDate for a caller that has looked the slot up already.
+func (l *List) setSlot(k dayKey, slot *dateSlot, s []Entry) {
+	if l.undo != nil && (slot == nil || slot.batch != l.batch) {
+		var old []Entry
+		if slot != nil {
+			old = slot.entries
+			slot.batch = l.batch
 		}
+		l.undo.dates = append(l.undo.dates, undoDate{k, old})
 	}
 	if len(s) == 0 {
-		delete(l.byDate, d)
+		delete(l.byDate, k)
 		return
 	}
-	if l.byDate == nil {
-		l.byDate = make(map[Date][]Entry)
+	if slot == nil {
+		if l.byDate == nil {
+			l.byDate = make(map[dayKey]*dateSlot)
+		}
+		slot = &dateSlot{batch: l.batch}
+		l.byDate[k] = slot
 	}
-	l.byDate[d] = s
+	slot.entries = s
+}
+
+// dayKey is a valid Date packed into 32 bits, a cheaper map key than
+// Date. Every invalid date maps to invalidDay, whose entries Entries
+// filters by their exact date.
+type dayKey uint32
+
+const invalidDay dayKey = 0 // no valid date has day 0
+
+func (d Date) key() dayKey {
+	if !d.Valid() {
+		return invalidDay
+	}
+	return dayKey(uint32(d.Year)<<9 | uint32(d.Month)<<5 | uint32(d.Day))
+}
+
+func (k dayKey) date() Date {
+	return Date{Year: int(k >> 9), Month: time.Month(k >> 5 & 0xf), Day: int(k & 0x1f)}
 }
 
 // begin starts a batch of changes that can be rolled back until commit.
 // The undo log is reused from batch to batch.
 func (l *List) begin(u *undoLog) {
-	clear(u.dates)
-	if u.dates == nil {
-		u.dates = make(map[Date][]Entry)
-	}
+	clear(u.dates) // let go of the last batch's slices
+	u.dates = u.dates[:0]
 	u.lastID, u.all = l.lastID, l.all
+	l.batch++
 	l.undo = u
 }
 
 // touched calls fn with every date the current batch changed and the
 // entries it now has (nil when it has none).
 func (l *List) touched(fn func(Date, []Entry)) {
-	for d := range l.undo.dates {
-		fn(d, l.byDate[d])
+	for _, u := range l.undo.dates {
+		fn(u.key.date(), l.entriesOf(u.key))
 	}
 }
 
@@ -289,8 +354,8 @@ func (l *List) rollback() {
 	u := l.undo
 	l.undo = nil
 	l.lastID, l.all = u.lastID, u.all
-	for d, s := range u.dates {
-		l.setDate(d, s)
+	for _, d := range u.dates {
+		l.setSlot(d.key, l.byDate[d.key], d.entries)
 	}
 }
 
@@ -308,9 +373,15 @@ func listFromSnapshot(s snapshot) *List {
 	l := &List{lastID: s.lastID, all: s.entries}
 	for _, e := range s.entries {
 		if l.byDate == nil {
-			l.byDate = make(map[Date][]Entry)
+			l.byDate = make(map[dayKey]*dateSlot)
 		}
-		l.byDate[e.Date] = append(l.byDate[e.Date], e)
+		k := e.Date.key()
+		slot := l.byDate[k]
+		if slot == nil {
+			slot = &dateSlot{}
+			l.byDate[k] = slot
+		}
+		slot.entries = append(slot.entries, e)
 	}
 	return l
 }

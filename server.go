@@ -24,13 +24,15 @@ type proc struct {
 	// sent to it.
 	senders atomic.Int64
 
-	loaded     atomic.Bool   // the list is loaded and published
-	touched    atomic.Bool   // a table read happened since the idle timer was last armed
-	hasEntries atomic.Bool   // the list has at least one entry
-	done       chan struct{} // closed when the server has left the registry
-	saved      chan error    // the pool answers the server's writes here
+	loaded     atomic.Bool             // the list is loaded and published
+	touched    atomic.Bool             // a table read happened since the idle timer was last armed
+	hasEntries atomic.Bool             // the list has at least one entry
+	all        atomic.Pointer[[]Entry] // every entry, published for AllEntries
+	done       chan struct{}           // closed when the server has left the registry
+	saved      chan error              // the pool answers the server's writes here
 
 	// Owned by the server goroutine.
+	cells map[dayKey]*dayCell // what it has published in the table
 	list  *List
 	undo  undoLog
 	batch []*call
@@ -96,27 +98,44 @@ func (p *proc) release() { p.senders.Add(-1) }
 
 func (p *proc) retired() bool { return p.senders.Load() < 0 }
 
+// touch tells the server its list was read, which keeps it from expiring.
+// The flag is written only when it changes, so that readers on many cores
+// do not fight over its cache line.
+func (p *proc) touch() {
+	if !p.touched.Load() {
+		p.touched.Store(true)
+	}
+}
+
 // run is the server goroutine.
 func (p *proc) run() {
 	defer p.sys.servers.Done()
 	idle := p.sys.opts.IdleTimeout
-	var timer *time.Timer
 	var expired <-chan time.Time
+	var timer *time.Timer
 	if idle > 0 {
 		timer = time.NewTimer(idle)
 		defer timer.Stop()
 		expired = timer.C
 	}
+	// The timer is not reset on every request, which would cost more than
+	// the request: lastRequest is noted instead, and checked when it fires.
+	var lastRequest time.Time
 	for {
 		select {
 		case c := <-p.mailbox:
 			p.serveBatch(c)
 			if timer != nil {
-				timer.Reset(idle)
+				lastRequest = time.Now()
 			}
 		case <-expired:
+			if quiet := time.Since(lastRequest); quiet < idle {
+				timer.Reset(idle - quiet)
+				continue
+			}
 			if p.touched.Swap(false) || !p.senders.CompareAndSwap(0, -1) {
-				// Read recently, or a caller is sending right now.
+				// Read since the timer was armed, or a caller is sending
+				// right now.
 				timer.Reset(idle)
 				continue
 			}
@@ -150,11 +169,8 @@ func (p *proc) stop() {
 		}
 		break
 	}
-	if p.list != nil {
-		for d := range p.list.byDate {
-			p.sys.table.Delete(tableKey{p.name, d})
-		}
-		p.sys.table.Delete(tableKey{list: p.name})
+	for k := range p.cells {
+		p.sys.table.Delete(tableKey{p.name, k.date()})
 	}
 	p.sys.registry.DeleteIf(p.name, func(q *proc) bool { return q == p })
 	close(p.done)
@@ -188,7 +204,7 @@ drain:
 			return
 		}
 		p.list = l
-		p.publishAll()
+		p.publishLoaded()
 	}
 
 	l := p.list
@@ -217,11 +233,10 @@ drain:
 	} else {
 		l.touched(p.publish)
 		if changed {
-			p.sys.table.Insert(tableKey{list: p.name}, l.all)
+			p.publishAll()
 		}
 		l.commit()
 	}
-	p.hasEntries.Store(l.Len() > 0)
 
 	for _, c := range batch {
 		switch {
@@ -275,22 +290,35 @@ func (p *proc) apply(c *call) (changed bool) {
 
 // publish makes the entries of one date visible to readers.
 func (p *proc) publish(d Date, entries []Entry) {
-	if len(entries) == 0 {
-		p.sys.table.Delete(tableKey{p.name, d})
+	k := d.key()
+	if c := p.cells[k]; c != nil {
+		c.entries.Store(&entries)
 		return
 	}
-	p.sys.table.Insert(tableKey{p.name, d}, entries)
+	if len(entries) == 0 {
+		return
+	}
+	c := &dayCell{owner: p}
+	c.entries.Store(&entries)
+	if p.cells == nil {
+		p.cells = make(map[dayKey]*dayCell)
+	}
+	p.cells[k] = c
+	p.sys.table.Insert(tableKey{p.name, d}, c)
 }
 
-// publishAll publishes a freshly loaded list and marks it loaded.
+// publishAll publishes the whole list for AllEntries.
 func (p *proc) publishAll() {
-	l := p.list
-	for d, s := range l.byDate {
-		p.sys.table.Insert(tableKey{p.name, d}, s)
+	all := p.list.all
+	p.all.Store(&all)
+	p.hasEntries.Store(len(all) > 0)
+}
+
+// publishLoaded publishes a freshly loaded list and marks it loaded.
+func (p *proc) publishLoaded() {
+	for k, slot := range p.list.byDate {
+		p.publish(k.date(), slot.entries)
 	}
-	if len(l.all) > 0 {
-		p.sys.table.Insert(tableKey{list: p.name}, l.all)
-	}
-	p.hasEntries.Store(l.Len() > 0)
+	p.publishAll()
 	p.loaded.Store(true)
 }

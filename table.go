@@ -42,6 +42,12 @@ func NewTable[K comparable, V any]() *Table[K, V] {
 	return &Table[K, V]{m: xsync.NewMapOf[K, V]()}
 }
 
+// newTableWithHasher returns an empty table that hashes keys with hash,
+// for key types the generic hasher is slow on (structs).
+func newTableWithHasher[K comparable, V any](hash func(K, uint64) uint64) *Table[K, V] {
+	return &Table[K, V]{m: xsync.NewMapOfWithHasher[K, V](hash)}
+}
+
 // Insert stores value under key, replacing any value it had (ets:insert).
 func (t *Table[K, V]) Insert(key K, value V) { t.m.Store(key, value) }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"maps"
 	"slices"
@@ -138,8 +139,8 @@ type System struct {
 	dir      string
 	store    storage
 	pool     *pool
-	registry *Table[string, *proc]     // list name → its running server
-	table    *Table[tableKey, []Entry] // what servers publish for readers
+	registry *Table[string, *proc]      // list name → its running server
+	table    *Table[tableKey, *dayCell] // what servers publish for readers
 	stats    counters
 	calls    sync.Pool // of *call, with their reply channels
 
@@ -154,10 +155,31 @@ type System struct {
 }
 
 // tableKey names what a server publishes: the entries of one date of one
-// list, or all of its entries when date is the zero Date.
+// list.
 type tableKey struct {
 	list string
 	date Date
+}
+
+// dayCell is what a server publishes for one date of its list: inserted in
+// the table once, then updated in place by its server (an atomic store is
+// far cheaper than a table insert), read by anyone. owner lets a reader
+// tell that the cell still belongs to a running server.
+type dayCell struct {
+	owner   *proc
+	entries atomic.Pointer[[]Entry] // in id order; a slice the List never writes to again
+}
+
+// tableKeyHasher hashes tableKeys faster than the generic hasher of
+// struct keys: the name with maphash, then the date mixed in.
+func tableKeyHasher() func(tableKey, uint64) uint64 {
+	seed := maphash.MakeSeed()
+	return func(k tableKey, tableSeed uint64) uint64 {
+		h := maphash.String(seed, k.list) ^ tableSeed
+		h ^= uint64(k.date.Year)<<16 ^ uint64(k.date.Month)<<8 ^ uint64(k.date.Day)
+		h *= 0x9e3779b97f4a7c15
+		return h ^ h>>29
+	}
 }
 
 // storage keeps lists between the lives of their servers. The files of
@@ -195,7 +217,7 @@ func newSystem(st storage, o Options) *System {
 		opts:     o,
 		store:    st,
 		registry: NewTable[string, *proc](),
-		table:    NewTable[tableKey, []Entry](),
+		table:    newTableWithHasher[tableKey, *dayCell](tableKeyHasher()),
 		closing:  make(chan struct{}),
 		stats:    newCounters(),
 	}
