@@ -32,6 +32,10 @@ var (
 	// configured cap and is refused before it is read.
 	ErrTooLarge = errors.New("todo: file too large")
 
+	// ErrListFull is returned when a list has given out every id up to
+	// MaxID and cannot take another entry.
+	ErrListFull = errors.New("todo: list full")
+
 	// ErrInvalidOptions is returned by Open when an Options field is out of range.
 	ErrInvalidOptions = errors.New("todo: invalid options")
 )

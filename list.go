@@ -120,6 +120,10 @@ func appendPadded(b []byte, n, width int) []byte {
 	return append(b, tmp[i:]...)
 }
 
+// MaxID is the largest id a list gives out: 2^53-1, the largest integer
+// every JSON client reads exactly.
+const MaxID = 1<<53 - 1
+
 // Entry is one to-do item. ID is assigned by the list when the entry is added.
 type Entry struct {
 	ID    int
@@ -175,8 +179,11 @@ func NewList(entries ...Entry) *List {
 }
 
 // Add adds e to the list with the next id, ignoring e.ID, and returns the
-// entry as stored.
+// entry as stored. It panics if the list has given out MaxID already.
 func (l *List) Add(e Entry) Entry {
+	if l.lastID >= MaxID {
+		panic("todo: List.Add: every id up to MaxID is used")
+	}
 	l.lastID++
 	e.ID = l.lastID
 	l.all = append(l.all, e)

@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -166,12 +167,14 @@ func (f *files) load(name string) (*List, error) {
 
 // read returns the framed body of the file at rel, checked.
 func (f *files) read(rel string) ([]byte, error) {
-	file, err := f.root.Open(rel)
+	full := path.Join(f.dir, rel)
+	// O_NONBLOCK: opening a FIFO someone left in place of a list file must
+	// not hang the list's server; it has no effect on regular files.
+	file, err := f.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer file.Close()
-	full := path.Join(f.dir, rel)
 	info, err := file.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("todo: %s: %w", full, err)
@@ -388,6 +391,9 @@ func appendString(b []byte, s string) []byte {
 const minEntrySize = 4
 
 func decodeList(body []byte) (snapshot, error) {
+	if err := checkMsgpack(body); err != nil {
+		return snapshot{}, err
+	}
 	r := bytes.NewReader(body)
 	dec := msgpack.NewDecoder(r)
 	var s snapshot
@@ -405,8 +411,8 @@ func decodeList(body []byte) (snapshot, error) {
 	if err != nil {
 		return s, err
 	}
-	if lastID < 0 {
-		return s, fmt.Errorf("negative last id %d", lastID)
+	if lastID < 0 || lastID > MaxID {
+		return s, fmt.Errorf("last id %d out of range 0..%d", lastID, MaxID)
 	}
 	n, err := dec.DecodeArrayLen()
 	if err != nil {
@@ -457,6 +463,101 @@ func expectArray(dec *msgpack.Decoder, n int) error {
 	}
 	if got != n {
 		return fmt.Errorf("array of %d, want %d", got, n)
+	}
+	return nil
+}
+
+// checkMsgpack walks the msgpack values in data without decoding them and
+// fails if any container claims more elements than the bytes left could
+// hold, or if data ends inside a value. The msgpack decoder allocates
+// ahead by claimed sizes (up to a million map entries at each level of
+// nesting), so hostile input must be turned away before it is decoded:
+// after this check, what decoding allocates is bounded by len(data).
+func checkMsgpack(data []byte) error {
+	need := 1 // values still to read; each takes at least one byte
+	for i := 0; i < len(data); {
+		if need == 0 {
+			// The first value is complete; any more values are judged by
+			// the caller, one at a time.
+			need = 1
+		}
+		c := data[i]
+		i++
+		need--
+		var length, skip, elems int
+		switch {
+		case c <= 0x7f, c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3:
+		case c&0xf0 == 0x80:
+			elems = 2 * int(c&0x0f)
+		case c&0xf0 == 0x90:
+			elems = int(c & 0x0f)
+		case c&0xe0 == 0xa0:
+			skip = int(c & 0x1f)
+		case c == 0xc4 || c == 0xd9:
+			length = 1
+		case c == 0xc5 || c == 0xda:
+			length = 2
+		case c == 0xc6 || c == 0xdb:
+			length = 4
+		case c == 0xc7:
+			length, skip = 1, 1
+		case c == 0xc8:
+			length, skip = 2, 1
+		case c == 0xc9:
+			length, skip = 4, 1
+		case c == 0xca:
+			skip = 4
+		case c == 0xcb:
+			skip = 8
+		case c >= 0xcc && c <= 0xcf:
+			skip = 1 << (c - 0xcc)
+		case c >= 0xd0 && c <= 0xd3:
+			skip = 1 << (c - 0xd0)
+		case c >= 0xd4 && c <= 0xd8:
+			skip = 1 + 1<<(c-0xd4)
+		case c == 0xdc, c == 0xde:
+			if i+2 > len(data) {
+				return fmt.Errorf("msgpack: truncated at byte %d", i)
+			}
+			elems = int(binary.BigEndian.Uint16(data[i:]))
+			i += 2
+			if c == 0xde {
+				elems *= 2
+			}
+		case c == 0xdd, c == 0xdf:
+			if i+4 > len(data) {
+				return fmt.Errorf("msgpack: truncated at byte %d", i)
+			}
+			elems = int(binary.BigEndian.Uint32(data[i:]))
+			i += 4
+			if c == 0xdf {
+				elems *= 2
+			}
+		default:
+			return fmt.Errorf("msgpack: invalid code 0x%02x at byte %d", c, i-1)
+		}
+		if length > 0 {
+			if i+length > len(data) {
+				return fmt.Errorf("msgpack: truncated at byte %d", i)
+			}
+			n := 0
+			for _, b := range data[i : i+length] {
+				n = n<<8 | int(b)
+			}
+			i += length
+			skip += n
+		}
+		if skip > len(data)-i {
+			return fmt.Errorf("msgpack: value at byte %d claims %d bytes, %d are left", i, skip, len(data)-i)
+		}
+		i += skip
+		need += elems
+		if need > len(data)-i {
+			return fmt.Errorf("msgpack: containers claim %d more values, %d bytes are left", need, len(data)-i)
+		}
+	}
+	if need > 0 {
+		return errors.New("msgpack: truncated")
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ type worker struct {
 	cond    sync.Cond
 	queue   []string          // names with a pending write, oldest first
 	pending map[string]*write // the newest unwritten state of each queued name
+	writing map[string]*write // the write in progress, by name (at most one)
 	failed  map[string]*write // background writes that failed and were not superseded
 	closing bool
 }
@@ -57,7 +58,12 @@ func newPool(st storage, o Options, stats *counters) *pool {
 		queueCap: o.QueueSize,
 	}
 	for range o.Workers {
-		w := &worker{p: p, pending: make(map[string]*write), failed: make(map[string]*write)}
+		w := &worker{
+			p:       p,
+			pending: make(map[string]*write),
+			writing: make(map[string]*write),
+			failed:  make(map[string]*write),
+		}
 		w.cond.L = &w.mu
 		p.workers = append(p.workers, w)
 		p.wg.Add(1)
@@ -71,7 +77,7 @@ func newPool(st storage, o Options, stats *counters) *pool {
 // the write's error; with Async it returns as soon as the state is queued.
 // When the worker's queue is full it waits for room.
 func (p *pool) save(name string, snap snapshot, done chan error) error {
-	w := p.workers[maphash.String(p.seed, name)%uint64(len(p.workers))]
+	w := p.worker(name)
 	w.mu.Lock()
 	wr := w.pending[name]
 	if wr == nil {
@@ -111,18 +117,81 @@ func (w *worker) run() {
 		wr := w.pending[name]
 		delete(w.pending, name)
 		delete(w.failed, name) // this write holds everything the failed one held
-		w.cond.Broadcast()     // room in the queue
+		w.writing[name] = wr
+		w.cond.Broadcast() // room in the queue
 		w.mu.Unlock()
 
 		err := w.p.write(name, wr)
-		if err != nil && len(wr.waiters) == 0 {
-			w.mu.Lock()
-			if w.pending[name] == nil {
-				w.failed[name] = wr // nothing newer will write it: retry at close
-			}
-			w.mu.Unlock()
+		w.mu.Lock()
+		delete(w.writing, name)
+		if err != nil && len(wr.waiters) == 0 && w.pending[name] == nil {
+			// Nobody waits on this background write and nothing newer
+			// will write the list: keep it for the next retry.
+			w.failed[name] = wr
+		}
+		w.mu.Unlock()
+		if err == nil {
+			w.retryFailed()
 		}
 	}
+}
+
+// retryFailed queues again the background writes that failed, now that a
+// write has succeeded (the disk may have room again, say).
+func (w *worker) retryFailed() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, wr := range w.failed {
+		delete(w.failed, name)
+		if w.pending[name] == nil {
+			w.pending[name] = wr
+			w.queue = append(w.queue, name)
+		}
+	}
+}
+
+// load returns the newest state of a list: the one still waiting to be
+// written (with Async durability, a server that expired may have left one
+// behind), or else the stored one. It is how a new server of a list reads
+// the writes of the one before it.
+func (p *pool) load(name string) (*List, error) {
+	w := p.worker(name)
+	w.mu.Lock()
+	wr := w.pending[name]
+	if wr == nil {
+		wr = w.writing[name]
+	}
+	if wr == nil {
+		wr = w.failed[name]
+	}
+	w.mu.Unlock()
+	if wr != nil {
+		return listFromSnapshot(wr.snap), nil
+	}
+	// Nothing is unwritten, and nothing new can be: the list's only writer
+	// is the server that asks.
+	return p.store.load(name)
+}
+
+// unwritten returns the names of the lists with a state not yet written.
+func (p *pool) unwritten() []string {
+	var names []string
+	for _, w := range p.workers {
+		w.mu.Lock()
+		for _, m := range []map[string]*write{w.pending, w.writing, w.failed} {
+			for name, wr := range m {
+				if len(wr.snap.entries) > 0 {
+					names = append(names, name)
+				}
+			}
+		}
+		w.mu.Unlock()
+	}
+	return names
+}
+
+func (p *pool) worker(name string) *worker {
+	return p.workers[maphash.String(p.seed, name)%uint64(len(p.workers))]
 }
 
 // write writes one list and answers everyone waiting on it.

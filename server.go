@@ -111,15 +111,21 @@ func (p *proc) touch() {
 func (p *proc) run() {
 	defer p.sys.servers.Done()
 	idle := p.sys.opts.IdleTimeout
-	var expired <-chan time.Time
+	// The timer sends on a plain channel: selecting on a timer's own channel
+	// costs a lock on the timer every time the server waits. It is not reset
+	// on every request either, which would cost more than the request:
+	// lastRequest is noted instead, and checked when the timer fires.
 	var timer *time.Timer
+	expired := make(chan struct{}, 1)
 	if idle > 0 {
-		timer = time.NewTimer(idle)
+		timer = time.AfterFunc(idle, func() {
+			select {
+			case expired <- struct{}{}:
+			default:
+			}
+		})
 		defer timer.Stop()
-		expired = timer.C
 	}
-	// The timer is not reset on every request, which would cost more than
-	// the request: lastRequest is noted instead, and checked when it fires.
 	var lastRequest time.Time
 	for {
 		select {
@@ -194,7 +200,7 @@ drain:
 	p.sys.stats.requests.Add(int64(len(batch)))
 
 	if p.list == nil {
-		l, err := p.sys.store.load(p.name)
+		l, err := p.sys.pool.load(p.name)
 		if err != nil {
 			p.sys.opts.Logger.Error("todo: cannot load list", "list", p.name, "err", err)
 			for _, c := range batch {
@@ -266,6 +272,10 @@ func (p *proc) apply(c *call) (changed bool) {
 	l := p.list
 	switch c.op {
 	case opAdd:
+		if l.lastID >= MaxID {
+			c.err = fmt.Errorf("%w: list %q has given out every id up to %d", ErrListFull, p.name, MaxID)
+			return false
+		}
 		c.res = l.Add(c.entry)
 		return true
 	case opUpdate:

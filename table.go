@@ -1,6 +1,7 @@
 package todo
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"iter"
@@ -221,9 +222,18 @@ func (t *Table[K, V]) Save(w io.Writer) error {
 }
 
 // LoadTable reads a table written by Save, the Go form of ets:file2tab.
-// Input that is not such a table gives an error wrapping [ErrCorrupt].
+// Input that is not such a table gives an error wrapping [ErrCorrupt];
+// hostile input is refused before it is decoded, so what LoadTable
+// allocates stays in proportion to the input's size.
 func LoadTable[K comparable, V any](r io.Reader) (*Table[K, V], error) {
-	dec := msgpack.NewDecoder(r)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("todo: load table: %w", err)
+	}
+	if err := checkMsgpack(data); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	dec := msgpack.NewDecoder(bytes.NewReader(data))
 	magic, err := dec.DecodeString()
 	if err != nil || magic != tableMagic {
 		return nil, fmt.Errorf("%w: not a saved table (want header %q)", ErrCorrupt, tableMagic)

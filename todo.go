@@ -65,7 +65,7 @@ type Options struct {
 
 	// MailboxSize is how many requests may wait for one list's server.
 	// When the mailbox is full a caller waits until its ctx ends. Zero
-	// means 256.
+	// means 256; at most 1<<20.
 	MailboxSize int
 
 	// Logger receives what the System has to report: panics recovered in
@@ -82,11 +82,13 @@ type Options struct {
 	Workers int
 
 	// QueueSize is how many lists may wait to be written per worker before
-	// the servers asking for more writes wait. Zero means 1024.
+	// the servers asking for more writes wait. Zero means 1024; at most
+	// 1<<20.
 	QueueSize int
 
 	// MaxFileSize is the largest list file that is read or written; a
-	// larger one is refused before it is read. Zero means 16 MiB.
+	// larger one is refused before it is read. Zero means 16 MiB; at most
+	// 2 GiB.
 	MaxFileSize int64
 }
 
@@ -114,14 +116,14 @@ func (o *Options) withDefaults() (Options, error) {
 		c.MaxFileSize = 16 << 20
 	}
 	switch {
-	case c.MailboxSize < 0:
-		return c, fmt.Errorf("%w: MailboxSize %d is negative", ErrInvalidOptions, c.MailboxSize)
+	case c.MailboxSize < 0 || c.MailboxSize > 1<<20:
+		return c, fmt.Errorf("%w: MailboxSize %d is not in 1..%d", ErrInvalidOptions, c.MailboxSize, 1<<20)
 	case c.Workers < 0 || c.Workers > 1024:
 		return c, fmt.Errorf("%w: Workers %d is not in 1..1024", ErrInvalidOptions, c.Workers)
-	case c.QueueSize < 0:
-		return c, fmt.Errorf("%w: QueueSize %d is negative", ErrInvalidOptions, c.QueueSize)
-	case c.MaxFileSize < 0:
-		return c, fmt.Errorf("%w: MaxFileSize %d is negative", ErrInvalidOptions, c.MaxFileSize)
+	case c.QueueSize < 0 || c.QueueSize > 1<<20:
+		return c, fmt.Errorf("%w: QueueSize %d is not in 1..%d", ErrInvalidOptions, c.QueueSize, 1<<20)
+	case c.MaxFileSize < 0 || c.MaxFileSize > 1<<31:
+		return c, fmt.Errorf("%w: MaxFileSize %d is not in 1..%d", ErrInvalidOptions, c.MaxFileSize, int64(1)<<31)
 	case c.Durability < Fsync || c.Durability > Async:
 		return c, fmt.Errorf("%w: %v", ErrInvalidOptions, c.Durability)
 	}
@@ -275,6 +277,9 @@ func (sys *System) Lists(ctx context.Context) ([]string, error) {
 		if p.hasEntries.Load() {
 			names[n] = struct{}{}
 		}
+	}
+	for _, n := range sys.pool.unwritten() {
+		names[n] = struct{}{}
 	}
 	return slices.Sorted(maps.Keys(names)), nil
 }
