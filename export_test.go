@@ -2,6 +2,10 @@ package todo
 
 import (
 	"context"
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"path"
 	"sort"
 )
 
@@ -60,4 +64,80 @@ func EntriesViaServer(ctx context.Context, s *Server, d Date) ([]Entry, error) {
 	entries, err := c.entries, c.err
 	s.sys.freeCall(c)
 	return entries, err
+}
+
+// The declarations below serve the persistence tests (persist_test.go,
+// pool_test.go, crash_test.go, diskfull_test.go).
+
+// openWith is Open with the list files kept by wrap(files).
+func openWith(dir string, opts *Options, wrap func(*files) storage) (*System, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	f, err := openFiles(dir, o)
+	if err != nil {
+		return nil, err
+	}
+	sys := newSystem(wrap(f), o)
+	sys.dir = dir
+	return sys, nil
+}
+
+// SaveHook runs in place of each write of a list file; save does the
+// write. lastID and entries describe the state being written.
+type SaveHook func(list string, lastID, entries int, save func() error) error
+
+// hookedFiles is files with a SaveHook around every write.
+type hookedFiles struct {
+	*files
+	hook SaveHook
+}
+
+func (h hookedFiles) save(name string, s snapshot) error {
+	return h.hook(name, s.lastID, len(s.entries), func() error { return h.files.save(name, s) })
+}
+
+// OpenHooked is Open with hook around every write of a list file, for
+// tests that watch writes or break them.
+func OpenHooked(dir string, opts *Options, hook SaveHook) (*System, error) {
+	return openWith(dir, opts, func(f *files) storage { return hookedFiles{f, hook} })
+}
+
+// inPlaceFiles is the broken twin of files, the book's way of writing: it
+// truncates a list's file and writes the new version over it in small
+// pieces, with no temp file, rename or fsync, so a crash mid-write leaves
+// a torn file.
+type inPlaceFiles struct{ *files }
+
+func (f inPlaceFiles) save(name string, s snapshot) error {
+	rel := fileName(name)
+	if err := f.mkdirs(path.Dir(rel)); err != nil {
+		return err
+	}
+	body := encodeList(s)
+	data := make([]byte, headerSize, headerSize+len(body))
+	copy(data, frameMagic)
+	data[4] = frameVersion
+	binary.BigEndian.PutUint32(data[8:12], uint32(len(body)))
+	binary.BigEndian.PutUint32(data[12:16], crc32.Checksum(body, castagnoli))
+	data = append(data, body...)
+	file, err := f.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	for len(data) > 0 && err == nil {
+		n := min(len(data), 16)
+		_, err = file.Write(data[:n])
+		data = data[n:]
+	}
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// OpenInPlace is Open over the broken twin of the list files, inPlaceFiles.
+func OpenInPlace(dir string, opts *Options) (*System, error) {
+	return openWith(dir, opts, func(f *files) storage { return inPlaceFiles{f} })
 }

@@ -168,11 +168,17 @@ func (f *files) load(name string) (*List, error) {
 // read returns the framed body of the file at rel, checked.
 func (f *files) read(rel string) ([]byte, error) {
 	full := path.Join(f.dir, rel)
+	// A list file is never a symbolic link: refuse one rather than follow it.
+	if info, err := f.root.Lstat(rel); err != nil {
+		return nil, err
+	} else if info.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%w: %s: a symbolic link", ErrCorrupt, full)
+	}
 	// O_NONBLOCK: opening a FIFO someone left in place of a list file must
 	// not hang the list's server; it has no effect on regular files.
 	file, err := f.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("todo: %s: %w", full, err)
 	}
 	defer file.Close()
 	info, err := file.Stat()
