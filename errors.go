@@ -23,10 +23,11 @@ var (
 	// ErrClosed is returned by every call made after the System was closed.
 	ErrClosed = errors.New("todo: system closed")
 
-	// ErrCorrupt is returned when a stored list file cannot be trusted: it is
-	// truncated, fails its checksum, has trailing bytes or does not decode.
-	// The error names the file; the list is not served as empty.
-	ErrCorrupt = errors.New("todo: corrupt list file")
+	// ErrCorrupt is returned when a stored list file (or a saved Table)
+	// cannot be trusted: it is truncated, fails its checksum, has trailing
+	// bytes or does not decode. The error names the file; the list is not
+	// served as empty.
+	ErrCorrupt = errors.New("todo: corrupt data")
 
 	// ErrTooLarge is returned when a stored file is larger than the
 	// configured cap and is refused before it is read.

@@ -141,3 +141,20 @@ func (f inPlaceFiles) save(name string, s snapshot) error {
 func OpenInPlace(dir string, opts *Options) (*System, error) {
 	return openWith(dir, opts, func(f *files) storage { return inPlaceFiles{f} })
 }
+
+// Batch runs change on l as one batch of a list server, then rolls it back
+// (as after a failed write) or commits it, and returns the dates the batch
+// reported as touched.
+func Batch(l *List, change func(*List), rollback bool) []Date {
+	var u undoLog
+	l.begin(&u)
+	change(l)
+	var touched []Date
+	l.touched(func(d Date, _ []Entry) { touched = append(touched, d) })
+	if rollback {
+		l.rollback()
+	} else {
+		l.commit()
+	}
+	return touched
+}

@@ -144,7 +144,7 @@ type Entry struct {
 type List struct {
 	lastID int
 	all    []Entry              // every entry, in id order
-	byDate map[dayKey]*dateSlot // the entries of each date; no empty slots
+	byDate map[dayKey]*dateSlot // the entries of each date; empty slots only inside a batch
 	undo   *undoLog             // non-nil while a change may still be rolled back
 	batch  uint64               // numbers the batches begun, for the undo log
 }
@@ -304,6 +304,13 @@ func (l *List) setSlot(k dayKey, slot *dateSlot, s []Entry) {
 		l.undo.dates = append(l.undo.dates, undoDate{k, old})
 	}
 	if len(s) == 0 {
+		if l.undo != nil && slot != nil {
+			// Keep the emptied slot, and with it the mark that this batch
+			// recorded the date, until commit: a later touch in the batch
+			// must not record the date a second time.
+			slot.entries = nil
+			return
+		}
 		delete(l.byDate, k)
 		return
 	}
@@ -354,7 +361,14 @@ func (l *List) touched(fn func(Date, []Entry)) {
 }
 
 // commit ends the batch, keeping its changes.
-func (l *List) commit() { l.undo = nil }
+func (l *List) commit() {
+	for _, d := range l.undo.dates {
+		if slot := l.byDate[d.key]; slot != nil && len(slot.entries) == 0 {
+			delete(l.byDate, d.key)
+		}
+	}
+	l.undo = nil
+}
 
 // rollback ends the batch, restoring the list to what it was at begin.
 func (l *List) rollback() {

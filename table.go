@@ -33,7 +33,9 @@ import (
 // Update, Compute and SelectDelete run their callback while the key's
 // bucket is locked, so a callback must be short and must not touch the same
 // table. A callback that panics leaves the key as it was and the table fully
-// usable; the panic is then re-raised in the caller.
+// usable; the panic is then re-raised in the caller. A callback must not
+// call runtime.Goexit (t.Fatal does): that is not a panic, and would leave
+// the bucket locked for ever.
 type Table[K comparable, V any] struct {
 	m *xsync.MapOf[K, V]
 }

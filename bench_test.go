@@ -1,0 +1,450 @@
+package todo_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gotodo/todo"
+	"github.com/puzpuzpuz/xsync/v3"
+)
+
+// parallelCase is one sub-benchmark run by runParallel.
+type parallelCase struct {
+	// name is the sub-benchmark's path of key=value parts, like
+	// "impl=table/op=lookup", so that benchstat can pivot on any key.
+	name string
+	// setup prepares what is measured (untimed) and returns the body of
+	// one goroutine of b.RunParallel, which must loop with for pb.Next().
+	// It may register cleanups with b.Cleanup.
+	setup func(b *testing.B) func(pb *testing.PB)
+}
+
+// runParallel runs each case as a sub-benchmark over b.RunParallel,
+// reporting allocations and an ops/s metric (b.N operations, summed over
+// all goroutines, per second of wall time).
+func runParallel(b *testing.B, cases []parallelCase) {
+	b.Helper()
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			body := c.setup(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(body)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		})
+	}
+}
+
+// benchKeys is the number of keys preloaded into every map that
+// BenchmarkTable measures; operations pick keys among them.
+const benchKeys = 100_000
+
+// keyRand is a per-goroutine xorshift generator of keys and of the choice
+// between a read and a write. It is a value with no locks, so goroutines
+// never share or contend on it.
+type keyRand uint64
+
+var keyRandSeeds atomic.Uint64
+
+func newKeyRand() keyRand {
+	// Distinct, nonzero seeds: xorshift must not start at zero.
+	return keyRand(keyRandSeeds.Add(1)*0x9e3779b97f4a7c15 | 1)
+}
+
+// next returns a key in [0, benchKeys) and whether this operation is a
+// write, which it is writePercent times in a hundred.
+func (r *keyRand) next(writePercent uint64) (key int, write bool) {
+	x := uint64(*r)
+	x ^= x << 13
+	x ^= x >> 7
+	x ^= x << 17
+	*r = keyRand(x)
+	return int(x % benchKeys), (x>>32)%100 < writePercent
+}
+
+// tableOps are the operations BenchmarkTable runs on each implementation,
+// named by the percentage of writes among them.
+var tableOps = []struct {
+	name         string
+	writePercent uint64
+}{
+	{"lookup", 0},
+	{"insert", 100},
+	{"mixed90", 10}, // 90% lookups
+}
+
+// tableImpls are the concurrent int→int maps BenchmarkTable compares. Each
+// returns the body of a RunParallel goroutine over a map preloaded with
+// benchKeys keys; the body calls the map's own methods directly so that
+// none pays for an interface or a func value the others do not.
+var tableImpls = []struct {
+	name string
+	body func(b *testing.B, writePercent uint64) func(pb *testing.PB)
+}{
+	{"table", func(b *testing.B, writePercent uint64) func(pb *testing.PB) {
+		m := todo.NewTable[int, int]()
+		for k := range benchKeys {
+			m.Insert(k, k)
+		}
+		return func(pb *testing.PB) {
+			r, misses := newKeyRand(), 0
+			for pb.Next() {
+				k, write := r.next(writePercent)
+				if write {
+					m.Insert(k, k)
+				} else if _, ok := m.Lookup(k); !ok {
+					misses++
+				}
+			}
+			reportMisses(b, misses)
+		}
+	}},
+	{"xsync", func(b *testing.B, writePercent uint64) func(pb *testing.PB) {
+		m := xsync.NewMapOf[int, int]()
+		for k := range benchKeys {
+			m.Store(k, k)
+		}
+		return func(pb *testing.PB) {
+			r, misses := newKeyRand(), 0
+			for pb.Next() {
+				k, write := r.next(writePercent)
+				if write {
+					m.Store(k, k)
+				} else if _, ok := m.Load(k); !ok {
+					misses++
+				}
+			}
+			reportMisses(b, misses)
+		}
+	}},
+	{"syncmap", func(b *testing.B, writePercent uint64) func(pb *testing.PB) {
+		var m sync.Map
+		for k := range benchKeys {
+			m.Store(k, k)
+		}
+		return func(pb *testing.PB) {
+			r, misses := newKeyRand(), 0
+			for pb.Next() {
+				k, write := r.next(writePercent)
+				if write {
+					m.Store(k, k)
+				} else if _, ok := m.Load(k); !ok {
+					misses++
+				}
+			}
+			reportMisses(b, misses)
+		}
+	}},
+	{"rwmutex", func(b *testing.B, writePercent uint64) func(pb *testing.PB) {
+		var mu sync.RWMutex // guards m
+		m := make(map[int]int, benchKeys)
+		for k := range benchKeys {
+			m[k] = k
+		}
+		return func(pb *testing.PB) {
+			r, misses := newKeyRand(), 0
+			for pb.Next() {
+				k, write := r.next(writePercent)
+				if write {
+					mu.Lock()
+					m[k] = k
+					mu.Unlock()
+				} else {
+					mu.RLock()
+					_, ok := m[k]
+					mu.RUnlock()
+					if !ok {
+						misses++
+					}
+				}
+			}
+			reportMisses(b, misses)
+		}
+	}},
+}
+
+// reportMisses fails the benchmark if a lookup of a preloaded key missed:
+// it keeps the lookups' results live and checks that the map was loaded.
+func reportMisses(b *testing.B, misses int) {
+	if misses > 0 {
+		b.Errorf("%d lookups of preloaded keys missed", misses)
+	}
+}
+
+// BenchmarkTable compares todo.Table with the raw xsync.MapOf it wraps,
+// sync.Map, and a map behind a sync.RWMutex, on int keys. Compare the
+// implementations with:
+//
+//	go test -run '^$' -bench BenchmarkTable -count=10 . > table.bench
+//	benchstat -col /impl table.bench
+func BenchmarkTable(b *testing.B) {
+	var cases []parallelCase
+	for _, impl := range tableImpls {
+		for _, op := range tableOps {
+			cases = append(cases, parallelCase{
+				name: "impl=" + impl.name + "/op=" + op.name,
+				setup: func(b *testing.B) func(pb *testing.PB) {
+					return impl.body(b, op.writePercent)
+				},
+			})
+		}
+	}
+	runParallel(b, cases)
+}
+
+// runClients runs op b.N times in all, spread over clients goroutines
+// that take the next iteration from a shared counter, and reports ops/s.
+func runClients(b *testing.B, clients int, op func(client, i int)) {
+	b.Helper()
+	b.ReportAllocs()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= b.N {
+					return
+				}
+				op(c, i)
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// benchDates are the days entries are spread over.
+var benchDates = func() []todo.Date {
+	var ds []todo.Date
+	for d := 1; d <= 31; d++ {
+		ds = append(ds, todo.Date{Year: 2013, Month: time.December, Day: d})
+	}
+	return ds
+}()
+
+func listNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("list_%d", i+1)
+	}
+	return names
+}
+
+// mutexList is the baseline a user would write by hand: a List behind a mutex.
+type mutexList struct {
+	mu   sync.Mutex
+	list todo.List
+}
+
+// BenchmarkServer measures the servers, the cache and the table alone:
+// lists are kept in memory (Async, in-memory storage).
+func BenchmarkServer(b *testing.B) {
+	ctx := context.Background()
+	for _, lists := range []int{1, 1000} {
+		for _, clients := range []int{1, 2, 64} {
+			name := fmt.Sprintf("op=add/lists=%d/clients=%d", lists, clients)
+			names := listNames(lists)
+			b.Run("impl=server/"+name, func(b *testing.B) {
+				sys := openMemory(b)
+				servers := make([]*todo.Server, lists)
+				for i, n := range names {
+					servers[i] = sys.ServerProcess(n)
+				}
+				runClients(b, clients, func(c, i int) {
+					s := servers[(i*7919+c)%lists]
+					e := todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist"}
+					if _, err := s.AddEntry(ctx, e); err != nil {
+						b.Error(err)
+					}
+				})
+			})
+			b.Run("impl=mutex/"+name, func(b *testing.B) {
+				ls := make([]*mutexList, lists)
+				for i := range ls {
+					ls[i] = &mutexList{}
+				}
+				runClients(b, clients, func(c, i int) {
+					l := ls[(i*7919+c)%lists]
+					e := todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist"}
+					l.mu.Lock()
+					l.list.Add(e)
+					l.mu.Unlock()
+				})
+			})
+		}
+	}
+
+	// Reads of one loaded list with 10 entries on the day read.
+	day := benchDates[0]
+	for _, clients := range []int{1, 64} {
+		name := fmt.Sprintf("op=entries/lists=1/clients=%d", clients)
+		read := func(b *testing.B, get func(*todo.Server) ([]todo.Entry, error)) {
+			sys := openMemory(b)
+			s := sys.ServerProcess("bob")
+			for i := range 10 {
+				if _, err := s.AddEntry(ctx, todo.Entry{Date: day, Title: fmt.Sprint("entry ", i)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			runClients(b, clients, func(int, int) {
+				es, err := get(s)
+				if err != nil || len(es) != 10 {
+					b.Errorf("got %d entries, %v", len(es), err)
+				}
+			})
+		}
+		b.Run("impl=table/"+name, func(b *testing.B) {
+			read(b, func(s *todo.Server) ([]todo.Entry, error) { return s.Entries(ctx, day) })
+		})
+		b.Run("impl=request/"+name, func(b *testing.B) {
+			read(b, func(s *todo.Server) ([]todo.Entry, error) { return todo.EntriesViaServer(ctx, s, day) })
+		})
+		b.Run("impl=mutex/"+name, func(b *testing.B) {
+			l := &mutexList{}
+			for i := range 10 {
+				l.list.Add(todo.Entry{Date: day, Title: fmt.Sprint("entry ", i)})
+			}
+			runClients(b, clients, func(int, int) {
+				l.mu.Lock()
+				es := l.list.Entries(day)
+				l.mu.Unlock()
+				if len(es) != 10 {
+					b.Errorf("got %d entries", len(es))
+				}
+			})
+		})
+	}
+}
+
+func openMemory(b *testing.B) *todo.System {
+	sys, err := todo.OpenInMemory(&todo.Options{Durability: todo.Async})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sys.Close() })
+	return sys
+}
+
+// BenchmarkPersist measures AddEntry with real files in each durability
+// mode, beside the raw rate of this disk at the fsynced atomic replace that
+// every list write costs.
+func BenchmarkPersist(b *testing.B) {
+	ctx := context.Background()
+	for _, writers := range []int{1, 3} {
+		b.Run(fmt.Sprintf("durability=raw/writers=%d", writers), func(b *testing.B) {
+			dir := b.TempDir()
+			body := make([]byte, 200)
+			runClients(b, writers, func(c, i int) {
+				if err := rawReplace(dir, c, body); err != nil {
+					b.Error(err)
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "files/s")
+		})
+	}
+	for _, d := range []todo.Durability{todo.Fsync, todo.Write, todo.Async} {
+		for _, lists := range []int{1, 1000} {
+			for _, clients := range []int{1, 64} {
+				name := fmt.Sprintf("durability=%v/lists=%d/clients=%d", d, lists, clients)
+				b.Run(name, func(b *testing.B) {
+					sys, err := todo.Open(b.TempDir(), &todo.Options{Durability: d})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer sys.Close()
+					servers := make([]*todo.Server, lists)
+					for i, n := range listNames(lists) {
+						servers[i] = sys.ServerProcess(n)
+					}
+					before := sys.Stats().FilesWritten
+					runClients(b, clients, func(c, i int) {
+						s := servers[(i*7919+c)%lists]
+						e := todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist"}
+						if _, err := s.AddEntry(ctx, e); err != nil {
+							b.Error(err)
+						}
+					})
+					files := sys.Stats().FilesWritten - before
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
+					b.ReportMetric(float64(files)/b.Elapsed().Seconds(), "files/s")
+				})
+			}
+		}
+	}
+	// The cost of a list's size: the whole file is rewritten on each write.
+	for _, size := range []int{10, 10000} {
+		b.Run(fmt.Sprintf("durability=fsync/size=%d", size), func(b *testing.B) {
+			dir := b.TempDir()
+			fill, err := todo.Open(dir, &todo.Options{Durability: todo.Async})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := fill.ServerProcess("big")
+			for i := range size {
+				if _, err := s.AddEntry(ctx, todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist appointment"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := fill.Close(); err != nil {
+				b.Fatal(err)
+			}
+			sys, err := todo.Open(dir, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sys.Close()
+			s = sys.ServerProcess("big")
+			if _, err := s.AllEntries(ctx); err != nil { // load before timing
+				b.Fatal(err)
+			}
+			runClients(b, 1, func(c, i int) {
+				if _, err := s.AddEntry(ctx, todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist appointment"}); err != nil {
+					b.Error(err)
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
+		})
+	}
+}
+
+// rawReplace is one atomic replace of a small file, the way a careful
+// program writes it: a temp file, fsync, rename over, fsync the directory.
+func rawReplace(dir string, writer int, body []byte) error {
+	tmp := filepath.Join(dir, fmt.Sprintf("tmp-%d", writer))
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(body); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, fmt.Sprintf("list-%d", writer))); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
