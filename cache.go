@@ -98,11 +98,19 @@ func (s *Server) DeleteEntry(ctx context.Context, id int) error {
 // Entries returns the entries of date d in id order. An invalid d gives
 // an error wrapping [ErrInvalidDate].
 func (s *Server) Entries(ctx context.Context, d Date) ([]Entry, error) {
+	return s.AppendEntries(ctx, nil, d)
+}
+
+// AppendEntries appends the entries of date d, in id order, to dst and
+// returns the extended slice, like Entries but without allocating when
+// dst has room: a caller that reuses its buffer reads a loaded list with
+// no allocation at all.
+func (s *Server) AppendEntries(ctx context.Context, dst []Entry, d Date) ([]Entry, error) {
 	if s.err != nil {
-		return nil, s.err
+		return dst, s.err
 	}
 	if !d.Valid() {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidDate, d)
+		return dst, fmt.Errorf("%w: %v", ErrInvalidDate, d)
 	}
 	sys := s.sys
 	key := tableKey{s.name, d}
@@ -112,7 +120,7 @@ func (s *Server) Entries(ctx context.Context, d Date) ([]Entry, error) {
 		if !c.owner.retired() {
 			c.owner.touch()
 			sys.stats.tableReads.Inc()
-			return slices.Clone(*entries), nil
+			return append(dst, *entries...), nil
 		}
 	}
 	// The key may be absent because the list has nothing that day, or
@@ -126,10 +134,11 @@ func (s *Server) Entries(ctx context.Context, d Date) ([]Entry, error) {
 		if !p.retired() {
 			p.touch()
 			sys.stats.tableReads.Inc()
-			return slices.Clone(entries), nil
+			return append(dst, entries...), nil
 		}
 	}
-	return s.readThroughServer(ctx, opEntries, d)
+	entries, err := s.readThroughServer(ctx, opEntries, d)
+	return append(dst, entries...), err
 }
 
 // AllEntries returns every entry of the list in id order.
