@@ -355,3 +355,82 @@ func TestClose_Flushes_BrokenTwin(t *testing.T) {
 		t.Error("the harness did not see the loss of every write")
 	}
 }
+
+// TestPool_PublishedOnlyWhenStored holds a list's write at the disk and
+// checks that, meanwhile, readers see only what was stored before it, and
+// that a write that then fails is never seen at all: with Fsync and Write
+// durability a reader sees exactly the acknowledged entries.
+func TestPool_PublishedOnlyWhenStored(t *testing.T) {
+	for _, d := range []todo.Durability{todo.Fsync, todo.Write} {
+		t.Run(d.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			entered := make(chan struct{}, 1)
+			release := make(chan error)
+			abort := make(chan struct{}) // a failed test lets held writes go
+			var holding atomic.Bool
+			hook := func(list string, lastID, entries int, save func() error) error {
+				if !holding.Load() {
+					return save()
+				}
+				select {
+				case entered <- struct{}{}:
+				case <-abort:
+					return save()
+				}
+				select {
+				case err := <-release:
+					if err != nil {
+						return err // the disk refuses this write
+					}
+				case <-abort:
+				}
+				return save()
+			}
+			sys, err := todo.OpenHooked(t.TempDir(), &todo.Options{Durability: d}, hook)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sys.Close() })
+			t.Cleanup(func() { close(abort) }) // runs before Close
+			s := sys.ServerProcess("held")
+			first := persistAdd(t, sys, "held", "stored")
+
+			holding.Store(true)
+			for _, fail := range []bool{true, false} {
+				done := make(chan error, 1)
+				go func() {
+					_, err := s.AddEntry(ctx, todo.Entry{Date: persistDay, Title: "held"})
+					done <- err
+				}()
+				<-entered // the write is at the disk, not yet stored
+				for _, read := range []func() ([]todo.Entry, error){
+					func() ([]todo.Entry, error) { return s.Entries(ctx, persistDay) },
+					func() ([]todo.Entry, error) { return s.AllEntries(ctx) },
+				} {
+					got, err := read()
+					if err != nil || !slices.Equal(got, []todo.Entry{first}) {
+						t.Fatalf("while the write is held: read %v, %v; want only %v", got, err, first)
+					}
+				}
+				if fail {
+					release <- errors.New("disk says no")
+					if err := <-done; err == nil {
+						t.Fatal("AddEntry succeeded though its write failed")
+					}
+					if got := persistAll(t, sys, "held"); !slices.Equal(got, []todo.Entry{first}) {
+						t.Fatalf("after the failed write: %v, want only %v", got, first)
+					}
+					continue
+				}
+				release <- nil
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				if got := persistAll(t, sys, "held"); len(got) != 2 || got[1].Title != "held" {
+					t.Fatalf("after the stored write: %v", got)
+				}
+			}
+		})
+	}
+}
