@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"expvar"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof" // also registers on http.DefaultServeMux, which is never served here
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gotodo/todo"
+)
+
+// limits are the bounds of the hardened http.Server. A zero http.Server
+// has none, and 200 slowloris connections stayed open until
+// ReadHeaderTimeout was set.
+type limits struct {
+	ReadHeaderTimeout time.Duration // to read a request's headers
+	ReadTimeout       time.Duration // to read a whole request, body included
+	WriteTimeout      time.Duration // from the end of the headers to the end of the answer
+	IdleTimeout       time.Duration // a keep-alive connection waiting for its next request
+	MaxHeaderBytes    int           // request line (with the query) and headers
+}
+
+// serverLimits are the limits for a request timeout: writing may take as
+// long as the handler's timeout, and a little more.
+func serverLimits(timeout time.Duration) limits {
+	return limits{
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      timeout + 5*time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+}
+
+// newServer returns an http.Server for h with the given limits, logging
+// its own errors (failed accepts, for one) to log.
+func newServer(h http.Handler, log *slog.Logger, l limits) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// appHandler is what the main listener serves: the library's handler, and
+// beside it /healthz and /debug/vars.
+func appHandler(sys *todo.System, h *health, log *slog.Logger, timeout time.Duration) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", todo.NewHandler(sys, &todo.HandlerOptions{Timeout: timeout, Logger: log}))
+	mux.Handle("GET /healthz", h)
+	mux.Handle("GET /debug/vars", varsHandler(sys))
+	mux.Handle("/healthz", methodNotAllowed("GET, HEAD"))
+	mux.Handle("/debug/vars", methodNotAllowed("GET, HEAD"))
+	return mux
+}
+
+// debugHandler is what the -debug-addr listener serves: pprof and expvar.
+// The pprof handlers are mounted here explicitly; what importing
+// net/http/pprof registers on http.DefaultServeMux is never served.
+func debugHandler(sys *todo.System) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("GET /debug/vars", varsHandler(sys))
+	return mux
+}
+
+// varsHandler serves what expvar.Handler does, the process's published
+// variables (cmdline, memstats), with this System's Stats added under
+// "todo". The Stats are not published in expvar's global registry, so
+// that run may serve several Systems in one process (as its tests do)
+// without a clash.
+func varsHandler(sys *todo.System) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stats, err := json.Marshal(sys.Stats())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		fmt.Fprintf(w, "{\n")
+		expvar.Do(func(kv expvar.KeyValue) {
+			if kv.Key != "todo" {
+				fmt.Fprintf(w, "%q: %s,\n", kv.Key, kv.Value)
+			}
+		})
+		fmt.Fprintf(w, "%q: %s\n}\n", "todo", stats)
+	})
+}
+
+func methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	})
+}
+
+// health is what /healthz answers: the outcome of the watchdog's last
+// check of the data directory. It is safe for concurrent use.
+type health struct {
+	mu  sync.Mutex // guards err
+	err error
+}
+
+func (h *health) set(err error) {
+	h.mu.Lock()
+	h.err = err
+	h.mu.Unlock()
+}
+
+func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	err := h.err
+	h.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err != nil {
+		w.Header().Set("Retry-After", "5")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "data directory unusable")
+		return
+	}
+	io.WriteString(w, "ok")
+}
+
+// listenLoopback listens on addr, which must be a loopback address: what
+// is served there (pprof) must not be reachable from another machine.
+func listenLoopback(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		ln.Close()
+		return nil, fmt.Errorf("-debug-addr %s is not a loopback address", addr)
+	}
+	return ln, nil
+}
+
+// serve serves sys on ln (and the debug handler on debugLn, if not nil)
+// until ctx ends, the listener dies or the data directory becomes
+// unusable; then it stops the servers gracefully, closes sys, and returns
+// why it stopped (nil for ctx) joined with Close's error.
+func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System, ln, debugLn net.Listener) error {
+	h := &health{}
+	srv := newServer(appHandler(sys, h, log, cfg.timeout), log, serverLimits(cfg.timeout))
+	fatal := make(chan error, 2) // the two goroutines that may fail send at most once each
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			fatal <- fmt.Errorf("the listener on %s died: %w", ln.Addr(), err)
+		}
+	})
+
+	var debugSrv *http.Server
+	debugAddr := ""
+	if debugLn != nil {
+		debugAddr = debugLn.Addr().String()
+		l := serverLimits(cfg.timeout)
+		l.WriteTimeout = 0 // CPU profiles and traces take as long as asked
+		debugSrv = newServer(debugHandler(sys), log, l)
+		wg.Go(func() {
+			// The debug listener is not something to die for.
+			if err := debugSrv.Serve(debugLn); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("debug listener died", "addr", debugAddr, "err", err)
+			}
+		})
+	}
+
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	wg.Go(func() {
+		if err := watchDir(watchCtx, sys.Dir(), cfg.watchdog, h, log); err != nil {
+			fatal <- err
+		}
+	})
+
+	log.Info("listening", "addr", ln.Addr().String(), "debug_addr", debugAddr, "data", sys.Dir(),
+		"durability", cfg.durability.String(), "workers", cfg.workers, "idle", cfg.idle.String(), "pid", os.Getpid())
+
+	var cause error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping", "cause", context.Cause(ctx).Error())
+	case cause = <-fatal:
+		log.Error("stopping: cannot go on", "err", cause)
+	}
+	stopWatch()
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("in-flight requests cut short", "err", err)
+		srv.Close()
+	}
+	if debugSrv != nil {
+		debugSrv.Close()
+	}
+	wg.Wait()
+
+	err := sys.Close()
+	if err != nil {
+		log.Error("closing the lists", "err", err)
+	} else {
+		log.Info("stopped: every change written")
+	}
+	return errors.Join(cause, err)
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/gotodo/todo"
+)
+
+// TestServer_Slowloris opens 200 connections that send a request's headers
+// one byte a second: the server built by newServer closes every one of
+// them once ReadHeaderTimeout has passed, and keeps serving others
+// meanwhile. It runs on the real clock, as the network does.
+func TestServer_Slowloris(t *testing.T) {
+	t.Parallel()
+	sys, err := todo.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := serverLimits(5 * time.Second)
+	l.ReadHeaderTimeout = time.Second
+	srv := newServer(todo.NewHandler(sys, nil), slog.New(slog.DiscardHandler), l)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Error(err)
+		}
+		if err := sys.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+
+	const conns = 200
+	start := time.Now()
+	deadline := start.Add(5 * time.Second)
+	results := make(chan error, conns)
+	for range conns {
+		go func() { results <- dribble(ln.Addr().String(), deadline) }()
+	}
+	// The server answers a well-behaved client while the dribblers hang on.
+	if code, body := get(t, "GET", "http://"+ln.Addr().String()+"/entries?list=bob&date=20131219"); code != 200 || body != "" {
+		t.Errorf("a normal request among the dribblers: %d %q", code, body)
+	}
+	for range conns {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("%d dribbling connections closed by the server in %v", conns, time.Since(start).Round(time.Millisecond))
+}
+
+// dribble sends a request's headers one byte a second and returns nil once
+// the server has closed the connection, or an error if it is still open at
+// deadline.
+func dribble(addr string, deadline time.Time) error {
+	const request = "GET /entries?list=bob&date=20131219 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: slowloris\r\n\r\n"
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(deadline)
+	closed := make(chan error, 1)
+	go func() {
+		// Whatever the server says, the connection ends with its close.
+		_, err := io.Copy(io.Discard, c)
+		if err == nil {
+			err = io.EOF
+		}
+		closed <- err
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		if i < len(request) {
+			c.Write([]byte{request[i]}) // fails once the server has closed
+		}
+		select {
+		case err := <-closed:
+			if ne, ok := err.(net.Error); ok && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
+				return errors.New("a dribbling connection is still open after 5s")
+			}
+			return nil // EOF or reset: closed by the server
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Load benchmark: the original's load test shape, with wrk and
+# scripts/load.lua (1000 lists list_1..list_1000, a random day of December
+# 2013, 80% GET /entries, 20% POST /add_entry), against the todo binary in
+# each durability mode (a fresh data directory each), then, in the same run,
+# against a bare net/http handler answering OK: the ceiling of this machine.
+# Target: async mode >= 0.6x the bare handler's req/s, with p99 < 20 ms.
+#
+# Usage: scripts/load.sh
+# Environment: DURATION (default 20s), THREADS (2), CONNECTIONS (64).
+# Everything listens on 127.0.0.1 only; every process started here is
+# stopped by its PID on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-20s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+
+if ! command -v wrk >/dev/null 2>&1; then
+	echo "wrk not found: installing it with apt-get" >&2
+	sudo=""
+	if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+		fi
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "building..."
+go build -trimpath -o "$work/todo" ./cmd/todo
+go build -trimpath -o "$work/bare" ./scripts/bare
+
+# start NAME COMMAND...: starts a server logging to $work/NAME.log and sets
+# pid and addr (which it logs as "addr=127.0.0.1:PORT").
+start() {
+	local name=$1
+	shift
+	"$@" >"$work/$name.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	addr=""
+	local i
+	for i in $(seq 100); do
+		addr=$(grep -o -m1 ' addr=127\.0\.0\.1:[0-9]*' "$work/$name.log" | cut -d= -f2 || true)
+		if [ -n "$addr" ]; then return 0; fi
+		if ! kill -0 "$pid" 2>/dev/null; then break; fi
+		sleep 0.1
+	done
+	echo "$name did not start:" >&2
+	cat "$work/$name.log" >&2
+	exit 1
+}
+
+# stop PID: SIGTERM, and the server must exit 0.
+stop() {
+	kill -TERM "$1"
+	if ! wait "$1"; then
+		echo "server $1 did not exit 0" >&2
+		exit 1
+	fi
+}
+
+declare -A rps p99 non2xx sockerr
+names=()
+
+# bench NAME: runs wrk against $addr and records its figures under NAME.
+bench() {
+	local name=$1 out="$work/$1.wrk"
+	echo
+	echo "== $name (load average before: $(cut -d' ' -f1 /proc/loadavg)): wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s scripts/load.lua http://$addr"
+	wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/load.lua "http://$addr" | tee "$out"
+	names+=("$name")
+	rps[$name]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+	# The 99% line of the latency distribution, in milliseconds.
+	p99[$name]=$(awk '$1 == "99%" {
+		v = $2
+		if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
+		else if (v ~ /ms$/) { sub(/ms$/, "", v) }
+		else if (v ~ /m$/) { sub(/m$/, "", v); v *= 60000 }
+		else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
+		printf "%.2f", v
+	}' "$out")
+	non2xx[$name]=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+	non2xx[$name]=${non2xx[$name]:-0}
+	sockerr[$name]=$(awk -F': ' '/Socket errors:/ { print $2 }' "$out")
+	sockerr[$name]=${sockerr[$name]:-none}
+}
+
+echo "machine: $(nproc) CPUs, $(go version | cut -d' ' -f3-), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+for mode in fsync write async; do
+	start "todo-$mode" "$work/todo" -addr 127.0.0.1:0 -data "$work/data-$mode" -durability "$mode"
+	bench "$mode"
+	stop "$pid"
+done
+start bare "$work/bare" -addr 127.0.0.1:0
+bench bare
+stop "$pid"
+
+echo
+echo "== summary (wrk -t$THREADS -c$CONNECTIONS -d$DURATION, 80% GET /entries, 20% POST /add_entry)"
+printf '| %-14s | %10s | %9s | %8s | %s\n' target req/s "p99 ms" non-2xx "socket errors"
+for name in "${names[@]}"; do
+	label=$name
+	if [ "$name" != bare ]; then label="todo $name"; else label="bare net/http"; fi
+	printf '| %-14s | %10s | %9s | %8s | %s\n' "$label" "${rps[$name]}" "${p99[$name]}" "${non2xx[$name]}" "${sockerr[$name]}"
+done
+ratio=$(awk -v a="${rps[async]}" -v b="${rps[bare]}" 'BEGIN { printf "%.2f", a / b }')
+echo
+echo "async / bare req/s: $ratio (target >= 0.6); async p99: ${p99[async]} ms (target < 20)"
+if awk -v r="$ratio" -v p="${p99[async]}" 'BEGIN { exit !(r >= 0.6 && p < 20) }'; then
+	echo "target met"
+else
+	echo "target missed"
+fi
