@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // pool is the bounded pool of goroutines that write list files, the Go
@@ -21,6 +22,8 @@ type pool struct {
 	log      *slog.Logger
 	stats    *counters
 	async    bool
+	delay    time.Duration // Async: how long a change waits to share a write
+	closed   chan struct{} // closed when close begins: stop delaying
 	seed     maphash.Seed
 	workers  []*worker
 	wg       sync.WaitGroup
@@ -40,12 +43,15 @@ type worker struct {
 	writing map[string]*write // the write in progress, by name (at most one)
 	failed  map[string]*write // background writes that failed and were not superseded
 	closing bool
+
+	full chan struct{} // a server waits for room in the queue: write now
 }
 
 // write is the newest unwritten state of one list and everyone waiting on it.
 type write struct {
 	snap    snapshot
 	waiters []chan<- error
+	since   time.Time // when the first change it holds was queued
 }
 
 func newPool(st storage, o Options, stats *counters) *pool {
@@ -54,6 +60,8 @@ func newPool(st storage, o Options, stats *counters) *pool {
 		log:      o.Logger,
 		stats:    stats,
 		async:    o.Durability == Async,
+		delay:    o.AsyncDelay,
+		closed:   make(chan struct{}),
 		seed:     maphash.MakeSeed(),
 		queueCap: o.QueueSize,
 	}
@@ -63,6 +71,7 @@ func newPool(st storage, o Options, stats *counters) *pool {
 			pending: make(map[string]*write),
 			writing: make(map[string]*write),
 			failed:  make(map[string]*write),
+			full:    make(chan struct{}, 1),
 		}
 		w.cond.L = &w.mu
 		p.workers = append(p.workers, w)
@@ -82,9 +91,16 @@ func (p *pool) save(name string, snap snapshot, done chan error) error {
 	wr := w.pending[name]
 	if wr == nil {
 		for len(w.queue) >= p.queueCap && !w.closing {
+			select {
+			case w.full <- struct{}{}: // cut the worker's delay short
+			default:
+			}
 			w.cond.Wait()
 		}
 		wr = &write{}
+		if p.async {
+			wr.since = time.Now()
+		}
 		w.pending[name] = wr
 		w.queue = append(w.queue, name)
 		w.cond.Broadcast()
@@ -110,6 +126,22 @@ func (w *worker) run() {
 		if len(w.queue) == 0 {
 			w.mu.Unlock()
 			return
+		}
+		if w.p.async && !w.closing && len(w.queue) < w.p.queueCap {
+			// Let the oldest change wait out the delay, so that the changes
+			// made meanwhile to its list (and to the lists queued behind it)
+			// share their writes. A full queue is written without delay.
+			if wait := w.p.delay - time.Since(w.pending[w.queue[0]].since); wait > 0 {
+				w.mu.Unlock()
+				timer := time.NewTimer(wait)
+				select {
+				case <-timer.C:
+				case <-w.full:
+				case <-w.p.closed:
+				}
+				timer.Stop()
+				continue
+			}
 		}
 		name := w.queue[0]
 		w.queue[0] = ""
@@ -212,6 +244,7 @@ func (p *pool) write(name string, wr *write) error {
 // close writes every queued list, retries background writes that failed,
 // stops the workers, and returns the errors of the writes that still fail.
 func (p *pool) close() error {
+	close(p.closed)
 	for _, w := range p.workers {
 		w.mu.Lock()
 		w.closing = true

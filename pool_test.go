@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gotodo/todo"
@@ -128,7 +129,8 @@ func TestPool_WritesOfAListNeverReorder(t *testing.T) {
 		<-gates[list] // closed once the list's adder is done
 		return log.hook(list, lastID, entries, save)
 	}
-	sys, err := todo.OpenHooked(dir, &todo.Options{Durability: todo.Async, Workers: lists}, hook)
+	// AsyncDelay -1: every write goes as soon as its gate lets it.
+	sys, err := todo.OpenHooked(dir, &todo.Options{Durability: todo.Async, Workers: lists, AsyncDelay: -1}, hook)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,4 +435,46 @@ func TestPool_PublishedOnlyWhenStored(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPool_AsyncDelay checks, on a fake clock, that with Async durability
+// the changes made to a list within AsyncDelay share one write, that the
+// write happens once the delay is over, and that Close does not wait for it.
+func TestPool_AsyncDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		sys, err := todo.OpenInMemory(&todo.Options{Durability: todo.Async, AsyncDelay: time.Second, IdleTimeout: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sys.ServerProcess("paced")
+		for i := range 100 {
+			if _, err := s.AddEntry(ctx, todo.Entry{Date: persistDay, Title: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond) // 100 adds over half a second
+		}
+		synctest.Wait()
+		if n := sys.Stats().FilesWritten; n != 0 {
+			t.Fatalf("%d writes within the delay, want 0", n)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := sys.Stats().FilesWritten; n != 1 {
+			t.Fatalf("%d writes after the delay, want 1 holding all 100 adds", n)
+		}
+		if _, err := s.AddEntry(ctx, todo.Entry{Date: persistDay, Title: "last"}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := sys.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("Close waited %v for the delay", waited)
+		}
+		if n := sys.Stats().FilesWritten; n != 2 {
+			t.Errorf("%d writes after Close, want 2", n)
+		}
+	})
 }

@@ -258,14 +258,12 @@ drain:
 }
 
 // apply applies one change to the list and reports whether it changed it.
-// A panic in the request's own code fails that request alone; the updater
+// A panic fails that request alone; the updater, the request's own code,
 // runs before anything is changed, so the list is untouched.
 func (p *proc) apply(c *call) (changed bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			p.sys.stats.panics.Add(1)
-			p.sys.opts.Logger.Error("todo: request panicked", "list", p.name, "panic", r, "stack", string(debug.Stack()))
-			c.err = fmt.Errorf("%w: list %q: %v", ErrCrashed, p.name, r)
+			p.crashed(c, r, debug.Stack())
 			changed = false
 		}
 	}()
@@ -284,7 +282,10 @@ func (p *proc) apply(c *call) (changed bool) {
 			c.err = fmt.Errorf("%w: id %d", ErrEntryNotFound, c.id)
 			return false
 		}
-		e := c.update(l.all[i]) // user code: may panic, before anything changed
+		e, ok := p.runUpdater(c, l.all[i])
+		if !ok {
+			return false
+		}
 		if !e.Date.Valid() {
 			c.err = fmt.Errorf("%w: the updater returned %v", ErrInvalidDate, e.Date)
 			return false
@@ -296,6 +297,43 @@ func (p *proc) apply(c *call) (changed bool) {
 		return c.err == nil
 	}
 	return false
+}
+
+// runUpdater runs the caller's updater on a goroutine of its own and waits
+// for it, so that whatever it does (panic, or runtime.Goexit, which no
+// recover stops, as t.FailNow does) ends only that goroutine and fails only
+// its request, never the list's server.
+func (p *proc) runUpdater(c *call, old Entry) (e Entry, ok bool) {
+	done := make(chan struct{})
+	var (
+		reason any
+		stack  []byte
+	)
+	go func() {
+		defer close(done)
+		defer func() {
+			if r := recover(); r != nil {
+				reason, stack = r, debug.Stack()
+			}
+		}()
+		e = c.update(old)
+		ok = true
+	}()
+	<-done
+	if !ok {
+		if stack == nil {
+			reason, stack = "the updater called runtime.Goexit", []byte{}
+		}
+		p.crashed(c, reason, stack)
+	}
+	return e, ok
+}
+
+// crashed fails a request that panicked, and logs why with the stack.
+func (p *proc) crashed(c *call, reason any, stack []byte) {
+	p.sys.stats.panics.Add(1)
+	p.sys.opts.Logger.Error("todo: request panicked", "list", p.name, "panic", reason, "stack", string(stack))
+	c.err = fmt.Errorf("%w: list %q: %v", ErrCrashed, p.name, reason)
 }
 
 // publish makes the entries of one date visible to readers.

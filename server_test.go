@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -560,5 +561,29 @@ func TestServer_CanceledContext_NothingApplied(t *testing.T) {
 	}
 	if st := sys.Stats(); st.RequestsServed != before.RequestsServed || st.ServersStarted != before.ServersStarted {
 		t.Errorf("calls with a done ctx reached a server: before %+v, after %+v", before, st)
+	}
+}
+
+// TestServer_UpdateEntry_Goexit: an updater that calls runtime.Goexit (as
+// t.FailNow does) is not a panic and no recover stops it; it must still
+// fail only its own request, and the list's server must keep serving.
+func TestServer_UpdateEntry_Goexit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sys := openMemSystem(t, nil)
+	s := sys.ServerProcess("goexit")
+	first := mustAddEntry(t, s, day19, "stays")
+	_, err := s.UpdateEntry(ctx, first.ID, func(e todo.Entry) todo.Entry {
+		runtime.Goexit()
+		return e
+	})
+	if !errors.Is(err, todo.ErrCrashed) {
+		t.Fatalf("UpdateEntry with Goexit: err = %v, want ErrCrashed", err)
+	}
+	if got := mustAllEntries(t, s); len(got) != 1 || got[0] != first {
+		t.Fatalf("after Goexit: %v, want only %v", got, first)
+	}
+	if e := mustAddEntry(t, s, day19, "next"); e.ID != first.ID+1 {
+		t.Fatalf("next add got id %d, want %d", e.ID, first.ID+1)
 	}
 }

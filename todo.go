@@ -76,6 +76,14 @@ type Options struct {
 	// Fsync.
 	Durability Durability
 
+	// AsyncDelay is, with Async durability, how long a change may wait
+	// before its list is written, so that the changes made to a list
+	// meanwhile share one write (the idea of appendfsync everysec): a crash
+	// can lose up to this much of the latest changes. Zero means 1s; a
+	// negative value writes as soon as a worker is free. Close writes
+	// everything at once.
+	AsyncDelay time.Duration
+
 	// Workers is the number of goroutines writing list files; each list is
 	// always written by the same one, so writes of a list never reorder.
 	// Zero means 3, the book's pool size.
@@ -109,6 +117,9 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.Workers == 0 {
 		c.Workers = 3
 	}
+	if c.AsyncDelay == 0 {
+		c.AsyncDelay = time.Second
+	}
 	if c.QueueSize == 0 {
 		c.QueueSize = 1024
 	}
@@ -124,6 +135,8 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("%w: QueueSize %d is not in 1..%d", ErrInvalidOptions, c.QueueSize, 1<<20)
 	case c.MaxFileSize < 0 || c.MaxFileSize > 1<<31:
 		return c, fmt.Errorf("%w: MaxFileSize %d is not in 1..%d", ErrInvalidOptions, c.MaxFileSize, int64(1)<<31)
+	case c.AsyncDelay > time.Minute:
+		return c, fmt.Errorf("%w: AsyncDelay %v is more than a minute", ErrInvalidOptions, c.AsyncDelay)
 	case c.Durability < Fsync || c.Durability > Async:
 		return c, fmt.Errorf("%w: %v", ErrInvalidOptions, c.Durability)
 	}
