@@ -1,12 +1,17 @@
 package todo_test
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gotodo/todo"
 )
@@ -135,4 +140,178 @@ func ExampleList() {
 	// 3 entries: [{1 2013-12-20 Dentist (moved)} {2 2013-12-20 Shopping} {4 2013-12-19 Gym}]
 	// todo: entry not found: id 3
 	// todo: invalid date "20130230": no such day in the calendar
+}
+
+// ExampleOpen opens a System on a data directory, adds an entry, closes it
+// (which writes everything), and opens the directory again: the entry is
+// there, read back from its file.
+func ExampleOpen() {
+	dir, err := os.MkdirTemp("", "todo-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	dentist := todo.Entry{Date: todo.Date{Year: 2013, Month: time.December, Day: 19}, Title: "Dentist"}
+
+	sys, err := todo.Open(dir, nil) // nil: the defaults (Fsync durability, 60s idle timeout)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := sys.ServerProcess("Bob's list").AddEntry(ctx, dentist); err != nil {
+		log.Fatal(err)
+	}
+	if err := sys.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	sys, err = todo.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sys.Close()
+	lists, err := sys.Lists(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(lists)
+	entries, err := sys.ServerProcess("Bob's list").AllEntries(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(entries)
+	// Output:
+	// [Bob's list]
+	// [{1 2013-12-19 Dentist}]
+}
+
+// ExampleServer_AddEntry is the book's session in Go:
+//
+//	bobs_list = Todo.Cache.server_process(cache, "Bob's list")
+//	Todo.Server.add_entry(bobs_list, %{date: ~D[2013-12-19], title: "Dentist"})
+//	Todo.Server.entries(bobs_list, ~D[2013-12-19])
+func ExampleServer_AddEntry() {
+	dir, err := os.MkdirTemp("", "todo-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sys, err := todo.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sys.Close()
+	ctx := context.Background()
+
+	bobsList := sys.ServerProcess("Bob's list")
+	e, err := bobsList.AddEntry(ctx, todo.Entry{
+		Date:  todo.Date{Year: 2013, Month: time.December, Day: 19},
+		Title: "Dentist",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("added:", e.ID, e.Date, e.Title)
+
+	entries, err := bobsList.Entries(ctx, todo.Date{Year: 2013, Month: time.December, Day: 19})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(entries)
+	// Output:
+	// added: 1 2013-12-19 Dentist
+	// [{1 2013-12-19 Dentist}]
+}
+
+// ExampleServer_Entries reads a list day by day. Reads of a loaded list
+// come from the System's table and never wait for the list's server.
+func ExampleServer_Entries() {
+	dir, err := os.MkdirTemp("", "todo-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sys, err := todo.Open(dir, &todo.Options{Durability: todo.Write})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sys.Close()
+	ctx := context.Background()
+
+	alice := sys.ServerProcess("alice")
+	for _, e := range []struct {
+		date  string
+		title string
+	}{
+		{"2013-12-19", "Dentist"},
+		{"2013-12-20", "Shopping"},
+		{"20131219", "Movies"},
+	} {
+		d, err := todo.ParseDate(e.date)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := alice.AddEntry(ctx, todo.Entry{Date: d, Title: e.title}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for _, day := range []string{"2013-12-19", "2013-12-20", "2013-12-21"} {
+		d, _ := todo.ParseDate(day)
+		entries, err := alice.Entries(ctx, d)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(day, entries)
+	}
+	// Output:
+	// 2013-12-19 [{1 2013-12-19 Dentist} {3 2013-12-19 Movies}]
+	// 2013-12-20 [{2 2013-12-20 Shopping}]
+	// 2013-12-21 []
+}
+
+// ExampleNewHandler serves the original HTTP protocol, on a mux of the
+// caller's own, and plays the book's curl session against it.
+func ExampleNewHandler() {
+	dir, err := os.MkdirTemp("", "todo-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sys, err := todo.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sys.Close()
+
+	mux := http.NewServeMux()
+	mux.Handle("/", todo.NewHandler(sys, nil))
+	srv := httptest.NewServer(mux) // a real server on 127.0.0.1
+	defer srv.Close()
+
+	for _, req := range []struct{ method, path string }{
+		{"GET", "/entries?list=bob&date=20131219"},
+		{"POST", "/add_entry?list=bob&date=20131219&title=Dentist"},
+		{"GET", "/entries?list=bob&date=20131219"},
+		{"GET", "/nowhere"},
+	} {
+		r, err := http.NewRequest(req.method, srv.URL+req.path, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s %s: %d %q\n", req.method, req.path, resp.StatusCode, body)
+	}
+	// Output:
+	// GET /entries?list=bob&date=20131219: 200 ""
+	// POST /add_entry?list=bob&date=20131219&title=Dentist: 200 "OK"
+	// GET /entries?list=bob&date=20131219: 200 "2013-12-19    Dentist\n"
+	// GET /nowhere: 404 "not found"
 }
