@@ -56,14 +56,7 @@ func NameFromFile(rel string) (string, bool) { return nameFromFile(rel) }
 // through the list's server goroutine, bypassing the table: the baseline
 // the table read path is measured against.
 func EntriesViaServer(ctx context.Context, s *Server, d Date) ([]Entry, error) {
-	c := s.newCall(ctx, opEntries)
-	c.entry.Date = d
-	if err := s.send(c); err != nil {
-		return nil, err
-	}
-	entries, err := c.entries, c.err
-	s.sys.freeCall(c)
-	return entries, err
+	return s.readThroughServer(ctx, opEntries, d)
 }
 
 // The declarations below serve the persistence tests (persist_test.go,
