@@ -108,7 +108,7 @@ func (f inPlaceFiles) save(name string, s snapshot) error {
 	if err := f.mkdirs(path.Dir(rel)); err != nil {
 		return err
 	}
-	body := encodeList(s)
+	body := encodeList(nil, s)
 	data := make([]byte, headerSize, headerSize+len(body))
 	copy(data, frameMagic)
 	data[4] = frameVersion

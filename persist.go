@@ -224,22 +224,24 @@ func (f *files) read(rel string) ([]byte, error) {
 func (f *files) save(name string, snap snapshot) error {
 	rel := fileName(name)
 	full := path.Join(f.dir, rel)
-	body := encodeList(snap)
+	// The body is encoded after room for the frame's header, so that the
+	// file is written in one call.
+	data := encodeList(make([]byte, headerSize, headerSize+16+len(snap.entries)*24), snap)
+	body := data[headerSize:]
 	if int64(len(body)) > f.maxSize {
 		return fmt.Errorf("todo: %s: %d bytes, more than the %d allowed: %w", full, len(body), f.maxSize, ErrTooLarge)
 	}
-	var header [headerSize]byte
-	copy(header[:], frameMagic)
-	header[4] = frameVersion
-	binary.BigEndian.PutUint32(header[8:12], uint32(len(body)))
-	binary.BigEndian.PutUint32(header[12:16], crc32.Checksum(body, castagnoli))
+	copy(data, frameMagic)
+	data[4] = frameVersion
+	binary.BigEndian.PutUint32(data[8:12], uint32(len(body)))
+	binary.BigEndian.PutUint32(data[12:16], crc32.Checksum(body, castagnoli))
 
 	dir := path.Dir(rel)
 	if err := f.mkdirs(dir); err != nil {
 		return fmt.Errorf("todo: %s: %w", full, err)
 	}
 	tmp := fmt.Sprintf("%s/%d%s", tmpDir, f.tmpSeq.Add(1), fileSuffix)
-	if err := f.writeFile(tmp, header[:], body); err != nil {
+	if err := f.writeFile(tmp, data); err != nil {
 		f.root.Remove(tmp)
 		return fmt.Errorf("todo: %s: %w", full, err)
 	}
@@ -255,15 +257,12 @@ func (f *files) save(name string, snap snapshot) error {
 	return nil
 }
 
-func (f *files) writeFile(rel string, header, body []byte) error {
+func (f *files) writeFile(rel string, data []byte) error {
 	file, err := f.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	_, err = file.Write(header)
-	if err == nil {
-		_, err = file.Write(body)
-	}
+	_, err = file.Write(data)
 	if err == nil && f.sync {
 		err = file.Sync()
 	}
@@ -334,11 +333,11 @@ func (f *files) names() ([]string, error) {
 // entries], each entry an array [id, date as yyyymmdd, title].
 const bodyFormat = 1
 
-func encodeList(s snapshot) []byte {
+// encodeList appends the msgpack body of a list file to b.
+func encodeList(b []byte, s snapshot) []byte {
 	// Written with append rather than msgpack.Encoder: a list file is
 	// rewritten on every stored batch, and this is several times faster.
 	// decodeList reads it with the msgpack package.
-	b := make([]byte, 0, 16+len(s.entries)*(8+16))
 	b = appendArrayLen(b, 3)
 	b = appendUint(b, bodyFormat)
 	b = appendUint(b, uint64(s.lastID))
