@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"hash/crc32"
+	"net/http"
 	"os"
 	"path"
 	"sort"
@@ -151,3 +152,40 @@ func Batch(l *List, change func(*List), rollback bool) []Date {
 	}
 	return touched
 }
+
+// The declarations below serve the tests of http.go's internals
+// (http_internal_test.go).
+
+// RequestContext is the handler's lazy request context, with End, which
+// the handler calls when the request is answered.
+type RequestContext interface {
+	context.Context
+	End()
+}
+
+type requestContextEnd struct{ *requestContext }
+
+func (c requestContextEnd) End() { c.end() }
+
+// NewRequestContext returns the context h would give a request under
+// parent.
+func NewRequestContext(h http.Handler, parent context.Context) RequestContext {
+	return requestContextEnd{h.(*handler).newContext(parent)}
+}
+
+// OriginalQuery is what the handler reads of an original route's query:
+// the first list, date and title, and how many of each there were.
+type OriginalQuery struct {
+	List, Date, Title    string
+	NList, NDate, NTitle int
+}
+
+// ScanQuery is the handler's in-place query reader; ok is false when it
+// leaves the query to url.ParseQuery.
+func ScanQuery(h http.Handler, raw string) (OriginalQuery, bool) {
+	q, ok := h.(*handler).scanQuery(raw)
+	return OriginalQuery{q.list, q.date, q.title, q.nList, q.nDate, q.nTitle}, ok
+}
+
+// MaxScanPairs is how many pairs ScanQuery reads at most.
+const MaxScanPairs = maxScanPairs

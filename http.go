@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode"
@@ -50,6 +51,17 @@ const (
 	// retryAfter is the Retry-After of 503 answers, in seconds.
 	retryAfter = "1"
 	textType   = "text/plain; charset=utf-8"
+)
+
+// Header values, set by assigning to the header map: http.Header.Set
+// allocates a slice for every value. They are never modified: a header
+// map is copied before it is written, and Set and Add replace or extend a
+// slice, never write into it.
+var (
+	textTypeHeader = []string{textType}
+	jsonTypeHeader = []string{"application/json"}
+	noSniffHeader  = []string{"nosniff"}
+	zeroLenHeader  = []string{"0"}
 )
 
 // NewHandler returns the HTTP face of sys, the Go form of Todo.Web: the
@@ -101,7 +113,8 @@ const (
 //
 // The handler is safe for concurrent use by multiple goroutines.
 func NewHandler(sys *System, opts *HandlerOptions) http.Handler {
-	h := &handler{sys: sys, timeout: defaultTimeout, maxTitle: defaultMaxTitle, maxBody: defaultMaxBody}
+	h := &handler{sys: sys, timeout: defaultTimeout, maxTitle: defaultMaxTitle, maxBody: defaultMaxBody,
+		scanPairs: scanPairs()}
 	if opts != nil {
 		if opts.Timeout != 0 {
 			h.timeout = opts.Timeout
@@ -142,43 +155,130 @@ func NewHandler(sys *System, opts *HandlerOptions) http.Handler {
 }
 
 // handler serves a System over HTTP. Its fields are set by NewHandler and
-// never change.
+// never change, but for bufs, which is safe for concurrent use.
 type handler struct {
-	sys      *System
-	mux      *http.ServeMux
-	timeout  time.Duration
-	maxTitle int
-	maxBody  int64
-	log      *slog.Logger
+	sys       *System
+	mux       *http.ServeMux
+	timeout   time.Duration
+	maxTitle  int
+	maxBody   int64
+	log       *slog.Logger
+	scanPairs int       // see scanQuery
+	bufs      sync.Pool // of *entriesBuf, the buffers of GET /entries
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// route is a handler's function: it answers r, under ctx.
+type route func(ctx context.Context, w http.ResponseWriter, r *http.Request)
 
-// route runs fn under the handler's timeout: the ctx it passes down to the
-// System ends at the timeout, or when the client goes away.
-func (h *handler) route(fn func(ctx context.Context, w http.ResponseWriter, r *http.Request)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		if h.timeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, h.timeout)
-			defer cancel()
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The original routes, which take nearly every request, skip the
+	// ServeMux: matching costs it several allocations. This is the
+	// match it makes: a path that is clean and has no escapes, and the
+	// method of the pattern (GET also matches HEAD). Any other request,
+	// unclean paths included, goes through the mux.
+	if r.URL.RawPath == "" {
+		switch r.URL.Path {
+		case "/entries":
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				r.Pattern = "GET /entries"
+				h.serve(w, r, h.entries)
+				return
+			}
+		case "/add_entry":
+			if r.Method == http.MethodPost {
+				r.Pattern = "POST /add_entry"
+				h.serve(w, r, h.addEntry)
+				return
+			}
 		}
-		fn(ctx, w, r)
-	})
+	}
+	h.mux.ServeHTTP(w, r)
 }
+
+// route returns fn as an http.Handler for the mux.
+func (h *handler) route(fn route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, fn) })
+}
+
+// serve runs fn under the handler's timeout: the ctx it passes down to the
+// System ends at the timeout, or when the client goes away.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, fn route) {
+	if h.timeout <= 0 {
+		fn(r.Context(), w, r)
+		return
+	}
+	ctx := h.newContext(r.Context())
+	defer ctx.end()
+	fn(ctx, w, r)
+}
+
+// requestContext is the ctx of one request: what context.WithTimeout
+// returns, made when it is first needed. The timer and the link to the
+// parent that WithTimeout makes cost about five allocations, while most
+// requests never look at their ctx: a read of a loaded list does not; only
+// a change, or a read of a list that must load, waits, and so asks for
+// Done or Err. Deadline is known from the start; Done, Err and Value make
+// the real context, once, and use it. It is safe for concurrent use, as a
+// context must be: a list's server asks a queued request's Err.
+type requestContext struct {
+	parent   context.Context
+	deadline time.Time
+
+	mu     sync.Mutex // guards the fields below
+	ctx    context.Context
+	cancel context.CancelFunc
+	ended  bool // end was called
+}
+
+func (h *handler) newContext(parent context.Context) *requestContext {
+	d := time.Now().Add(h.timeout)
+	if pd, ok := parent.Deadline(); ok && pd.Before(d) {
+		d = pd // as WithDeadline does, the earlier deadline holds
+	}
+	return &requestContext{parent: parent, deadline: d}
+}
+
+// real returns the real context, made on the first call. One made after
+// end (nothing should ask, the request being over) is canceled at once.
+func (c *requestContext) real() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline)
+		if c.ended {
+			c.cancel()
+		}
+	}
+	return c.ctx
+}
+
+// end is the cancel of WithTimeout, called when the request is answered.
+func (c *requestContext) end() {
+	c.mu.Lock()
+	c.ended = true
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+func (c *requestContext) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *requestContext) Done() <-chan struct{}       { return c.real().Done() }
+func (c *requestContext) Err() error                  { return c.real().Err() }
+func (c *requestContext) Value(key any) any           { return c.real().Value(key) }
 
 // The original protocol.
 
 func (h *handler) addEntry(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r.URL.RawQuery)
+	q, err := h.originalQuery(r.URL.RawQuery)
 	var list, title string
 	var date Date
 	if err == nil {
-		list, date, err = listAndDate(q)
+		list, date, err = listAndDate(&q)
 	}
 	if err == nil {
-		title, err = param(q, "title")
+		title, err = checkParam("title", q.title, q.nTitle)
 	}
 	if err == nil {
 		err = h.validTitle(title)
@@ -194,26 +294,26 @@ func (h *handler) addEntry(ctx context.Context, w http.ResponseWriter, r *http.R
 }
 
 func (h *handler) entries(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r.URL.RawQuery)
+	q, err := h.originalQuery(r.URL.RawQuery)
 	var list string
 	var date Date
-	var entries []Entry
 	if err == nil {
-		list, date, err = listAndDate(q)
+		list, date, err = listAndDate(&q)
 	}
+	buf, _ := h.bufs.Get().(*entriesBuf)
+	if buf == nil {
+		buf = &entriesBuf{}
+	}
+	defer h.putBuf(buf)
 	if err == nil {
-		entries, err = h.sys.ServerProcess(list).Entries(ctx, date)
+		buf.entries, err = h.sys.ServerProcess(list).AppendEntries(ctx, buf.entries[:0], date)
 	}
 	if err != nil {
 		h.fail(w, r, list, err, false)
 		return
 	}
-	n := 0
-	for _, e := range entries {
-		n += len("9999-12-31    \n") + len(e.Title)
-	}
-	b := make([]byte, 0, n)
-	for _, e := range entries {
+	b := buf.body[:0]
+	for _, e := range buf.entries {
 		b = strconv.AppendInt(b, int64(e.Date.Year), 10)
 		b = append(b, '-')
 		b = strconv.AppendInt(b, int64(e.Date.Month), 10)
@@ -223,23 +323,143 @@ func (h *handler) entries(ctx context.Context, w http.ResponseWriter, r *http.Re
 		b = append(b, e.Title...)
 		b = append(b, '\n')
 	}
+	buf.body = b
 	hdr := w.Header()
-	hdr.Set("Content-Type", textType)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	hdr["Content-Type"] = textTypeHeader
+	hdr["X-Content-Type-Options"] = noSniffHeader
+	if len(b) == 0 {
+		hdr["Content-Length"] = zeroLenHeader
+	} else {
+		hdr["Content-Length"] = []string{strconv.Itoa(len(b))}
+	}
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 }
 
+// entriesBuf holds the buffers of one GET /entries, reused through
+// handler.bufs: the entries read and the body written.
+type entriesBuf struct {
+	entries []Entry
+	body    []byte
+}
+
+// Buffers over these sizes are not kept for reuse: a rare day with
+// thousands of entries must not pin its buffers for good.
+const (
+	maxPooledEntries = 1 << 10
+	maxPooledBody    = 64 << 10
+)
+
+func (h *handler) putBuf(buf *entriesBuf) {
+	if cap(buf.entries) > maxPooledEntries || cap(buf.body) > maxPooledBody {
+		return
+	}
+	clear(buf.entries) // let the titles go
+	h.bufs.Put(buf)
+}
+
+// originalQuery is what the original routes read from a query: the first
+// value of list, date and title, and how many times each was given.
+type originalQuery struct {
+	list, date, title    string
+	nList, nDate, nTitle int
+}
+
+// originalQuery parses the query of an original route as url.ParseQuery
+// does. A plain query, the usual one, is scanned in place (see
+// scanQuery), without the map and the slices of url.Values; any other is
+// given to url.ParseQuery, whose error is the answer.
+func (h *handler) originalQuery(raw string) (originalQuery, error) {
+	if q, ok := h.scanQuery(raw); ok {
+		return q, nil
+	}
+	vs, err := parseQuery(raw)
+	if err != nil {
+		return originalQuery{}, err
+	}
+	var q originalQuery
+	q.list, q.nList = first(vs["list"])
+	q.date, q.nDate = first(vs["date"])
+	q.title, q.nTitle = first(vs["title"])
+	return q, nil
+}
+
+func first(vs []string) (string, int) {
+	if len(vs) == 0 {
+		return "", 0
+	}
+	return vs[0], len(vs)
+}
+
+// scanQuery reads raw as url.ParseQuery reads it, pair by pair, and
+// reports false, leaving it to url.ParseQuery, for any query that
+// function would refuse (a ';', a bad % escape) or that has more pairs
+// than h.scanPairs. It allocates only to unescape a key or a value that
+// has escapes.
+func (h *handler) scanQuery(raw string) (q originalQuery, ok bool) {
+	if strings.Count(raw, "&") >= h.scanPairs {
+		return q, false
+	}
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if strings.IndexByte(pair, ';') >= 0 {
+			return q, false
+		}
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil {
+			return q, false
+		}
+		if v, err = url.QueryUnescape(v); err != nil {
+			return q, false
+		}
+		switch k {
+		case "list":
+			if q.nList++; q.nList == 1 {
+				q.list = v
+			}
+		case "date":
+			if q.nDate++; q.nDate == 1 {
+				q.date = v
+			}
+		case "title":
+			if q.nTitle++; q.nTitle == 1 {
+				q.title = v
+			}
+		}
+	}
+	return q, true
+}
+
+// maxScanPairs bounds the pairs scanQuery reads; url.ParseQuery refuses
+// queries over a limit that the GODEBUG setting urlmaxqueryparams may set
+// as low as it likes, and NewHandler lowers the bound under it.
+const maxScanPairs = 16
+
+// scanPairs returns how many pairs of a query scanQuery may read: as many
+// as url.ParseQuery accepts, up to maxScanPairs.
+func scanPairs() int {
+	for n := 1; n <= maxScanPairs; n++ {
+		if _, err := url.ParseQuery(strings.Repeat("&", n-1)); err != nil {
+			return n - 1
+		}
+	}
+	return maxScanPairs
+}
+
 // listAndDate reads the two parameters both original routes take.
-func listAndDate(q url.Values) (list string, date Date, err error) {
-	if list, err = param(q, "list"); err != nil {
+func listAndDate(q *originalQuery) (list string, date Date, err error) {
+	if list, err = checkParam("list", q.list, q.nList); err != nil {
 		return "", Date{}, err
 	}
 	if err = validName(list); err != nil {
 		return "", Date{}, err
 	}
-	s, err := param(q, "date")
+	s, err := checkParam("date", q.date, q.nDate)
 	if err != nil {
 		return "", Date{}, err
 	}
@@ -509,16 +729,22 @@ func parseQuery(raw string) (url.Values, error) {
 
 // param returns the one non-empty value of key in q.
 func param(q url.Values, key string) (string, error) {
-	vs := q[key]
+	v, n := first(q[key])
+	return checkParam(key, v, n)
+}
+
+// checkParam returns v, the first of the n values given for key, if it
+// is the only one and not empty.
+func checkParam(key, v string, n int) (string, error) {
 	switch {
-	case len(vs) == 0:
+	case n == 0:
 		return "", badRequest("missing query parameter %q", key)
-	case len(vs) > 1:
-		return "", badRequest("query parameter %q given %d times", key, len(vs))
-	case vs[0] == "":
+	case n > 1:
+		return "", badRequest("query parameter %q given %d times", key, n)
+	case v == "":
 		return "", badRequest("empty query parameter %q", key)
 	}
-	return vs[0], nil
+	return v, nil
 }
 
 // validTitle checks that a title is one line of text within the cap: the
@@ -644,8 +870,8 @@ func methodNotAllowed(allow string, isJSON bool) http.Handler {
 // writeText answers a plain-text body, with no newline added.
 func writeText(w http.ResponseWriter, status int, body string) {
 	hdr := w.Header()
-	hdr.Set("Content-Type", textType)
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr["Content-Type"] = textTypeHeader
+	hdr["X-Content-Type-Options"] = noSniffHeader
 	w.WriteHeader(status)
 	io.WriteString(w, body)
 }
@@ -657,8 +883,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 	}
 	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr["Content-Type"] = jsonTypeHeader
+	hdr["X-Content-Type-Options"] = noSniffHeader
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }

@@ -178,6 +178,59 @@ func TestHandler_Entries_Format(t *testing.T) {
 	}
 }
 
+// TestHandler_OriginalRoutes_Paths checks that the original routes are
+// matched as the handler's ServeMux matches them, whichever way the path
+// is written: the handler takes a shortcut past the mux for the plain
+// paths, and leaves the others to it.
+func TestHandler_OriginalRoutes_Paths(t *testing.T) {
+	t.Parallel()
+	sys, err := todo.OpenInMemory(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	h := todo.NewHandler(sys, nil)
+	const q = "?list=bob&date=20131219"
+	const want = "2013-12-19    Dentist\n2013-12-19    Movies\n"
+	for _, c := range []struct {
+		method, target string
+		status         int
+		body, location string
+		pattern        string
+	}{
+		{"POST", "/add_entry" + q + "&title=Dentist", 200, "OK", "", "POST /add_entry"},
+		{"POST", "/%61dd_entry" + q + "&title=Movies", 200, "OK", "", "POST /add_entry"},
+		{"GET", "/entries" + q, 200, want, "", "GET /entries"},
+		{"HEAD", "/entries" + q, 200, want, "", "GET /entries"},
+		{"GET", "/%65ntries" + q, 200, want, "", "GET /entries"},
+		{"GET", "/entrie%73" + q, 200, want, "", "GET /entries"},
+		{"GET", "//entries" + q, 307, "", "/entries" + q, "GET /entries"},
+		{"GET", "/./entries" + q, 307, "", "/entries" + q, "GET /entries"},
+		{"GET", "/x/../entries" + q, 307, "", "/entries" + q, "GET /entries"},
+		{"GET", "/entries/" + q, 404, "not found", "", "/"},
+		{"GET", "/Entries" + q, 404, "not found", "", "/"},
+		{"GET", "/add_entry" + q, 405, "method GET not allowed: use POST", "", "/add_entry"},
+		{"PUT", "/entries" + q, 405, "method PUT not allowed: use GET, HEAD", "", "/entries"},
+	} {
+		r := httptest.NewRequest(c.method, c.target, nil)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		body := rec.Body.String()
+		if c.status == 307 {
+			body = ""
+		}
+		if rec.Code != c.status || body != c.body || rec.Header().Get("Location") != c.location || r.Pattern != c.pattern {
+			t.Errorf("%s %s: %d %q Location %q pattern %q, want %d %q Location %q pattern %q",
+				c.method, c.target, rec.Code, body, rec.Header().Get("Location"), r.Pattern,
+				c.status, c.body, c.location, c.pattern)
+		}
+		if c.status == 200 && (rec.Header().Get("Content-Type") != textPlain || rec.Header().Get("X-Content-Type-Options") != "nosniff" ||
+			c.method == "GET" && rec.Header().Get("Content-Length") != fmt.Sprint(len(c.body))) {
+			t.Errorf("%s %s: header %v", c.method, c.target, rec.Header())
+		}
+	}
+}
+
 func TestHandler_NotFound(t *testing.T) {
 	t.Parallel()
 	s := startWebServer(t, nil, nil)

@@ -7,7 +7,11 @@
 # Target: async mode >= 0.6x the bare handler's req/s, with p99 < 20 ms.
 #
 # Usage: scripts/load.sh
-# Environment: DURATION (default 20s), THREADS (2), CONNECTIONS (64).
+# Environment: DURATION (default 20s), THREADS (2), CONNECTIONS (64);
+# PROFILE_DIR, if set, gets a CPU profile of each todo run (MODE.cpu, taken
+# from the -debug-addr pprof endpoint over the middle of the run, which
+# costs the run a little) and the binary to read it with (todo):
+#   go tool pprof -top PROFILE_DIR/todo PROFILE_DIR/async.cpu
 # Everything listens on 127.0.0.1 only; every process started here is
 # stopped by its PID on exit.
 set -euo pipefail
@@ -16,6 +20,11 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
+PROFILE_DIR=${PROFILE_DIR:-}
+if [ -n "$PROFILE_DIR" ] && ! command -v curl >/dev/null 2>&1; then
+	echo "PROFILE_DIR needs curl" >&2
+	exit 1
+fi
 
 if ! command -v wrk >/dev/null 2>&1; then
 	echo "wrk not found: installing it with apt-get" >&2
@@ -42,6 +51,10 @@ trap cleanup EXIT
 echo "building..."
 go build -trimpath -o "$work/todo" ./cmd/todo
 go build -trimpath -o "$work/bare" ./scripts/bare
+if [ -n "$PROFILE_DIR" ]; then
+	mkdir -p "$PROFILE_DIR"
+	cp "$work/todo" "$PROFILE_DIR/todo"
+fi
 
 # start NAME COMMAND...: starts a server logging to $work/NAME.log and sets
 # pid and addr (which it logs as "addr=127.0.0.1:PORT").
@@ -76,12 +89,26 @@ stop() {
 declare -A rps p99 non2xx sockerr
 names=()
 
-# bench NAME: runs wrk against $addr and records its figures under NAME.
+# bench NAME [DEBUG_ADDR]: runs wrk against $addr and records its figures
+# under NAME; with PROFILE_DIR and a DEBUG_ADDR, it also takes a CPU profile
+# of the middle half of the run.
 bench() {
-	local name=$1 out="$work/$1.wrk"
+	local name=$1 debug=${2:-} out="$work/$1.wrk" prof=""
 	echo
 	echo "== $name (load average before: $(cut -d' ' -f1 /proc/loadavg)): wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s scripts/load.lua http://$addr"
+	if [ -n "$PROFILE_DIR" ] && [ -n "$debug" ]; then
+		# wrk takes durations like 20s, 2m or 1h; the profile covers the middle half.
+		local secs
+		secs=$(awk -v d="$DURATION" 'BEGIN { n = d + 0; u = substr(d, length(n "") + 1)
+			if (u == "m") n *= 60; else if (u == "h") n *= 3600; print int(n) }')
+		(sleep $((secs / 4)) && curl -sf -o "$PROFILE_DIR/$name.cpu" \
+			"http://$debug/debug/pprof/profile?seconds=$((secs / 2 > 0 ? secs / 2 : 1))") &
+		prof=$!
+	fi
 	wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/load.lua "http://$addr" | tee "$out"
+	if [ -n "$prof" ]; then
+		wait "$prof" || echo "no profile of $name" >&2
+	fi
 	names+=("$name")
 	rps[$name]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
 	# The 99% line of the latency distribution, in milliseconds.
@@ -102,8 +129,14 @@ bench() {
 echo "machine: $(nproc) CPUs, $(go version | cut -d' ' -f3-), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 for mode in fsync write async; do
-	start "todo-$mode" "$work/todo" -addr 127.0.0.1:0 -data "$work/data-$mode" -durability "$mode"
-	bench "$mode"
+	debug_flags=()
+	if [ -n "$PROFILE_DIR" ]; then debug_flags=(-debug-addr 127.0.0.1:0); fi
+	start "todo-$mode" "$work/todo" -addr 127.0.0.1:0 -data "$work/data-$mode" -durability "$mode" "${debug_flags[@]}"
+	debug=""
+	if [ -n "$PROFILE_DIR" ]; then
+		debug=$(grep -o -m1 ' debug_addr=127\.0\.0\.1:[0-9]*' "$work/todo-$mode.log" | cut -d= -f2 || true)
+	fi
+	bench "$mode" "$debug"
 	stop "$pid"
 done
 start bare "$work/bare" -addr 127.0.0.1:0
