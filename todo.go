@@ -203,7 +203,7 @@ type storage interface {
 	// load returns the stored list, or an empty one if none is stored.
 	load(name string) (*List, error)
 	// save stores a snapshot of a list, as durable as the Durability asks
-	// (Async saves as Write does).
+	// (Async saves as Fsync does, in the background).
 	save(name string, snap snapshot) error
 	// names returns the names of every stored list.
 	names() ([]string, error)
@@ -278,20 +278,22 @@ func (sys *System) Lists(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// A list's state moves from its server to the pool to its file: look
+	// in that order, so a list that moves on while we look is still found.
 	names := make(map[string]struct{})
-	stored, err := sys.store.names()
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range stored {
-		names[n] = struct{}{}
-	}
 	for n, p := range sys.registry.All() {
 		if p.hasEntries.Load() {
 			names[n] = struct{}{}
 		}
 	}
 	for _, n := range sys.pool.unwritten() {
+		names[n] = struct{}{}
+	}
+	stored, err := sys.store.names()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range stored {
 		names[n] = struct{}{}
 	}
 	return slices.Sorted(maps.Keys(names)), nil
