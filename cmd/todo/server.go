@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof" // also registers on http.DefaultServeMux, which is never served here
 	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,17 +80,62 @@ func appHandler(sys *todo.System, h *health, log *slog.Logger, timeout time.Dura
 }
 
 // debugHandler is what the -debug-addr listener serves: pprof and expvar.
-// The pprof handlers are mounted here explicitly; what importing
-// net/http/pprof registers on http.DefaultServeMux is never served.
+// The pprof endpoints are written here on runtime/pprof rather than taken
+// from net/http/pprof, whose import registers them on the default mux.
 func debugHandler(sys *todo.System) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/", pprofIndex)
+	mux.HandleFunc("GET /debug/pprof/cmdline", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, strings.Join(os.Args, "\x00"))
+	})
+	mux.HandleFunc("GET /debug/pprof/profile", pprofCPU)
 	mux.Handle("GET /debug/vars", varsHandler(sys))
 	return mux
+}
+
+// pprofIndex lists the profiles, or serves the one named in the path
+// (/debug/pprof/goroutine?debug=1), as net/http/pprof does.
+func pprofIndex(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, "/debug/pprof/")
+	if name == "" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		for _, p := range pprof.Profiles() {
+			fmt.Fprintf(w, "%s %d\n", p.Name(), p.Count())
+		}
+		return
+	}
+	p := pprof.Lookup(name)
+	if p == nil {
+		http.Error(w, "unknown profile", http.StatusNotFound)
+		return
+	}
+	debug, _ := strconv.Atoi(r.FormValue("debug"))
+	if debug > 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	} else {
+		w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	p.WriteTo(w, debug)
+}
+
+// pprofCPU serves a CPU profile of ?seconds= (default 30, at most 120).
+func pprofCPU(w http.ResponseWriter, r *http.Request) {
+	sec, err := strconv.Atoi(r.FormValue("seconds"))
+	if err != nil || sec <= 0 {
+		sec = 30
+	}
+	sec = min(sec, 120)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := pprof.StartCPUProfile(w); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	select {
+	case <-time.After(time.Duration(sec) * time.Second):
+	case <-r.Context().Done():
+	}
+	pprof.StopCPUProfile()
 }
 
 // varsHandler serves what expvar.Handler does, the process's published
