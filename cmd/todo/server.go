@@ -215,6 +215,17 @@ func listenLoopback(addr string) (net.Listener, error) {
 // unusable; then it stops the servers gracefully, closes sys, and returns
 // why it stopped (nil for ctx) joined with Close's error.
 func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System, ln, debugLn net.Listener) error {
+	// The directory's identity is taken here, not in the watchdog's
+	// goroutine, so that it is known before "listening" is logged: a
+	// directory replaced after that is always caught.
+	want, err := os.Stat(sys.Dir())
+	if err != nil {
+		errs := []error{fmt.Errorf("data directory unusable: %w", err), ln.Close()}
+		if debugLn != nil {
+			errs = append(errs, debugLn.Close())
+		}
+		return errors.Join(append(errs, sys.Close())...)
+	}
 	h := &health{}
 	srv := newServer(appHandler(sys, h, log, cfg.timeout), log, serverLimits(cfg.timeout))
 	fatal := make(chan error, 2) // the two goroutines that may fail send at most once each
@@ -243,7 +254,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	wg.Go(func() {
-		if err := watchDir(watchCtx, sys.Dir(), cfg.watchdog, h, log); err != nil {
+		if err := watchDir(watchCtx, sys.Dir(), want, cfg.watchdog, h, log); err != nil {
 			fatal <- err
 		}
 	})
@@ -271,7 +282,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 	}
 	wg.Wait()
 
-	err := sys.Close()
+	err = sys.Close()
 	if err != nil {
 		log.Error("closing the lists", "err", err)
 	} else {
