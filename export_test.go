@@ -8,6 +8,8 @@ import (
 	"os"
 	"path"
 	"sort"
+	"sync/atomic"
+	"time"
 )
 
 // memStore keeps lists in memory, so that benchmarks and tests of the
@@ -45,6 +47,32 @@ func OpenInMemory(opts *Options) (*System, error) {
 		return nil, err
 	}
 	return newSystem(&memStore{lists: NewTable[string, snapshot]()}, o), nil
+}
+
+// slowStore is a memStore whose every write takes delay (on the clock of
+// a synctest bubble, when the System is opened in one) and is counted.
+type slowStore struct {
+	memStore
+	delay  time.Duration
+	writes *atomic.Int64
+}
+
+func (m *slowStore) save(name string, s snapshot) error {
+	time.Sleep(m.delay)
+	m.writes.Add(1)
+	return m.memStore.save(name, s)
+}
+
+// OpenInMemorySlow is OpenInMemory with writes that take delay each; it
+// returns the count of writes done.
+func OpenInMemorySlow(opts *Options, delay time.Duration) (*System, *atomic.Int64, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, nil, err
+	}
+	writes := new(atomic.Int64)
+	st := &slowStore{memStore{lists: NewTable[string, snapshot]()}, delay, writes}
+	return newSystem(st, o), writes, nil
 }
 
 // FileName exposes the encoding of list names into file paths.
@@ -144,7 +172,7 @@ func Batch(l *List, change func(*List), rollback bool) []Date {
 	l.begin(&u)
 	change(l)
 	var touched []Date
-	l.touched(func(d Date, _ []Entry) { touched = append(touched, d) })
+	l.touched(func(k dayKey, _ *dateSlot) { touched = append(touched, k.date()) })
 	if rollback {
 		l.rollback()
 	} else {

@@ -153,6 +153,10 @@ type List struct {
 type dateSlot struct {
 	entries []Entry
 	batch   uint64 // the last batch that recorded this slot in the undo log
+	// cell is where the list's server publishes this date, remembered
+	// here to spare it a map lookup per change; nil in a List no server
+	// owns, and in a slot made since the server last published the date.
+	cell *dayCell
 }
 
 // undoLog records what a batch of changes replaced, so that the batch can be
@@ -165,7 +169,8 @@ type undoLog struct {
 
 type undoDate struct {
 	key     dayKey
-	entries []Entry // nil if the date had none
+	entries []Entry   // nil if the date had none
+	slot    *dateSlot // the date's slot in this batch, nil if it has none; saves map lookups
 }
 
 // NewList returns a list holding entries, added in order (their ids are
@@ -295,33 +300,34 @@ func (l *List) setDate(d Date, s []Entry) {
 
 // setSlot is setDate for a caller that has looked the slot up already.
 func (l *List) setSlot(k dayKey, slot *dateSlot, s []Entry) {
-	if l.undo != nil && (slot == nil || slot.batch != l.batch) {
-		var old []Entry
-		if slot != nil {
-			old = slot.entries
-			slot.batch = l.batch
-		}
-		l.undo.dates = append(l.undo.dates, undoDate{k, old})
+	record := l.undo != nil && (slot == nil || slot.batch != l.batch)
+	var old []Entry
+	if record && slot != nil {
+		old = slot.entries
+		slot.batch = l.batch
 	}
-	if len(s) == 0 {
-		if l.undo != nil && slot != nil {
-			// Keep the emptied slot, and with it the mark that this batch
-			// recorded the date, until commit: a later touch in the batch
-			// must not record the date a second time.
-			slot.entries = nil
-			return
+	switch {
+	case len(s) > 0:
+		if slot == nil {
+			if l.byDate == nil {
+				l.byDate = make(map[dayKey]*dateSlot)
+			}
+			slot = &dateSlot{batch: l.batch}
+			l.byDate[k] = slot
 		}
+		slot.entries = s
+	case l.undo != nil && slot != nil:
+		// Keep the emptied slot, and with it the mark that this batch
+		// recorded the date, until commit: a later touch in the batch
+		// must not record the date a second time.
+		slot.entries = nil
+	default:
 		delete(l.byDate, k)
-		return
+		slot = nil
 	}
-	if slot == nil {
-		if l.byDate == nil {
-			l.byDate = make(map[dayKey]*dateSlot)
-		}
-		slot = &dateSlot{batch: l.batch}
-		l.byDate[k] = slot
+	if record {
+		l.undo.dates = append(l.undo.dates, undoDate{k, old, slot})
 	}
-	slot.entries = s
 }
 
 // dayKey is a valid Date packed into 32 bits, a cheaper map key than
@@ -352,18 +358,18 @@ func (l *List) begin(u *undoLog) {
 	l.undo = u
 }
 
-// touched calls fn with every date the current batch changed and the
-// entries it now has (nil when it has none).
-func (l *List) touched(fn func(Date, []Entry)) {
+// touched calls fn with every date the current batch changed and its slot,
+// nil when the date has no entries left.
+func (l *List) touched(fn func(dayKey, *dateSlot)) {
 	for _, u := range l.undo.dates {
-		fn(u.key.date(), l.entriesOf(u.key))
+		fn(u.key, u.slot)
 	}
 }
 
 // commit ends the batch, keeping its changes.
 func (l *List) commit() {
 	for _, d := range l.undo.dates {
-		if slot := l.byDate[d.key]; slot != nil && len(slot.entries) == 0 {
+		if d.slot != nil && len(d.slot.entries) == 0 {
 			delete(l.byDate, d.key)
 		}
 	}

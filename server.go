@@ -36,6 +36,14 @@ type proc struct {
 	list  *List
 	undo  undoLog
 	batch []*call
+	// Signals drained from the mailbox and not acted on yet.
+	expireDue, closeDue bool
+	// How many requests the next batch waits for, and for how long; see
+	// waitRegroup.
+	regroup       int
+	regroupWait   time.Duration
+	regroupTimer  *time.Timer
+	regroupMissed bool // the last wait ran out with nobody back
 }
 
 // op is what a request asks of a server.
@@ -47,6 +55,8 @@ const (
 	opDelete
 	opEntries // read one date of a list that is not loaded yet
 	opAll     // read all of a list that is not loaded yet
+	opExpire  // expireSignal
+	opClose   // closeSignal
 )
 
 // call is one request and its reply. Calls are pooled, and the reply
@@ -107,59 +117,90 @@ func (p *proc) touch() {
 	}
 }
 
+// Signals are messages to a server that are not requests. They travel in
+// the mailbox with the requests, so that a waiting server waits on that one
+// channel: a select over the mailbox, a timer and Close's channel costs
+// locking three channels every time the server sleeps and wakes, and with
+// many lists a server sleeps and wakes for almost every request.
+var (
+	expireSignal = &call{op: opExpire} // the idle timer fired
+	closeSignal  = &call{op: opClose}  // the System is closing
+)
+
+// signal notes a signal drained from the mailbox, to be acted on once the
+// requests before and around it are served. It reports whether c was one.
+func (p *proc) signal(c *call) bool {
+	switch c {
+	case expireSignal:
+		p.expireDue = true
+	case closeSignal:
+		p.closeDue = true
+	default:
+		return false
+	}
+	return true
+}
+
 // run is the server goroutine.
 func (p *proc) run() {
 	defer p.sys.servers.Done()
 	idle := p.sys.opts.IdleTimeout
-	// The timer sends on a plain channel: selecting on a timer's own channel
-	// costs a lock on the timer every time the server waits. It is not reset
-	// on every request either, which would cost more than the request:
-	// lastRequest is noted instead, and checked when the timer fires.
+	// The timer puts expireSignal in the mailbox. It is not reset on every
+	// request, which would cost more than the request: lastRequest is
+	// noted instead, and checked when the signal comes.
 	var timer *time.Timer
-	expired := make(chan struct{}, 1)
 	if idle > 0 {
 		timer = time.AfterFunc(idle, func() {
 			select {
-			case expired <- struct{}{}:
+			case p.mailbox <- expireSignal:
 			default:
+				// A full mailbox: the server is busy, not idle.
+				if !p.retired() {
+					timer.Reset(idle)
+				}
 			}
 		})
 		defer timer.Stop()
 	}
 	var lastRequest time.Time
 	for {
-		select {
-		case c := <-p.mailbox:
+		if c := <-p.mailbox; !p.signal(c) {
 			p.serveBatch(c)
 			if timer != nil {
 				lastRequest = time.Now()
 			}
-		case <-expired:
-			if quiet := time.Since(lastRequest); quiet < idle {
-				timer.Reset(idle - quiet)
-				continue
-			}
-			if p.touched.Swap(false) || !p.senders.CompareAndSwap(0, -1) {
-				// Read since the timer was armed, or a caller is sending
-				// right now.
-				timer.Reset(idle)
-				continue
-			}
-			p.stop()
-			p.sys.stats.expired.Add(1)
-			return
-		case <-p.sys.closing:
+		}
+		if p.closeDue {
 			for !p.senders.CompareAndSwap(0, -1) {
 				// Callers are sending; serve them until none is left.
 				select {
 				case c := <-p.mailbox:
-					p.serveBatch(c)
+					if !p.signal(c) {
+						p.serveBatch(c)
+					}
 				case <-time.After(time.Millisecond):
 				}
 			}
 			p.stop()
 			return
 		}
+		if !p.expireDue {
+			continue
+		}
+		p.expireDue = false
+		if quiet := time.Since(lastRequest); quiet < idle {
+			timer.Reset(idle - quiet)
+			continue
+		}
+		if p.touched.Swap(false) || !p.senders.CompareAndSwap(0, -1) {
+			// Read since the timer was armed, or a caller is sending
+			// right now.
+			timer.Reset(idle)
+			continue
+		}
+		p.stop()
+		p.sys.stats.expired.Add(1)
+		return
 	}
 }
 
@@ -169,7 +210,9 @@ func (p *proc) stop() {
 	for {
 		select {
 		case c := <-p.mailbox:
-			p.serveBatch(c)
+			if !p.signal(c) {
+				p.serveBatch(c)
+			}
 			continue
 		default:
 		}
@@ -190,11 +233,20 @@ drain:
 	for len(batch) < maxBatch {
 		select {
 		case c := <-p.mailbox:
-			batch = append(batch, c)
+			if !p.signal(c) {
+				batch = append(batch, c)
+			}
 		default:
 			break drain
 		}
 	}
+	if n := len(batch); p.regroup > n {
+		batch = p.waitRegroup(batch)
+		// Nobody came back: the callers have gone to other lists, or
+		// away. Do not wait on the next batch.
+		p.regroupMissed = len(batch) == n
+	}
+	p.regroup = 0
 	p.batch = batch
 	defer clear(batch) // let answered calls go
 	p.sys.stats.requests.Add(int64(len(batch)))
@@ -230,6 +282,7 @@ drain:
 	}
 
 	var err error
+	started := time.Now()
 	if changed {
 		err = p.sys.pool.save(p.name, l.snapshot(), p.saved)
 	}
@@ -244,6 +297,15 @@ drain:
 		l.commit()
 	}
 
+	if changed && err == nil && !p.sys.pool.async && len(batch) > 1 && !p.regroupMissed {
+		// Several callers share this list (see waitRegroup): those
+		// answered below will likely send again at once, and those in the
+		// mailbox were held up by this write. Have the next write carry
+		// them all.
+		p.regroup = min(len(batch)+len(p.mailbox), maxBatch)
+		p.regroupWait = min(time.Since(started)/4, maxRegroupWait)
+	}
+	p.regroupMissed = false
 	for _, c := range batch {
 		switch {
 		case c.op == opEntries:
@@ -255,6 +317,43 @@ drain:
 		}
 		c.reply <- struct{}{}
 	}
+}
+
+// maxRegroupWait bounds how long a server waits for a batch to regroup.
+const maxRegroupWait = 2 * time.Millisecond
+
+// waitRegroup waits for the callers of the last synchronous write to send
+// again, so that batch holds p.regroup requests, or until p.regroupWait
+// has passed, a quarter of that write's time; it returns the grown batch.
+//
+// Without it, callers of a busy list split into two groups that take turns:
+// while one group's write is on its way the other group queues up, and the
+// server starts the next write with the queued group the moment it has
+// answered the first, before the first can send again. Each write then
+// carries half the callers. Waiting a fraction of a write for the answered
+// callers puts them all in every write. The wait is only set up when a
+// write answered several callers, and not right after
+// a wait in which nobody came back: callers that spread over many lists
+// rarely come back to the same one, and a lone caller has nobody to wait
+// for.
+func (p *proc) waitRegroup(batch []*call) []*call {
+	if p.regroupTimer == nil {
+		p.regroupTimer = time.NewTimer(p.regroupWait)
+	} else {
+		p.regroupTimer.Reset(p.regroupWait)
+	}
+	defer p.regroupTimer.Stop()
+	for len(batch) < p.regroup && !p.closeDue {
+		select {
+		case c := <-p.mailbox:
+			if !p.signal(c) {
+				batch = append(batch, c)
+			}
+		case <-p.regroupTimer.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // apply applies one change to the list and reports whether it changed it.
@@ -336,23 +435,37 @@ func (p *proc) crashed(c *call, reason any, stack []byte) {
 	c.err = fmt.Errorf("%w: list %q: %v", ErrCrashed, p.name, reason)
 }
 
-// publish makes the entries of one date visible to readers.
-func (p *proc) publish(d Date, entries []Entry) {
-	k := d.key()
-	if c := p.cells[k]; c != nil {
+// publish makes the entries of one date (its slot, nil when it has none)
+// visible to readers.
+func (p *proc) publish(k dayKey, slot *dateSlot) {
+	// The cell gets a copy of the slice header: the List goes on changing
+	// its slot's, never what that header shows.
+	var entries []Entry
+	if slot != nil {
+		entries = slot.entries
+		if c := slot.cell; c != nil {
+			c.entries.Store(&entries)
+			return
+		}
+	}
+	c := p.cells[k]
+	switch {
+	case c != nil:
 		c.entries.Store(&entries)
+	case len(entries) == 0:
 		return
+	default:
+		c = &dayCell{owner: p}
+		c.entries.Store(&entries) // before readers can find c
+		if p.cells == nil {
+			p.cells = make(map[dayKey]*dayCell)
+		}
+		p.cells[k] = c
+		p.sys.table.Insert(tableKey{p.name, k.date()}, c)
 	}
-	if len(entries) == 0 {
-		return
+	if slot != nil {
+		slot.cell = c
 	}
-	c := &dayCell{owner: p}
-	c.entries.Store(&entries)
-	if p.cells == nil {
-		p.cells = make(map[dayKey]*dayCell)
-	}
-	p.cells[k] = c
-	p.sys.table.Insert(tableKey{p.name, d}, c)
 }
 
 // publishAll publishes the whole list for AllEntries.
@@ -365,7 +478,7 @@ func (p *proc) publishAll() {
 // publishLoaded publishes a freshly loaded list and marks it loaded.
 func (p *proc) publishLoaded() {
 	for k, slot := range p.list.byDate {
-		p.publish(k.date(), slot.entries)
+		p.publish(k, slot)
 	}
 	p.publishAll()
 	p.loaded.Store(true)

@@ -587,3 +587,109 @@ func TestServer_UpdateEntry_Goexit(t *testing.T) {
 		t.Fatalf("next add got id %d, want %d", e.ID, first.ID+1)
 	}
 }
+
+// dentist is the date of the book's first entry.
+var dentist = todo.Date{Year: 2013, Month: time.December, Day: 19}
+
+// openSlow opens, inside a synctest bubble, a System with Fsync
+// acknowledgement whose list writes take 10ms of the bubble's clock each.
+func openSlow(t *testing.T) (*todo.System, func() int64) {
+	t.Helper()
+	o := neverIdle()
+	o.Durability = todo.Fsync
+	sys, writes, err := todo.OpenInMemorySlow(o, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	return sys, writes.Load
+}
+
+// TestServer_AddEntry_CallersShareEachWrite checks that callers sharing a
+// list do not split into groups that take turns at the writes: every write
+// after the first few carries a change of every caller. In a synctest
+// bubble an answered caller always sends again before the clock moves, so
+// the count of writes is exact.
+func TestServer_AddEntry_CallersShareEachWrite(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const callers, rounds = 16, 20
+		sys, writes := openSlow(t)
+		s := sys.ServerProcess("shared")
+		ctx := context.Background()
+		errs := make(chan error, callers)
+		for range callers {
+			go func() {
+				for range rounds {
+					if _, err := s.AddEntry(ctx, todo.Entry{Date: dentist, Title: "x"}); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range callers {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The first write carries the first caller alone, the second the
+		// other callers, which queued behind it; from the third on, every
+		// write carries every caller.
+		if n := writes(); n > rounds+2 {
+			t.Errorf("%d writes for %d callers adding %d entries each; want at most %d", n, callers, rounds, rounds+2)
+		}
+		all, err := s.AllEntries(ctx)
+		if err != nil || len(all) != callers*rounds {
+			t.Fatalf("AllEntries: %d entries, %v; want %d", len(all), err, callers*rounds)
+		}
+	})
+}
+
+// TestServer_AddEntry_LoneCallerNeverWaits checks that a server waits for
+// callers to come back only when several share its list: one caller, or
+// callers that move from list to list, get their writes at once.
+func TestServer_AddEntry_LoneCallerNeverWaits(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		sys, writes := openSlow(t)
+		ctx := context.Background()
+		start := time.Now()
+		for i := range 10 {
+			if _, err := sys.ServerProcess("alone").AddEntry(ctx, todo.Entry{Date: dentist, Title: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := time.Since(start), time.Duration(i+1)*10*time.Millisecond; got != want {
+				t.Fatalf("add %d answered after %v; want %v, the writes' time alone", i+1, got, want)
+			}
+		}
+		// Two callers add to one list together, then one of them goes on
+		// alone: it may wait once, a quarter of a write, for the other.
+		s := sys.ServerProcess("pair")
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.AddEntry(ctx, todo.Entry{Date: dentist, Title: "other"})
+			done <- err
+		}()
+		if _, err := s.AddEntry(ctx, todo.Entry{Date: dentist, Title: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		start, before := time.Now(), writes()
+		for range 5 {
+			if _, err := s.AddEntry(ctx, todo.Entry{Date: dentist, Title: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// At most one wait of a quarter write (2.5ms) for the partner.
+		if got, max := time.Since(start), 5*10*time.Millisecond+3*time.Millisecond; got > max {
+			t.Errorf("5 adds by the remaining caller took %v; want at most %v", got, max)
+		}
+		if n := writes() - before; n != 5 {
+			t.Errorf("%d writes for 5 adds by one caller", n)
+		}
+	})
+}

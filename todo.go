@@ -162,8 +162,7 @@ type System struct {
 	// startMu makes starting a server and closing the System exclusive, so
 	// that no server starts after Close has begun waiting for them.
 	startMu sync.RWMutex
-	closed  atomic.Bool   // set once, under startMu
-	closing chan struct{} // closed by Close; servers drain and stop
+	closed  atomic.Bool // set once, under startMu
 	servers sync.WaitGroup
 	closeMu sync.Mutex // serializes Close calls
 	done    bool       // guarded by closeMu: Close has finished
@@ -233,7 +232,6 @@ func newSystem(st storage, o Options) *System {
 		store:    st,
 		registry: NewTable[string, *proc](),
 		table:    newTableWithHasher[tableKey, *dayCell](tableKeyHasher()),
-		closing:  make(chan struct{}),
 		stats:    newCounters(),
 	}
 	sys.pool = newPool(st, o, &sys.stats)
@@ -251,8 +249,15 @@ func (sys *System) Close() error {
 	}
 	sys.startMu.Lock()
 	sys.closed.Store(true)
-	close(sys.closing)
 	sys.startMu.Unlock()
+	// No server starts from now on. Tell every running one to stop; one
+	// that has just retired on its own leaves without reading it.
+	for _, p := range sys.registry.All() {
+		select {
+		case p.mailbox <- closeSignal:
+		case <-p.done:
+		}
+	}
 	sys.servers.Wait()
 	err := errors.Join(sys.pool.close(), sys.store.close())
 	sys.done = true
