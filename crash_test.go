@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,7 +177,7 @@ func parseAck(line string) (ackedEntry, error) {
 
 // crashCheck opens dir after a kill and returns what is wrong: acknowledged
 // entries that are missing or changed, lists that cannot be read, names
-// that were never written, and leftovers in tmp/.
+// that were never written, and temp files left over.
 func crashCheck(tb testing.TB, dir string, acked []ackedEntry) (problems []string) {
 	tb.Helper()
 	ctx := context.Background()
@@ -191,8 +190,8 @@ func crashCheck(tb testing.TB, dir string, acked []ackedEntry) (problems []strin
 			problems = append(problems, fmt.Sprintf("Close: %v", err))
 		}
 	}()
-	if left, err := os.ReadDir(filepath.Join(dir, "tmp")); err != nil || len(left) != 0 {
-		problems = append(problems, fmt.Sprintf("tmp/ after Open: %v, %v", left, err))
+	if left := tempFiles(tb, dir); len(left) != 0 {
+		problems = append(problems, fmt.Sprintf("temp files after Open: %v", left))
 	}
 	names, err := sys.Lists(ctx)
 	if err != nil {
@@ -278,7 +277,7 @@ func crashKillNine(t testing.TB, mode string, fresh bool, report func(kill int, 
 // SIGKILL after a random number (50 to 500) of acknowledged entries. After
 // each kill the data directory, the same one for all 20 children, is
 // opened and must hold every entry any child acknowledged, with no
-// unreadable file and nothing left in tmp/.
+// unreadable file and no temp file left over.
 func TestCrash_KillNine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 20 child processes")

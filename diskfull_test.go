@@ -93,7 +93,7 @@ func diskFullTitle(i int) string { return fmt.Sprintf("entry %d %s", i, strings.
 //     an add fails, which must be with an error wrapping ENOSPC;
 //   - concurrent adds on the full disk must all fail the same way;
 //   - reads keep working and serve only acknowledged entries; the earlier
-//     lists and their files are intact; tmp/ holds no leftover;
+//     lists and their files are intact; no temp file is left over;
 //     Stats().WriteErrors counts the failures;
 //   - once the filler file is removed, adds succeed again;
 //   - after Close and a reopen, "bob" holds exactly the acknowledged entries.
@@ -183,8 +183,8 @@ func diskFull(tb testing.TB, open func(string, *todo.Options) (*todo.System, err
 	if got := persistSnapshotPath(tb, persistPath(dir, "earlier")); got != earlierFile {
 		bad("the file of the list written earlier changed")
 	}
-	if left, err := os.ReadDir(filepath.Join(dir, "tmp")); err != nil || len(left) != 0 {
-		bad("on a full disk tmp/ holds %v, %v; failed writes must remove their temp files", left, err)
+	if left := tempFiles(tb, dir); len(left) != 0 {
+		bad("on a full disk temp files are left: %v; failed writes must remove them", left)
 	}
 	if st := sys.Stats(); st.WriteErrors == 0 {
 		bad("Stats().WriteErrors = 0 after failed writes")

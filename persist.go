@@ -25,9 +25,10 @@ import (
 // never read as an empty list. Every access goes through an [os.Root], so
 // no name can reach outside the directory.
 //
-// Layout: dir/tmp/ holds files being written; dir/XX/ (XX is two hex digits
-// from a hash of the name) holds the lists, each in a file named after the
-// list by a reversible encoding (see fileName).
+// Layout: dir/XX/ (XX is two hex digits from a hash of the name) holds the
+// lists, each in a file named after the list by a reversible encoding (see
+// fileName). A file being written lies beside the one it replaces, named
+// .N.tmp, which no encoded name can be (see isTemp).
 //
 // files is safe for concurrent use, provided no two goroutines write the
 // same list at once (the pool sees to that).
@@ -40,8 +41,8 @@ type files struct {
 }
 
 const (
-	tmpDir     = "tmp"
 	fileSuffix = ".todo"
+	tmpSuffix  = ".tmp"
 	// maxComponent is the longest path component written; names whose
 	// encoding is longer are split into nested directories (NAME_MAX is 255).
 	maxComponent = 240
@@ -56,17 +57,45 @@ func openFiles(dir string, o Options) (*files, error) {
 		return nil, fmt.Errorf("todo: data directory: %w", err)
 	}
 	f := &files{root: root, dir: dir, sync: o.Durability != Write, maxSize: o.MaxFileSize}
-	// Files left half-written by a crash are never the current version of
-	// anything: the rename that would have made them so did not happen.
-	if err := root.RemoveAll(tmpDir); err != nil {
+	if err := f.removeTemps(); err != nil {
 		root.Close()
-		return nil, fmt.Errorf("todo: clearing %s: %w", path.Join(dir, tmpDir), err)
-	}
-	if err := root.Mkdir(tmpDir, 0o755); err != nil {
-		root.Close()
-		return nil, fmt.Errorf("todo: data directory: %w", err)
+		return nil, err
 	}
 	return f, nil
+}
+
+// removeTemps removes the files a crash left half-written. They are never
+// the current version of anything: the rename that would have made them so
+// did not happen. It lists the directories and reads no file.
+func (f *files) removeTemps() error {
+	return fs.WalkDir(f.root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("todo: clearing leftovers in %s: %w", path.Join(f.dir, rel), err)
+		}
+		if d.IsDir() || !isTemp(d.Name()) {
+			return nil
+		}
+		if err := f.root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("todo: clearing leftovers: %w", err)
+		}
+		return nil
+	})
+}
+
+// isTemp reports whether a file's base name is that of a file being
+// written: a dot, digits, ".tmp". An encoded list name never starts with a
+// dot (a dot in a name is written %2E).
+func isTemp(base string) bool {
+	digits, ok := strings.CutSuffix(base, tmpSuffix)
+	if !ok || len(digits) < 2 || digits[0] != '.' {
+		return false
+	}
+	for _, c := range digits[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (f *files) close() error { return f.root.Close() }
@@ -240,9 +269,11 @@ func (f *files) save(name string, snap snapshot) error {
 	if err := f.mkdirs(dir); err != nil {
 		return fmt.Errorf("todo: %s: %w", full, err)
 	}
-	tmp := fmt.Sprintf("%s/%d%s", tmpDir, f.tmpSeq.Add(1), fileSuffix)
-	if err := f.writeFile(tmp, data); err != nil {
-		f.root.Remove(tmp)
+	// The temp file goes beside the file it replaces: the rename stays
+	// within one directory, the one that is fsynced, and writers of lists
+	// in different directories do not contend for one directory.
+	tmp, err := f.writeTemp(dir, data)
+	if err != nil {
 		return fmt.Errorf("todo: %s: %w", full, err)
 	}
 	if err := f.root.Rename(tmp, rel); err != nil {
@@ -257,11 +288,31 @@ func (f *files) save(name string, snap snapshot) error {
 	return nil
 }
 
-func (f *files) writeFile(rel string, data []byte) error {
+// writeTemp writes data to a new temp file in dir and returns its path;
+// on an error it leaves nothing behind.
+func (f *files) writeTemp(dir string, data []byte) (string, error) {
+	for {
+		tmp := fmt.Sprintf("%s/.%d%s", dir, f.tmpSeq.Add(1), tmpSuffix)
+		err := f.writeFile(tmp, data)
+		if errors.Is(err, fs.ErrExist) {
+			continue // another System has this directory open too: do not touch its file
+		}
+		return tmp, err
+	}
+}
+
+// writeFile creates rel, which must not exist, and writes data to it,
+// fsynced when f.sync is set. On an error it removes the file.
+func (f *files) writeFile(rel string, data []byte) (err error) {
 	file, err := f.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			f.root.Remove(rel)
+		}
+	}()
 	_, err = file.Write(data)
 	if err == nil && f.sync {
 		err = file.Sync()
@@ -316,9 +367,6 @@ func (f *files) names() ([]string, error) {
 			return fmt.Errorf("todo: listing %s: %w", path.Join(f.dir, rel), err)
 		}
 		if d.IsDir() {
-			if rel == tmpDir {
-				return fs.SkipDir
-			}
 			return nil
 		}
 		if name, ok := nameFromFile(rel); ok {

@@ -781,6 +781,7 @@ func FuzzNameFromFile(f *testing.F) {
 	f.Add("00/%2e.todo")
 	f.Add("00/%.todo")
 	f.Add("tmp/1.todo")
+	f.Add("00/.1.tmp")
 	f.Fuzz(func(t *testing.T, rel string) {
 		name, ok := todo.NameFromFile(rel)
 		if ok && (!persistValidName(name) || todo.FileName(name) != rel) {
@@ -789,37 +790,76 @@ func FuzzNameFromFile(f *testing.F) {
 	})
 }
 
-// TestFiles_OpenRemovesTemp plants what a crash mid-write leaves in tmp/
-// and checks that Open removes it and that lists load and save as usual.
+// TestFiles_OpenRemovesTemp plants what a crash mid-write leaves beside
+// list files (.N.tmp, in fan-out directories and in the subdirectory of a
+// long name) and checks that Open removes exactly that, that lists load and
+// save as usual, and that no temp file is left after Close.
 func TestFiles_OpenRemovesTemp(t *testing.T) {
 	dir := t.TempDir()
+	long := strings.Repeat("é", 127) // its encoding continues in a subdirectory
 	sys := persistOpen(t, dir, nil)
 	persistAdd(t, sys, "bob", "Dentist")
+	persistAdd(t, sys, long, "Long")
 	persistClose(t, sys)
 
-	tmp := filepath.Join(dir, "tmp")
-	for _, p := range []string{"1.todo", "2.todo", "junk", "sub/deeper/3.todo"} {
-		p = filepath.Join(tmp, p)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	bobDir := filepath.Dir(filepath.Join(dir, todo.FileName("bob")))
+	longDir := filepath.Dir(filepath.Join(dir, todo.FileName(long)))
+	if bobDir == dir || longDir == dir || filepath.Dir(longDir) == dir {
+		t.Fatalf("unexpected layout: %s, %s", bobDir, longDir)
+	}
+	temps := []string{filepath.Join(bobDir, ".1.tmp"), filepath.Join(bobDir, ".123456.tmp"), filepath.Join(longDir, ".7.tmp")}
+	// Look-alikes that are not temp files stay.
+	keep := []string{filepath.Join(bobDir, "1.tmp"), filepath.Join(bobDir, ".x.tmp"), filepath.Join(bobDir, ".1.tmp.todo")}
+	for _, p := range append(slices.Clone(temps), keep...) {
 		if err := os.WriteFile(p, []byte("half a list"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	sys = persistOpen(t, dir, nil)
-	if left, err := os.ReadDir(tmp); err != nil || len(left) != 0 {
-		t.Errorf("after Open tmp/ holds %v, %v; want it empty", left, err)
+	for _, p := range temps {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("after Open %s: %v; want it removed", p, err)
+		}
+	}
+	for _, p := range keep {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("after Open %s: %v; want it kept", p, err)
+		}
 	}
 	persistAdd(t, sys, "bob", "Shopping")
 	persistAdd(t, sys, "alice", "Movies")
 	if got := persistAll(t, sys, "bob"); len(got) != 2 {
 		t.Errorf("bob = %v, want 2 entries", got)
 	}
-	persistClose(t, sys)
-	if left, err := os.ReadDir(tmp); err != nil || len(left) != 0 {
-		t.Errorf("after Close tmp/ holds %v, %v; want it empty", left, err)
+	if got := persistAll(t, sys, long); len(got) != 1 {
+		t.Errorf("the long name = %v, want 1 entry", got)
 	}
+	persistClose(t, sys)
+	for _, p := range keep {
+		os.Remove(p)
+	}
+	if left := tempFiles(t, dir); len(left) != 0 {
+		t.Errorf("after Close: temp files %v", left)
+	}
+}
+
+// tempFiles returns the temp files (.N.tmp) anywhere under dir.
+func tempFiles(tb testing.TB, dir string) []string {
+	tb.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if n := d.Name(); !d.IsDir() && strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp") {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return found
 }
 
 // TestFiles_OpenIsLazy fills a data directory with 2,000 list files, every
