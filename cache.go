@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -25,6 +26,10 @@ type Server struct {
 	sys  *System
 	name string
 	err  error // non-nil when name is not a valid list name
+	// last is the server this handle last sent to, tried before the
+	// registry. A server that has retired refuses senders (see acquire),
+	// so a stale one costs a registry lookup, never a lost request.
+	last atomic.Pointer[proc]
 }
 
 // MaxNameLen is the longest list name, in bytes.
@@ -191,9 +196,13 @@ func (s *Server) send(c *call) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p, err := sys.procFor(s.name)
-		if err != nil {
-			return err
+		p := s.last.Load()
+		if p == nil || p.retired() {
+			var err error
+			if p, err = sys.procFor(s.name); err != nil {
+				return err
+			}
+			s.last.Store(p)
 		}
 		if !p.acquire() {
 			// Retired: wait until it has left the registry, then start anew.
