@@ -44,6 +44,8 @@ type proc struct {
 	regroupWait   time.Duration
 	regroupTimer  *time.Timer
 	regroupMissed bool // the last wait ran out with nobody back
+
+	batchStart time.Time // when the current batch was taken from the mailbox
 }
 
 // op is what a request asks of a server.
@@ -166,9 +168,7 @@ func (p *proc) run() {
 	for {
 		if c := <-p.mailbox; !p.signal(c) {
 			p.serveBatch(c)
-			if timer != nil {
-				lastRequest = time.Now()
-			}
+			lastRequest = p.batchStart
 		}
 		if p.closeDue {
 			for !p.senders.CompareAndSwap(0, -1) {
@@ -247,6 +247,7 @@ drain:
 		p.regroupMissed = len(batch) == n
 	}
 	p.regroup = 0
+	p.batchStart = time.Now() // one clock read per batch serves expiry and waitRegroup
 	p.batch = batch
 	defer clear(batch) // let answered calls go
 	p.sys.stats.requests.Add(int64(len(batch)))
@@ -282,7 +283,6 @@ drain:
 	}
 
 	var err error
-	started := time.Now()
 	if changed {
 		err = p.sys.pool.save(p.name, l.snapshot(), p.saved)
 	}
@@ -303,7 +303,7 @@ drain:
 		// mailbox were held up by this write. Have the next write carry
 		// them all.
 		p.regroup = min(len(batch)+len(p.mailbox), maxBatch)
-		p.regroupWait = min(time.Since(started)/4, maxRegroupWait)
+		p.regroupWait = min(time.Since(p.batchStart)/4, maxRegroupWait)
 	}
 	p.regroupMissed = false
 	for _, c := range batch {
