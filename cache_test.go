@@ -307,32 +307,64 @@ func TestCache_IdleExpiry_RacingRequestsAreServedOnce(t *testing.T) {
 // race with retiring servers all the time.
 func TestCache_IdleExpiry_RacingRequests_RealClock(t *testing.T) {
 	t.Parallel()
-	const callers, perCaller = 16, 40
-	sys := openMemSystem(t, &todo.Options{IdleTimeout: time.Nanosecond})
-	ids := make(chan int, callers*perCaller)
-	var wg sync.WaitGroup
-	for range callers {
-		wg.Go(func() {
-			s := sys.ServerProcess("churn")
-			for range perCaller {
-				e, err := s.AddEntry(context.Background(), todo.Entry{Date: day19, Title: "x"})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				ids <- e.ID
-				if _, err := s.Entries(context.Background(), day19); err != nil {
-					t.Error(err)
-					return
-				}
+	// A mailbox of one is full most of the time: the idle timer then finds
+	// no room for its signal and leaves it to the server.
+	for _, mailbox := range []int{0, 1} {
+		t.Run(fmt.Sprintf("mailbox=%d", mailbox), func(t *testing.T) {
+			t.Parallel()
+			const callers, perCaller = 16, 40
+			sys := openMemSystem(t, &todo.Options{IdleTimeout: time.Nanosecond, MailboxSize: mailbox})
+			ids := make(chan int, callers*perCaller)
+			var wg sync.WaitGroup
+			for range callers {
+				wg.Go(func() {
+					s := sys.ServerProcess("churn")
+					for range perCaller {
+						e, err := s.AddEntry(context.Background(), todo.Entry{Date: day19, Title: "x"})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						ids <- e.ID
+						if _, err := s.Entries(context.Background(), day19); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
 			}
+			wg.Wait()
+			close(ids)
+			checkIDRange(t, slices.Collect(chanValues(ids)), 1, callers*perCaller)
+			checkInIDOrder(t, mustAllEntries(t, sys.ServerProcess("churn")), 1, callers*perCaller)
+			t.Logf("stats %+v", sys.Stats())
 		})
 	}
-	wg.Wait()
-	close(ids)
-	checkIDRange(t, slices.Collect(chanValues(ids)), 1, callers*perCaller)
-	checkInIDOrder(t, mustAllEntries(t, sys.ServerProcess("churn")), 1, callers*perCaller)
-	t.Logf("stats %+v", sys.Stats())
+}
+
+// A handle that outlives its list's server must not keep the list in
+// memory: expiry is what frees it.
+func TestCache_IdleExpiry_HandleDoesNotKeepList(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		sys := openMemSystem(t, &todo.Options{IdleTimeout: time.Minute})
+		s := sys.ServerProcess("kept")
+		mustAddEntry(t, s, day19, "x")
+		if !todo.HandleHoldsList(s, false) {
+			t.Fatal("the handle does not remember its running server: the check below proves nothing")
+		}
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if st := sys.Stats(); st.ServersExpired != 1 {
+			t.Fatalf("ServersExpired = %d, want 1", st.ServersExpired)
+		}
+		if todo.HandleHoldsList(s, true) {
+			t.Error("an expired server's list is still reachable from a handle")
+		}
+		if got := mustAllEntries(t, s); len(got) != 1 {
+			t.Errorf("after expiry the handle reads %v, want the one entry", got)
+		}
+	})
 }
 
 // With Async durability a change is acknowledged before its file is

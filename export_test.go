@@ -75,6 +75,17 @@ func OpenInMemorySlow(opts *Options, delay time.Duration) (*System, *atomic.Int6
 	return newSystem(st, o), writes, nil
 }
 
+// HandleHoldsList reports whether s reaches, through the server it last
+// sent to, the entries that server published and, once that server is
+// known to have stopped (stopped), its list.
+func HandleHoldsList(s *Server, stopped bool) bool {
+	p := s.last.Load()
+	if p == nil {
+		return false
+	}
+	return p.all.Load() != nil || stopped && p.list != nil
+}
+
 // FileName exposes the encoding of list names into file paths.
 func FileName(name string) string { return fileName(name) }
 

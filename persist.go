@@ -68,7 +68,7 @@ func openFiles(dir string, o Options) (*files, error) {
 // the current version of anything: the rename that would have made them so
 // did not happen. It lists the directories and reads no file.
 func (f *files) removeTemps() error {
-	return fs.WalkDir(f.root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
+	return f.walk(func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("todo: clearing leftovers in %s: %w", path.Join(f.dir, rel), err)
 		}
@@ -80,6 +80,29 @@ func (f *files) removeTemps() error {
 		}
 		return nil
 	})
+}
+
+// walk walks the fan-out directories (dir/XX/, where list files live) and
+// nothing else at the top of the data directory, so that what else an
+// administrator keeps there (lost+found, say, unreadable to the server) is
+// no concern of the System's.
+func (f *files) walk(fn fs.WalkDirFunc) error {
+	return fs.WalkDir(f.root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
+		if rel != "." && !strings.Contains(rel, "/") && (d == nil || !d.IsDir() || !isFanOut(rel)) {
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		return fn(rel, d, err)
+	})
+}
+
+// isFanOut reports whether a top-level name is a fan-out directory's: two
+// lowercase hex digits, as fileName writes them.
+func isFanOut(name string) bool {
+	const hex = "0123456789abcdef"
+	return len(name) == 2 && strings.IndexByte(hex, name[0]) >= 0 && strings.IndexByte(hex, name[1]) >= 0
 }
 
 // isTemp reports whether a file's base name is that of a file being
@@ -295,7 +318,7 @@ func (f *files) writeTemp(dir string, data []byte) (string, error) {
 		tmp := fmt.Sprintf("%s/.%d%s", dir, f.tmpSeq.Add(1), tmpSuffix)
 		err := f.writeFile(tmp, data)
 		if errors.Is(err, fs.ErrExist) {
-			continue // another System has this directory open too: do not touch its file
+			continue // a file this System did not make (two Systems on one directory are not supported)
 		}
 		return tmp, err
 	}
@@ -362,7 +385,7 @@ func (f *files) syncDir(dir string) error {
 // names returns the names of every stored list, decoded from file names.
 func (f *files) names() ([]string, error) {
 	var names []string
-	err := fs.WalkDir(f.root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
+	err := f.walk(func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("todo: listing %s: %w", path.Join(f.dir, rel), err)
 		}

@@ -808,9 +808,14 @@ func TestFiles_OpenRemovesTemp(t *testing.T) {
 		t.Fatalf("unexpected layout: %s, %s", bobDir, longDir)
 	}
 	temps := []string{filepath.Join(bobDir, ".1.tmp"), filepath.Join(bobDir, ".123456.tmp"), filepath.Join(longDir, ".7.tmp")}
-	// Look-alikes that are not temp files stay.
-	keep := []string{filepath.Join(bobDir, "1.tmp"), filepath.Join(bobDir, ".x.tmp"), filepath.Join(bobDir, ".1.tmp.todo")}
+	// Look-alikes that are not temp files stay, and so does whatever lies
+	// outside the fan-out directories: the System does not walk there.
+	keep := []string{filepath.Join(bobDir, "1.tmp"), filepath.Join(bobDir, ".x.tmp"), filepath.Join(bobDir, ".1.tmp.todo"),
+		filepath.Join(dir, ".2.tmp"), filepath.Join(dir, "lost+found", ".3.tmp"), filepath.Join(dir, "AB", ".4.tmp")}
 	for _, p := range append(slices.Clone(temps), keep...) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(p, []byte("half a list"), 0o644); err != nil {
 			t.Fatal(err)
 		}

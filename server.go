@@ -38,6 +38,8 @@ type proc struct {
 	batch []*call
 	// Signals drained from the mailbox and not acted on yet.
 	expireDue, closeDue bool
+	// expireMissed is set by the idle timer when the mailbox was full.
+	expireMissed atomic.Bool
 	// How many requests the next batch waits for, and for how long; see
 	// waitRegroup.
 	regroup       int
@@ -46,6 +48,7 @@ type proc struct {
 	regroupMissed bool // the last wait ran out with nobody back
 
 	batchStart time.Time // when the current batch was taken from the mailbox
+	answeredAt time.Time // when the last batch that set regroup was answered
 }
 
 // op is what a request asks of a server.
@@ -149,17 +152,17 @@ func (p *proc) run() {
 	idle := p.sys.opts.IdleTimeout
 	// The timer puts expireSignal in the mailbox. It is not reset on every
 	// request, which would cost more than the request: lastRequest is
-	// noted instead, and checked when the signal comes.
+	// noted instead, and checked when the signal comes. Only this
+	// goroutine resets or stops the timer.
 	var timer *time.Timer
 	if idle > 0 {
 		timer = time.AfterFunc(idle, func() {
 			select {
 			case p.mailbox <- expireSignal:
 			default:
-				// A full mailbox: the server is busy, not idle.
-				if !p.retired() {
-					timer.Reset(idle)
-				}
+				// A full mailbox: the server is busy, and sees this
+				// after its batch.
+				p.expireMissed.Store(true)
 			}
 		})
 		defer timer.Stop()
@@ -169,6 +172,10 @@ func (p *proc) run() {
 		if c := <-p.mailbox; !p.signal(c) {
 			p.serveBatch(c)
 			lastRequest = p.batchStart
+			if p.expireMissed.Load() {
+				p.expireMissed.Store(false)
+				p.expireDue = true
+			}
 		}
 		if p.closeDue {
 			for !p.senders.CompareAndSwap(0, -1) {
@@ -222,6 +229,10 @@ func (p *proc) stop() {
 		p.sys.table.Delete(tableKey{p.name, k.date()})
 	}
 	p.sys.registry.DeleteIf(p.name, func(q *proc) bool { return q == p })
+	// Let the list go even while handles remember this server (see
+	// Server.last): readers check retired before they use p.all.
+	p.all.Store(nil)
+	p.list, p.cells, p.undo, p.batch = nil, nil, undoLog{}, nil
 	close(p.done)
 }
 
@@ -240,11 +251,15 @@ drain:
 			break drain
 		}
 	}
-	if n := len(batch); p.regroup > n {
-		batch = p.waitRegroup(batch)
-		// Nobody came back: the callers have gone to other lists, or
-		// away. Do not wait on the next batch.
-		p.regroupMissed = len(batch) == n
+	// Wait only within regroupWait of the answers: a request that comes
+	// later is not one of the answered callers coming straight back.
+	if n := len(batch); p.regroup > n && !p.retired() {
+		if wait := p.regroupWait - time.Since(p.answeredAt); wait > 0 {
+			batch = p.waitRegroup(batch, wait)
+			// Nobody came back: the callers have gone to other lists, or
+			// away. Do not wait on the next batch.
+			p.regroupMissed = len(batch) == n
+		}
 	}
 	p.regroup = 0
 	p.batchStart = time.Now() // one clock read per batch serves expiry and waitRegroup
@@ -317,14 +332,18 @@ drain:
 		}
 		c.reply <- struct{}{}
 	}
+	if p.regroup > 0 {
+		p.answeredAt = time.Now()
+	}
 }
 
 // maxRegroupWait bounds how long a server waits for a batch to regroup.
 const maxRegroupWait = 2 * time.Millisecond
 
 // waitRegroup waits for the callers of the last synchronous write to send
-// again, so that batch holds p.regroup requests, or until p.regroupWait
-// has passed, a quarter of that write's time; it returns the grown batch.
+// again, so that batch holds p.regroup requests, or until wait has passed
+// (what is left of p.regroupWait, a quarter of that write's time, since
+// they were answered); it returns the grown batch.
 //
 // Without it, callers of a busy list split into two groups that take turns:
 // while one group's write is on its way the other group queues up, and the
@@ -336,11 +355,11 @@ const maxRegroupWait = 2 * time.Millisecond
 // a wait in which nobody came back: callers that spread over many lists
 // rarely come back to the same one, and a lone caller has nobody to wait
 // for.
-func (p *proc) waitRegroup(batch []*call) []*call {
+func (p *proc) waitRegroup(batch []*call, wait time.Duration) []*call {
 	if p.regroupTimer == nil {
-		p.regroupTimer = time.NewTimer(p.regroupWait)
+		p.regroupTimer = time.NewTimer(wait)
 	} else {
-		p.regroupTimer.Reset(p.regroupWait)
+		p.regroupTimer.Reset(wait)
 	}
 	defer p.regroupTimer.Stop()
 	for len(batch) < p.regroup && !p.closeDue {

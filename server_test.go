@@ -664,29 +664,40 @@ func TestServer_AddEntry_LoneCallerNeverWaits(t *testing.T) {
 				t.Fatalf("add %d answered after %v; want %v, the writes' time alone", i+1, got, want)
 			}
 		}
-		// Two callers add to one list together, then one of them goes on
-		// alone: it may wait once, a quarter of a write, for the other.
+		// Two callers share a write (they queue behind an update held in
+		// its updater), which makes the server expect them back. A
+		// second later one of them adds alone: the server must not wait
+		// for the other, who was due back long ago.
 		s := sys.ServerProcess("pair")
-		done := make(chan error, 1)
-		go func() {
-			_, err := s.AddEntry(ctx, todo.Entry{Date: dentist, Title: "other"})
-			done <- err
-		}()
-		if _, err := s.AddEntry(ctx, todo.Entry{Date: dentist, Title: "x"}); err != nil {
-			t.Fatal(err)
+		first := mustAddEntry(t, s, dentist, "first")
+		release, updated := blockServer(t, s, first.ID, func(e todo.Entry) todo.Entry { return e })
+		added := make(chan error, 2)
+		for range 2 {
+			go func() {
+				_, err := s.AddEntry(ctx, todo.Entry{Date: dentist, Title: "pair"})
+				added <- err
+			}()
 		}
-		if err := <-done; err != nil {
-			t.Fatal(err)
+		synctest.Wait() // both adds wait in the mailbox
+		before := writes()
+		close(release)
+		for _, c := range []<-chan error{updated, added, added} {
+			if err := <-c; err != nil {
+				t.Fatal(err)
+			}
 		}
-		start, before := time.Now(), writes()
+		if n := writes() - before; n != 2 {
+			t.Fatalf("%d writes for an update and two queued adds; want 2 (the adds sharing one)", n)
+		}
+		time.Sleep(time.Second)
+		start, before = time.Now(), writes()
 		for range 5 {
 			if _, err := s.AddEntry(ctx, todo.Entry{Date: dentist, Title: "x"}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		// At most one wait of a quarter write (2.5ms) for the partner.
-		if got, max := time.Since(start), 5*10*time.Millisecond+3*time.Millisecond; got > max {
-			t.Errorf("5 adds by the remaining caller took %v; want at most %v", got, max)
+		if got, want := time.Since(start), 5*10*time.Millisecond; got != want {
+			t.Errorf("5 adds by the remaining caller took %v; want %v, the writes' time alone", got, want)
 		}
 		if n := writes() - before; n != 5 {
 			t.Errorf("%d writes for 5 adds by one caller", n)

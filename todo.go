@@ -65,7 +65,9 @@ type Options struct {
 
 	// MailboxSize is how many requests may wait for one list's server.
 	// When the mailbox is full a caller waits until its ctx ends. Zero
-	// means 256; at most 1<<20.
+	// means 256; at most 1<<20. The server's idle timer and Close signal
+	// it through the same mailbox, the timer only when there is room:
+	// such a signal holds a place until the server takes it.
 	MailboxSize int
 
 	// Logger receives what the System has to report: panics recovered in

@@ -22,10 +22,10 @@ const probeName = ".probe"
 // permissions, I/O errors). A full disk is not fatal: the System fails the
 // writes and resumes when space returns, and a restart would not help;
 // it is logged and reported by /healthz. want is the directory as it was
-// when the System opened it: the caller takes it with os.Stat before it
-// reports that it is listening, so a directory replaced at any moment after
-// that is caught. watchDir returns nil when ctx ends. Every outcome is
-// recorded in h.
+// just after the System opened it: the caller takes it with os.Stat before
+// it reports that it is listening, so a directory replaced at any moment
+// after that is caught (one replaced between Open and that Stat is not).
+// watchDir returns nil when ctx ends. Every outcome is recorded in h.
 func watchDir(ctx context.Context, dir string, want os.FileInfo, interval time.Duration, h *health, log *slog.Logger) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
