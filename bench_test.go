@@ -364,6 +364,32 @@ func BenchmarkPersist(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "files/s")
 		})
 	}
+	// The same rate with the writes spread as the lists' are: 1000 files
+	// over 256 directories, each write replacing another file, so that
+	// each fsync carries other metadata blocks.
+	b.Run("durability=raw/writers=3/files=1000", func(b *testing.B) {
+		dir := b.TempDir()
+		for d := range 256 {
+			if err := os.Mkdir(filepath.Join(dir, fmt.Sprintf("%02x", d)), 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		body := make([]byte, 200)
+		for i := range 1000 { // every file exists before timing
+			if err := rawReplace(filepath.Join(dir, fmt.Sprintf("%02x", i%256)), i, body); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ResetTimer()
+		runClients(b, 3, func(c, i int) {
+			f := (i*7919 + c) % 1000
+			if err := rawReplace(filepath.Join(dir, fmt.Sprintf("%02x", f%256)), f, body); err != nil {
+				b.Error(err)
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "files/s")
+	})
 	for _, d := range []todo.Durability{todo.Fsync, todo.Write, todo.Async} {
 		for _, lists := range []int{1, 1000} {
 			for _, clients := range []int{1, 64} {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -38,6 +39,9 @@ type files struct {
 	sync    bool // fsync files and directories (Fsync and Async durability)
 	maxSize int64
 	tmpSeq  atomic.Uint64
+
+	fanMu sync.Mutex
+	fans  map[string]*os.Root // open fan-out directories, by name (see fanOut)
 }
 
 const (
@@ -121,7 +125,16 @@ func isTemp(base string) bool {
 	return true
 }
 
-func (f *files) close() error { return f.root.Close() }
+func (f *files) close() error {
+	f.fanMu.Lock()
+	defer f.fanMu.Unlock()
+	var errs []error
+	for _, r := range f.fans {
+		errs = append(errs, r.Close())
+	}
+	f.fans = nil
+	return errors.Join(append(errs, f.root.Close())...)
+}
 
 // fileName maps a valid list name to its file's path relative to the data
 // directory. Bytes other than a-z, 0-9, '-' and '_' are written %XX, so
@@ -288,35 +301,69 @@ func (f *files) save(name string, snap snapshot) error {
 	binary.BigEndian.PutUint32(data[8:12], uint32(len(body)))
 	binary.BigEndian.PutUint32(data[12:16], crc32.Checksum(body, castagnoli))
 
+	// A list in a fan-out directory is written through that directory's
+	// own handle, kept open: each step is then one system call, not a walk
+	// from the data directory. A list of a long name, in a deeper
+	// directory, is written from the data directory's handle.
 	dir := path.Dir(rel)
-	if err := f.mkdirs(dir); err != nil {
+	r, in, base := f.root, dir, rel
+	if isFanOut(dir) {
+		var err error
+		if r, err = f.fanOut(dir); err != nil {
+			return fmt.Errorf("todo: %s: %w", full, err)
+		}
+		in, base = ".", path.Base(rel)
+	} else if err := f.mkdirs(dir); err != nil {
 		return fmt.Errorf("todo: %s: %w", full, err)
 	}
 	// The temp file goes beside the file it replaces: the rename stays
 	// within one directory, the one that is fsynced, and writers of lists
 	// in different directories do not contend for one directory.
-	tmp, err := f.writeTemp(dir, data)
+	tmp, err := f.writeTemp(r, in, data)
 	if err != nil {
 		return fmt.Errorf("todo: %s: %w", full, err)
 	}
-	if err := f.root.Rename(tmp, rel); err != nil {
-		f.root.Remove(tmp)
+	if err := r.Rename(tmp, base); err != nil {
+		r.Remove(tmp)
 		return fmt.Errorf("todo: %s: %w", full, err)
 	}
 	if f.sync {
-		if err := f.syncDir(dir); err != nil {
+		if err := syncDir(r, in); err != nil {
 			return fmt.Errorf("todo: %s: %w", full, err)
 		}
 	}
 	return nil
 }
 
-// writeTemp writes data to a new temp file in dir and returns its path;
-// on an error it leaves nothing behind.
-func (f *files) writeTemp(dir string, data []byte) (string, error) {
+// fanOut returns the open handle of the fan-out directory dir, creating
+// the directory first if it does not exist. The handles (256 at most) stay
+// open until close.
+func (f *files) fanOut(dir string) (*os.Root, error) {
+	f.fanMu.Lock()
+	defer f.fanMu.Unlock()
+	if r := f.fans[dir]; r != nil {
+		return r, nil
+	}
+	if err := f.mkdirs(dir); err != nil {
+		return nil, err
+	}
+	r, err := f.root.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	if f.fans == nil {
+		f.fans = make(map[string]*os.Root)
+	}
+	f.fans[dir] = r
+	return r, nil
+}
+
+// writeTemp writes data to a new temp file in dir, under r, and returns
+// its path; on an error it leaves nothing behind.
+func (f *files) writeTemp(r *os.Root, dir string, data []byte) (string, error) {
 	for {
-		tmp := fmt.Sprintf("%s/.%d%s", dir, f.tmpSeq.Add(1), tmpSuffix)
-		err := f.writeFile(tmp, data)
+		tmp := path.Join(dir, fmt.Sprintf(".%d%s", f.tmpSeq.Add(1), tmpSuffix))
+		err := f.writeFile(r, tmp, data)
 		if errors.Is(err, fs.ErrExist) {
 			continue // a file this System did not make (two Systems on one directory are not supported)
 		}
@@ -324,16 +371,16 @@ func (f *files) writeTemp(dir string, data []byte) (string, error) {
 	}
 }
 
-// writeFile creates rel, which must not exist, and writes data to it,
-// fsynced when f.sync is set. On an error it removes the file.
-func (f *files) writeFile(rel string, data []byte) (err error) {
-	file, err := f.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+// writeFile creates rel under r, which must not exist, and writes data to
+// it, fsynced when f.sync is set. On an error it removes the file.
+func (f *files) writeFile(r *os.Root, rel string, data []byte) (err error) {
+	file, err := r.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			f.root.Remove(rel)
+			r.Remove(rel)
 		}
 	}()
 	_, err = file.Write(data)
@@ -370,8 +417,11 @@ func (f *files) mkdirs(dir string) error {
 	return nil
 }
 
-func (f *files) syncDir(dir string) error {
-	d, err := f.root.Open(dir)
+func (f *files) syncDir(dir string) error { return syncDir(f.root, dir) }
+
+// syncDir fsyncs the directory dir under r.
+func syncDir(r *os.Root, dir string) error {
+	d, err := r.Open(dir)
 	if err != nil {
 		return err
 	}
