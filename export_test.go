@@ -86,6 +86,18 @@ func HandleHoldsList(s *Server, stopped bool) bool {
 	return p.all.Load() != nil || stopped && p.list != nil
 }
 
+// SaveBatch writes lists, each given as the entries to add to an empty
+// list, in one batch through the files of a System opened with Open, the
+// way a pool worker writes the lists queued to it; it returns each list's
+// error.
+func SaveBatch(sys *System, names []string, lists [][]Entry) []error {
+	snaps := make([]snapshot, len(lists))
+	for i, es := range lists {
+		snaps[i] = NewList(es...).snapshot()
+	}
+	return sys.store.(*files).saveBatch(names, snaps)
+}
+
 // FileName exposes the encoding of list names into file paths.
 func FileName(name string) string { return fileName(name) }
 

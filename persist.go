@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -287,14 +288,107 @@ func (f *files) read(rel string) ([]byte, error) {
 // save writes a list beside its file and renames it over, fsyncing the file
 // and then the directory when f.sync is set.
 func (f *files) save(name string, snap snapshot) error {
+	return f.saveBatch([]string{name}, []snapshot{snap})[0]
+}
+
+// target is one list file of a batch being written.
+type target struct {
+	full string   // its path, for errors
+	r    *os.Root // the handle it is written through
+	dir  string   // its directory, relative to r
+	base string   // its path, relative to r
+	tmp  string   // the temp file's path, relative to r, once created
+	file *os.File // the temp file, open until fsynced
+	err  error
+}
+
+// saveBatch writes each list as save does (a temp file beside it, fsynced,
+// renamed over it, its directory fsynced), but step by step across the
+// lists: all temp files are written, then fsynced at once, then renamed,
+// then their directories fsynced at once. The file system commits the
+// fsyncs that wait together in one go, where one list after another each
+// would wait for a commit of its own. A list's error is its own, except
+// that a directory that cannot be fsynced fails every list in it.
+func (f *files) saveBatch(names []string, snaps []snapshot) []error {
+	ts := make([]target, len(names))
+	for i := range ts {
+		ts[i].err = f.create(&ts[i], names[i], snaps[i])
+	}
+	f.parallel(len(ts), func(i int) {
+		t := &ts[i]
+		if t.file == nil {
+			return
+		}
+		if t.err == nil && f.sync {
+			t.err = t.file.Sync()
+		}
+		if err := t.file.Close(); t.err == nil {
+			t.err = err
+		}
+		t.file = nil
+	})
+	type dirKey struct {
+		r   *os.Root
+		dir string
+	}
+	var dirs []dirKey
+	for i := range ts {
+		t := &ts[i]
+		if t.err == nil {
+			t.err = t.r.Rename(t.tmp, t.base)
+		}
+		if t.err != nil {
+			if t.tmp != "" {
+				t.r.Remove(t.tmp)
+			}
+			continue
+		}
+		if k := (dirKey{t.r, t.dir}); f.sync && !slices.Contains(dirs, k) {
+			dirs = append(dirs, k)
+		}
+	}
+	dirErrs := make([]error, len(dirs))
+	f.parallel(len(dirs), func(i int) { dirErrs[i] = syncDir(dirs[i].r, dirs[i].dir) })
+	errs := make([]error, len(ts))
+	for i := range ts {
+		t := &ts[i]
+		if t.err == nil && f.sync {
+			t.err = dirErrs[slices.Index(dirs, dirKey{t.r, t.dir})]
+		}
+		if t.err != nil {
+			errs[i] = fmt.Errorf("todo: %s: %w", t.full, t.err)
+		}
+	}
+	return errs
+}
+
+// parallel runs fn(0..n-1), on goroutines of their own when there are
+// several and they fsync, and returns when all have.
+func (f *files) parallel(n int, fn func(i int)) {
+	if n <= 1 || !f.sync {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { fn(i) })
+	}
+	wg.Wait()
+}
+
+// create encodes a list and writes it to a new temp file beside its file,
+// left open in t for the caller to fsync and close.
+func (f *files) create(t *target, name string, snap snapshot) error {
 	rel := fileName(name)
-	full := path.Join(f.dir, rel)
+	t.full = path.Join(f.dir, rel)
 	// The body is encoded after room for the frame's header, so that the
 	// file is written in one call.
 	data := encodeList(make([]byte, headerSize, headerSize+16+len(snap.entries)*24), snap)
 	body := data[headerSize:]
 	if int64(len(body)) > f.maxSize {
-		return fmt.Errorf("todo: %s: %d bytes, more than the %d allowed: %w", full, len(body), f.maxSize, ErrTooLarge)
+		return fmt.Errorf("%d bytes, more than the %d allowed: %w", len(body), f.maxSize, ErrTooLarge)
 	}
 	copy(data, frameMagic)
 	data[4] = frameVersion
@@ -306,33 +400,34 @@ func (f *files) save(name string, snap snapshot) error {
 	// from the data directory. A list of a long name, in a deeper
 	// directory, is written from the data directory's handle.
 	dir := path.Dir(rel)
-	r, in, base := f.root, dir, rel
+	t.r, t.dir, t.base = f.root, dir, rel
 	if isFanOut(dir) {
-		var err error
-		if r, err = f.fanOut(dir); err != nil {
-			return fmt.Errorf("todo: %s: %w", full, err)
+		r, err := f.fanOut(dir)
+		if err != nil {
+			return err
 		}
-		in, base = ".", path.Base(rel)
+		t.r, t.dir, t.base = r, ".", path.Base(rel)
 	} else if err := f.mkdirs(dir); err != nil {
-		return fmt.Errorf("todo: %s: %w", full, err)
+		return err
 	}
 	// The temp file goes beside the file it replaces: the rename stays
 	// within one directory, the one that is fsynced, and writers of lists
 	// in different directories do not contend for one directory.
-	tmp, err := f.writeTemp(r, in, data)
-	if err != nil {
-		return fmt.Errorf("todo: %s: %w", full, err)
-	}
-	if err := r.Rename(tmp, base); err != nil {
-		r.Remove(tmp)
-		return fmt.Errorf("todo: %s: %w", full, err)
-	}
-	if f.sync {
-		if err := syncDir(r, in); err != nil {
-			return fmt.Errorf("todo: %s: %w", full, err)
+	for {
+		tmp := path.Join(t.dir, fmt.Sprintf(".%d%s", f.tmpSeq.Add(1), tmpSuffix))
+		file, err := t.r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue // a file this System did not make (two Systems on one directory are not supported)
 		}
+		if err != nil {
+			return err
+		}
+		t.tmp, t.file = tmp, file
+		if _, err := file.Write(data); err != nil {
+			return err // the caller closes and removes it
+		}
+		return nil
 	}
-	return nil
 }
 
 // fanOut returns the open handle of the fan-out directory dir, creating
@@ -356,41 +451,6 @@ func (f *files) fanOut(dir string) (*os.Root, error) {
 	}
 	f.fans[dir] = r
 	return r, nil
-}
-
-// writeTemp writes data to a new temp file in dir, under r, and returns
-// its path; on an error it leaves nothing behind.
-func (f *files) writeTemp(r *os.Root, dir string, data []byte) (string, error) {
-	for {
-		tmp := path.Join(dir, fmt.Sprintf(".%d%s", f.tmpSeq.Add(1), tmpSuffix))
-		err := f.writeFile(r, tmp, data)
-		if errors.Is(err, fs.ErrExist) {
-			continue // a file this System did not make (two Systems on one directory are not supported)
-		}
-		return tmp, err
-	}
-}
-
-// writeFile creates rel under r, which must not exist, and writes data to
-// it, fsynced when f.sync is set. On an error it removes the file.
-func (f *files) writeFile(r *os.Root, rel string, data []byte) (err error) {
-	file, err := r.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			r.Remove(rel)
-		}
-	}()
-	_, err = file.Write(data)
-	if err == nil && f.sync {
-		err = file.Sync()
-	}
-	if cerr := file.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // mkdirs creates dir and its parents, fsyncing each parent that gained an

@@ -848,6 +848,55 @@ func TestFiles_OpenRemovesTemp(t *testing.T) {
 	}
 }
 
+// TestFiles_SaveBatch writes several lists in one batch, the way a pool
+// worker writes what is queued to it: lists in one fan-out directory and
+// in others, a list whose name nests it deeper, and one too large to
+// write. Only the large one fails, and with its own error; the others are
+// stored whole, and no temp file is left.
+func TestFiles_SaveBatch(t *testing.T) {
+	for _, d := range []todo.Durability{todo.Fsync, todo.Write} {
+		t.Run("durability="+d.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			sys := persistOpen(t, dir, &todo.Options{Durability: d, MaxFileSize: 4096})
+			day := todo.Date{Year: 2013, Month: time.December, Day: 19}
+			names := []string{"a", "b", "c", strings.Repeat("é", 127), "big", "d"}
+			lists := make([][]todo.Entry, len(names))
+			for i, n := range names {
+				for j := range i + 1 {
+					lists[i] = append(lists[i], todo.Entry{Date: day, Title: fmt.Sprintf("%s %d", n, j)})
+				}
+			}
+			lists[4] = []todo.Entry{{Date: day, Title: strings.Repeat("x", 5000)}}
+			errs := todo.SaveBatch(sys, names, lists)
+			for i, err := range errs {
+				if i == 4 {
+					if !errors.Is(err, todo.ErrTooLarge) || !strings.Contains(err.Error(), todo.FileName("big")) {
+						t.Errorf("the large list: %v; want ErrTooLarge naming its file", err)
+					}
+				} else if err != nil {
+					t.Errorf("%.20q: %v", names[i], err)
+				}
+			}
+			persistClose(t, sys)
+			if left := tempFiles(t, dir); len(left) != 0 {
+				t.Errorf("temp files left: %v", left)
+			}
+			sys = persistOpen(t, dir, nil)
+			defer persistClose(t, sys)
+			for i, n := range names {
+				got := persistAll(t, sys, n)
+				want := len(lists[i])
+				if i == 4 {
+					want = 0
+				}
+				if len(got) != want {
+					t.Errorf("%.20q: %d entries stored, want %d", n, len(got), want)
+				}
+			}
+		})
+	}
+}
+
 // tempFiles returns the temp files (.N.tmp) anywhere under dir.
 func tempFiles(tb testing.TB, dir string) []string {
 	tb.Helper()

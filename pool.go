@@ -30,7 +30,7 @@ type pool struct {
 	queueCap int
 }
 
-// worker writes the lists hashed to it, one file at a time.
+// worker writes the lists hashed to it, a batch of files at a time.
 type worker struct {
 	p *pool
 
@@ -45,6 +45,10 @@ type worker struct {
 	closing bool
 
 	full chan struct{} // a server waits for room in the queue: write now
+
+	// Reused by run from batch to batch.
+	names []string
+	wrs   []*write
 }
 
 // write is the newest unwritten state of one list and everyone waiting on it.
@@ -143,29 +147,82 @@ func (w *worker) run() {
 				continue
 			}
 		}
-		name := w.queue[0]
-		w.queue[0] = ""
-		w.queue = w.queue[1:]
-		wr := w.pending[name]
-		delete(w.pending, name)
-		delete(w.failed, name) // this write holds everything the failed one held
-		w.writing[name] = wr
+		// Take every queued list that is due, up to maxWriteBatch, and
+		// write them together (see files.saveBatch).
+		n := 1
+		for n < len(w.queue) && n < maxWriteBatch {
+			if w.p.async && !w.closing && len(w.queue) < w.p.queueCap &&
+				time.Since(w.pending[w.queue[n]].since) < w.p.delay {
+				break // the queue is in the order of since: the rest are not due either
+			}
+			n++
+		}
+		names := append(w.names[:0], w.queue[:n]...)
+		clear(w.queue[:n])
+		w.queue = w.queue[n:]
+		wrs := w.wrs[:0]
+		for _, name := range names {
+			wr := w.pending[name]
+			delete(w.pending, name)
+			delete(w.failed, name) // this write holds everything the failed one held
+			w.writing[name] = wr
+			wrs = append(wrs, wr)
+		}
 		w.cond.Broadcast() // room in the queue
 		w.mu.Unlock()
 
-		err := w.p.write(name, wr)
+		errs := w.p.writeBatch(names, wrs)
 		w.mu.Lock()
-		delete(w.writing, name)
-		if err != nil && len(wr.waiters) == 0 && w.pending[name] == nil {
-			// Nobody waits on this background write and nothing newer
-			// will write the list: keep it for the next retry.
-			w.failed[name] = wr
+		ok := false
+		for i, name := range names {
+			delete(w.writing, name)
+			if errs[i] == nil {
+				ok = true
+			} else if wr := wrs[i]; len(wr.waiters) == 0 && w.pending[name] == nil {
+				// Nobody waits on this background write and nothing newer
+				// will write the list: keep it for the next retry.
+				w.failed[name] = wr
+			}
 		}
+		clear(wrs)
+		w.names, w.wrs = names, wrs
 		w.mu.Unlock()
-		if err == nil {
+		if ok {
 			w.retryFailed()
 		}
 	}
+}
+
+// maxWriteBatch bounds how many lists a worker writes together.
+const maxWriteBatch = 32
+
+// batchSaver is a storage that writes several lists at once faster than
+// one after the other. Only *files is one: wrappers of it in tests (hooks,
+// broken twins) write list by list.
+type batchSaver interface {
+	saveBatch(names []string, snaps []snapshot) []error
+}
+
+// writeBatch writes the lists of a batch, answers their waiters, and
+// returns each list's error.
+func (p *pool) writeBatch(names []string, wrs []*write) []error {
+	var errs []error
+	if f, ok := p.store.(*files); ok && len(names) > 1 {
+		snaps := make([]snapshot, len(wrs))
+		for i, wr := range wrs {
+			snaps[i] = wr.snap
+		}
+		errs = f.saveBatch(names, snaps)
+	} else {
+		errs = make([]error, len(names))
+		for i, name := range names {
+			errs[i] = p.store.save(name, wrs[i].snap)
+		}
+	}
+	for i, name := range names {
+		p.done(name, wrs[i], errs[i])
+	}
+	return errs
 }
 
 // retryFailed queues again the background writes that failed, now that a
@@ -229,6 +286,12 @@ func (p *pool) worker(name string) *worker {
 // write writes one list and answers everyone waiting on it.
 func (p *pool) write(name string, wr *write) error {
 	err := p.store.save(name, wr.snap)
+	p.done(name, wr, err)
+	return err
+}
+
+// done counts and logs a finished write and answers its waiters.
+func (p *pool) done(name string, wr *write, err error) {
 	if err != nil {
 		p.stats.writeErrors.Add(1)
 		p.log.Error("todo: cannot write list", "list", name, "err", err)
@@ -238,7 +301,6 @@ func (p *pool) write(name string, wr *write) error {
 	for _, c := range wr.waiters {
 		c <- err
 	}
-	return err
 }
 
 // close writes every queued list, retries background writes that failed,
