@@ -66,7 +66,7 @@ var (
 
 // NewHandler returns the HTTP face of sys, the Go form of Todo.Web: the
 // original protocol, byte for byte, and a JSON API beside it, on a
-// ServeMux of its own (never [http.DefaultServeMux]). Mount it on any mux,
+// ServeMux of its own (never net/http's default one). Mount it on any mux,
 // at the root: its routes are absolute. opts may be nil.
 //
 // The original protocol:

@@ -19,13 +19,13 @@
 //	-timeout           TODO_TIMEOUT          bound on each request (default 5s)
 //	-shutdown-timeout  TODO_SHUTDOWN_TIMEOUT bound on finishing in-flight requests at stop (default 10s)
 //	-watchdog          TODO_WATCHDOG         how often the data directory is checked (default 5s)
-//	-debug-addr        TODO_DEBUG_ADDR       loopback address for pprof and expvar (default none)
+//	-debug-addr        TODO_DEBUG_ADDR       loopback address for pprof and /debug/vars (default none)
 //	-log-format        TODO_LOG_FORMAT       text or json (default text)
 //	-log-level         TODO_LOG_LEVEL        debug, info, warn or error (default info)
 //
 // Beside the handler's routes the server answers GET /healthz ("ok", or
 // 503 with the reason when the data directory's last check failed) and
-// GET /debug/vars (expvar's JSON, with the System's Stats under "todo").
+// GET /debug/vars (JSON in expvar's shape, with the System's Stats under "todo").
 // pprof is served only on -debug-addr, which must be a loopback address.
 //
 // SIGINT or SIGTERM stops the server gracefully: it stops accepting,
@@ -164,7 +164,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		{"timeout", "TODO_TIMEOUT", "bound on each request (a Go `duration`)", durationValue{&cfg.timeout, false}},
 		{"shutdown-timeout", "TODO_SHUTDOWN_TIMEOUT", "bound on finishing in-flight requests when stopping (a Go `duration`)", durationValue{&cfg.shutdownTimeout, false}},
 		{"watchdog", "TODO_WATCHDOG", "how often the data directory is checked (a Go `duration`)", durationValue{&cfg.watchdog, false}},
-		{"debug-addr", "TODO_DEBUG_ADDR", "loopback `address` for pprof and expvar; empty means none", stringValue{&cfg.debugAddr}},
+		{"debug-addr", "TODO_DEBUG_ADDR", "loopback `address` for pprof and /debug/vars; empty means none", stringValue{&cfg.debugAddr}},
 		{"log-format", "TODO_LOG_FORMAT", "log `format`: text or json", choiceValue{&cfg.logFormat, []string{"text", "json"}}},
 		{"log-level", "TODO_LOG_LEVEL", "log `level`: debug, info, warn or error", levelValue{&cfg.logLevel}},
 	}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"expvar"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -79,7 +79,7 @@ func appHandler(sys *todo.System, h *health, log *slog.Logger, timeout time.Dura
 	})
 }
 
-// debugHandler is what the -debug-addr listener serves: pprof and expvar.
+// debugHandler is what the -debug-addr listener serves: pprof and /debug/vars.
 // The pprof endpoints are written here on runtime/pprof rather than taken
 // from net/http/pprof, whose import registers them on the default mux.
 func debugHandler(sys *todo.System) http.Handler {
@@ -138,26 +138,26 @@ func pprofCPU(w http.ResponseWriter, r *http.Request) {
 	pprof.StopCPUProfile()
 }
 
-// varsHandler serves what expvar.Handler does, the process's published
-// variables (cmdline, memstats), with this System's Stats added under
-// "todo". The Stats are not published in expvar's global registry, so
-// that run may serve several Systems in one process (as its tests do)
-// without a clash.
+// varsHandler serves what expvar's handler does, the process's command
+// line and memory statistics, with this System's Stats added under "todo".
+// It does not import expvar, whose init registers /debug/vars on
+// net/http's default mux, and a System's Stats are not global, so run may
+// serve several Systems in one process (as its tests do) without a clash.
 func varsHandler(sys *todo.System) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		stats, err := json.Marshal(sys.Stats())
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		body, err := json.MarshalIndent(struct {
+			Cmdline  []string          `json:"cmdline"`
+			Memstats *runtime.MemStats `json:"memstats"`
+			Todo     todo.Stats        `json:"todo"`
+		}{os.Args, &ms, sys.Stats()}, "", " ")
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		fmt.Fprintf(w, "{\n")
-		expvar.Do(func(kv expvar.KeyValue) {
-			if kv.Key != "todo" {
-				fmt.Fprintf(w, "%q: %s,\n", kv.Key, kv.Value)
-			}
-		})
-		fmt.Fprintf(w, "%q: %s\n}\n", "todo", stats)
+		w.Write(append(body, '\n'))
 	})
 }
 
