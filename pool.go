@@ -196,15 +196,10 @@ func (w *worker) run() {
 // maxWriteBatch bounds how many lists a worker writes together.
 const maxWriteBatch = 32
 
-// batchSaver is a storage that writes several lists at once faster than
-// one after the other. Only *files is one: wrappers of it in tests (hooks,
-// broken twins) write list by list.
-type batchSaver interface {
-	saveBatch(names []string, snaps []snapshot) []error
-}
-
 // writeBatch writes the lists of a batch, answers their waiters, and
-// returns each list's error.
+// returns each list's error. Only the real files write a batch at once
+// (files.saveBatch); other storages, and the wrappers of files in tests
+// (hooks, broken twins), write list by list.
 func (p *pool) writeBatch(names []string, wrs []*write) []error {
 	var errs []error
 	if f, ok := p.store.(*files); ok && len(names) > 1 {

@@ -351,10 +351,9 @@ const maxRegroupWait = 2 * time.Millisecond
 // answered the first, before the first can send again. Each write then
 // carries half the callers. Waiting a fraction of a write for the answered
 // callers puts them all in every write. The wait is only set up when a
-// write answered several callers, and not right after
-// a wait in which nobody came back: callers that spread over many lists
-// rarely come back to the same one, and a lone caller has nobody to wait
-// for.
+// write answered several callers, and not right after a wait in which
+// nobody came back: callers that spread over many lists rarely come back
+// to the same one, and a lone caller has nobody to wait for.
 func (p *proc) waitRegroup(batch []*call, wait time.Duration) []*call {
 	if p.regroupTimer == nil {
 		p.regroupTimer = time.NewTimer(wait)
