@@ -39,4 +39,9 @@ var (
 
 	// ErrInvalidOptions is returned by Open when an Options field is out of range.
 	ErrInvalidOptions = errors.New("todo: invalid options")
+
+	// ErrUnavailable is returned when a list cannot be served right now but
+	// may be soon: its store has no quorum, or the list is moving between
+	// the nodes of a cluster. Nothing was changed; the call may be retried.
+	ErrUnavailable = errors.New("todo: list unavailable")
 )

@@ -1,0 +1,53 @@
+package todo
+
+import "context"
+
+// Service is the set of to-do lists an HTTP handler serves, addressed by
+// name: a [*System], or a node of a cluster that forwards each list to
+// the node serving it (package cluster). Every method is safe for
+// concurrent use and honours ctx.
+//
+// The methods mean what the [Server] methods of the same names mean; a
+// name that is not a valid list name gives an error wrapping
+// [ErrInvalidName].
+type Service interface {
+	AddEntry(ctx context.Context, list string, e Entry) (Entry, error)
+	UpdateEntry(ctx context.Context, list string, id int, update func(Entry) Entry) (Entry, error)
+	DeleteEntry(ctx context.Context, list string, id int) error
+	AppendEntries(ctx context.Context, list string, dst []Entry, d Date) ([]Entry, error)
+	AllEntries(ctx context.Context, list string) ([]Entry, error)
+	// Lists returns the names of every list, sorted.
+	Lists(ctx context.Context) ([]string, error)
+}
+
+var _ Service = (*System)(nil)
+
+// AddEntry is ServerProcess(list).AddEntry(ctx, e).
+func (sys *System) AddEntry(ctx context.Context, list string, e Entry) (Entry, error) {
+	s := Server{sys: sys, name: list, err: validName(list)}
+	return s.AddEntry(ctx, e)
+}
+
+// UpdateEntry is ServerProcess(list).UpdateEntry(ctx, id, update).
+func (sys *System) UpdateEntry(ctx context.Context, list string, id int, update func(Entry) Entry) (Entry, error) {
+	s := Server{sys: sys, name: list, err: validName(list)}
+	return s.UpdateEntry(ctx, id, update)
+}
+
+// DeleteEntry is ServerProcess(list).DeleteEntry(ctx, id).
+func (sys *System) DeleteEntry(ctx context.Context, list string, id int) error {
+	s := Server{sys: sys, name: list, err: validName(list)}
+	return s.DeleteEntry(ctx, id)
+}
+
+// AppendEntries is ServerProcess(list).AppendEntries(ctx, dst, d).
+func (sys *System) AppendEntries(ctx context.Context, list string, dst []Entry, d Date) ([]Entry, error) {
+	s := Server{sys: sys, name: list, err: validName(list)}
+	return s.AppendEntries(ctx, dst, d)
+}
+
+// AllEntries is ServerProcess(list).AllEntries(ctx).
+func (sys *System) AllEntries(ctx context.Context, list string) ([]Entry, error) {
+	s := Server{sys: sys, name: list, err: validName(list)}
+	return s.AllEntries(ctx)
+}
