@@ -62,13 +62,17 @@ func containsNUL(s string) bool {
 func (s *Server) Name() string { return s.name }
 
 // AddEntry adds e to the list, with the next id (e.ID is ignored), and
-// returns the entry as stored. e.Date must be a valid date.
+// returns the entry as stored. e.Date must be a valid date, and e.Title one
+// line of text (see [ErrInvalidTitle]).
 func (s *Server) AddEntry(ctx context.Context, e Entry) (Entry, error) {
 	if s.err != nil {
 		return Entry{}, s.err
 	}
 	if !e.Date.Valid() {
 		return Entry{}, fmt.Errorf("%w: %v", ErrInvalidDate, e.Date)
+	}
+	if err := validTitle(e.Title); err != nil {
+		return Entry{}, err
 	}
 	c := s.newCall(ctx, opAdd)
 	c.entry = e
@@ -78,7 +82,8 @@ func (s *Server) AddEntry(ctx context.Context, e Entry) (Entry, error) {
 // UpdateEntry replaces the entry with the given id by update(entry), which
 // runs in the list's server and may change the date and the title but not
 // the id. An unknown id gives [ErrEntryNotFound]; a panic in update gives
-// [ErrCrashed] and leaves the list as it was.
+// [ErrCrashed]; an invalid date or title returned by update gives
+// [ErrInvalidDate] or [ErrInvalidTitle]; each leaves the list as it was.
 func (s *Server) UpdateEntry(ctx context.Context, id int, update func(Entry) Entry) (Entry, error) {
 	if s.err != nil {
 		return Entry{}, s.err

@@ -9,6 +9,12 @@ var (
 	// one of the accepted forms (20131219 or 2013-12-19).
 	ErrInvalidDate = errors.New("todo: invalid date")
 
+	// ErrInvalidTitle is returned when a title is not valid UTF-8 or holds a
+	// control character other than tab: a title is one line of text, and a
+	// line break in one would forge entries in the original protocol's
+	// one-entry-a-line answers.
+	ErrInvalidTitle = errors.New("todo: invalid title")
+
 	// ErrEntryNotFound is returned when no entry of a list has the given id.
 	ErrEntryNotFound = errors.New("todo: entry not found")
 

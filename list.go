@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Date is a civil date: a year, a month and a day, with no time of day and
@@ -118,6 +120,20 @@ func appendPadded(b []byte, n, width int) []byte {
 		b = append(b, '0')
 	}
 	return append(b, tmp[i:]...)
+}
+
+// validTitle checks that a title is one line of text: valid UTF-8 with no
+// control character but tab (see [ErrInvalidTitle]).
+func validTitle(t string) error {
+	if !utf8.ValidString(t) {
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidTitle)
+	}
+	for _, c := range t {
+		if unicode.IsControl(c) && c != '\t' {
+			return fmt.Errorf("%w: contains the control character %U", ErrInvalidTitle, c)
+		}
+	}
+	return nil
 }
 
 // MaxID is the largest id a list gives out: 2^53-1, the largest integer

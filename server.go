@@ -407,6 +407,10 @@ func (p *proc) apply(c *call) (changed bool) {
 			c.err = fmt.Errorf("%w: the updater returned %v", ErrInvalidDate, e.Date)
 			return false
 		}
+		if err := validTitle(e.Title); err != nil {
+			c.err = err
+			return false
+		}
 		c.res, c.err = l.Update(c.id, func(Entry) Entry { return e })
 		return c.err == nil
 	case opDelete:

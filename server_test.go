@@ -704,3 +704,22 @@ func TestServer_AddEntry_LoneCallerNeverWaits(t *testing.T) {
 		}
 	})
 }
+
+func TestServer_InvalidTitle(t *testing.T) {
+	ctx := context.Background()
+	sys := openMemSystem(t, nil)
+	s := sys.ServerProcess("bob")
+	for _, title := range []string{"line\nforged", "cr\r", "nul\x00", "bell\a", "c1\u0085", "bad\xffutf8"} {
+		if _, err := s.AddEntry(ctx, todo.Entry{Date: day19, Title: title}); !errors.Is(err, todo.ErrInvalidTitle) {
+			t.Errorf("AddEntry(%q): %v, want ErrInvalidTitle", title, err)
+		}
+	}
+	e := mustAddEntry(t, s, day19, "tab\tis fine, so is ünïcode")
+	if _, err := s.UpdateEntry(ctx, e.ID, func(e todo.Entry) todo.Entry { e.Title = "two\nlines"; return e }); !errors.Is(err, todo.ErrInvalidTitle) {
+		t.Errorf("UpdateEntry to a two-line title: %v, want ErrInvalidTitle", err)
+	}
+	got, err := s.AllEntries(ctx)
+	if err != nil || len(got) != 1 || got[0] != e {
+		t.Errorf("after refused changes: %v, %v; want only %v", got, err, e)
+	}
+}
