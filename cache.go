@@ -3,7 +3,6 @@ package todo
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"unicode/utf8"
 )
@@ -122,30 +121,8 @@ func (s *Server) AppendEntries(ctx context.Context, dst []Entry, d Date) ([]Entr
 	if !d.Valid() {
 		return dst, fmt.Errorf("%w: %v", ErrInvalidDate, d)
 	}
-	sys := s.sys
-	key := tableKey{s.name, d}
-	// Fast path: the date is published, by a server that still runs.
-	if c, ok := sys.table.Lookup(key); ok {
-		entries := c.entries.Load()
-		if !c.owner.retired() {
-			c.owner.touch()
-			sys.stats.tableReads.Inc()
-			return append(dst, *entries...), nil
-		}
-	}
-	// The key may be absent because the list has nothing that day, or
-	// because the list is not loaded. Look the server up first: a value
-	// read after that, while the server has not retired, is its own.
-	if p, ok := sys.registry.Lookup(s.name); ok && p.loaded.Load() {
-		var entries []Entry
-		if c, ok := sys.table.Lookup(key); ok {
-			entries = *c.entries.Load()
-		}
-		if !p.retired() {
-			p.touch()
-			sys.stats.tableReads.Inc()
-			return append(dst, entries...), nil
-		}
+	if entries, ok := s.sys.readDate(s.name, d, dst); ok {
+		return entries, nil
 	}
 	entries, err := s.readThroughServer(ctx, opEntries, d)
 	return append(dst, entries...), err
@@ -156,14 +133,8 @@ func (s *Server) AllEntries(ctx context.Context) ([]Entry, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	sys := s.sys
-	if p, ok := sys.registry.Lookup(s.name); ok && p.loaded.Load() {
-		all := p.all.Load()
-		if !p.retired() {
-			p.touch()
-			sys.stats.tableReads.Inc()
-			return slices.Clone(*all), nil
-		}
+	if entries, ok := s.sys.readAll(s.name); ok {
+		return entries, nil
 	}
 	return s.readThroughServer(ctx, opAll, Date{})
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -479,7 +480,7 @@ func TestServerProcess_OddNamesAreOrdinaryLists(t *testing.T) {
 	dir := filepath.Join(parent, "data")
 	sys := openDirSystem(t, dir, &todo.Options{Durability: todo.Write})
 	for _, n := range names {
-		mustAddEntry(t, sys.ServerProcess(n), day19, n)
+		mustAddEntry(t, sys.ServerProcess(n), day19, strconv.Quote(n)) // a title is one line: the name, quoted
 	}
 	want := slices.Sorted(slices.Values(names))
 	if got := mustLists(t, sys); !slices.Equal(got, want) {
@@ -495,7 +496,7 @@ func TestServerProcess_OddNamesAreOrdinaryLists(t *testing.T) {
 	}
 	for _, n := range names {
 		got := mustAllEntries(t, sys.ServerProcess(n))
-		if len(got) != 1 || got[0].Title != n || got[0].ID != 1 {
+		if len(got) != 1 || got[0].Title != strconv.Quote(n) || got[0].ID != 1 {
 			t.Errorf("list %q holds %v, want its one entry titled with its name", n, got)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -15,20 +16,23 @@ import (
 // memStore keeps lists in memory, so that benchmarks and tests of the
 // servers and the cache measure those layers alone.
 type memStore struct {
-	lists *Table[string, snapshot]
+	lists *Table[string, ListState]
 }
 
-func (m *memStore) load(name string) (*List, error) {
+func newMemStore() *memStore { return &memStore{lists: NewTable[string, ListState]()} }
+
+func (m *memStore) Load(_ context.Context, name string) (ListState, error) {
 	s, _ := m.lists.Lookup(name)
-	return listFromSnapshot(s), nil
+	return ListState{LastID: s.LastID, Entries: slices.Clone(s.Entries)}, nil
 }
 
-func (m *memStore) save(name string, s snapshot) error {
-	m.lists.Insert(name, s)
-	return nil
+func (m *memStore) Commit(_ context.Context, batch []Change, _ bool) {
+	for i := range batch {
+		m.lists.Insert(batch[i].List, batch[i].State)
+	}
 }
 
-func (m *memStore) names() ([]string, error) {
+func (m *memStore) Lists(context.Context) ([]string, error) {
 	var names []string
 	for n := range m.lists.All() {
 		names = append(names, n)
@@ -37,42 +41,34 @@ func (m *memStore) names() ([]string, error) {
 	return names, nil
 }
 
-func (m *memStore) close() error { return nil }
+func (m *memStore) Close() error { return nil }
 
 // OpenInMemory opens a System whose lists are kept in memory instead of
 // files; everything else (servers, cache, table, pool) is the real thing.
 func OpenInMemory(opts *Options) (*System, error) {
-	o, err := opts.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	return newSystem(&memStore{lists: NewTable[string, snapshot]()}, o), nil
+	return OpenStore(newMemStore(), opts)
 }
 
-// slowStore is a memStore whose every write takes delay (on the clock of
+// slowStore is a memStore whose every commit takes delay (on the clock of
 // a synctest bubble, when the System is opened in one) and is counted.
 type slowStore struct {
-	memStore
-	delay  time.Duration
-	writes *atomic.Int64
+	*memStore
+	delay   time.Duration
+	commits *atomic.Int64
 }
 
-func (m *slowStore) save(name string, s snapshot) error {
+func (m *slowStore) Commit(ctx context.Context, batch []Change, sync bool) {
 	time.Sleep(m.delay)
-	m.writes.Add(1)
-	return m.memStore.save(name, s)
+	m.commits.Add(1)
+	m.memStore.Commit(ctx, batch, sync)
 }
 
-// OpenInMemorySlow is OpenInMemory with writes that take delay each; it
-// returns the count of writes done.
+// OpenInMemorySlow is OpenInMemory with commits that take delay each; it
+// returns the count of commits done.
 func OpenInMemorySlow(opts *Options, delay time.Duration) (*System, *atomic.Int64, error) {
-	o, err := opts.withDefaults()
-	if err != nil {
-		return nil, nil, err
-	}
-	writes := new(atomic.Int64)
-	st := &slowStore{memStore{lists: NewTable[string, snapshot]()}, delay, writes}
-	return newSystem(st, o), writes, nil
+	commits := new(atomic.Int64)
+	sys, err := OpenStore(&slowStore{newMemStore(), delay, commits}, opts)
+	return sys, commits, err
 }
 
 // HandleHoldsList reports whether s reaches, through the server it last
@@ -83,19 +79,18 @@ func HandleHoldsList(s *Server, stopped bool) bool {
 	if p == nil {
 		return false
 	}
-	return p.all.Load() != nil || stopped && p.list != nil
+	return p.all.load() != nil || stopped && p.list != nil
 }
 
 // SaveBatch writes lists, each given as the entries to add to an empty
 // list, in one batch through the files of a System opened with Open, the
-// way a pool worker writes the lists queued to it; it returns each list's
-// error.
+// way a checkpoint writes them; it returns each list's error.
 func SaveBatch(sys *System, names []string, lists [][]Entry) []error {
-	snaps := make([]snapshot, len(lists))
+	states := make([]ListState, len(lists))
 	for i, es := range lists {
-		snaps[i] = NewList(es...).snapshot()
+		states[i] = NewList(es...).state()
 	}
-	return sys.store.(*files).saveBatch(names, snaps)
+	return sys.store.(*files).saveBatch(names, states, true)
 }
 
 // FileName exposes the encoding of list names into file paths.
@@ -115,7 +110,7 @@ func EntriesViaServer(ctx context.Context, s *Server, d Date) ([]Entry, error) {
 // pool_test.go, crash_test.go, diskfull_test.go).
 
 // openWith is Open with the list files kept by wrap(files).
-func openWith(dir string, opts *Options, wrap func(*files) storage) (*System, error) {
+func openWith(dir string, opts *Options, wrap func(*files) Store) (*System, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -129,24 +124,39 @@ func openWith(dir string, opts *Options, wrap func(*files) storage) (*System, er
 	return sys, nil
 }
 
-// SaveHook runs in place of each write of a list file; save does the
-// write. lastID and entries describe the state being written.
+// SaveHook runs in place of the storing of each list's change; save does
+// it. lastID and entries describe the state being stored.
 type SaveHook func(list string, lastID, entries int, save func() error) error
 
-// hookedFiles is files with a SaveHook around every write.
-type hookedFiles struct {
-	*files
+// hookedStore is a Store with a SaveHook around the storing of every
+// list's change but releases (which change nothing): it commits a batch
+// one change at a time.
+type hookedStore struct {
+	Store
 	hook SaveHook
 }
 
-func (h hookedFiles) save(name string, s snapshot) error {
-	return h.hook(name, s.lastID, len(s.entries), func() error { return h.files.save(name, s) })
+func (h hookedStore) Commit(ctx context.Context, batch []Change, sync bool) {
+	for i := range batch {
+		c := &batch[i]
+		if len(c.Ops) == 0 { // a release: nothing changed
+			one := []Change{*c}
+			h.Store.Commit(ctx, one, sync)
+			c.Err = one[0].Err
+			continue
+		}
+		c.Err = h.hook(c.List, c.State.LastID, len(c.State.Entries), func() error {
+			one := []Change{*c}
+			h.Store.Commit(ctx, one, sync)
+			return one[0].Err
+		})
+	}
 }
 
-// OpenHooked is Open with hook around every write of a list file, for
-// tests that watch writes or break them.
+// OpenHooked is Open with hook around the storing of every list's
+// change, for tests that watch writes or break them.
 func OpenHooked(dir string, opts *Options, hook SaveHook) (*System, error) {
-	return openWith(dir, opts, func(f *files) storage { return hookedFiles{f, hook} })
+	return openWith(dir, opts, func(f *files) Store { return hookedStore{f, hook} })
 }
 
 // inPlaceFiles is the broken twin of files, the book's way of writing: it
@@ -155,7 +165,13 @@ func OpenHooked(dir string, opts *Options, hook SaveHook) (*System, error) {
 // a torn file.
 type inPlaceFiles struct{ *files }
 
-func (f inPlaceFiles) save(name string, s snapshot) error {
+func (f inPlaceFiles) Commit(_ context.Context, batch []Change, _ bool) {
+	for i := range batch {
+		batch[i].Err = f.saveInPlace(batch[i].List, batch[i].State)
+	}
+}
+
+func (f inPlaceFiles) saveInPlace(name string, s ListState) error {
 	rel := fileName(name)
 	if err := f.mkdirs(path.Dir(rel)); err != nil {
 		return err
@@ -184,7 +200,7 @@ func (f inPlaceFiles) save(name string, s snapshot) error {
 
 // OpenInPlace is Open over the broken twin of the list files, inPlaceFiles.
 func OpenInPlace(dir string, opts *Options) (*System, error) {
-	return openWith(dir, opts, func(f *files) storage { return inPlaceFiles{f} })
+	return openWith(dir, opts, func(f *files) Store { return inPlaceFiles{f} })
 }
 
 // Batch runs change on l as one batch of a list server, then rolls it back
@@ -195,7 +211,7 @@ func Batch(l *List, change func(*List), rollback bool) []Date {
 	l.begin(&u)
 	change(l)
 	var touched []Date
-	l.touched(func(k dayKey, _ *dateSlot) { touched = append(touched, k.date()) })
+	l.touched(func(k dayKey, _ []Entry) { touched = append(touched, k.date()) })
 	if rollback {
 		l.rollback()
 	} else {

@@ -169,10 +169,6 @@ type List struct {
 type dateSlot struct {
 	entries []Entry
 	batch   uint64 // the last batch that recorded this slot in the undo log
-	// cell is where the list's server publishes this date, remembered
-	// here to spare it a map lookup per change; nil in a List no server
-	// owns, and in a slot made since the server last published the date.
-	cell *dayCell
 }
 
 // undoLog records what a batch of changes replaced, so that the batch can be
@@ -374,11 +370,15 @@ func (l *List) begin(u *undoLog) {
 	l.undo = u
 }
 
-// touched calls fn with every date the current batch changed and its slot,
-// nil when the date has no entries left.
-func (l *List) touched(fn func(dayKey, *dateSlot)) {
+// touched calls fn with every date the current batch changed and its
+// entries, shared, nil when the date has none left.
+func (l *List) touched(fn func(dayKey, []Entry)) {
 	for _, u := range l.undo.dates {
-		fn(u.key, u.slot)
+		var es []Entry
+		if u.slot != nil {
+			es = u.slot.entries
+		}
+		fn(u.key, es)
 	}
 }
 
@@ -402,19 +402,38 @@ func (l *List) rollback() {
 	}
 }
 
-// snapshot is an immutable view of a list, safe to read while the list
-// goes on changing (see List's doc): what is written to its file.
-type snapshot struct {
-	lastID  int
-	entries []Entry
+// LastID returns the highest id the list has given out.
+func (l *List) LastID() int { return l.lastID }
+
+// get returns the entry with the given id.
+func (l *List) get(id int) (Entry, bool) {
+	i, ok := l.find(id)
+	if !ok {
+		return Entry{}, false
+	}
+	return l.all[i], true
 }
 
-func (l *List) snapshot() snapshot { return snapshot{lastID: l.lastID, entries: l.all} }
+// entries returns every entry in id order, shared: the caller must not
+// write to it (see List's doc).
+func (l *List) entries() []Entry { return l.all }
 
-// listFromSnapshot rebuilds a list from what was stored.
-func listFromSnapshot(s snapshot) *List {
-	l := &List{lastID: s.lastID, all: s.entries}
-	for _, e := range s.entries {
+// dates calls fn with each date that has entries, and them, shared.
+func (l *List) dates(fn func(dayKey, []Entry)) {
+	for k, slot := range l.byDate {
+		fn(k, slot.entries)
+	}
+}
+
+// state returns what is stored of the list, sharing its entries (see
+// List's doc: they are never written to again).
+func (l *List) state() ListState { return ListState{LastID: l.lastID, Entries: l.all} }
+
+// listFromState rebuilds a list from what was stored. The list shares
+// s.Entries, which it never writes to.
+func listFromState(s ListState) *List {
+	l := &List{lastID: s.LastID, all: s.Entries}
+	for _, e := range s.Entries {
 		if l.byDate == nil {
 			l.byDate = make(map[dayKey]*dateSlot)
 		}
@@ -427,4 +446,29 @@ func listFromSnapshot(s snapshot) *List {
 		slot.entries = append(slot.entries, e)
 	}
 	return l
+}
+
+// applyOp replays a stored operation: it puts op.Entry in its place by id,
+// replacing the entry of that id if there is one, or removes the entry of
+// op.Entry.ID. Replaying an operation twice changes nothing the second
+// time, which is what lets a store replay a log over a file that may hold
+// some of it already.
+func (l *List) applyOp(op Op) {
+	id := op.Entry.ID
+	if op.Delete {
+		if _, ok := l.find(id); ok {
+			l.Delete(id)
+		}
+		return
+	}
+	if _, ok := l.find(id); ok {
+		l.Update(id, func(Entry) Entry { return op.Entry })
+		return
+	}
+	i, _ := l.find(id)
+	l.replaceAll(slices.Concat(l.all[:i], []Entry{op.Entry}, l.all[i:]))
+	s := l.entriesOf(op.Entry.Date.key())
+	j, _ := findID(s, id)
+	l.setDate(op.Entry.Date, slices.Concat(s[:j], []Entry{op.Entry}, s[j:]))
+	l.lastID = max(l.lastID, id)
 }

@@ -2,6 +2,7 @@ package todo
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -37,7 +38,6 @@ import (
 type files struct {
 	root    *os.Root
 	dir     string
-	sync    bool // fsync files and directories (Fsync and Async durability)
 	maxSize int64
 	tmpSeq  atomic.Uint64
 
@@ -61,7 +61,7 @@ func openFiles(dir string, o Options) (*files, error) {
 	if err != nil {
 		return nil, fmt.Errorf("todo: data directory: %w", err)
 	}
-	f := &files{root: root, dir: dir, sync: o.Durability != Write, maxSize: o.MaxFileSize}
+	f := &files{root: root, dir: dir, maxSize: o.MaxFileSize}
 	if err := f.removeTemps(); err != nil {
 		root.Close()
 		return nil, err
@@ -126,7 +126,7 @@ func isTemp(base string) bool {
 	return true
 }
 
-func (f *files) close() error {
+func (f *files) Close() error {
 	f.fanMu.Lock()
 	defer f.fanMu.Unlock()
 	var errs []error
@@ -214,22 +214,40 @@ const (
 	headerSize   = 16
 )
 
-// load reads the list called name; a missing file is an empty list.
-func (f *files) load(name string) (*List, error) {
+// Load reads the list called name; a missing file is an empty list.
+func (f *files) Load(_ context.Context, name string) (ListState, error) {
 	rel := fileName(name)
 	data, err := f.read(rel)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &List{}, nil
+		return ListState{}, nil
 	}
 	if err != nil {
-		return nil, err
+		return ListState{}, err
 	}
-	snap, err := decodeList(data)
+	st, err := decodeList(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path.Join(f.dir, rel), err)
+		return ListState{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, path.Join(f.dir, rel), err)
 	}
-	return listFromSnapshot(snap), nil
+	return st, nil
 }
+
+// Commit writes the state of each changed list to its file.
+func (f *files) Commit(_ context.Context, batch []Change, sync bool) {
+	var names []string
+	var states []ListState
+	var changed []int
+	for i, c := range batch {
+		if len(c.Ops) > 0 || c.State.LastID > 0 { // a list never stored has nothing to write
+			names, states, changed = append(names, c.List), append(states, c.State), append(changed, i)
+		}
+	}
+	for i, err := range f.saveBatch(names, states, sync) {
+		batch[changed[i]].Err = err
+	}
+}
+
+// Lists returns the names of every list that has a file.
+func (f *files) Lists(context.Context) ([]string, error) { return f.names() }
 
 // read returns the framed body of the file at rel, checked.
 func (f *files) read(rel string) ([]byte, error) {
@@ -286,9 +304,9 @@ func (f *files) read(rel string) ([]byte, error) {
 }
 
 // save writes a list beside its file and renames it over, fsyncing the file
-// and then the directory when f.sync is set.
-func (f *files) save(name string, snap snapshot) error {
-	return f.saveBatch([]string{name}, []snapshot{snap})[0]
+// and then the directory when sync is set.
+func (f *files) save(name string, st ListState, sync bool) error {
+	return f.saveBatch([]string{name}, []ListState{st}, sync)[0]
 }
 
 // target is one list file of a batch being written.
@@ -309,17 +327,17 @@ type target struct {
 // fsyncs that wait together in one go, where one list after another each
 // would wait for a commit of its own. A list's error is its own, except
 // that a directory that cannot be fsynced fails every list in it.
-func (f *files) saveBatch(names []string, snaps []snapshot) []error {
+func (f *files) saveBatch(names []string, snaps []ListState, sync bool) []error {
 	ts := make([]target, len(names))
 	for i := range ts {
 		ts[i].err = f.create(&ts[i], names[i], snaps[i])
 	}
-	f.parallel(len(ts), func(i int) {
+	f.parallel(len(ts), sync, func(i int) {
 		t := &ts[i]
 		if t.file == nil {
 			return
 		}
-		if t.err == nil && f.sync {
+		if t.err == nil && sync {
 			t.err = t.file.Sync()
 		}
 		if err := t.file.Close(); t.err == nil {
@@ -343,16 +361,16 @@ func (f *files) saveBatch(names []string, snaps []snapshot) []error {
 			}
 			continue
 		}
-		if k := (dirKey{t.r, t.dir}); f.sync && !slices.Contains(dirs, k) {
+		if k := (dirKey{t.r, t.dir}); sync && !slices.Contains(dirs, k) {
 			dirs = append(dirs, k)
 		}
 	}
 	dirErrs := make([]error, len(dirs))
-	f.parallel(len(dirs), func(i int) { dirErrs[i] = syncDir(dirs[i].r, dirs[i].dir) })
+	f.parallel(len(dirs), sync, func(i int) { dirErrs[i] = syncDir(dirs[i].r, dirs[i].dir) })
 	errs := make([]error, len(ts))
 	for i := range ts {
 		t := &ts[i]
-		if t.err == nil && f.sync {
+		if t.err == nil && sync {
 			t.err = dirErrs[slices.Index(dirs, dirKey{t.r, t.dir})]
 		}
 		if t.err != nil {
@@ -364,8 +382,8 @@ func (f *files) saveBatch(names []string, snaps []snapshot) []error {
 
 // parallel runs fn(0..n-1), on goroutines of their own when there are
 // several and they fsync, and returns when all have.
-func (f *files) parallel(n int, fn func(i int)) {
-	if n <= 1 || !f.sync {
+func (f *files) parallel(n int, fsync bool, fn func(i int)) {
+	if n <= 1 || !fsync {
 		for i := range n {
 			fn(i)
 		}
@@ -380,12 +398,12 @@ func (f *files) parallel(n int, fn func(i int)) {
 
 // create encodes a list and writes it to a new temp file beside its file,
 // left open in t for the caller to fsync and close.
-func (f *files) create(t *target, name string, snap snapshot) error {
+func (f *files) create(t *target, name string, snap ListState) error {
 	rel := fileName(name)
 	t.full = path.Join(f.dir, rel)
 	// The body is encoded after room for the frame's header, so that the
 	// file is written in one call.
-	data := encodeList(make([]byte, headerSize, headerSize+16+len(snap.entries)*24), snap)
+	data := encodeList(make([]byte, headerSize, headerSize+16+len(snap.Entries)*24), snap)
 	body := data[headerSize:]
 	if int64(len(body)) > f.maxSize {
 		return fmt.Errorf("%d bytes, more than the %d allowed: %w", len(body), f.maxSize, ErrTooLarge)
@@ -471,10 +489,7 @@ func (f *files) mkdirs(dir string) error {
 	if err != nil {
 		return err
 	}
-	if f.sync {
-		return f.syncDir(path.Dir(dir))
-	}
-	return nil
+	return f.syncDir(path.Dir(dir))
 }
 
 func (f *files) syncDir(dir string) error { return syncDir(f.root, dir) }
@@ -515,15 +530,15 @@ func (f *files) names() ([]string, error) {
 const bodyFormat = 1
 
 // encodeList appends the msgpack body of a list file to b.
-func encodeList(b []byte, s snapshot) []byte {
+func encodeList(b []byte, s ListState) []byte {
 	// Written with append rather than msgpack.Encoder: a list file is
 	// rewritten on every stored batch, and this is several times faster.
 	// decodeList reads it with the msgpack package.
 	b = appendArrayLen(b, 3)
 	b = appendUint(b, bodyFormat)
-	b = appendUint(b, uint64(s.lastID))
-	b = appendArrayLen(b, len(s.entries))
-	for _, e := range s.entries {
+	b = appendUint(b, uint64(s.LastID))
+	b = appendArrayLen(b, len(s.Entries))
+	for _, e := range s.Entries {
 		b = appendArrayLen(b, 3)
 		b = appendUint(b, uint64(e.ID))
 		b = appendUint(b, uint64(e.Date.Year*10000+int(e.Date.Month)*100+e.Date.Day))
@@ -576,13 +591,13 @@ func appendString(b []byte, s string) []byte {
 // a claimed length may make decodeList allocate.
 const minEntrySize = 4
 
-func decodeList(body []byte) (snapshot, error) {
+func decodeList(body []byte) (ListState, error) {
 	if err := checkMsgpack(body); err != nil {
-		return snapshot{}, err
+		return ListState{}, err
 	}
 	r := bytes.NewReader(body)
 	dec := msgpack.NewDecoder(r)
-	var s snapshot
+	var s ListState
 	if err := expectArray(dec, 3); err != nil {
 		return s, err
 	}
@@ -607,8 +622,8 @@ func decodeList(body []byte) (snapshot, error) {
 	if n < 0 || n > len(body)/minEntrySize {
 		return s, fmt.Errorf("claims %d entries in %d bytes", n, len(body))
 	}
-	s.lastID = lastID
-	s.entries = make([]Entry, 0, n)
+	s.LastID = lastID
+	s.Entries = make([]Entry, 0, n)
 	prev := 0
 	for i := range n {
 		if err := expectArray(dec, 3); err != nil {
@@ -634,7 +649,7 @@ func decodeList(body []byte) (snapshot, error) {
 			return s, fmt.Errorf("entry %d: invalid date %d", i, ymd)
 		}
 		prev = id
-		s.entries = append(s.entries, Entry{ID: id, Date: d, Title: title})
+		s.Entries = append(s.Entries, Entry{ID: id, Date: d, Title: title})
 	}
 	if r.Len() != 0 {
 		return s, fmt.Errorf("%d bytes after the list", r.Len())

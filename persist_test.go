@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -659,7 +660,7 @@ func TestFiles_PathSafety(t *testing.T) {
 
 	sys := persistOpen(t, dir, nil)
 	for _, n := range names {
-		persistAdd(t, sys, n, n)
+		persistAdd(t, sys, n, strconv.Quote(n)) // a title is one line: the name, quoted
 	}
 	got, err := sys.Lists(ctx)
 	if err != nil || !slices.Equal(got, want) {
@@ -673,7 +674,7 @@ func TestFiles_PathSafety(t *testing.T) {
 		t.Fatalf("after reopen Lists = %q, %v\nwant %q", got, err, want)
 	}
 	for _, n := range names {
-		if es := persistAll(t, sys, n); len(es) != 1 || es[0].Title != n {
+		if es := persistAll(t, sys, n); len(es) != 1 || es[0].Title != strconv.Quote(n) {
 			t.Errorf("list %q after reopen = %v, want one entry titled with its name", n, es)
 		}
 	}

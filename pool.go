@@ -1,81 +1,111 @@
 package todo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// pool is the bounded pool of goroutines that write list files, the Go
-// form of Todo.Database and its workers. A list's name is hashed to one
-// worker, so the writes of one list never reorder. Each worker keeps at most
-// one pending write per list and always writes the newest state
-// (coalescing); every caller waiting on a coalesced write is answered by the
-// one write that contains its change.
+// pool is the bounded pool of goroutines that hand the lists' changes to
+// the Store, the Go form of Todo.Database and its workers. A list's name is
+// hashed to one worker, so the changes of one list never reorder. A worker
+// keeps at most one pending change per list, to which later changes of the
+// list are appended (coalescing), and commits everything queued to it in
+// one Store.Commit (group commit): every caller waiting on any of those
+// lists is answered by that one commit.
+//
+// A change whose caller was answered already (Async durability) is never
+// dropped: when its commit fails it stays queued and is retried with
+// backoff while the System runs, and at Close.
 //
 // A pool is safe for concurrent use by multiple goroutines.
 type pool struct {
-	store    storage
+	store    Store
 	log      *slog.Logger
 	stats    *counters
-	async    bool
-	delay    time.Duration // Async: how long a change waits to share a write
-	closed   chan struct{} // closed when close begins: stop delaying
+	async    bool          // Async durability: changes wait up to delay to share a commit
+	sync     bool          // commits are fsynced (Fsync, Async), not only written (Write)
+	delay    time.Duration // Async: how long a change waits to share a commit
+	queueCap int
 	seed     maphash.Seed
 	workers  []*worker
 	wg       sync.WaitGroup
-	queueCap int
+	closed   chan struct{} // closed when close begins: stop delaying
+
+	// failing is the error of the latest failed commit while acknowledged
+	// changes wait for a retry, or nil (see System.Health).
+	failing  atomic.Pointer[error]
+	unstored atomic.Int64 // lists holding acknowledged changes that failed to commit
+	errLog   errorLog
+
+	lostMu sync.Mutex // guards lost
+	lost   []error    // acknowledged changes given up at Close
 }
 
-// worker writes the lists hashed to it, a batch of files at a time.
+// worker commits the changes of the lists hashed to it.
 type worker struct {
 	p *pool
 
-	// mu guards every field below it; cond is signalled when queue or
-	// closing changes.
-	mu      sync.Mutex
-	cond    sync.Cond
-	queue   []string          // names with a pending write, oldest first
-	pending map[string]*write // the newest unwritten state of each queued name
-	writing map[string]*write // the write in progress, by name (at most one)
-	failed  map[string]*write // background writes that failed and were not superseded
-	closing bool
+	// mu guards every field below it; cond is broadcast when the queue,
+	// closing, or the set of lists being committed changes.
+	mu         sync.Mutex
+	cond       sync.Cond
+	queue      []string            // lists with a pending change, oldest first
+	pending    map[string]*pending // the uncommitted changes of each queued list
+	committing map[string]*pending // what the worker is committing now, by list
+	closing    bool
+	retryAt    time.Time     // acknowledged changes that failed wait until then
+	backoff    time.Duration // the wait after the next failure
 
-	full chan struct{} // a server waits for room in the queue: write now
+	wake chan struct{} // cut a delay short: a caller waits, or the queue is full
 
-	// Reused by run from batch to batch.
-	names []string
-	wrs   []*write
+	// Reused by the worker from batch to batch.
+	taken []*pending
+	batch []Change
+	errs  []error
 }
 
-// write is the newest unwritten state of one list and everyone waiting on it.
-type write struct {
-	snap    snapshot
-	waiters []chan<- error
-	since   time.Time // when the first change it holds was queued
+// pending is the uncommitted changes of one list: first those already
+// acknowledged to their callers (Async), which must be stored whatever
+// happens, then at most one change whose caller waits for the commit (its
+// server waits, so there is never a second).
+type pending struct {
+	list       string
+	ops        []Op
+	state      ListState // the list after every op
+	acked      int       // ops[:acked] are acknowledged
+	ackedState ListState // the list after ops[:acked]
+	done       chan<- error
+	sync       bool      // the waited-for change must be fsynced even with Write durability
+	release    bool      // the list left memory: tell the store after this commit
+	since      time.Time // when the oldest change of it was queued (Async)
+	attempts   int       // failed commits of the acknowledged ops
 }
 
-func newPool(st storage, o Options, stats *counters) *pool {
+func newPool(st Store, o Options, stats *counters) *pool {
 	p := &pool{
 		store:    st,
 		log:      o.Logger,
 		stats:    stats,
 		async:    o.Durability == Async,
+		sync:     o.Durability != Write,
 		delay:    o.AsyncDelay,
-		closed:   make(chan struct{}),
-		seed:     maphash.MakeSeed(),
 		queueCap: o.QueueSize,
+		seed:     maphash.MakeSeed(),
+		closed:   make(chan struct{}),
 	}
+	p.errLog.log = o.Logger
 	for range o.Workers {
 		w := &worker{
-			p:       p,
-			pending: make(map[string]*write),
-			writing: make(map[string]*write),
-			failed:  make(map[string]*write),
-			full:    make(chan struct{}, 1),
+			p:          p,
+			pending:    make(map[string]*pending),
+			committing: make(map[string]*pending),
+			wake:       make(chan struct{}, 1),
 		}
 		w.cond.L = &w.mu
 		p.workers = append(p.workers, w)
@@ -85,186 +115,116 @@ func newPool(st storage, o Options, stats *counters) *pool {
 	return p
 }
 
-// save hands the newest state of a list to its worker. With Fsync and Write
-// durability it returns once that state (or a newer one) is written, with
-// the write's error; with Async it returns as soon as the state is queued.
-// When the worker's queue is full it waits for room.
-func (p *pool) save(name string, snap snapshot, done chan error) error {
-	w := p.worker(name)
+func (p *pool) worker(list string) *worker {
+	return p.workers[maphash.String(p.seed, list)%uint64(len(p.workers))]
+}
+
+// save queues a change of a list: ops, and the list's state after them. With
+// wait set it returns once the change is committed, fsynced if sync is set
+// or the durability asks, with the commit's error; done receives that error
+// and must have room for it. Without wait the change counts as
+// acknowledged: save returns once it is queued. When the worker's queue is
+// full, save waits for room.
+func (p *pool) save(list string, ops []Op, state ListState, wait, sync bool, done chan error) error {
+	w := p.worker(list)
 	w.mu.Lock()
-	wr := w.pending[name]
-	if wr == nil {
-		for len(w.queue) >= p.queueCap && !w.closing {
-			select {
-			case w.full <- struct{}{}: // cut the worker's delay short
-			default:
-			}
-			w.cond.Wait()
-		}
-		wr = &write{}
-		if p.async {
-			wr.since = time.Now()
-		}
-		w.pending[name] = wr
-		w.queue = append(w.queue, name)
-		w.cond.Broadcast()
-	}
-	wr.snap = snap
-	if !p.async {
-		wr.waiters = append(wr.waiters, done)
+	pd := w.enqueue(list)
+	pd.ops = append(pd.ops, ops...)
+	pd.state = state
+	pd.release = false
+	if wait {
+		pd.done, pd.sync = done, sync
+		w.poke()
+	} else {
+		pd.acked, pd.ackedState = len(pd.ops), state
 	}
 	w.mu.Unlock()
-	if p.async {
+	if !wait {
 		return nil
 	}
 	return <-done
 }
 
-func (w *worker) run() {
-	defer w.p.wg.Done()
-	for {
-		w.mu.Lock()
-		for len(w.queue) == 0 && !w.closing {
-			w.cond.Wait()
-		}
-		if len(w.queue) == 0 {
-			w.mu.Unlock()
-			return
-		}
-		if w.p.async && !w.closing && len(w.queue) < w.p.queueCap {
-			// Let the oldest change wait out the delay, so that the changes
-			// made meanwhile to its list (and to the lists queued behind it)
-			// share their writes. A full queue is written without delay.
-			if wait := w.p.delay - time.Since(w.pending[w.queue[0]].since); wait > 0 {
-				w.mu.Unlock()
-				timer := time.NewTimer(wait)
-				select {
-				case <-timer.C:
-				case <-w.full:
-				case <-w.p.closed:
-				}
-				timer.Stop()
-				continue
-			}
-		}
-		// Take every queued list that is due, up to maxWriteBatch, and
-		// write them together (see files.saveBatch).
-		n := 1
-		for n < len(w.queue) && n < maxWriteBatch {
-			if w.p.async && !w.closing && len(w.queue) < w.p.queueCap &&
-				time.Since(w.pending[w.queue[n]].since) < w.p.delay {
-				break // the queue is in the order of since: the rest are not due either
-			}
-			n++
-		}
-		names := append(w.names[:0], w.queue[:n]...)
-		clear(w.queue[:n])
-		w.queue = w.queue[n:]
-		wrs := w.wrs[:0]
-		for _, name := range names {
-			wr := w.pending[name]
-			delete(w.pending, name)
-			delete(w.failed, name) // this write holds everything the failed one held
-			w.writing[name] = wr
-			wrs = append(wrs, wr)
-		}
-		w.cond.Broadcast() // room in the queue
-		w.mu.Unlock()
-
-		errs := w.p.writeBatch(names, wrs)
-		w.mu.Lock()
-		ok := false
-		for i, name := range names {
-			delete(w.writing, name)
-			if errs[i] == nil {
-				ok = true
-			} else if wr := wrs[i]; len(wr.waiters) == 0 && w.pending[name] == nil {
-				// Nobody waits on this background write and nothing newer
-				// will write the list: keep it for the next retry.
-				w.failed[name] = wr
-			}
-		}
-		clear(wrs)
-		w.names, w.wrs = names, wrs
-		w.mu.Unlock()
-		if ok {
-			w.retryFailed()
-		}
-	}
-}
-
-// maxWriteBatch bounds how many lists a worker writes together.
-const maxWriteBatch = 32
-
-// writeBatch writes the lists of a batch, answers their waiters, and
-// returns each list's error. Only the real files write a batch at once
-// (files.saveBatch); other storages, and the wrappers of files in tests
-// (hooks, broken twins), write list by list.
-func (p *pool) writeBatch(names []string, wrs []*write) []error {
-	var errs []error
-	if f, ok := p.store.(*files); ok && len(names) > 1 {
-		snaps := make([]snapshot, len(wrs))
-		for i, wr := range wrs {
-			snaps[i] = wr.snap
-		}
-		errs = f.saveBatch(names, snaps)
-	} else {
-		errs = make([]error, len(names))
-		for i, name := range names {
-			errs[i] = p.store.save(name, wrs[i].snap)
-		}
-	}
-	for i, name := range names {
-		p.done(name, wrs[i], errs[i])
-	}
-	return errs
-}
-
-// retryFailed queues again the background writes that failed, now that a
-// write has succeeded (the disk may have room again, say).
-func (w *worker) retryFailed() {
+// release queues the news that a list left memory after the changes queued
+// before, so that the store may let go of it.
+func (p *pool) release(list string, state ListState) {
+	w := p.worker(list)
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	for name, wr := range w.failed {
-		delete(w.failed, name)
-		if w.pending[name] == nil {
-			w.pending[name] = wr
-			w.queue = append(w.queue, name)
-		}
+	pd := w.enqueue(list)
+	pd.state, pd.release = state, true
+	if pd.acked == len(pd.ops) {
+		pd.ackedState = state
+	}
+	w.mu.Unlock()
+}
+
+// enqueue returns the pending change of list, queuing a new one if it has
+// none, after waiting for room in the queue. w.mu must be held.
+func (w *worker) enqueue(list string) *pending {
+	if pd := w.pending[list]; pd != nil {
+		return pd
+	}
+	for len(w.queue) >= w.p.queueCap && !w.closing {
+		w.poke() // a full queue is committed without delay
+		w.cond.Wait()
+	}
+	pd := &pending{list: list, since: time.Now()}
+	w.pending[list] = pd
+	w.queue = append(w.queue, list)
+	w.cond.Broadcast()
+	return pd
+}
+
+// poke cuts the worker's wait for a delay or a backoff short.
+func (w *worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
 	}
 }
 
 // load returns the newest state of a list: the one still waiting to be
-// written (with Async durability, a server that expired may have left one
-// behind), or else the stored one. It is how a new server of a list reads
-// the writes of the one before it.
-func (p *pool) load(name string) (*List, error) {
-	w := p.worker(name)
+// committed (with Async durability a server that stopped may have left
+// one behind), or else the stored one. It is how a new server of a list
+// reads the changes of the one before it. A list whose release is being
+// committed is loaded once that is done, so that the store sees the
+// release before the load.
+func (p *pool) load(ctx context.Context, list string) (ListState, error) {
+	w := p.worker(list)
 	w.mu.Lock()
-	wr := w.pending[name]
-	if wr == nil {
-		wr = w.writing[name]
-	}
-	if wr == nil {
-		wr = w.failed[name]
+	for {
+		if pd := w.pending[list]; pd != nil {
+			pd.release = false // loaded again: not released after all
+			st := pd.state
+			w.mu.Unlock()
+			return st, nil
+		}
+		pd := w.committing[list]
+		if pd == nil {
+			break
+		}
+		if !pd.release {
+			st := pd.state
+			w.mu.Unlock()
+			return st, nil
+		}
+		w.cond.Wait()
 	}
 	w.mu.Unlock()
-	if wr != nil {
-		return listFromSnapshot(wr.snap), nil
-	}
-	// Nothing is unwritten, and nothing new can be: the list's only writer
+	// Nothing is pending, and nothing new can be: the list's only writer
 	// is the server that asks.
-	return p.store.load(name)
+	return p.store.Load(ctx, list)
 }
 
-// unwritten returns the names of the lists with a state not yet written.
-func (p *pool) unwritten() []string {
+// unstoredLists returns the names of the lists whose newest state, with
+// entries, is not committed yet.
+func (p *pool) unstoredLists() []string {
 	var names []string
 	for _, w := range p.workers {
 		w.mu.Lock()
-		for _, m := range []map[string]*write{w.pending, w.writing, w.failed} {
-			for name, wr := range m {
-				if len(wr.snap.entries) > 0 {
+		for _, m := range []map[string]*pending{w.pending, w.committing} {
+			for name, pd := range m {
+				if len(pd.state.Entries) > 0 {
 					names = append(names, name)
 				}
 			}
@@ -274,32 +234,220 @@ func (p *pool) unwritten() []string {
 	return names
 }
 
-func (p *pool) worker(name string) *worker {
-	return p.workers[maphash.String(p.seed, name)%uint64(len(p.workers))]
+// run is the worker goroutine: collect what is due, commit it, settle the
+// outcome, until the pool closes and nothing is left.
+func (w *worker) run() {
+	defer w.p.wg.Done()
+	for {
+		taken, ok := w.collect()
+		if !ok {
+			return
+		}
+		w.settle(taken, w.commit(taken))
+	}
 }
 
-// write writes one list and answers everyone waiting on it.
-func (p *pool) write(name string, wr *write) error {
-	err := p.store.save(name, wr.snap)
-	p.done(name, wr, err)
-	return err
+// collect waits until some queued change is due and takes every due one
+// (group commit), or reports false once the pool is closing and nothing
+// is queued. A change is due at once if its caller waits, the queue is
+// full or the pool closes; an acknowledged change (Async) once it has
+// waited out the delay, and, after a failed commit, the backoff.
+func (w *worker) collect() ([]*pending, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		for len(w.queue) == 0 && !w.closing {
+			w.cond.Wait()
+		}
+		if len(w.queue) == 0 {
+			return nil, false
+		}
+		now := time.Now()
+		taken, next := w.takeDue(now)
+		if len(taken) > 0 {
+			w.cond.Broadcast() // room in the queue
+			return taken, true
+		}
+		w.mu.Unlock()
+		w.sleep(next.Sub(now))
+		w.mu.Lock()
+	}
 }
 
-// done counts and logs a finished write and answers its waiters.
-func (p *pool) done(name string, wr *write, err error) {
-	if err != nil {
+// takeDue moves the due pending changes from the queue to committing and
+// returns them; when none is due, it returns when the first will be.
+// w.mu must be held.
+func (w *worker) takeDue(now time.Time) (taken []*pending, next time.Time) {
+	full := len(w.queue) >= w.p.queueCap
+	backingOff := now.Before(w.retryAt) && !w.closing
+	taken = w.taken[:0]
+	kept := w.queue[:0]
+	for _, list := range w.queue {
+		pd := w.pending[list]
+		due := pd.done != nil || w.closing || full
+		if !due {
+			at := pd.since.Add(w.p.delay)
+			if !w.p.async {
+				at = pd.since
+			}
+			if backingOff && at.Before(w.retryAt) {
+				at = w.retryAt
+			}
+			if due = !at.After(now); !due && (next.IsZero() || at.Before(next)) {
+				next = at
+			}
+		}
+		if !due {
+			kept = append(kept, list)
+			continue
+		}
+		delete(w.pending, list)
+		w.committing[list] = pd
+		taken = append(taken, pd)
+	}
+	clear(w.queue[len(kept):])
+	w.queue = kept
+	w.taken = taken
+	return taken, next
+}
+
+// sleep waits for d, or until poked or the pool closes.
+func (w *worker) sleep(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.wake:
+	case <-w.p.closed:
+	}
+}
+
+// commit hands the taken changes to the store in one Commit and returns
+// each one's error.
+func (w *worker) commit(taken []*pending) []error {
+	batch := w.batch[:0]
+	sync := w.p.sync
+	for _, pd := range taken {
+		batch = append(batch, Change{List: pd.list, Ops: pd.ops, State: pd.state, Release: pd.release})
+		sync = sync || pd.sync
+	}
+	w.p.store.Commit(context.Background(), batch, sync)
+	w.p.stats.commits.Add(1)
+	errs := w.errs[:0]
+	for i := range batch {
+		errs = append(errs, batch[i].Err)
+	}
+	clear(batch) // let the ops and states go
+	w.batch, w.errs = batch[:0], errs
+	return errs
+}
+
+// settle answers the callers waiting on a commit and keeps the
+// acknowledged changes whose commit failed for a retry.
+func (w *worker) settle(taken []*pending, errs []error) {
+	p := w.p
+	var failure error
+	w.mu.Lock()
+	for i, pd := range taken {
+		delete(w.committing, pd.list)
+		err := errs[i]
+		if pd.done != nil {
+			pd.done <- err // its caller rolls back on an error
+		}
+		if err == nil {
+			p.stats.changesStored.Add(1)
+			if pd.attempts > 0 {
+				p.unstored.Add(-1)
+			}
+			continue
+		}
+		failure = err
 		p.stats.writeErrors.Add(1)
-		p.log.Error("todo: cannot write list", "list", name, "err", err)
-	} else {
-		p.stats.filesWritten.Add(1)
+		p.errLog.failed(pd.list, err)
+		if pd.acked > 0 || pd.release {
+			w.keep(pd, err)
+		} else if pd.attempts > 0 {
+			p.unstored.Add(-1)
+		}
 	}
-	for _, c := range wr.waiters {
-		c <- err
+	w.setBackoff(failure)
+	clear(taken)
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	if failure != nil {
+		p.failing.Store(&failure)
+	} else if p.unstored.Load() == 0 {
+		p.failing.Store(nil)
 	}
 }
 
-// close writes every queued list, retries background writes that failed,
-// stops the workers, and returns the errors of the writes that still fail.
+// closeAttempts is how many times, once Close has begun, a worker commits
+// an acknowledged change that keeps failing before it gives it up.
+const closeAttempts = 2
+
+// keep queues again the acknowledged part of a change whose commit failed,
+// before any change of the list queued meanwhile, for a retry. w.mu must
+// be held.
+func (w *worker) keep(pd *pending, err error) {
+	p := w.p
+	pd.ops, pd.state = pd.ops[:pd.acked], pd.ackedState
+	pd.done, pd.sync = nil, false
+	if pd.attempts++; pd.attempts == 1 {
+		p.unstored.Add(1)
+	}
+	if w.closing && pd.attempts >= closeAttempts {
+		p.unstored.Add(-1)
+		p.lose(fmt.Errorf("todo: list %q lost its last changes: %w", pd.list, err))
+		return
+	}
+	p.stats.writeRetries.Add(1)
+	newer := w.pending[pd.list]
+	if newer == nil {
+		w.pending[pd.list] = pd
+		w.queue = append(w.queue, pd.list)
+		return
+	}
+	// The list's server went on: its newer changes go after these.
+	if newer.acked == 0 {
+		newer.ackedState = pd.ackedState
+	}
+	newer.ops = append(pd.ops[:pd.acked:pd.acked], newer.ops...)
+	newer.acked += pd.acked
+	newer.since, newer.attempts = pd.since, pd.attempts
+}
+
+// setBackoff sets when the acknowledged changes that failed are retried:
+// after a wait that doubles with every failed commit, from 50ms up to 5s,
+// and is forgotten after a commit that succeeds. w.mu must be held.
+func (w *worker) setBackoff(failure error) {
+	const minBackoff, maxBackoff = 50 * time.Millisecond, 5 * time.Second
+	if failure == nil {
+		w.backoff, w.retryAt = 0, time.Time{}
+		return
+	}
+	w.backoff = min(max(2*w.backoff, minBackoff), maxBackoff)
+	w.retryAt = time.Now().Add(w.backoff)
+}
+
+// lose records that acknowledged changes are lost, for Close to report.
+func (p *pool) lose(err error) {
+	p.lostMu.Lock()
+	p.lost = append(p.lost, err)
+	p.lostMu.Unlock()
+}
+
+// health returns the error of the latest failed commit while it has not
+// been followed by a commit that left nothing waiting for a retry.
+func (p *pool) health() error {
+	if err := p.failing.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// close commits everything queued, retrying what fails a little, stops
+// the workers, and returns the errors of the acknowledged changes it had
+// to give up.
 func (p *pool) close() error {
 	close(p.closed)
 	for _, w := range p.workers {
@@ -309,13 +457,32 @@ func (p *pool) close() error {
 		w.mu.Unlock()
 	}
 	p.wg.Wait()
-	var errs []error
-	for _, w := range p.workers {
-		for name, wr := range w.failed {
-			if err := p.write(name, wr); err != nil {
-				errs = append(errs, fmt.Errorf("todo: list %q lost its last changes: %w", name, err))
-			}
-		}
+	p.lostMu.Lock()
+	defer p.lostMu.Unlock()
+	return errors.Join(p.lost...)
+}
+
+// errorLog logs failed commits at most once a second, with the number of
+// failures it kept quiet about since the last line: a full disk fails
+// every commit, and must not fill the log as well.
+type errorLog struct {
+	log *slog.Logger
+
+	mu         sync.Mutex // guards the fields below
+	last       time.Time
+	suppressed int
+}
+
+func (l *errorLog) failed(list string, err error) {
+	l.mu.Lock()
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
+		l.suppressed++
+		l.mu.Unlock()
+		return
 	}
-	return errors.Join(errs...)
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	l.mu.Unlock()
+	l.log.Error("todo: cannot store list", "list", list, "err", err, "failures_not_logged", n)
 }

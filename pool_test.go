@@ -63,10 +63,10 @@ func TestPool_Coalescing(t *testing.T) {
 			t.Fatalf("ids %v, want 1..%d", got, callers)
 		}
 	}
-	written := sys.Stats().FilesWritten
-	t.Logf("%d entries added by %d concurrent callers with %d file writes", callers, callers, written)
+	written := sys.Stats().ChangesStored
+	t.Logf("%d entries added by %d concurrent callers with %d changes stored", callers, callers, written)
 	if written < 1 || written > callers/4 {
-		t.Errorf("%d files written for %d concurrent adds, want between 1 and %d", written, callers, callers/4)
+		t.Errorf("%d changes stored for %d concurrent adds, want between 1 and %d", written, callers, callers/4)
 	}
 	persistClose(t, sys)
 
@@ -76,20 +76,20 @@ func TestPool_Coalescing(t *testing.T) {
 	}
 }
 
-// saveLog records the writes of list files through a todo.SaveHook, and
-// catches two writes of one list at once.
+// saveLog records the number of entries of each list's stored changes
+// through a todo.SaveHook, and catches two stores of one list at once.
 type saveLog struct {
 	mu       sync.Mutex // guards the fields below
-	lastIDs  map[string][]int
+	lengths  map[string][]int
 	inFlight map[string]bool
 	overlaps int
 }
 
 func newSaveLog() *saveLog {
-	return &saveLog{lastIDs: make(map[string][]int), inFlight: make(map[string]bool)}
+	return &saveLog{lengths: make(map[string][]int), inFlight: make(map[string]bool)}
 }
 
-func (l *saveLog) hook(list string, lastID, _ int, save func() error) error {
+func (l *saveLog) hook(list string, _, entries int, save func() error) error {
 	l.mu.Lock()
 	if l.inFlight[list] {
 		l.overlaps++
@@ -102,7 +102,7 @@ func (l *saveLog) hook(list string, lastID, _ int, save func() error) error {
 	l.mu.Lock()
 	l.inFlight[list] = false
 	if err == nil {
-		l.lastIDs[list] = append(l.lastIDs[list], lastID)
+		l.lengths[list] = append(l.lengths[list], entries)
 	}
 	l.mu.Unlock()
 	return err
@@ -110,23 +110,28 @@ func (l *saveLog) hook(list string, lastID, _ int, save func() error) error {
 
 // TestPool_WritesOfAListNeverReorder adds a thousand entries, one after
 // another, to each of several lists under Async durability, with as many
-// workers as lists. Each list's writes pass a gate of their own that its
+// workers as lists. After a list's first add (which waits: it reserves the
+// ids it gives out), each of its writes passes a gate of its own that its
 // adder opens for one write every 50 adds, so that the list always has a
-// pending write that its adds keep replacing (coalescing) and is written
+// pending change that its adds keep growing (coalescing) and is written
 // about twenty times. Every write of a list must hold a newer state than
-// the one before (the last ids only grow), no two writes of a list may
-// overlap, and after Close the files hold everything.
+// the one before (its entries only grow), no two writes of a list may
+// overlap, and after Close the store holds everything.
 func TestPool_WritesOfAListNeverReorder(t *testing.T) {
 	const lists, adds = 8, 1000
 	ctx := context.Background()
 	dir := t.TempDir()
 	log := newSaveLog()
 	gates := make(map[string]chan struct{})
+	gated := make(map[string]*atomic.Bool)
 	for l := range lists {
 		gates[fmt.Sprint("ordered ", l)] = make(chan struct{})
+		gated[fmt.Sprint("ordered ", l)] = new(atomic.Bool)
 	}
 	hook := func(list string, lastID, entries int, save func() error) error {
-		<-gates[list] // closed once the list's adder is done
+		if gated[list].Load() {
+			<-gates[list] // closed once the list's adder is done
+		}
 		return log.hook(list, lastID, entries, save)
 	}
 	// AsyncDelay -1: every write goes as soon as its gate lets it.
@@ -149,6 +154,7 @@ func TestPool_WritesOfAListNeverReorder(t *testing.T) {
 					t.Errorf("AddEntry: %v", err)
 					return
 				}
+				gated[name].Store(true)
 				if i%50 == 49 {
 					// A write of this list is pending (this add made sure of
 					// it) and every write waits here: let one through.
@@ -166,13 +172,13 @@ func TestPool_WritesOfAListNeverReorder(t *testing.T) {
 	writes := 0
 	for l := range lists {
 		name := fmt.Sprint("ordered ", l)
-		ids := log.lastIDs[name]
-		writes += len(ids)
-		if !slices.IsSorted(ids) || len(slices.Compact(slices.Clone(ids))) != len(ids) {
-			t.Errorf("%s: the writes held last ids %v: not strictly increasing", name, ids)
+		lengths := log.lengths[name]
+		writes += len(lengths)
+		if !slices.IsSorted(lengths) || len(slices.Compact(slices.Clone(lengths))) != len(lengths) {
+			t.Errorf("%s: the writes held %v entries: not strictly increasing", name, lengths)
 		}
-		if len(ids) == 0 || ids[len(ids)-1] != adds {
-			t.Errorf("%s: the last write held last id %v, want %d", name, ids[max(len(ids)-1, 0):], adds)
+		if len(lengths) == 0 || lengths[len(lengths)-1] != adds {
+			t.Errorf("%s: the last write held %v entries, want %d", name, lengths[max(len(lengths)-1, 0):], adds)
 		}
 	}
 	t.Logf("%d Async adds over %d lists took %d file writes", lists*adds, lists, writes)
@@ -438,8 +444,10 @@ func TestPool_PublishedOnlyWhenStored(t *testing.T) {
 }
 
 // TestPool_AsyncDelay checks, on a fake clock, that with Async durability
-// the changes made to a list within AsyncDelay share one write, that the
-// write happens once the delay is over, and that Close does not wait for it.
+// the changes made to a list within AsyncDelay share one commit, that the
+// commit happens once the delay is over, and that Close does not wait for
+// it. The list's first add is committed at once, and waited for: it
+// reserves the ids the list gives out (see TestIDs_NeverReused).
 func TestPool_AsyncDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -455,13 +463,13 @@ func TestPool_AsyncDelay(t *testing.T) {
 			time.Sleep(5 * time.Millisecond) // 100 adds over half a second
 		}
 		synctest.Wait()
-		if n := sys.Stats().FilesWritten; n != 0 {
-			t.Fatalf("%d writes within the delay, want 0", n)
+		if n := sys.Stats().Commits; n != 1 {
+			t.Fatalf("%d commits within the delay, want 1: the first add's reservation", n)
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if n := sys.Stats().FilesWritten; n != 1 {
-			t.Fatalf("%d writes after the delay, want 1 holding all 100 adds", n)
+		if n := sys.Stats().Commits; n != 2 {
+			t.Fatalf("%d commits after the delay, want 2: one more holding the other 99 adds", n)
 		}
 		if _, err := s.AddEntry(ctx, todo.Entry{Date: persistDay, Title: "last"}); err != nil {
 			t.Fatal(err)
@@ -473,8 +481,8 @@ func TestPool_AsyncDelay(t *testing.T) {
 		if waited := time.Since(start); waited != 0 {
 			t.Errorf("Close waited %v for the delay", waited)
 		}
-		if n := sys.Stats().FilesWritten; n != 2 {
-			t.Errorf("%d writes after Close, want 2", n)
+		if n := sys.Stats().Commits; n != 3 {
+			t.Errorf("%d commits after Close, want 3", n)
 		}
 	})
 }

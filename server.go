@@ -24,18 +24,20 @@ type proc struct {
 	// sent to it.
 	senders atomic.Int64
 
-	loaded     atomic.Bool             // the list is loaded and published
-	touched    atomic.Bool             // a table read happened since the idle timer was last armed
-	hasEntries atomic.Bool             // the list has at least one entry
-	all        atomic.Pointer[[]Entry] // every entry, published for AllEntries
-	done       chan struct{}           // closed when the server has left the registry
-	saved      chan error              // the pool answers the server's writes here
+	loaded     atomic.Bool   // the list is loaded and published
+	touched    atomic.Bool   // a table read happened since the idle timer was last armed
+	hasEntries atomic.Bool   // the list has at least one entry
+	all        atomicEntries // every entry, published for AllEntries
+	done       chan struct{} // closed when the server has left the registry
+	saved      chan error    // the pool answers the server's writes here
 
 	// Owned by the server goroutine.
-	cells map[dayKey]*dayCell // what it has published in the table
-	list  *List
-	undo  undoLog
-	batch []*call
+	cells    map[dayKey]*dayCell // what it has published in the table
+	list     *List
+	undo     undoLog
+	batch    []*call
+	ops      []Op // the operations of the batch being applied
+	reserved int  // ids up to this are reserved durably (see store)
 	// Signals drained from the mailbox and not acted on yet.
 	expireDue, closeDue bool
 	// expireMissed is set by the idle timer when the mailbox was full.
@@ -212,7 +214,8 @@ func (p *proc) run() {
 }
 
 // stop serves what is left in the mailbox (every sender has finished, see
-// senders), withdraws what the server published, and leaves the registry.
+// senders), tells the pool the list leaves memory, withdraws what the
+// server published, and leaves the registry.
 func (p *proc) stop() {
 	for {
 		select {
@@ -225,20 +228,39 @@ func (p *proc) stop() {
 		}
 		break
 	}
-	for k := range p.cells {
-		p.sys.table.Delete(tableKey{p.name, k.date()})
+	if p.list != nil {
+		// The ids reserved ahead and not given out are free again: the
+		// list is stored with the last id it really gave out.
+		p.sys.pool.release(p.name, p.list.state())
 	}
+	p.unpublish()
 	p.sys.registry.DeleteIf(p.name, func(q *proc) bool { return q == p })
 	// Let the list go even while handles remember this server (see
 	// Server.last): readers check retired before they use p.all.
-	p.all.Store(nil)
-	p.list, p.cells, p.undo, p.batch = nil, nil, undoLog{}, nil
+	p.all.store(nil)
+	p.list, p.cells, p.undo, p.batch, p.ops = nil, nil, undoLog{}, nil, nil
 	close(p.done)
 }
 
-// serveBatch applies first and every request waiting behind it, up to
-// maxBatch, as one batch: one write of the list file, one publication.
+// serveBatch serves first and every request waiting behind it, up to
+// maxBatch, as one batch: the changes are applied, stored in one change,
+// published, and then every request is answered.
 func (p *proc) serveBatch(first *call) {
+	batch := p.collect(first)
+	p.batchStart = time.Now() // one clock read per batch serves expiry and waitRegroup
+	p.sys.stats.requests.Add(int64(len(batch)))
+	err := p.ensureLoaded()
+	if err == nil {
+		err = p.applyAndStore(batch)
+	}
+	p.planRegroup(len(batch), err)
+	p.answer(batch, err)
+}
+
+// collect takes first and the requests waiting behind it, up to maxBatch,
+// waiting a little for more when the last batch's callers are expected
+// back (see waitRegroup).
+func (p *proc) collect(first *call) []*call {
 	batch := append(p.batch[:0], first)
 drain:
 	for len(batch) < maxBatch {
@@ -262,28 +284,34 @@ drain:
 		}
 	}
 	p.regroup = 0
-	p.batchStart = time.Now() // one clock read per batch serves expiry and waitRegroup
 	p.batch = batch
-	defer clear(batch) // let answered calls go
-	p.sys.stats.requests.Add(int64(len(batch)))
+	return batch
+}
 
-	if p.list == nil {
-		l, err := p.sys.pool.load(p.name)
-		if err != nil {
-			p.sys.opts.Logger.Error("todo: cannot load list", "list", p.name, "err", err)
-			for _, c := range batch {
-				c.err = err
-				c.reply <- struct{}{}
-			}
-			return
-		}
-		p.list = l
-		p.publishLoaded()
+// ensureLoaded loads the list on the server's first batch, from the pool
+// (changes a server before this one left unstored) or the store, and
+// publishes it.
+func (p *proc) ensureLoaded() error {
+	if p.list != nil {
+		return nil
 	}
+	st, err := p.sys.pool.load(context.Background(), p.name)
+	if err != nil {
+		p.sys.opts.Logger.Error("todo: cannot load list", "list", p.name, "err", err)
+		return err
+	}
+	p.list = listFromState(st)
+	p.publishLoaded()
+	return nil
+}
 
+// applyAndStore applies the batch's changes to the list, stores them, and
+// publishes the result; when they cannot be stored it rolls them back and
+// returns why.
+func (p *proc) applyAndStore(batch []*call) error {
 	l := p.list
 	l.begin(&p.undo)
-	changed := false
+	p.ops = p.ops[:0]
 	for _, c := range batch {
 		if c.op >= opEntries {
 			continue // reads are answered after the batch is stored
@@ -292,37 +320,75 @@ drain:
 			c.err = err // the caller has gone: do not apply what it no longer waits for
 			continue
 		}
-		if p.apply(c) {
-			changed = true
-		}
+		p.apply(c)
 	}
-
-	var err error
-	if changed {
-		err = p.sys.pool.save(p.name, l.snapshot(), p.saved)
-	}
-	if err != nil {
-		l.rollback()
-		err = fmt.Errorf("todo: list %q not saved: %w", p.name, err)
-	} else {
-		l.touched(p.publish)
-		if changed {
-			p.publishAll()
-		}
+	if len(p.ops) == 0 {
 		l.commit()
+		return nil
 	}
+	if err := p.store(); err != nil {
+		l.rollback()
+		return fmt.Errorf("todo: list %q not saved: %w", p.name, err)
+	}
+	p.publishBatch()
+	l.commit()
+	return nil
+}
 
-	if changed && err == nil && !p.sys.pool.async && len(batch) > 1 && !p.regroupMissed {
-		// Several callers share this list (see waitRegroup): those
-		// answered below will likely send again at once, and those in the
-		// mailbox were held up by this write. Have the next write carry
-		// them all.
-		p.regroup = min(len(batch)+len(p.mailbox), maxBatch)
+// idReserve is how many ids a list reserves at once with Write and Async
+// durability (see store).
+const idReserve = 1024
+
+// store hands the batch's operations to the pool, and unless they count as
+// stored at once (Async) waits until they are.
+//
+// An id must never be given out twice, not even across a crash that loses
+// the last changes, as Write and Async durability may. With those, a list
+// gives out ids only from a range it has reserved durably: the change that
+// first goes past the range reserves the next idReserve ids, and it waits
+// until that is fsynced, whatever the durability. A crash then leaves a
+// gap in the ids, never a reuse. The range is released when the list
+// leaves memory (see stop).
+func (p *proc) store() error {
+	pool := p.sys.pool
+	state := p.list.state()
+	wait, sync := !pool.async, false
+	if p.sys.opts.Durability != Fsync {
+		if state.LastID > p.reserved {
+			state.LastID = min(state.LastID+idReserve, MaxID)
+			wait, sync = true, true
+		} else {
+			state.LastID = p.reserved
+		}
+	}
+	err := pool.save(p.name, p.ops, state, wait, sync, p.saved)
+	if err == nil && sync {
+		p.reserved = state.LastID
+	}
+	return err
+}
+
+// planRegroup decides whether the next batch waits for this one's callers
+// to come back (see waitRegroup).
+func (p *proc) planRegroup(n int, err error) {
+	if err == nil && len(p.ops) > 0 && !p.sys.pool.async && n > 1 && !p.regroupMissed {
+		// Several callers share this list: those answered now will likely
+		// send again at once, and those in the mailbox were held up by
+		// this write. Have the next write carry them all.
+		p.regroup = min(n+len(p.mailbox), maxBatch)
 		p.regroupWait = min(time.Since(p.batchStart)/4, maxRegroupWait)
 	}
 	p.regroupMissed = false
+}
+
+// answer answers every request of the batch: reads with the list as it
+// now is, changes with their result or the batch's error.
+func (p *proc) answer(batch []*call, err error) {
+	l := p.list
 	for _, c := range batch {
 		switch {
+		case l == nil:
+			c.err = err // the list could not be loaded
 		case c.op == opEntries:
 			c.entries = l.Entries(c.entry.Date)
 		case c.op == opAll:
@@ -332,6 +398,7 @@ drain:
 		}
 		c.reply <- struct{}{}
 	}
+	clear(batch) // let answered calls go
 	if p.regroup > 0 {
 		p.answeredAt = time.Now()
 	}
@@ -374,50 +441,51 @@ func (p *proc) waitRegroup(batch []*call, wait time.Duration) []*call {
 	return batch
 }
 
-// apply applies one change to the list and reports whether it changed it.
-// A panic fails that request alone; the updater, the request's own code,
-// runs before anything is changed, so the list is untouched.
-func (p *proc) apply(c *call) (changed bool) {
+// apply applies one change to the list and, when it changed it, records
+// the operation to store. A panic fails that request alone; the updater,
+// the request's own code, runs before anything is changed, so the list is
+// untouched.
+func (p *proc) apply(c *call) {
 	defer func() {
 		if r := recover(); r != nil {
 			p.crashed(c, r, debug.Stack())
-			changed = false
 		}
 	}()
 	l := p.list
 	switch c.op {
 	case opAdd:
-		if l.lastID >= MaxID {
+		if l.LastID() >= MaxID {
 			c.err = fmt.Errorf("%w: list %q has given out every id up to %d", ErrListFull, p.name, MaxID)
-			return false
+			return
 		}
 		c.res = l.Add(c.entry)
-		return true
+		p.ops = append(p.ops, Op{Entry: c.res})
 	case opUpdate:
-		i, ok := l.find(c.id)
+		old, ok := l.get(c.id)
 		if !ok {
 			c.err = fmt.Errorf("%w: id %d", ErrEntryNotFound, c.id)
-			return false
+			return
 		}
-		e, ok := p.runUpdater(c, l.all[i])
+		e, ok := p.runUpdater(c, old)
 		if !ok {
-			return false
+			return
 		}
 		if !e.Date.Valid() {
 			c.err = fmt.Errorf("%w: the updater returned %v", ErrInvalidDate, e.Date)
-			return false
+			return
 		}
 		if err := validTitle(e.Title); err != nil {
 			c.err = err
-			return false
+			return
 		}
-		c.res, c.err = l.Update(c.id, func(Entry) Entry { return e })
-		return c.err == nil
+		if c.res, c.err = l.Update(c.id, func(Entry) Entry { return e }); c.err == nil {
+			p.ops = append(p.ops, Op{Entry: c.res})
+		}
 	case opDelete:
-		c.err = l.Delete(c.id)
-		return c.err == nil
+		if c.err = l.Delete(c.id); c.err == nil {
+			p.ops = append(p.ops, Op{Entry: Entry{ID: c.id}, Delete: true})
+		}
 	}
-	return false
 }
 
 // runUpdater runs the caller's updater on a goroutine of its own and waits
@@ -455,53 +523,4 @@ func (p *proc) crashed(c *call, reason any, stack []byte) {
 	p.sys.stats.panics.Add(1)
 	p.sys.opts.Logger.Error("todo: request panicked", "list", p.name, "panic", reason, "stack", string(stack))
 	c.err = fmt.Errorf("%w: list %q: %v", ErrCrashed, p.name, reason)
-}
-
-// publish makes the entries of one date (its slot, nil when it has none)
-// visible to readers.
-func (p *proc) publish(k dayKey, slot *dateSlot) {
-	// The cell gets a copy of the slice header: the List goes on changing
-	// its slot's, never what that header shows.
-	var entries []Entry
-	if slot != nil {
-		entries = slot.entries
-		if c := slot.cell; c != nil {
-			c.entries.Store(&entries)
-			return
-		}
-	}
-	c := p.cells[k]
-	switch {
-	case c != nil:
-		c.entries.Store(&entries)
-	case len(entries) == 0:
-		return
-	default:
-		c = &dayCell{owner: p}
-		c.entries.Store(&entries) // before readers can find c
-		if p.cells == nil {
-			p.cells = make(map[dayKey]*dayCell)
-		}
-		p.cells[k] = c
-		p.sys.table.Insert(tableKey{p.name, k.date()}, c)
-	}
-	if slot != nil {
-		slot.cell = c
-	}
-}
-
-// publishAll publishes the whole list for AllEntries.
-func (p *proc) publishAll() {
-	all := p.list.all
-	p.all.Store(&all)
-	p.hasEntries.Store(len(all) > 0)
-}
-
-// publishLoaded publishes a freshly loaded list and marks it loaded.
-func (p *proc) publishLoaded() {
-	for k, slot := range p.list.byDate {
-		p.publish(k, slot)
-	}
-	p.publishAll()
-	p.loaded.Store(true)
 }

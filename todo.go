@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"maps"
 	"slices"
@@ -154,12 +153,15 @@ func (o *Options) withDefaults() (Options, error) {
 type System struct {
 	opts     Options
 	dir      string
-	store    storage
+	store    Store
 	pool     *pool
 	registry *Table[string, *proc]      // list name → its running server
 	table    *Table[tableKey, *dayCell] // what servers publish for readers
 	stats    counters
 	calls    sync.Pool // of *call, with their reply channels
+	// storeStats adds the counters of the data directory's store, when
+	// the System was opened on one.
+	storeStats func(*Stats)
 
 	// startMu makes starting a server and closing the System exclusive, so
 	// that no server starts after Close has begun waiting for them.
@@ -168,48 +170,6 @@ type System struct {
 	servers sync.WaitGroup
 	closeMu sync.Mutex // serializes Close calls
 	done    bool       // guarded by closeMu: Close has finished
-}
-
-// tableKey names what a server publishes: the entries of one date of one
-// list.
-type tableKey struct {
-	list string
-	date Date
-}
-
-// dayCell is what a server publishes for one date of its list: inserted in
-// the table once, then updated in place by its server (an atomic store is
-// far cheaper than a table insert), read by anyone. owner lets a reader
-// tell that the cell still belongs to a running server.
-type dayCell struct {
-	owner   *proc
-	entries atomic.Pointer[[]Entry] // in id order; a slice the List never writes to again
-}
-
-// tableKeyHasher hashes tableKeys faster than the generic hasher of
-// struct keys: the name with maphash, then the date mixed in.
-func tableKeyHasher() func(tableKey, uint64) uint64 {
-	seed := maphash.MakeSeed()
-	return func(k tableKey, tableSeed uint64) uint64 {
-		h := maphash.String(seed, k.list) ^ tableSeed
-		h ^= uint64(k.date.Year)<<16 ^ uint64(k.date.Month)<<8 ^ uint64(k.date.Day)
-		h *= 0x9e3779b97f4a7c15
-		return h ^ h>>29
-	}
-}
-
-// storage keeps lists between the lives of their servers. The files of
-// persist.go implement it; nothing else depends on how lists are stored.
-type storage interface {
-	// load returns the stored list, or an empty one if none is stored.
-	load(name string) (*List, error)
-	// save stores a snapshot of a list, as durable as the Durability asks
-	// (Async saves as Fsync does, in the background).
-	save(name string, snap snapshot) error
-	// names returns the names of every stored list.
-	names() ([]string, error)
-	// close releases what the storage holds open.
-	close() error
 }
 
 // Open opens the System over the data directory dir, creating it if
@@ -228,7 +188,7 @@ func Open(dir string, opts *Options) (*System, error) {
 	return sys, nil
 }
 
-func newSystem(st storage, o Options) *System {
+func newSystem(st Store, o Options) *System {
 	sys := &System{
 		opts:     o,
 		store:    st,
@@ -261,7 +221,7 @@ func (sys *System) Close() error {
 		}
 	}
 	sys.servers.Wait()
-	err := errors.Join(sys.pool.close(), sys.store.close())
+	err := errors.Join(sys.pool.close(), sys.store.Close())
 	sys.done = true
 	return err
 }
@@ -285,7 +245,7 @@ func (sys *System) Lists(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// A list's state moves from its server to the pool to its file: look
+	// A list's state moves from its server to the pool to the store: look
 	// in that order, so a list that moves on while we look is still found.
 	names := make(map[string]struct{})
 	for n, p := range sys.registry.All() {
@@ -293,10 +253,10 @@ func (sys *System) Lists(ctx context.Context) ([]string, error) {
 			names[n] = struct{}{}
 		}
 	}
-	for _, n := range sys.pool.unwritten() {
+	for _, n := range sys.pool.unstoredLists() {
 		names[n] = struct{}{}
 	}
-	stored, err := sys.store.names()
+	stored, err := sys.store.Lists(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -318,15 +278,23 @@ type Stats struct {
 	PanicsRecovered int64 // requests that panicked and failed with ErrCrashed
 	TableReads      int64 // reads answered from the table, without a server
 	MailboxWaits    int64 // calls that found a mailbox full and had to wait
-	FilesWritten    int64 // list files written
-	WriteErrors     int64 // list file writes that failed
+	Commits         int64 // batches of changes committed to the store (group commits)
+	ChangesStored   int64 // lists' changes stored; a change holds a batch of one list's requests
+	WriteErrors     int64 // changes whose commit failed
+	WriteRetries    int64 // acknowledged changes queued again for a retry after a failed commit
+	Unstored        int64 // lists holding acknowledged changes that failed to commit, now
+	FilesWritten    int64 // list files written by checkpoints (the data directory's store)
+	Checkpoints     int64 // lists checkpointed into their files (the data directory's store)
+	LogSegments     int64 // segments of the log, now (the data directory's store)
+	LogBytes        int64 // bytes in the log's segments, now (the data directory's store)
 }
 
 // counters are the live form of Stats. The ones bumped on hot paths by many
 // goroutines at once are striped.
 type counters struct {
 	started, expired, panics, mailboxWaits atomic.Int64
-	filesWritten, writeErrors              atomic.Int64
+	commits, changesStored                 atomic.Int64
+	writeErrors, writeRetries              atomic.Int64
 	requests, tableReads                   *xsync.Counter
 }
 
@@ -337,7 +305,7 @@ func newCounters() counters {
 // Stats returns the System's counters.
 func (sys *System) Stats() Stats {
 	c := &sys.stats
-	return Stats{
+	st := Stats{
 		ServersRunning:  int64(sys.registry.Len()),
 		ServersStarted:  c.started.Load(),
 		ServersExpired:  c.expired.Load(),
@@ -345,7 +313,21 @@ func (sys *System) Stats() Stats {
 		PanicsRecovered: c.panics.Load(),
 		TableReads:      c.tableReads.Value(),
 		MailboxWaits:    c.mailboxWaits.Load(),
-		FilesWritten:    c.filesWritten.Load(),
+		Commits:         c.commits.Load(),
+		ChangesStored:   c.changesStored.Load(),
 		WriteErrors:     c.writeErrors.Load(),
+		WriteRetries:    c.writeRetries.Load(),
+		Unstored:        sys.pool.unstored.Load(),
 	}
+	if sys.storeStats != nil {
+		sys.storeStats(&st)
+	}
+	return st
 }
+
+// Health returns nil while the System stores its changes, or the error of
+// the latest failed commit while no commit has succeeded since with every
+// acknowledged change stored: a full disk, say, while Async changes wait
+// for a retry (see Stats.Unstored). Reads and writes go on either way;
+// writes fail, and Async changes are retried, until the fault clears.
+func (sys *System) Health() error { return sys.pool.health() }

@@ -265,7 +265,7 @@ func TestRun_ServesAndStopsGracefully(t *testing.T) {
 		Todo     todo.Stats
 		Memstats json.RawMessage
 	}
-	if err := json.Unmarshal([]byte(body), &vars); code != 200 || err != nil || vars.Todo.FilesWritten != 1 || vars.Memstats == nil {
+	if err := json.Unmarshal([]byte(body), &vars); code != 200 || err != nil || vars.Todo.ChangesStored != 1 || vars.Memstats == nil {
 		t.Errorf("debug/vars: %d %v %+v", code, err, vars.Todo)
 	}
 	if code, _ := get(t, "GET", base+"/debug/pprof/"); code != 404 {

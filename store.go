@@ -1,0 +1,101 @@
+package todo
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Store keeps the lists of a [System] between the lives of their servers:
+// the seam below the System. Everything the System stores or loads goes
+// through it. [Open] puts the data directory's store behind a System (an
+// append-only log under one file per list); [OpenStore] puts any other,
+// such as the replicated store of package cluster.
+//
+// The System calls a Store from several goroutines at once, but never for
+// one list at a time: the changes of one list are committed one batch
+// after another, in order, and a list is loaded only when nothing of it is
+// being committed. A Store must be safe for concurrent use under those
+// terms.
+type Store interface {
+	// Load returns the stored state of the list called list. A list never
+	// stored is the zero ListState. A list whose stored state cannot be
+	// trusted gives an error wrapping [ErrCorrupt] that says where; one
+	// that cannot be read now, one wrapping [ErrUnavailable] or the cause.
+	Load(ctx context.Context, list string) (ListState, error)
+
+	// Commit stores a batch of changes, at most one per list, and sets the
+	// Err of each: nil once the change is stored. With sync set, a change
+	// is stored when it would survive a power cut (fsynced, or held by a
+	// quorum of replicas that fsynced it); without, when it would survive
+	// a crash of the process. A Store stores a batch in as few durable
+	// steps as it can: that is where group commit happens.
+	Commit(ctx context.Context, batch []Change, sync bool)
+
+	// Lists returns the names of every stored list, in any order.
+	Lists(ctx context.Context) ([]string, error)
+
+	// Close stores what it still holds in memory and releases the Store.
+	// The System calls it last, once, from Close.
+	Close() error
+}
+
+// Change is what one list's server stores at once: the operations of a
+// batch of requests, in the order they were applied, and the list's state
+// after them. A store may keep either or both: a log appends the
+// operations, a key-value store puts the state.
+type Change struct {
+	List  string
+	Ops   []Op
+	State ListState
+
+	// Release says that the list leaves memory after this change (its
+	// server stopped): the store may let go of what it holds of the list,
+	// writing it out first. A Change that releases may have no Ops.
+	Release bool
+
+	// Err is set by Commit: nil when the change is stored.
+	Err error
+}
+
+// Op is one operation on a list: put Entry (an entry added or updated,
+// with its id), or, when Delete is set, remove the entry whose id is
+// Entry.ID. Both are idempotent, so a store may replay them safely.
+type Op struct {
+	Entry  Entry
+	Delete bool
+}
+
+// ListState is a list as stored: its entries in id order, and LastID, the
+// highest id that was given out or reserved, which is never given out
+// again. The Entries of a Change's State are shared with the list's
+// server and must not be modified; those returned by Load belong to the
+// caller.
+type ListState struct {
+	LastID  int
+	Entries []Entry
+}
+
+// apply applies ops to s in order and returns the result. It never writes
+// into s.Entries: put and delete make new slices where they must, as List
+// does, so a state shared with readers stays intact.
+func (s ListState) apply(ops []Op, lastID int) ListState {
+	l := listFromState(s)
+	for _, op := range ops {
+		l.applyOp(op)
+	}
+	l.lastID = lastID
+	return l.state()
+}
+
+// OpenStore opens a System over st, which it owns from then on: the
+// System's Close closes it. opts may be nil.
+func OpenStore(st Store, opts *Options) (*System, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return newSystem(st, o), nil
+}
+
+// discardLogger is the Logger of Options that give none.
+var discardLogger = slog.New(slog.DiscardHandler)
