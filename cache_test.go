@@ -512,3 +512,47 @@ func TestServerProcess_OddNamesAreOrdinaryLists(t *testing.T) {
 		t.Errorf("the data directory's parent holds %q, want only [data]", got)
 	}
 }
+
+// TestSystem_Unload stops a list's server on demand: its changes are
+// stored first (even Async ones, still waiting out their delay), the
+// server leaves the registry, and the next request loads the list anew
+// and goes on from the same ids.
+func TestSystem_Unload(t *testing.T) {
+	for _, d := range []todo.Durability{todo.Fsync, todo.Async} {
+		t.Run("durability="+d.String(), func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			sys := openDirSystem(t, dir, &todo.Options{Durability: d, AsyncDelay: time.Minute})
+			s := sys.ServerProcess("bob")
+			first := mustAddEntry(t, s, day19, "first")
+			second := mustAddEntry(t, s, day19, "second")
+			if err := sys.Unload(ctx, "bob"); err != nil {
+				t.Fatalf("Unload: %v", err)
+			}
+			if st := sys.Stats(); st.ServersRunning != 0 || st.Unstored != 0 {
+				t.Errorf("after Unload: %d servers running, %d lists unstored; want 0 and 0", st.ServersRunning, st.Unstored)
+			}
+			if err := sys.Unload(ctx, "never started"); err != nil {
+				t.Errorf("Unload of a list with no server: %v", err)
+			}
+			third := mustAddEntry(t, s, day19, "third")
+			if third.ID != second.ID+1 {
+				t.Errorf("after Unload the next id is %d, want %d", third.ID, second.ID+1)
+			}
+			if got := mustAllEntries(t, s); !slices.Equal(got, []todo.Entry{first, second, third}) {
+				t.Errorf("after Unload and an add: %v", got)
+			}
+			canceled, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := sys.Unload(canceled, "bob"); !errors.Is(err, context.Canceled) {
+				t.Errorf("Unload with an ended ctx: %v, want context.Canceled", err)
+			}
+			if err := sys.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := sys.Unload(ctx, "bob"); !errors.Is(err, todo.ErrClosed) {
+				t.Errorf("Unload after Close: %v, want ErrClosed", err)
+			}
+		})
+	}
+}

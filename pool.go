@@ -83,6 +83,7 @@ type pending struct {
 	done       chan<- error
 	sync       bool      // the waited-for change must be fsynced even with Write durability
 	release    bool      // the list left memory: tell the store after this commit
+	flushing   bool      // someone waits for the list to be stored: commit without delay
 	since      time.Time // when the oldest change of it was queued (Async)
 	attempts   int       // failed commits of the acknowledged ops
 }
@@ -216,6 +217,35 @@ func (p *pool) load(ctx context.Context, list string) (ListState, error) {
 	return p.store.Load(ctx, list)
 }
 
+// flush waits until nothing of a list is queued or being committed, or
+// until ctx ends. Acknowledged changes whose commit fails stay queued, so
+// flush waits for their retry.
+func (p *pool) flush(ctx context.Context, list string) error {
+	w := p.worker(list)
+	stop := context.AfterFunc(ctx, func() {
+		w.mu.Lock()
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	})
+	defer stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		pd := w.pending[list]
+		if pd == nil && w.committing[list] == nil {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if pd != nil && !pd.flushing {
+			pd.flushing = true
+			w.poke()
+		}
+		w.cond.Wait()
+	}
+}
+
 // unstoredLists returns the names of the lists whose newest state, with
 // entries, is not committed yet.
 func (p *pool) unstoredLists() []string {
@@ -287,7 +317,7 @@ func (w *worker) takeDue(now time.Time) (taken []*pending, next time.Time) {
 		due := pd.done != nil || w.closing || full
 		if !due {
 			at := pd.since.Add(w.p.delay)
-			if !w.p.async {
+			if !w.p.async || pd.flushing {
 				at = pd.since
 			}
 			if backingOff && at.Before(w.retryAt) {

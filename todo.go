@@ -226,6 +226,33 @@ func (sys *System) Close() error {
 	return err
 }
 
+// Unload stops the server of the list called name, if one runs, once it
+// has served the requests already sent to it, and returns when the list's
+// changes are stored and the store was told that the list left memory
+// (see [Change]). A request made meanwhile, or later, starts a new server,
+// which loads the list again. A cluster node uses it to hand a list over
+// to another node. If ctx ends first, Unload returns ctx's error; the list
+// still leaves memory.
+func (sys *System) Unload(ctx context.Context, name string) error {
+	if sys.closed.Load() {
+		return ErrClosed
+	}
+	if p, ok := sys.registry.Lookup(name); ok {
+		select {
+		case p.mailbox <- closeSignal: // the same signal Close sends every server
+		case <-p.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return sys.pool.flush(ctx, name)
+}
+
 // ServerProcess returns the handle of the list called name, the Go form of
 // Todo.Cache.server_process. The handle is the name, not a goroutine: each
 // call through it finds the list's server in the registry (lock-free when
