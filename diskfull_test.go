@@ -94,7 +94,8 @@ func diskFullTitle(i int) string { return fmt.Sprintf("entry %d %s", i, strings.
 //   - concurrent adds on the full disk must all fail the same way;
 //   - reads keep working and serve only acknowledged entries; the earlier
 //     lists and their files are intact; no temp file is left over;
-//     Stats().WriteErrors counts the failures;
+//     Stats().WriteErrors counts the failures (and the reopen below shows
+//     that no failed add was stored);
 //   - once the filler file is removed, adds succeed again;
 //   - after Close and a reopen, "bob" holds exactly the acknowledged entries.
 func diskFull(tb testing.TB, open func(string, *todo.Options) (*todo.System, error)) (problems []string) {
@@ -176,9 +177,6 @@ func diskFull(tb testing.TB, open func(string, *todo.Options) (*todo.System, err
 	}
 	if got := persistAll(tb, sys, "earlier"); len(got) != 3 {
 		bad("on a full disk the list written earlier has %d entries, want 3", len(got))
-	}
-	if got := persistFileEntries(tb, dir, "bob"); !slices.Equal(got, acked) {
-		bad("on a full disk the file of bob holds %d entries, want exactly the %d acknowledged", len(got), len(acked))
 	}
 	if got := persistSnapshotPath(tb, persistPath(dir, "earlier")); got != earlierFile {
 		bad("the file of the list written earlier changed")
@@ -309,32 +307,31 @@ func TestDiskFull_Async(t *testing.T) {
 	}
 }
 
-// TestReadOnly remounts the file system read-only under an open System:
-// adds fail with an error wrapping EROFS while reads keep working, and
-// once it is read-write again adds succeed and the file holds exactly the
-// acknowledged entries.
+// TestReadOnly opens a data directory on a file system that became
+// read-only while no System had it open (a running System holds its log
+// and its lock open for writing, and the kernel refuses to remount a file
+// system read-only under open writers; write failures while running are
+// the disk-full tests' business): Open fails at once with an error that
+// wraps EROFS and names the directory, and once the file system is
+// read-write again, Open works and every acknowledged entry is there.
 func TestReadOnly(t *testing.T) {
 	ctx := context.Background()
 	mnt := mountTmpfs(t, "1m")
 	dir := filepath.Join(mnt, "data")
 	sys := persistOpen(t, dir, nil)
 	acked := []todo.Entry{persistAdd(t, sys, "bob", "before")}
+	persistClose(t, sys)
 
 	remount(t, mnt, "ro")
-	bob := sys.ServerProcess("bob")
-	for i := range 3 {
-		if _, err := bob.AddEntry(ctx, todo.Entry{Date: persistDay, Title: fmt.Sprint("read-only ", i)}); !errors.Is(err, syscall.EROFS) {
-			t.Errorf("add on a read-only file system: %v, want an error wrapping EROFS", err)
+	if sys, err := todo.Open(dir, nil); !errors.Is(err, syscall.EROFS) || !strings.Contains(fmt.Sprint(err), dir) {
+		t.Errorf("Open on a read-only file system: %v, want an error wrapping EROFS naming %s", err, dir)
+		if err == nil {
+			sys.Close()
 		}
-	}
-	if _, err := sys.ServerProcess("new list").AddEntry(ctx, todo.Entry{Date: persistDay, Title: "x"}); !errors.Is(err, syscall.EROFS) {
-		t.Errorf("add to a new list on a read-only file system: %v, want an error wrapping EROFS", err)
-	}
-	if got := persistAll(t, sys, "bob"); !slices.Equal(got, acked) {
-		t.Errorf("read-only: bob serves %v, want %v", got, acked)
 	}
 	remount(t, mnt, "rw")
 
+	sys = persistOpen(t, dir, nil)
 	acked = append(acked, persistAdd(t, sys, "bob", "after"))
 	persistClose(t, sys)
 	sys = persistOpen(t, dir, nil)

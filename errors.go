@@ -43,6 +43,11 @@ var (
 	// MaxID and cannot take another entry.
 	ErrListFull = errors.New("todo: list full")
 
+	// ErrLocked is returned by Open when another process, or another
+	// System of this one, has the data directory open: two writers of one
+	// directory would lose each other's acknowledged changes.
+	ErrLocked = errors.New("todo: data directory locked")
+
 	// ErrInvalidOptions is returned by Open when an Options field is out of range.
 	ErrInvalidOptions = errors.New("todo: invalid options")
 

@@ -90,7 +90,7 @@ func SaveBatch(sys *System, names []string, lists [][]Entry) []error {
 	for i, es := range lists {
 		states[i] = NewList(es...).state()
 	}
-	return sys.store.(*files).saveBatch(names, states, true)
+	return sys.store.(*dirStore).f.saveBatch(names, states, true)
 }
 
 // FileName exposes the encoding of list names into file paths.
@@ -256,3 +256,24 @@ func ScanQuery(h http.Handler, raw string) (OriginalQuery, bool) {
 
 // MaxScanPairs is how many pairs ScanQuery reads at most.
 const MaxScanPairs = maxScanPairs
+
+// ListSizes returns the encoded size a List keeps track of, and the size
+// of its entries encoded for real: they must agree.
+func ListSizes(l *List) (tracked, actual int) {
+	var b []byte
+	for _, e := range l.all {
+		b = appendEntry(b, e)
+	}
+	return l.size, len(b)
+}
+
+// ApplyOps replays ops over l as a store replays a log over a file.
+func ApplyOps(l *List, ops []Op) {
+	for _, op := range ops {
+		l.applyOp(op)
+	}
+}
+
+// WaitCheckpoints waits until the checkpoints due in a System opened with
+// Open (the lists replayed at Open, those that left memory) are written.
+func WaitCheckpoints(sys *System) { sys.store.(*dirStore).waitIdle() }

@@ -159,6 +159,7 @@ type Entry struct {
 // concurrent readers and writers of files without copying them.
 type List struct {
 	lastID int
+	size   int                  // the bytes its entries take encoded (see encodedSize)
 	all    []Entry              // every entry, in id order
 	byDate map[dayKey]*dateSlot // the entries of each date; empty slots only inside a batch
 	undo   *undoLog             // non-nil while a change may still be rolled back
@@ -175,6 +176,7 @@ type dateSlot struct {
 // rolled back when it could not be stored.
 type undoLog struct {
 	lastID int
+	size   int
 	all    []Entry
 	dates  []undoDate // each date the batch touched, once, with what it had
 }
@@ -204,6 +206,7 @@ func (l *List) Add(e Entry) Entry {
 	l.lastID++
 	e.ID = l.lastID
 	l.all = append(l.all, e)
+	l.size += encodedSize(e)
 	k := e.Date.key()
 	slot := l.byDate[k]
 	var cur []Entry
@@ -249,6 +252,7 @@ func (l *List) Update(id int, fn func(Entry) Entry) (Entry, error) {
 	e := fn(old)
 	e.ID = id
 	l.replaceAll(slices.Concat(l.all[:i], []Entry{e}, l.all[i+1:]))
+	l.size += encodedSize(e) - encodedSize(old)
 	if e.Date == old.Date {
 		s := slices.Clone(l.entriesOf(old.Date.key()))
 		j, _ := findID(s, id)
@@ -271,6 +275,7 @@ func (l *List) Delete(id int) error {
 		return fmt.Errorf("%w: id %d", ErrEntryNotFound, id)
 	}
 	d := l.all[i].Date
+	l.size -= encodedSize(l.all[i])
 	l.replaceAll(slices.Concat(l.all[:i], l.all[i+1:]))
 	l.removeFromDate(d, id)
 	return nil
@@ -365,7 +370,7 @@ func (k dayKey) date() Date {
 func (l *List) begin(u *undoLog) {
 	clear(u.dates) // let go of the last batch's slices
 	u.dates = u.dates[:0]
-	u.lastID, u.all = l.lastID, l.all
+	u.lastID, u.size, u.all = l.lastID, l.size, l.all
 	l.batch++
 	l.undo = u
 }
@@ -396,7 +401,7 @@ func (l *List) commit() {
 func (l *List) rollback() {
 	u := l.undo
 	l.undo = nil
-	l.lastID, l.all = u.lastID, u.all
+	l.lastID, l.size, l.all = u.lastID, u.size, u.all
 	for _, d := range u.dates {
 		l.setSlot(d.key, l.byDate[d.key], d.entries)
 	}
@@ -434,6 +439,7 @@ func (l *List) state() ListState { return ListState{LastID: l.lastID, Entries: l
 func listFromState(s ListState) *List {
 	l := &List{lastID: s.LastID, all: s.Entries}
 	for _, e := range s.Entries {
+		l.size += encodedSize(e)
 		if l.byDate == nil {
 			l.byDate = make(map[dayKey]*dateSlot)
 		}
@@ -465,10 +471,50 @@ func (l *List) applyOp(op Op) {
 		l.Update(id, func(Entry) Entry { return op.Entry })
 		return
 	}
+	l.size += encodedSize(op.Entry)
+	l.lastID = max(l.lastID, id)
+	k := op.Entry.Date.key()
 	i, _ := l.find(id)
+	if i == len(l.all) {
+		// The usual case, an entry added: appended, as Add does.
+		l.all = append(l.all, op.Entry)
+		l.setSlot(k, l.byDate[k], append(l.entriesOf(k), op.Entry))
+		return
+	}
 	l.replaceAll(slices.Concat(l.all[:i], []Entry{op.Entry}, l.all[i:]))
-	s := l.entriesOf(op.Entry.Date.key())
+	s := l.entriesOf(k)
 	j, _ := findID(s, id)
 	l.setDate(op.Entry.Date, slices.Concat(s[:j], []Entry{op.Entry}, s[j:]))
-	l.lastID = max(l.lastID, id)
+}
+
+// encodedSize returns the bytes the list takes in a list file's body,
+// near enough: its entries as encoded, and a few bytes of header.
+func (l *List) encodedSize() int { return l.size + 16 }
+
+// encodedSize returns the bytes appendEntry takes for e.
+func encodedSize(e Entry) int {
+	n := 1 + uintSize(uint64(e.ID)) + uintSize(uint64(e.Date.Year*10000+int(e.Date.Month)*100+e.Date.Day)) + len(e.Title)
+	switch t := len(e.Title); {
+	case t < 32:
+		return n + 1
+	case t <= 0xff:
+		return n + 2
+	case t <= 0xffff:
+		return n + 3
+	}
+	return n + 5
+}
+
+func uintSize(n uint64) int {
+	switch {
+	case n < 0x80:
+		return 1
+	case n <= 0xff:
+		return 2
+	case n <= 0xffff:
+		return 3
+	case n <= 0xffffffff:
+		return 5
+	}
+	return 9
 }

@@ -752,6 +752,16 @@ func TestList_Model(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 0x70d0))
 			l := &todo.List{}
 			m := &listModel{entries: map[int]todo.Entry{}}
+			// ops records the changes as a store's log does, and
+			// checkpoints the list's entries every 50 steps with how many
+			// ops they hold: the log's replay is checked against them at
+			// the end.
+			var ops []todo.Op
+			type checkpoint struct {
+				entries []todo.Entry
+				ops     int
+			}
+			var checkpoints []checkpoint
 			// randomID picks an existing id most of the time, otherwise one
 			// that is unknown (never given, deleted, or not positive).
 			randomID := func() int {
@@ -772,6 +782,7 @@ func TestList_Model(t *testing.T) {
 					e := todo.Entry{ID: rng.IntN(10), Date: dates[rng.IntN(len(dates))], Title: fmt.Sprint("t", step)}
 					op = fmt.Sprintf("Add(%v)", e)
 					got := l.Add(e)
+					ops = append(ops, todo.Op{Entry: got})
 					m.lastID++
 					e.ID = m.lastID
 					m.entries[e.ID] = e
@@ -802,6 +813,7 @@ func TestList_Model(t *testing.T) {
 					}
 					want := todo.Entry{ID: old.ID, Date: newDate, Title: newTitle}
 					m.entries[id] = want
+					ops = append(ops, todo.Op{Entry: want})
 					if err != nil || got != want {
 						t.Fatalf("step %d: %s = %v, %v; want %v", step, op, got, err, want)
 					}
@@ -811,6 +823,7 @@ func TestList_Model(t *testing.T) {
 					err := l.Delete(id)
 					if _, ok := m.entries[id]; ok {
 						delete(m.entries, id)
+						ops = append(ops, todo.Op{Entry: todo.Entry{ID: id}, Delete: true})
 						if err != nil {
 							t.Fatalf("step %d: %s: %v", step, op, err)
 						}
@@ -828,6 +841,34 @@ func TestList_Model(t *testing.T) {
 				}
 				if got, want := l.Len(), len(m.entries); got != want {
 					t.Fatalf("step %d: after %s: Len() = %d, want %d", step, op, got, want)
+				}
+				if tracked, actual := todo.ListSizes(l); tracked != actual {
+					t.Fatalf("step %d: after %s: the list tracks %d encoded bytes, its entries take %d", step, op, tracked, actual)
+				}
+				if step%50 == 0 {
+					checkpoints = append(checkpoints, checkpoint{l.All(), len(ops)})
+				}
+			}
+			// Replaying the log from any point at or before a checkpoint
+			// over it gives the list: the replay of ops a file holds
+			// already changes nothing.
+			for _, c := range checkpoints {
+				from := rng.IntN(c.ops + 1)
+				r := &todo.List{}
+				for _, e := range c.entries {
+					todo.ApplyOps(r, []todo.Op{{Entry: e}})
+				}
+				todo.ApplyOps(r, ops[from:])
+				if got, want := r.All(), l.All(); !slices.Equal(got, want) {
+					t.Fatalf("replaying ops %d.. over the checkpoint of %d ops: %v, want %v", from, c.ops, got, want)
+				}
+				for _, d := range dates {
+					if got, want := r.Entries(d), l.Entries(d); !slices.Equal(got, want) {
+						t.Fatalf("replaying ops %d.. over the checkpoint of %d ops: Entries(%v) = %v, want %v", from, c.ops, d, got, want)
+					}
+				}
+				if tracked, actual := todo.ListSizes(r); tracked != actual {
+					t.Fatalf("replayed list tracks %d encoded bytes, its entries take %d", tracked, actual)
 				}
 			}
 		})

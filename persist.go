@@ -1,7 +1,6 @@
 package todo
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -16,9 +15,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // files stores each list in a file of its own under the data directory,
@@ -525,240 +521,64 @@ func (f *files) names() ([]string, error) {
 	return names, err
 }
 
-// The body of a list file is msgpack with no interface-typed fields: an array [format, lastID,
-// entries], each entry an array [id, date as yyyymmdd, title].
+// The body of a list file is msgpack: an array [format, lastID, entries],
+// each entry an array [id, date as yyyymmdd, title] (see appendEntry).
 const bodyFormat = 1
 
 // encodeList appends the msgpack body of a list file to b.
 func encodeList(b []byte, s ListState) []byte {
-	// Written with append rather than msgpack.Encoder: a list file is
-	// rewritten on every stored batch, and this is several times faster.
-	// decodeList reads it with the msgpack package.
 	b = appendArrayLen(b, 3)
 	b = appendUint(b, bodyFormat)
 	b = appendUint(b, uint64(s.LastID))
 	b = appendArrayLen(b, len(s.Entries))
 	for _, e := range s.Entries {
-		b = appendArrayLen(b, 3)
-		b = appendUint(b, uint64(e.ID))
-		b = appendUint(b, uint64(e.Date.Year*10000+int(e.Date.Month)*100+e.Date.Day))
-		b = appendString(b, e.Title)
+		b = appendEntry(b, e)
 	}
 	return b
-}
-
-// The msgpack encodings used by list files (see the msgpack spec).
-
-func appendArrayLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x90|byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(b, 0xdc), uint16(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(n))
-}
-
-func appendUint(b []byte, n uint64) []byte {
-	switch {
-	case n < 0x80:
-		return append(b, byte(n))
-	case n <= 0xff:
-		return append(b, 0xcc, byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(n))
-	case n <= 0xffffffff:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
-}
-
-func appendString(b []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n <= 0xff:
-		b = append(b, 0xd9, byte(n))
-	case n <= 0xffff:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
-	}
-	return append(b, s...)
 }
 
 // minEntrySize is the fewest bytes an encoded entry takes; it bounds what
 // a claimed length may make decodeList allocate.
 const minEntrySize = 4
 
+// decodeList reads a list file's body: every length is checked against
+// what is left before anything is allocated, ids must increase and stay
+// within the last id, dates must be real.
 func decodeList(body []byte) (ListState, error) {
-	if err := checkMsgpack(body); err != nil {
-		return ListState{}, err
-	}
-	r := bytes.NewReader(body)
-	dec := msgpack.NewDecoder(r)
+	r := reader{b: body}
 	var s ListState
-	if err := expectArray(dec, 3); err != nil {
-		return s, err
+	if n := r.arrayLen(); n != 3 && r.err == nil {
+		return s, fmt.Errorf("array of %d, want 3", n)
 	}
-	format, err := dec.DecodeUint()
-	if err != nil {
-		return s, err
-	}
-	if format != bodyFormat {
+	if format := r.uint(); format != bodyFormat && r.err == nil {
 		return s, fmt.Errorf("unknown body format %d", format)
 	}
-	lastID, err := dec.DecodeInt()
-	if err != nil {
-		return s, err
-	}
-	if lastID < 0 || lastID > MaxID {
+	lastID := r.uint()
+	n := r.arrayLen()
+	switch {
+	case r.err != nil:
+		return s, r.err
+	case lastID > MaxID:
 		return s, fmt.Errorf("last id %d out of range 0..%d", lastID, MaxID)
-	}
-	n, err := dec.DecodeArrayLen()
-	if err != nil {
-		return s, err
-	}
-	if n < 0 || n > len(body)/minEntrySize {
+	case n > len(r.b)/minEntrySize:
 		return s, fmt.Errorf("claims %d entries in %d bytes", n, len(body))
 	}
-	s.LastID = lastID
+	s.LastID = int(lastID)
 	s.Entries = make([]Entry, 0, n)
 	prev := 0
 	for i := range n {
-		if err := expectArray(dec, 3); err != nil {
-			return s, fmt.Errorf("entry %d: %w", i, err)
+		e := r.entry(s.LastID)
+		if r.err != nil {
+			return s, fmt.Errorf("entry %d: %w", i, r.err)
 		}
-		id, err := dec.DecodeInt()
-		if err != nil {
-			return s, fmt.Errorf("entry %d: %w", i, err)
+		if e.ID <= prev {
+			return s, fmt.Errorf("entry %d: id %d out of order (after %d, last id %d)", i, e.ID, prev, s.LastID)
 		}
-		ymd, err := dec.DecodeUint()
-		if err != nil {
-			return s, fmt.Errorf("entry %d: %w", i, err)
-		}
-		title, err := dec.DecodeString()
-		if err != nil {
-			return s, fmt.Errorf("entry %d: %w", i, err)
-		}
-		d := Date{Year: int(ymd / 10000), Month: time.Month(ymd / 100 % 100), Day: int(ymd % 100)}
-		switch {
-		case id <= prev || id > lastID:
-			return s, fmt.Errorf("entry %d: id %d out of order (after %d, last id %d)", i, id, prev, lastID)
-		case !d.Valid():
-			return s, fmt.Errorf("entry %d: invalid date %d", i, ymd)
-		}
-		prev = id
-		s.Entries = append(s.Entries, Entry{ID: id, Date: d, Title: title})
+		prev = e.ID
+		s.Entries = append(s.Entries, e)
 	}
-	if r.Len() != 0 {
-		return s, fmt.Errorf("%d bytes after the list", r.Len())
+	if len(r.b) != 0 {
+		return s, fmt.Errorf("%d bytes after the list", len(r.b))
 	}
 	return s, nil
-}
-
-func expectArray(dec *msgpack.Decoder, n int) error {
-	got, err := dec.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	if got != n {
-		return fmt.Errorf("array of %d, want %d", got, n)
-	}
-	return nil
-}
-
-// checkMsgpack walks the msgpack values in data without decoding them and
-// fails if any container claims more elements than the bytes left could
-// hold, or if data ends inside a value. The msgpack decoder allocates
-// ahead by claimed sizes (up to a million map entries at each level of
-// nesting), so hostile input must be turned away before it is decoded:
-// after this check, what decoding allocates is bounded by len(data).
-func checkMsgpack(data []byte) error {
-	need := 1 // values still to read; each takes at least one byte
-	for i := 0; i < len(data); {
-		if need == 0 {
-			// The first value is complete; any more values are judged by
-			// the caller, one at a time.
-			need = 1
-		}
-		c := data[i]
-		i++
-		need--
-		var length, skip, elems int
-		switch {
-		case c <= 0x7f, c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3:
-		case c&0xf0 == 0x80:
-			elems = 2 * int(c&0x0f)
-		case c&0xf0 == 0x90:
-			elems = int(c & 0x0f)
-		case c&0xe0 == 0xa0:
-			skip = int(c & 0x1f)
-		case c == 0xc4 || c == 0xd9:
-			length = 1
-		case c == 0xc5 || c == 0xda:
-			length = 2
-		case c == 0xc6 || c == 0xdb:
-			length = 4
-		case c == 0xc7:
-			length, skip = 1, 1
-		case c == 0xc8:
-			length, skip = 2, 1
-		case c == 0xc9:
-			length, skip = 4, 1
-		case c == 0xca:
-			skip = 4
-		case c == 0xcb:
-			skip = 8
-		case c >= 0xcc && c <= 0xcf:
-			skip = 1 << (c - 0xcc)
-		case c >= 0xd0 && c <= 0xd3:
-			skip = 1 << (c - 0xd0)
-		case c >= 0xd4 && c <= 0xd8:
-			skip = 1 + 1<<(c-0xd4)
-		case c == 0xdc, c == 0xde:
-			if i+2 > len(data) {
-				return fmt.Errorf("msgpack: truncated at byte %d", i)
-			}
-			elems = int(binary.BigEndian.Uint16(data[i:]))
-			i += 2
-			if c == 0xde {
-				elems *= 2
-			}
-		case c == 0xdd, c == 0xdf:
-			if i+4 > len(data) {
-				return fmt.Errorf("msgpack: truncated at byte %d", i)
-			}
-			elems = int(binary.BigEndian.Uint32(data[i:]))
-			i += 4
-			if c == 0xdf {
-				elems *= 2
-			}
-		default:
-			return fmt.Errorf("msgpack: invalid code 0x%02x at byte %d", c, i-1)
-		}
-		if length > 0 {
-			if i+length > len(data) {
-				return fmt.Errorf("msgpack: truncated at byte %d", i)
-			}
-			n := 0
-			for _, b := range data[i : i+length] {
-				n = n<<8 | int(b)
-			}
-			i += length
-			skip += n
-		}
-		if skip > len(data)-i {
-			return fmt.Errorf("msgpack: value at byte %d claims %d bytes, %d are left", i, skip, len(data)-i)
-		}
-		i += skip
-		need += elems
-		if need > len(data)-i {
-			return fmt.Errorf("msgpack: containers claim %d more values, %d bytes are left", need, len(data)-i)
-		}
-	}
-	if need > 0 {
-		return errors.New("msgpack: truncated")
-	}
-	return nil
 }

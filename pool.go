@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -32,7 +31,6 @@ type pool struct {
 	sync     bool          // commits are fsynced (Fsync, Async), not only written (Write)
 	delay    time.Duration // Async: how long a change waits to share a commit
 	queueCap int
-	seed     maphash.Seed
 	workers  []*worker
 	wg       sync.WaitGroup
 	closed   chan struct{} // closed when close begins: stop delaying
@@ -97,7 +95,6 @@ func newPool(st Store, o Options, stats *counters) *pool {
 		sync:     o.Durability != Write,
 		delay:    o.AsyncDelay,
 		queueCap: o.QueueSize,
-		seed:     maphash.MakeSeed(),
 		closed:   make(chan struct{}),
 	}
 	p.errLog.log = o.Logger
@@ -116,8 +113,10 @@ func newPool(st Store, o Options, stats *counters) *pool {
 	return p
 }
 
+// worker returns the worker of a list: the one of the same index as the
+// list's lane in the data directory's log (see laneIndex).
 func (p *pool) worker(list string) *worker {
-	return p.workers[maphash.String(p.seed, list)%uint64(len(p.workers))]
+	return p.workers[laneIndex(list, len(p.workers))]
 }
 
 // save queues a change of a list: ops, and the list's state after them. With
@@ -503,7 +502,11 @@ type errorLog struct {
 	suppressed int
 }
 
-func (l *errorLog) failed(list string, err error) {
+func (l *errorLog) failed(list string, err error) { l.failedTo("store", list, err) }
+
+// failedTo logs that doing what (checkpoint, delete...) to the list or
+// file name failed, under the same bound.
+func (l *errorLog) failedTo(what, name string, err error) {
 	l.mu.Lock()
 	now := time.Now()
 	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
@@ -514,5 +517,5 @@ func (l *errorLog) failed(list string, err error) {
 	n := l.suppressed
 	l.last, l.suppressed = now, 0
 	l.mu.Unlock()
-	l.log.Error("todo: cannot store list", "list", list, "err", err, "failures_not_logged", n)
+	l.log.Error("todo: cannot "+what, "name", name, "err", err, "failures_not_logged", n)
 }

@@ -350,6 +350,9 @@ const idReserve = 1024
 // gap in the ids, never a reuse. The range is released when the list
 // leaves memory (see stop).
 func (p *proc) store() error {
+	if size, limit := p.list.encodedSize(), p.sys.opts.MaxFileSize; int64(size) > limit {
+		return fmt.Errorf("%w: the list would take %d bytes, more than the %d allowed", ErrTooLarge, size, limit)
+	}
 	pool := p.sys.pool
 	state := p.list.state()
 	wait, sync := !pool.async, false

@@ -85,9 +85,11 @@ type Options struct {
 	// everything at once.
 	AsyncDelay time.Duration
 
-	// Workers is the number of goroutines writing list files; each list is
-	// always written by the same one, so writes of a list never reorder.
-	// Zero means 3, the book's pool size.
+	// Workers is the number of goroutines that commit the lists' changes
+	// to the store (the book's database workers), and the number of lanes
+	// of the data directory's log, each fsynced on its own. A list is
+	// always committed by the same worker, so its changes never reorder.
+	// Zero means 3, the book's pool size; at most 255.
 	Workers int
 
 	// QueueSize is how many lists may wait to be written per worker before
@@ -99,6 +101,17 @@ type Options struct {
 	// larger one is refused before it is read. Zero means 16 MiB; at most
 	// 2 GiB.
 	MaxFileSize int64
+
+	// LogSize is how large the log of the data directory grows before
+	// the lists with records in its oldest segments are checkpointed into
+	// their files and those segments deleted; it bounds what Open replays.
+	// Zero means 64 MiB; at least 4 KiB.
+	LogSize int64
+
+	// logLanes overrides the number of lanes of the log (see wal), which
+	// is otherwise Workers; the benchmarks compare one shared log with
+	// one per worker.
+	logLanes int
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -127,15 +140,20 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.MaxFileSize == 0 {
 		c.MaxFileSize = 16 << 20
 	}
+	if c.LogSize == 0 {
+		c.LogSize = 64 << 20
+	}
 	switch {
 	case c.MailboxSize < 0 || c.MailboxSize > 1<<20:
 		return c, fmt.Errorf("%w: MailboxSize %d is not in 1..%d", ErrInvalidOptions, c.MailboxSize, 1<<20)
-	case c.Workers < 0 || c.Workers > 1024:
-		return c, fmt.Errorf("%w: Workers %d is not in 1..1024", ErrInvalidOptions, c.Workers)
+	case c.Workers < 0 || c.Workers > 255:
+		return c, fmt.Errorf("%w: Workers %d is not in 1..255", ErrInvalidOptions, c.Workers)
 	case c.QueueSize < 0 || c.QueueSize > 1<<20:
 		return c, fmt.Errorf("%w: QueueSize %d is not in 1..%d", ErrInvalidOptions, c.QueueSize, 1<<20)
 	case c.MaxFileSize < 0 || c.MaxFileSize > 1<<31:
 		return c, fmt.Errorf("%w: MaxFileSize %d is not in 1..%d", ErrInvalidOptions, c.MaxFileSize, int64(1)<<31)
+	case c.LogSize < 4<<10:
+		return c, fmt.Errorf("%w: LogSize %d is less than 4 KiB", ErrInvalidOptions, c.LogSize)
 	case c.AsyncDelay > time.Minute:
 		return c, fmt.Errorf("%w: AsyncDelay %v is more than a minute", ErrInvalidOptions, c.AsyncDelay)
 	case c.Durability < Fsync || c.Durability > Async:
@@ -179,12 +197,13 @@ func Open(dir string, opts *Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openFiles(dir, o)
+	st, err := openDirStore(dir, o)
 	if err != nil {
 		return nil, err
 	}
 	sys := newSystem(st, o)
 	sys.dir = dir
+	sys.storeStats = st.stats
 	return sys, nil
 }
 

@@ -1,0 +1,686 @@
+package todo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"path"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// dirStore is the Store of a data directory, the default behind Open: a
+// log that every commit appends to (log.go), and one file per list
+// (persist.go) that checkpoints write the log into, off the
+// acknowledgement path.
+//
+// A list is dirty while it has records in the log that its file does not
+// hold; the store keeps its newest committed state in memory until a
+// checkpoint writes it to the file. Checkpoints run in the background
+// when a list leaves memory (its change says Release), when the log
+// outgrows Options.LogSize (the lists dirty in the oldest segment), after
+// Open for the lists the log held, and at Close for all. A segment is
+// deleted once no list is dirty in it nor in any older segment: replay
+// then always starts from a point before which every list's file holds
+// everything, and since a record's operations are idempotent (a put by
+// id, a delete by id, the last id set), replaying records a file holds
+// already changes nothing.
+//
+// A Load returns the dirty state from memory, or else the file with the
+// list's records from the log replayed over it. Open replays the log
+// without reading a list file: it notes each record's list and keeps the
+// record until the list is loaded or checkpointed.
+//
+// An exclusive flock on dir/LOCK keeps a second process (or System) off
+// the directory.
+type dirStore struct {
+	f     *files
+	w     *wal
+	lock  *os.File
+	log   *slog.Logger
+	limit int64 // Options.LogSize
+
+	filesWritten, checkpoints atomic.Int64
+	errLog                    errorLog
+
+	// mu guards the fields below; cond is broadcast when checkpoint work
+	// is queued or Close begins.
+	mu       sync.Mutex
+	cond     sync.Cond
+	lists    map[string]*dirty
+	corrupt  map[string]error // lists whose records are damaged, and how
+	segs     []*segInfo       // every segment on disk, by sequence number
+	bytes    int64            // their size
+	released []string         // lists that left memory: checkpoint them
+	recover  []string         // lists replayed at Open: checkpoint them
+	closing  bool
+	working  bool // a checkpoint is being written
+
+	wg sync.WaitGroup // the checkpointer
+}
+
+// dirty is what the store keeps of a list with records in the log.
+type dirty struct {
+	loaded  bool        // state holds the list; otherwise its file and replay do
+	state   ListState   // the newest committed state, when loaded
+	replay  []logRecord // records read at Open, when not loaded
+	version uint64      // counts the commits of the list
+	// segs maps each segment holding records of the list not yet in its
+	// file to the version of the last of them.
+	segs     map[uint64]uint64
+	released bool
+
+	loadMu sync.Mutex // serializes materializing the list from file and replay
+}
+
+// segInfo is what the store knows of a segment.
+type segInfo struct {
+	seg    *segment
+	size   int64
+	sealed bool                // no lane writes to it any more
+	lists  map[string]struct{} // lists dirty in it
+}
+
+func openDirStore(dir string, o Options) (*dirStore, error) {
+	f, err := openFiles(dir, o)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := lockDir(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s := &dirStore{
+		f:       f,
+		lock:    lock,
+		log:     o.Logger,
+		limit:   o.LogSize,
+		lists:   make(map[string]*dirty),
+		corrupt: make(map[string]error),
+	}
+	s.errLog.log = o.Logger
+	s.cond.L = &s.mu
+	s.w = &wal{f: f, segSize: max(o.LogSize/4, 4<<10), nextSeq: 1, created: s.created, sealed: s.sealed}
+	// One lane per pool worker, the worker of a list writing to the lane
+	// of the list (both hash the name alike, see laneIndex), so that a
+	// worker's commit is one write and one fdatasync, and the workers'
+	// fdatasyncs run in parallel.
+	lanes := o.Workers
+	if o.logLanes > 0 {
+		lanes = o.logLanes
+	}
+	for i := range lanes {
+		ln := &lane{l: s.w, id: i}
+		ln.cond.L = &ln.mu
+		s.w.lanes = append(s.w.lanes, ln)
+	}
+	segs, err := s.w.replay(s.replayed, s.damaged)
+	if err != nil {
+		lock.Close()
+		f.Close()
+		return nil, err
+	}
+	for _, seg := range segs {
+		s.addSegment(seg, seg.size, true)
+	}
+	for name := range s.lists {
+		if s.corrupt[name] == nil {
+			s.recover = append(s.recover, name)
+		}
+	}
+	slices.Sort(s.recover)
+	s.wg.Add(1)
+	go s.checkpointer()
+	return s, nil
+}
+
+// lockDir takes the exclusive lock of the data directory, or says who
+// holds it.
+func lockDir(f *files) (*os.File, error) {
+	const name = "LOCK"
+	full := path.Join(f.dir, name)
+	lock, err := f.root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("todo: lock file %s: %w", full, err)
+	}
+	for {
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err == nil {
+		// Note who holds it, for a person who finds the lock held.
+		lock.Truncate(0)
+		lock.WriteAt(fmt.Appendf(nil, "pid %d\n", os.Getpid()), 0)
+		return lock, nil
+	}
+	holder, _ := fs.ReadFile(f.root.FS(), name)
+	lock.Close()
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("%w: data directory %s is in use by another process or System (it holds %s: %s)",
+			ErrLocked, f.dir, full, trimHolder(holder))
+	}
+	return nil, fmt.Errorf("todo: locking %s: %w", full, err)
+}
+
+func trimHolder(b []byte) string {
+	s := string(b)
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {
+		s = s[:len(s)-1]
+	}
+	if s == "" || len(s) > 64 {
+		return "unknown holder"
+	}
+	return s
+}
+
+// replayed notes a record read at Open.
+func (s *dirStore) replayed(r logRecord) {
+	d := s.dirtyOf(r.list)
+	if !d.loaded {
+		d.replay = append(d.replay, r)
+	}
+	d.version++
+	d.segs[r.seg.seq] = d.version
+}
+
+// damaged notes a record of a list whose body is damaged: the list cannot
+// be loaded, and the segment is kept, until an operator repairs it.
+func (s *dirStore) damaged(r logRecord, err error) {
+	if s.corrupt[r.list] == nil {
+		s.corrupt[r.list] = err
+	}
+	d := s.dirtyOf(r.list)
+	d.version++
+	d.segs[r.seg.seq] = d.version
+}
+
+// dirtyOf returns the dirty record of a list, making it if needed. s.mu
+// must be held, or Open still running.
+func (s *dirStore) dirtyOf(list string) *dirty {
+	d := s.lists[list]
+	if d == nil {
+		d = &dirty{segs: make(map[uint64]uint64, 1)}
+		s.lists[list] = d
+	}
+	return d
+}
+
+// created and sealed are the wal's news of its segments.
+func (s *dirStore) created(seg *segment) {
+	s.mu.Lock()
+	s.addSegment(seg, seg.size, false)
+	s.mu.Unlock()
+}
+
+func (s *dirStore) sealed(seg *segment) {
+	s.mu.Lock()
+	if si := s.segInfo(seg.seq); si != nil {
+		si.sealed = true
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// addSegment adds a segment to s.segs, in order. s.mu must be held, or
+// Open still running.
+func (s *dirStore) addSegment(seg *segment, size int64, sealed bool) {
+	si := &segInfo{seg: seg, size: size, sealed: sealed, lists: make(map[string]struct{})}
+	i, _ := slices.BinarySearchFunc(s.segs, seg.seq, func(x *segInfo, seq uint64) int { return cmpUint(x.seg.seq, seq) })
+	s.segs = slices.Insert(s.segs, i, si)
+	s.bytes += size
+	for name, d := range s.lists {
+		if _, ok := d.segs[seg.seq]; ok {
+			si.lists[name] = struct{}{}
+		}
+	}
+}
+
+// segInfo returns what the store knows of segment seq, or nil. s.mu must
+// be held.
+func (s *dirStore) segInfo(seq uint64) *segInfo {
+	i, ok := slices.BinarySearchFunc(s.segs, seq, func(x *segInfo, seq uint64) int { return cmpUint(x.seg.seq, seq) })
+	if !ok {
+		return nil
+	}
+	return s.segs[i]
+}
+
+// laneOf returns the lane a list's records go to.
+func (s *dirStore) laneOf(list string) *lane {
+	return s.w.lanes[laneIndex(list, len(s.w.lanes))]
+}
+
+// laneIndex hashes a list's name to one of n lanes, or workers.
+func laneIndex(list string, n int) int {
+	return int(crc32.Checksum([]byte(list), castagnoli) % uint32(n))
+}
+
+// Commit appends a record for each change to the log, in one write and one
+// fdatasync per lane the batch touches, the lanes in parallel.
+func (s *dirStore) Commit(_ context.Context, batch []Change, fsync bool) {
+	lanes := len(s.w.lanes)
+	recs := make([][]byte, lanes)
+	of := make([][]*Change, lanes)
+	touched := 0
+	for i := range batch {
+		c := &batch[i]
+		if len(c.Ops) == 0 && !s.needsRecord(c) {
+			continue
+		}
+		n := s.laneOf(c.List).id
+		if len(of[n]) == 0 {
+			touched++
+		}
+		recs[n] = encodeRecord(recs[n], c)
+		of[n] = append(of[n], c)
+	}
+	commit := func(n int) {
+		changes, size := of[n], int64(len(recs[n]))
+		err := s.w.lanes[n].append(recs[n], fsync, func(seq uint64) { s.noteCommit(changes, seq, size) })
+		for _, c := range changes {
+			c.Err = err
+		}
+	}
+	var wg sync.WaitGroup
+	for n := range lanes {
+		switch {
+		case len(of[n]) == 0:
+		case touched == 1:
+			commit(n) // the usual case with one worker per lane: no goroutine
+		default:
+			wg.Go(func() { commit(n) })
+		}
+	}
+	wg.Wait()
+}
+
+// needsRecord reports whether a change with no operations, a release,
+// must still be written: when the list is dirty, its last id may differ
+// from the one its records hold (ids reserved ahead, now given back), and
+// it must be checkpointed to leave memory; a list that is not dirty has
+// everything in its file already.
+func (s *dirStore) needsRecord(c *Change) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c.Release && s.lists[c.List] != nil
+}
+
+// noteCommit notes where the changes of a commit landed. The lane's
+// leader calls it before the segment can be sealed.
+func (s *dirStore) noteCommit(changes []*Change, seq uint64, size int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	si := s.segInfo(seq)
+	si.size += size
+	s.bytes += size
+	for _, c := range changes {
+		d := s.dirtyOf(c.List)
+		d.loaded, d.state, d.replay = true, c.State, nil
+		d.version++
+		d.segs[seq] = d.version
+		si.lists[c.List] = struct{}{}
+		if c.Release && !d.released {
+			d.released = true
+			s.released = append(s.released, c.List)
+		}
+	}
+	if len(s.released) > 0 || s.bytes > s.limit {
+		s.cond.Broadcast()
+	}
+}
+
+// Load returns a list's newest committed state: from memory if it is
+// dirty, or its file with its records from the log replayed over it.
+func (s *dirStore) Load(ctx context.Context, list string) (ListState, error) {
+	s.mu.Lock()
+	if err := s.corrupt[list]; err != nil {
+		s.mu.Unlock()
+		return ListState{}, err
+	}
+	d := s.lists[list]
+	if d == nil {
+		// Not dirty: the file holds everything, and no checkpoint is
+		// writing it (a list is dirty until its checkpoint is done).
+		s.mu.Unlock()
+		return s.f.Load(ctx, list)
+	}
+	if d.loaded {
+		st := d.state
+		s.mu.Unlock()
+		return st, nil
+	}
+	s.mu.Unlock()
+	return s.materialize(ctx, list, d)
+}
+
+// materialize reads a list replayed at Open: its file, with its records
+// from the log applied over it, and keeps the result as its state.
+func (s *dirStore) materialize(ctx context.Context, list string, d *dirty) (ListState, error) {
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
+	s.mu.Lock()
+	if err := s.corrupt[list]; err != nil {
+		s.mu.Unlock()
+		return ListState{}, err
+	}
+	if d.loaded {
+		st := d.state
+		s.mu.Unlock()
+		return st, nil
+	}
+	recs := d.replay
+	s.mu.Unlock()
+	st, err := s.f.Load(ctx, list)
+	if err != nil {
+		return ListState{}, err
+	}
+	l := listFromState(st)
+	for _, r := range recs {
+		lastID, ops, err := decodeRecord(r.body)
+		if err != nil {
+			err = fmt.Errorf("%w: log segment %s: record of list %q at offset %d: %v",
+				ErrCorrupt, path.Join(s.f.dir, r.seg.name), list, r.off, err)
+			s.mu.Lock()
+			s.corrupt[list] = err
+			s.mu.Unlock()
+			return ListState{}, err
+		}
+		for _, op := range ops {
+			l.applyOp(op)
+		}
+		l.lastID = lastID
+	}
+	st = l.state()
+	s.mu.Lock()
+	if !d.loaded {
+		d.loaded, d.state, d.replay = true, st, nil
+	}
+	st = d.state
+	s.mu.Unlock()
+	return st, nil
+}
+
+// Lists returns the names of the lists that have a file or records in
+// the log.
+func (s *dirStore) Lists(ctx context.Context) ([]string, error) {
+	names, err := s.f.Lists(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	for name := range s.lists {
+		names = append(names, name)
+	}
+	s.mu.Unlock()
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}
+
+// checkpointer writes dirty lists to their files, as the work comes (see
+// nextCheckpoint), until Close has had every list checkpointed.
+func (s *dirStore) checkpointer() {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		names, closing := s.nextCheckpoint()
+		if len(names) == 0 {
+			return
+		}
+		ok := s.checkpoint(names)
+		s.mu.Lock()
+		s.working = false
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		if ok {
+			backoff = 0
+		} else if closing {
+			return // the log keeps what the files could not take
+		} else {
+			// A full disk, say: do not spin on it.
+			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
+			s.sleep(backoff)
+		}
+		s.dropSegments()
+	}
+}
+
+// maxCheckpoint bounds the lists one checkpoint writes at once.
+const maxCheckpoint = 64
+
+// nextCheckpoint waits for lists to checkpoint and returns up to
+// maxCheckpoint of them: released lists first, then the lists replayed at
+// Open, then, while the log is over its limit, the lists dirty in its
+// oldest segment; at Close, every dirty list. It returns none once Close
+// has begun and nothing is left.
+func (s *dirStore) nextCheckpoint() (names []string, closing bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		switch {
+		case len(s.released) > 0:
+			names = s.take(&s.released)
+		case len(s.recover) > 0:
+			names = s.take(&s.recover)
+		case s.closing:
+			names = s.someDirty()
+		case s.bytes > s.limit:
+			names = s.dirtyInOldest()
+		}
+		if len(names) > 0 || s.closing {
+			s.working = len(names) > 0
+			return names, s.closing
+		}
+		s.cond.Wait()
+	}
+}
+
+// waitIdle waits until no checkpoint is due or being written, for tests
+// that look at the files.
+func (s *dirStore) waitIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.working || len(s.released) > 0 || len(s.recover) > 0 {
+		s.cond.Wait()
+	}
+}
+
+// take takes up to maxCheckpoint names off the front of q. s.mu must be
+// held.
+func (s *dirStore) take(q *[]string) []string {
+	n := min(len(*q), maxCheckpoint)
+	names := slices.Clone((*q)[:n])
+	*q = (*q)[n:]
+	return names
+}
+
+// someDirty returns up to maxCheckpoint dirty lists that can be
+// checkpointed. s.mu must be held.
+func (s *dirStore) someDirty() []string {
+	var names []string
+	for name := range s.lists {
+		if s.corrupt[name] == nil {
+			names = append(names, name)
+			if len(names) == maxCheckpoint {
+				break
+			}
+		}
+	}
+	return names
+}
+
+// dirtyInOldest returns up to maxCheckpoint lists dirty in the oldest
+// segment that holds any. When that segment has none left but is still
+// being written, it asks its lane to seal it, so it can go. s.mu must be
+// held.
+func (s *dirStore) dirtyInOldest() []string {
+	for _, si := range s.segs {
+		var names []string
+		for name := range si.lists {
+			if s.corrupt[name] == nil {
+				names = append(names, name)
+				if len(names) == maxCheckpoint {
+					break
+				}
+			}
+		}
+		if len(names) > 0 {
+			slices.Sort(names)
+			return names
+		}
+		if len(si.lists) > 0 {
+			return nil // corrupt lists hold it: nothing to do but repair
+		}
+		if !si.sealed {
+			seq, ln := si.seg.seq, s.w.lanes[si.seg.lane]
+			s.mu.Unlock()
+			ln.rollIfIdle(seq)
+			s.mu.Lock()
+			return nil
+		}
+	}
+	return nil
+}
+
+// checkpoint writes the newest committed state of each list to its file
+// (atomically, fsynced, as persist.go does) and marks the list clean in
+// every segment whose records of it the state holds. It reports whether
+// every file was written.
+func (s *dirStore) checkpoint(names []string) bool {
+	var (
+		todo     []string
+		states   []ListState
+		versions []uint64
+		ds       []*dirty
+	)
+	for _, name := range names {
+		s.mu.Lock()
+		d := s.lists[name]
+		if d == nil || s.corrupt[name] != nil {
+			s.mu.Unlock()
+			continue
+		}
+		loaded := d.loaded
+		s.mu.Unlock()
+		if !loaded {
+			if _, err := s.materialize(context.Background(), name, d); err != nil {
+				s.errLog.failedTo("checkpoint", name, err)
+				continue
+			}
+		}
+		s.mu.Lock()
+		todo, states, versions, ds = append(todo, name), append(states, d.state), append(versions, d.version), append(ds, d)
+		s.mu.Unlock()
+	}
+	if len(todo) == 0 {
+		return true
+	}
+	errs := s.f.saveBatch(todo, states, true)
+	ok := true
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, name := range todo {
+		if errs[i] != nil {
+			ok = false
+			s.errLog.failedTo("checkpoint", name, errs[i])
+			if ds[i].released {
+				s.released = append(s.released, name)
+			}
+			continue
+		}
+		s.filesWritten.Add(1)
+		s.checkpoints.Add(1)
+		d := ds[i]
+		for seq, v := range d.segs {
+			if v <= versions[i] {
+				delete(d.segs, seq)
+				if si := s.segInfo(seq); si != nil {
+					delete(si.lists, name)
+				}
+			}
+		}
+		if len(d.segs) == 0 && s.lists[name] == d {
+			delete(s.lists, name)
+		}
+	}
+	return ok
+}
+
+// dropSegments deletes the oldest segments while they are sealed and no
+// list is dirty in them. Only the oldest: replay must start from a point
+// before which every file holds everything.
+func (s *dirStore) dropSegments() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.segs) > 0 {
+		si := s.segs[0]
+		if !si.sealed || len(si.lists) > 0 {
+			return
+		}
+		if err := s.f.root.Remove(si.seg.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.errLog.failedTo("delete", si.seg.name, err)
+			return
+		}
+		s.segs = s.segs[1:]
+		s.bytes -= si.size
+	}
+}
+
+// sleep waits for d, or until Close begins.
+func (s *dirStore) sleep(d time.Duration) {
+	t := time.AfterFunc(d, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer t.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	deadline := time.Now().Add(d)
+	for !s.closing && time.Now().Before(deadline) {
+		s.cond.Wait()
+	}
+}
+
+// Close checkpoints every dirty list, seals the log and deletes its
+// segments, and unlocks the directory. A list whose file cannot be
+// written stays in the log, for the next Open to replay.
+func (s *dirStore) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.wg.Wait()
+	err := s.w.close()
+	s.dropSegments()
+	if n := len(s.lists); n > 0 {
+		s.log.Warn("todo: lists left in the log for the next Open", "lists", n, "dir", s.f.dir)
+	}
+	return errors.Join(err, s.f.Close(), s.lock.Close())
+}
+
+// stats adds the store's counters to st.
+func (s *dirStore) stats(st *Stats) {
+	st.FilesWritten = s.filesWritten.Load()
+	st.Checkpoints = s.checkpoints.Load()
+	s.mu.Lock()
+	st.LogSegments, st.LogBytes = int64(len(s.segs)), s.bytes
+	s.mu.Unlock()
+}
+
+// dirtyNames returns the dirty lists, for tests.
+func (s *dirStore) dirtyNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.lists))
+}
