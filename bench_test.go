@@ -395,7 +395,7 @@ func BenchmarkPersist(b *testing.B) {
 			for _, clients := range []int{1, 64} {
 				name := fmt.Sprintf("durability=%v/lists=%d/clients=%d", d, lists, clients)
 				b.Run(name, func(b *testing.B) {
-					sys, err := todo.Open(b.TempDir(), &todo.Options{Durability: d})
+					sys, err := todo.Open(b.TempDir(), &todo.Options{Durability: d, MaxFileSize: 1 << 31})
 					if err != nil {
 						b.Fatal(err)
 					}

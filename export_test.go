@@ -277,3 +277,7 @@ func ApplyOps(l *List, ops []Op) {
 // WaitCheckpoints waits until the checkpoints due in a System opened with
 // Open (the lists replayed at Open, those that left memory) are written.
 func WaitCheckpoints(sys *System) { sys.store.(*dirStore).waitIdle() }
+
+// WithLogLanes sets the number of lanes of the log, which is otherwise
+// Workers: the benchmarks compare one shared log with one per worker.
+func WithLogLanes(o *Options, lanes int) { o.logLanes = lanes }
