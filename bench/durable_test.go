@@ -213,8 +213,8 @@ func openTodo(b *testing.B, dir string, s shape) store {
 }
 
 // openPebble opens Pebble with its default options but two: the newest
-// on-disk format, which Pebble's docs ask a new store to name (the default
-// is the oldest format still readable), and a logger that keeps errors but
+// on-disk format, which Pebble's docs recommend naming explicitly (the
+// default is the oldest format it still reads), and a logger that keeps errors but
 // drops informational lines, as a program embedding Pebble would route
 // them. Every add is a Set with
 // pebble.Sync, which Pebble commits in groups: concurrent Syncs share one
@@ -348,8 +348,8 @@ func openBoltBatch(b *testing.B, dir string, s shape, maxBatch int) store {
 // The pool holds one connection. SQLite lets one writer in at a time, so
 // more connections add no parallel writes, only SQLITE_BUSY and the busy
 // handler's sleeps; with one, the 64 goroutines queue in database/sql.
-// (Measured here: a pool of 8 made 0.76× the adds of a pool of 1 over
-// 1,000 lists and 0.3× on one list.)
+// (Measured here in one short run: a pool of 8 made 0.76× the adds of a
+// pool of 1 over 1,000 lists and 0.3× on one list.)
 func openSQLite(b *testing.B, dir string, s shape) store {
 	lists := s.lists
 	dsn := "file:" + filepath.Join(dir, "todo.sqlite") +
@@ -406,10 +406,9 @@ const rawRecordSize = 60
 // openRaw opens the raw log: one file that every add appends one record to
 // and then fdatasyncs, the floor under any store's durable append. It has
 // no lists: every shape's adds go to the one file, so its figure over
-// 1,000 lists is the ceiling for that row's other impls, not a workload
-// of its own. With one
-// client that is one write and one fdatasync per add, this disk's raw
-// append rate. With more, it is the simplest group commit: every client
+// 1,000 lists is the same single-file workload, a reference for that row.
+// With one client that is one write and one fdatasync per add, this disk's
+// raw append rate. With more, it is the simplest group commit: every client
 // appends under a mutex and then waits for an fdatasync begun after its
 // write, which one of them runs for all, so one flush answers everyone who
 // wrote before it began.
