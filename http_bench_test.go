@@ -102,7 +102,7 @@ func BenchmarkHandler(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			sys := openMemory(b)
 			reqs := c.setup(b, sys)
-			h := todo.NewHandler(sys, nil)
+			h := newHandler(b, sys, nil)
 			w := &discardWriter{header: http.Header{}}
 			// Warm up: load the lists read and fill any pools.
 			for _, r := range reqs {

@@ -57,6 +57,7 @@ func observe(ctx context.Context) ctxState {
 // Nothing looks at a request's context once the request is answered.
 func TestRequestContext(t *testing.T) {
 	const timeout = 5 * time.Second
+	sys := memorySystem(t) // served by no request: the handler needs one
 	for _, c := range []struct {
 		name           string
 		parentDeadline time.Duration // 0: none
@@ -78,7 +79,7 @@ func TestRequestContext(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := todo.NewHandler(nil, &todo.HandlerOptions{Timeout: timeout})
+				h := newHandler(t, sys, &todo.HandlerOptions{Timeout: timeout})
 				parent := context.WithValue(context.Background(), ctxKey{}, "v")
 				var stop context.CancelFunc
 				if c.parentDeadline > 0 {
@@ -126,8 +127,9 @@ func TestRequestContext(t *testing.T) {
 // TestRequestContext_Derived checks what is built on a requestContext:
 // a child context and an AfterFunc end at its deadline.
 func TestRequestContext_Derived(t *testing.T) {
+	sys := memorySystem(t)
 	synctest.Test(t, func(t *testing.T) {
-		h := todo.NewHandler(nil, &todo.HandlerOptions{Timeout: time.Second})
+		h := newHandler(t, sys, &todo.HandlerOptions{Timeout: time.Second})
 		ctx := todo.NewRequestContext(h, context.Background())
 		defer ctx.End()
 		child, cancel := context.WithCancel(ctx)
@@ -147,7 +149,7 @@ func TestRequestContext_Derived(t *testing.T) {
 // while the request ends, as a list's server may ask a queued request's
 // Err; the race detector watches.
 func TestRequestContext_Concurrent(t *testing.T) {
-	h := todo.NewHandler(nil, nil)
+	h := newHandler(t, memorySystem(t), nil)
 	for range 100 {
 		ctx := todo.NewRequestContext(h, context.Background())
 		var wg sync.WaitGroup
@@ -194,7 +196,7 @@ func FuzzScanQuery(f *testing.F) {
 	} {
 		f.Add(q)
 	}
-	h := todo.NewHandler(nil, nil)
+	h := newHandler(f, memorySystem(f), nil)
 	f.Fuzz(func(t *testing.T, raw string) {
 		got, ok := todo.ScanQuery(h, raw)
 		vs, err := url.ParseQuery(raw)
