@@ -35,6 +35,13 @@ type webServer struct {
 // are closed when the test ends.
 func startWebServer(t testing.TB, opts *todo.Options, hopts *todo.HandlerOptions) *webServer {
 	t.Helper()
+	return startWebServerWith(t, opts, hopts, nil)
+}
+
+// startWebServerWith is startWebServer with configure called on the
+// http.Server before it starts, given the logger the handler writes to.
+func startWebServerWith(t testing.TB, opts *todo.Options, hopts *todo.HandlerOptions, configure func(*http.Server, *slog.Logger)) *webServer {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
 	sys, err := todo.Open(dir, opts)
 	if err != nil {
@@ -46,7 +53,11 @@ func startWebServer(t testing.TB, opts *todo.Options, hopts *todo.HandlerOptions
 		ho = *hopts
 	}
 	ho.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := httptest.NewServer(newHandler(t, sys, &ho))
+	srv := httptest.NewUnstartedServer(newHandler(t, sys, &ho))
+	if configure != nil {
+		configure(srv.Config, ho.Logger)
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		if err := sys.Close(); err != nil {
