@@ -270,7 +270,7 @@ func TestHandler_Host_NotLoopback(t *testing.T) {
 }
 
 // curlRequests are the requests of the book's curl session as curl 8
-// writes them on the wire (curl -d ” adds the form Content-Type).
+// writes them on the wire (an empty -d adds the form Content-Type).
 const (
 	curlAdd = "POST /add_entry?list=bob&date=20131219&title=Dentist HTTP/1.1\r\nHost: localhost:%d\r\n" +
 		"User-Agent: curl/8.5.0\r\nAccept: */*\r\nContent-Length: 0\r\n" +
