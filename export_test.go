@@ -240,3 +240,16 @@ func ScanQuery(h http.Handler, raw string) (OriginalQuery, bool) {
 
 // MaxScanPairs is how many pairs ScanQuery reads at most.
 const MaxScanPairs = maxScanPairs
+
+// ---- HTTP handler internals (http_body.go), for http_internal_test.go ----
+
+// DecodeObject is the handler's strict reader of JSON bodies.
+func DecodeObject(data []byte, fields ...string) (map[string]string, error) {
+	return decodeObject(data, fields...)
+}
+
+// LoneSurrogate reports whether raw JSON text holds a lone UTF-16
+// surrogate escape.
+func LoneSurrogate(raw []byte) bool { return loneSurrogate(raw) }
+
+// ---- end of HTTP handler internals ----

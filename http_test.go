@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -764,4 +765,59 @@ func wireQuery(raw string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// TestNewHandler_Options checks that HandlerOptions are validated as
+// Options are: a value out of range is an error naming the field, never
+// replaced by a default.
+func TestNewHandler_Options(t *testing.T) {
+	t.Parallel()
+	sys := memorySystem(t)
+	for _, c := range []struct {
+		name string
+		opts *todo.HandlerOptions
+		want string // a substring of the error; empty: no error
+	}{
+		{"nil", nil, ""},
+		{"zero", &todo.HandlerOptions{}, ""},
+		{"no timeout", &todo.HandlerOptions{Timeout: -1}, ""},
+		{"largest", &todo.HandlerOptions{MaxTitle: 1 << 20, MaxBody: 64 << 20}, ""},
+		{"smallest", &todo.HandlerOptions{MaxTitle: 1, MaxBody: 1}, ""},
+		{"hosts", &todo.HandlerOptions{AllowedHosts: []string{"*", "todo.example.com", "Todo.Example.com.", "192.0.2.1", "2001:db8::1", "my_host"}}, ""},
+		{"origins", &todo.HandlerOptions{TrustedOrigins: []string{"https://app.example.com", "http://localhost:3000"}}, ""},
+		{"negative MaxTitle", &todo.HandlerOptions{MaxTitle: -1}, "MaxTitle -1 is not in 1..1048576"},
+		{"MaxTitle over 1 MiB", &todo.HandlerOptions{MaxTitle: 1<<20 + 1}, "MaxTitle 1048577"},
+		{"negative MaxBody", &todo.HandlerOptions{MaxBody: -5}, "MaxBody -5 is not in 1..67108864"},
+		{"MaxBody over 64 MiB", &todo.HandlerOptions{MaxBody: 64<<20 + 1}, "MaxBody 67108865"},
+		{"host with port", &todo.HandlerOptions{AllowedHosts: []string{"todo.example.com:443"}}, `AllowedHosts: "todo.example.com:443"`},
+		{"host as URL", &todo.HandlerOptions{AllowedHosts: []string{"https://todo.example.com"}}, "AllowedHosts"},
+		{"bracketed address", &todo.HandlerOptions{AllowedHosts: []string{"[::1]"}}, "AllowedHosts"},
+		{"empty host", &todo.HandlerOptions{AllowedHosts: []string{""}}, "AllowedHosts"},
+		{"host with space", &todo.HandlerOptions{AllowedHosts: []string{"a b"}}, "AllowedHosts"},
+		{"origin without scheme", &todo.HandlerOptions{TrustedOrigins: []string{"app.example.com"}}, "TrustedOrigins"},
+		{"origin with path", &todo.HandlerOptions{TrustedOrigins: []string{"https://app.example.com/x"}}, "TrustedOrigins"},
+	} {
+		h, err := todo.NewHandler(sys, c.opts)
+		switch {
+		case c.want == "" && (err != nil || h == nil):
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (!errors.Is(err, todo.ErrInvalidOptions) || !strings.Contains(err.Error(), c.want) || h != nil):
+			t.Errorf("%s: %v, want an ErrInvalidOptions with %q", c.name, err, c.want)
+		}
+	}
+	if _, err := todo.NewHandler(nil, nil); !errors.Is(err, todo.ErrInvalidOptions) {
+		t.Errorf("no Service: %v", err)
+	}
+}
+
+// TestNewHandler_MaxTitle checks that a MaxTitle is the cap, to the byte.
+func TestNewHandler_MaxTitle(t *testing.T) {
+	t.Parallel()
+	s := startWebServer(t, &todo.Options{Durability: todo.Async}, &todo.HandlerOptions{MaxTitle: 3})
+	if r := s.do(t, "POST", "/add_entry", "list=bob&date=20131219&title=abc", ""); r.status != 200 {
+		t.Errorf("3 bytes: %d %q", r.status, r.body)
+	}
+	if r := s.do(t, "POST", "/add_entry", "list=bob&date=20131219&title=abcd", ""); r.status != 400 {
+		t.Errorf("4 bytes: %d %q", r.status, r.body)
+	}
 }
