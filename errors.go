@@ -55,4 +55,8 @@ var (
 	// may be soon: its store has no quorum, or the list is moving between
 	// the nodes of a cluster. Nothing was changed; the call may be retried.
 	ErrUnavailable = errors.New("todo: list unavailable")
+
+	// ErrInvalidLimit is returned when a page of lists or entries is asked
+	// for with a limit below 1.
+	ErrInvalidLimit = errors.New("todo: invalid page limit")
 )

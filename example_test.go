@@ -283,8 +283,12 @@ func ExampleNewHandler() {
 	}
 	defer sys.Close()
 
+	h, err := todo.NewHandler(sys, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/", todo.NewHandler(sys, nil))
+	mux.Handle("/", h)
 	srv := httptest.NewServer(mux) // a real server on 127.0.0.1
 	defer srv.Close()
 

@@ -281,3 +281,16 @@ func WaitCheckpoints(sys *System) { sys.store.(*dirStore).waitIdle() }
 // WithLogLanes sets the number of lanes of the log, which is otherwise
 // Workers: the benchmarks compare one shared log with one per worker.
 func WithLogLanes(o *Options, lanes int) { o.logLanes = lanes }
+
+// ---- HTTP handler internals (http_body.go), for http_internal_test.go ----
+
+// DecodeObject is the handler's strict reader of JSON bodies.
+func DecodeObject(data []byte, fields ...string) (map[string]string, error) {
+	return decodeObject(data, fields...)
+}
+
+// LoneSurrogate reports whether raw JSON text holds a lone UTF-16
+// surrogate escape.
+func LoneSurrogate(raw []byte) bool { return loneSurrogate(raw) }
+
+// ---- end of HTTP handler internals ----

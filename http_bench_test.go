@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -49,14 +50,19 @@ func (w *discardWriter) reset() {
 // BenchmarkHandler measures NewHandler's original routes, called directly
 // (no connection), over a System whose lists are kept in memory: the
 // HTTP layer's own cost per request. Each request carries a cancelable
-// context, as a request read by http.Server does. route=mix is the shape
+// context holding the connection's local address, and a Host, as a
+// request read by http.Server does. route=mix is the shape
 // of scripts/load.lua: 1000 lists, a random day of December 2013, 80% GET
 // /entries, 20% POST /add_entry.
 func BenchmarkHandler(b *testing.B) {
-	ctx, cancel := context.WithCancel(context.Background())
+	// What http.Server puts in a request's context, for a server on
+	// 127.0.0.1:5454: the handler checks the Host of such requests.
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5454}
+	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, local)
+	ctx, cancel := context.WithCancel(ctx)
 	b.Cleanup(cancel)
 	newRequest := func(method, target string) *http.Request {
-		return httptest.NewRequest(method, target, nil).WithContext(ctx)
+		return httptest.NewRequest(method, "http://localhost:5454"+target, nil).WithContext(ctx)
 	}
 	// preload adds n entries on 2013-12-19 to each of lists list_1...
 	preload := func(b *testing.B, sys *todo.System, lists, n int) {
@@ -102,7 +108,7 @@ func BenchmarkHandler(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			sys := openMemory(b)
 			reqs := c.setup(b, sys)
-			h := todo.NewHandler(sys, nil)
+			h := newHandler(b, sys, nil)
 			w := &discardWriter{header: http.Header{}}
 			// Warm up: load the lists read and fill any pools.
 			for _, r := range reqs {

@@ -7,7 +7,9 @@ package todo_test
 // moves the fake clock, instantly.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"strings"
@@ -57,6 +59,7 @@ func observe(ctx context.Context) ctxState {
 // Nothing looks at a request's context once the request is answered.
 func TestRequestContext(t *testing.T) {
 	const timeout = 5 * time.Second
+	sys := memorySystem(t) // served by no request: the handler needs one
 	for _, c := range []struct {
 		name           string
 		parentDeadline time.Duration // 0: none
@@ -78,7 +81,7 @@ func TestRequestContext(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := todo.NewHandler(nil, &todo.HandlerOptions{Timeout: timeout})
+				h := newHandler(t, sys, &todo.HandlerOptions{Timeout: timeout})
 				parent := context.WithValue(context.Background(), ctxKey{}, "v")
 				var stop context.CancelFunc
 				if c.parentDeadline > 0 {
@@ -126,8 +129,9 @@ func TestRequestContext(t *testing.T) {
 // TestRequestContext_Derived checks what is built on a requestContext:
 // a child context and an AfterFunc end at its deadline.
 func TestRequestContext_Derived(t *testing.T) {
+	sys := memorySystem(t)
 	synctest.Test(t, func(t *testing.T) {
-		h := todo.NewHandler(nil, &todo.HandlerOptions{Timeout: time.Second})
+		h := newHandler(t, sys, &todo.HandlerOptions{Timeout: time.Second})
 		ctx := todo.NewRequestContext(h, context.Background())
 		defer ctx.End()
 		child, cancel := context.WithCancel(ctx)
@@ -147,7 +151,7 @@ func TestRequestContext_Derived(t *testing.T) {
 // while the request ends, as a list's server may ask a queued request's
 // Err; the race detector watches.
 func TestRequestContext_Concurrent(t *testing.T) {
-	h := todo.NewHandler(nil, nil)
+	h := newHandler(t, memorySystem(t), nil)
 	for range 100 {
 		ctx := todo.NewRequestContext(h, context.Background())
 		var wg sync.WaitGroup
@@ -194,7 +198,7 @@ func FuzzScanQuery(f *testing.F) {
 	} {
 		f.Add(q)
 	}
-	h := todo.NewHandler(nil, nil)
+	h := newHandler(f, memorySystem(f), nil)
 	f.Fuzz(func(t *testing.T, raw string) {
 		got, ok := todo.ScanQuery(h, raw)
 		vs, err := url.ParseQuery(raw)
@@ -223,4 +227,82 @@ func firstValue(vs []string) (string, int) {
 		return "", 0
 	}
 	return vs[0], len(vs)
+}
+
+// TestLoneSurrogate checks the escapes loneSurrogate finds, and those it
+// must leave alone, in every case of hex digits.
+func TestLoneSurrogate(t *testing.T) {
+	for _, c := range []struct {
+		raw  string
+		want bool
+	}{
+		{`"abc"`, false},
+		{`"\ud83d\ude00"`, false}, // a pair: U+1F600
+		{`"\uD83D\uDE00"`, false},
+		{`"\udbff\udfff"`, false}, // the last pair
+		{`"\u00e9\u20ac\uffff"`, false},
+		{`"\\ud800"`, false}, // an escaped backslash, then text
+		{`"\\\ud83d\ude00"`, false},
+		{`"\"\ud800"`, true},
+		{`"\ud800"`, true},
+		{`"\uD800"`, true},
+		{`"\udfff"`, true},
+		{`"\udc00\ud800"`, true},
+		{`"\ud800\ud800"`, true},
+		{`"\ud800\u0041"`, true},
+		{`"\ud800\n"`, true},
+		{`"\ud800x"`, true},
+		{`"x\ud83d\ude00\udc00"`, true},
+		{`: "\ud800`, true},
+		{`\u12`, false}, // cut short: the decoder's to refuse
+	} {
+		if got := todo.LoneSurrogate([]byte(c.raw)); got != c.want {
+			t.Errorf("%s: %v, want %v", c.raw, got, c.want)
+		}
+	}
+}
+
+// FuzzDecodeObject checks the strict body reader against encoding/json:
+// every body it accepts, encoding/json accepts too (with unknown fields
+// disallowed) and reads the same way, and none holds a lone surrogate.
+func FuzzDecodeObject(f *testing.F) {
+	for _, s := range []string{
+		`{"date":"2013-12-19","title":"Dentist"}`,
+		`{"title":null}`,
+		` {} `,
+		`{"TITLE":"x"}`,
+		`{"title":"a","title":"b"}`,
+		`{"title":"\ud800"}`,
+		`{"title":"\ud83d\ude00"}`,
+		`{"title":"x"} {}`,
+		`[]`,
+		`{"date":5}`,
+		`{"title":"\u00e9\\"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := todo.DecodeObject(data, "date", "title")
+		if err != nil {
+			return
+		}
+		var ref struct {
+			Date  *string `json:"date"`
+			Title *string `json:"title"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ref); err != nil {
+			t.Fatalf("%q accepted, but encoding/json refuses it: %v", data, err)
+		}
+		for name, p := range map[string]*string{"date": ref.Date, "title": ref.Title} {
+			v, ok := got[name]
+			if ok != (p != nil) || ok && v != *p {
+				t.Fatalf("%q: %s is %q (%v), encoding/json reads %v", data, name, v, ok, p)
+			}
+		}
+		if todo.LoneSurrogate(data) {
+			t.Fatalf("%q accepted with a lone surrogate", data)
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -35,6 +36,13 @@ type webServer struct {
 // are closed when the test ends.
 func startWebServer(t testing.TB, opts *todo.Options, hopts *todo.HandlerOptions) *webServer {
 	t.Helper()
+	return startWebServerWith(t, opts, hopts, nil)
+}
+
+// startWebServerWith is startWebServer with configure called on the
+// http.Server before it starts, given the logger the handler writes to.
+func startWebServerWith(t testing.TB, opts *todo.Options, hopts *todo.HandlerOptions, configure func(*http.Server, *slog.Logger)) *webServer {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
 	sys, err := todo.Open(dir, opts)
 	if err != nil {
@@ -46,7 +54,11 @@ func startWebServer(t testing.TB, opts *todo.Options, hopts *todo.HandlerOptions
 		ho = *hopts
 	}
 	ho.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := httptest.NewServer(todo.NewHandler(sys, &ho))
+	srv := httptest.NewUnstartedServer(newHandler(t, sys, &ho))
+	if configure != nil {
+		configure(srv.Config, ho.Logger)
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		if err := sys.Close(); err != nil {
@@ -54,6 +66,27 @@ func startWebServer(t testing.TB, opts *todo.Options, hopts *todo.HandlerOptions
 		}
 	})
 	return &webServer{Server: srv, sys: sys, dir: dir, log: logs}
+}
+
+// newHandler is todo.NewHandler, which must not fail.
+func newHandler(t testing.TB, s todo.Service, opts *todo.HandlerOptions) http.Handler {
+	t.Helper()
+	h, err := todo.NewHandler(s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// memorySystem opens an in-memory System, closed when the test ends.
+func memorySystem(t testing.TB) *todo.System {
+	t.Helper()
+	sys, err := todo.OpenInMemory(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	return sys
 }
 
 type webResponse struct {
@@ -189,7 +222,7 @@ func TestHandler_OriginalRoutes_Paths(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sys.Close() })
-	h := todo.NewHandler(sys, nil)
+	h := newHandler(t, sys, nil)
 	const q = "?list=bob&date=20131219"
 	const want = "2013-12-19    Dentist\n2013-12-19    Movies\n"
 	for _, c := range []struct {
@@ -283,7 +316,7 @@ func TestHandler_MethodNotAllowed(t *testing.T) {
 // and reason and writes nothing to disk.
 func TestHandler_BadInput(t *testing.T) {
 	t.Parallel()
-	s := startWebServer(t, &todo.Options{Durability: todo.Fsync}, &todo.HandlerOptions{MaxBody: 1 << 10})
+	s := startWebServer(t, &todo.Options{Durability: todo.Fsync}, &todo.HandlerOptions{MaxBody: 1 << 10, MaxTitle: 999})
 	// Something on disk already, so that a rewrite of it would show.
 	if r := s.do(t, "POST", "/add_entry", "list=bob&date=20131219&title=Dentist", ""); r.status != 200 {
 		t.Fatal(r)
@@ -293,69 +326,109 @@ func TestHandler_BadInput(t *testing.T) {
 		name, method, path, query, body string
 		status                          int
 		reason                          string // a substring of the reason
+		field                           string // the JSON error's field
 	}{
-		{"no query", "POST", "/add_entry", "", "", 400, `missing query parameter "list"`},
-		{"no list", "POST", "/add_entry", "date=20131219&title=x", "", 400, `missing query parameter "list"`},
-		{"no date", "POST", "/add_entry", "list=bob&title=x", "", 400, `missing query parameter "date"`},
-		{"no title", "POST", "/add_entry", "list=bob&date=20131219", "", 400, `missing query parameter "title"`},
-		{"empty list", "POST", "/add_entry", "list=&date=20131219&title=x", "", 400, `empty query parameter "list"`},
-		{"empty date", "POST", "/add_entry", "list=bob&date=&title=x", "", 400, `empty query parameter "date"`},
-		{"empty title", "POST", "/add_entry", "list=bob&date=20131219&title=", "", 400, `empty query parameter "title"`},
-		{"February 30", "POST", "/add_entry", "list=bob&date=20130230&title=x", "", 400, `invalid date "20130230": no such day`},
-		{"month 13", "POST", "/add_entry", "list=bob&date=20131301&title=x", "", 400, `invalid date "20131301"`},
-		{"short ISO date", "POST", "/add_entry", "list=bob&date=2013-2-3&title=x", "", 400, `invalid date "2013-2-3"`},
-		{"word date", "POST", "/add_entry", "list=bob&date=tomorrow&title=x", "", 400, `invalid date "tomorrow"`},
-		{"semicolon", "POST", "/add_entry", "list=bob;x&date=20131219&title=x", "", 400, "bad query: invalid semicolon separator in query"},
-		{"bad escape", "POST", "/add_entry", "list=bob&date=20131219&title=%zz", "", 400, `bad query: invalid URL escape "%zz"`},
-		{"repeated list", "POST", "/add_entry", "list=a&list=b&date=20131219&title=x", "", 400, `query parameter "list" given 2 times`},
-		{"repeated title", "POST", "/add_entry", "list=a&date=20131219&title=x&title=y", "", 400, `query parameter "title" given 2 times`},
-		{"NUL in list", "POST", "/add_entry", "list=b%00b&date=20131219&title=x", "", 400, "contains a NUL byte"},
-		{"NUL in title", "POST", "/add_entry", "list=bob&date=20131219&title=x%00", "", 400, "title contains a NUL byte"},
-		{"bad UTF-8 in list", "POST", "/add_entry", "list=b%FFb&date=20131219&title=x", "", 400, "not valid UTF-8"},
-		{"bad UTF-8 in title", "POST", "/add_entry", "list=bob&date=20131219&title=%C3", "", 400, "title is not valid UTF-8"},
-		{"newline in title", "POST", "/add_entry", "list=bob&date=20131219&title=a%0A2013-12-19++++forged", "", 400, "control character U+000A"},
-		{"title over cap", "POST", "/add_entry", "list=bob&date=20131219&title=" + strings.Repeat("t", 1025), "", 400, "title is 1025 bytes, more than 1024"},
-		{"list over 255 bytes", "POST", "/add_entry", "list=" + long + "&date=20131219&title=x", "", 400, "256 bytes, more than 255"},
-		{"GET no list", "GET", "/entries", "date=20131219", "", 400, `missing query parameter "list"`},
-		{"GET no date", "GET", "/entries", "list=bob", "", 400, `missing query parameter "date"`},
-		{"GET bad date", "GET", "/entries", "list=bob&date=20131232", "", 400, `invalid date "20131232"`},
-		{"GET semicolon", "GET", "/entries", "list=bob&date=20131219;", "", 400, "bad query"},
-		{"GET bad escape", "GET", "/entries", "list=%&date=20131219", "", 400, "bad query"},
-		{"GET repeated date", "GET", "/entries", "list=bob&date=20131219&date=20131220", "", 400, `query parameter "date" given 2 times`},
-		{"GET NUL list", "GET", "/entries", "list=%00&date=20131219", "", 400, "contains a NUL byte"},
-		{"GET long list", "GET", "/entries", "list=" + long + "&date=20131219", "", 400, "256 bytes"},
+		{"no query", "POST", "/add_entry", "", "", 400, `missing query parameter "list"`, ""},
+		{"no list", "POST", "/add_entry", "date=20131219&title=x", "", 400, `missing query parameter "list"`, ""},
+		{"no date", "POST", "/add_entry", "list=bob&title=x", "", 400, `missing query parameter "date"`, ""},
+		{"no title", "POST", "/add_entry", "list=bob&date=20131219", "", 400, `missing query parameter "title"`, ""},
+		{"empty list", "POST", "/add_entry", "list=&date=20131219&title=x", "", 400, `empty query parameter "list"`, ""},
+		{"empty date", "POST", "/add_entry", "list=bob&date=&title=x", "", 400, `empty query parameter "date"`, ""},
+		{"empty title", "POST", "/add_entry", "list=bob&date=20131219&title=", "", 400, `empty query parameter "title"`, ""},
+		{"February 30", "POST", "/add_entry", "list=bob&date=20130230&title=x", "", 400, `invalid date "20130230": no such day`, ""},
+		{"month 13", "POST", "/add_entry", "list=bob&date=20131301&title=x", "", 400, `invalid date "20131301"`, ""},
+		{"short ISO date", "POST", "/add_entry", "list=bob&date=2013-2-3&title=x", "", 400, `invalid date "2013-2-3"`, ""},
+		{"word date", "POST", "/add_entry", "list=bob&date=tomorrow&title=x", "", 400, `invalid date "tomorrow"`, ""},
+		{"semicolon", "POST", "/add_entry", "list=bob;x&date=20131219&title=x", "", 400, "bad query: invalid semicolon separator in query", ""},
+		{"bad escape", "POST", "/add_entry", "list=bob&date=20131219&title=%zz", "", 400, `bad query: invalid URL escape "%zz"`, ""},
+		{"repeated list", "POST", "/add_entry", "list=a&list=b&date=20131219&title=x", "", 400, `query parameter "list" given 2 times`, ""},
+		{"repeated title", "POST", "/add_entry", "list=a&date=20131219&title=x&title=y", "", 400, `query parameter "title" given 2 times`, ""},
+		{"NUL in list", "POST", "/add_entry", "list=b%00b&date=20131219&title=x", "", 400, "contains a NUL byte", ""},
+		{"NUL in title", "POST", "/add_entry", "list=bob&date=20131219&title=x%00", "", 400, "invalid title: contains the control character U+0000", ""},
+		{"bad UTF-8 in list", "POST", "/add_entry", "list=b%FFb&date=20131219&title=x", "", 400, "not valid UTF-8", ""},
+		{"bad UTF-8 in title", "POST", "/add_entry", "list=bob&date=20131219&title=%C3", "", 400, "invalid title: not valid UTF-8", ""},
+		{"newline in title", "POST", "/add_entry", "list=bob&date=20131219&title=a%0A2013-12-19++++forged", "", 400, "control character U+000A", ""},
+		{"title over cap", "POST", "/add_entry", "list=bob&date=20131219&title=" + strings.Repeat("t", 1025), "", 400, "title is 1025 bytes, more than 999", ""},
+		{"list over 255 bytes", "POST", "/add_entry", "list=" + long + "&date=20131219&title=x", "", 400, "256 bytes, more than 255", ""},
+		{"GET no list", "GET", "/entries", "date=20131219", "", 400, `missing query parameter "list"`, ""},
+		{"GET no date", "GET", "/entries", "list=bob", "", 400, `missing query parameter "date"`, ""},
+		{"GET bad date", "GET", "/entries", "list=bob&date=20131232", "", 400, `invalid date "20131232"`, ""},
+		{"GET semicolon", "GET", "/entries", "list=bob&date=20131219;", "", 400, "bad query", ""},
+		{"GET bad escape", "GET", "/entries", "list=%&date=20131219", "", 400, "bad query", ""},
+		{"GET repeated date", "GET", "/entries", "list=bob&date=20131219&date=20131220", "", 400, `query parameter "date" given 2 times`, ""},
+		{"GET NUL list", "GET", "/entries", "list=%00&date=20131219", "", 400, "contains a NUL byte", ""},
+		{"GET long list", "GET", "/entries", "list=" + long + "&date=20131219", "", 400, "256 bytes", ""},
 
-		{"JSON unknown field", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"x","id":7}`, 400, `unknown field "id"`},
-		{"JSON trailing data", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"x"} {}`, 400, "data after the object"},
-		{"JSON array", "POST", "/lists/bob/entries", "", `[]`, 400, "bad JSON body"},
-		{"JSON truncated", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19"`, 400, "bad JSON body"},
-		{"JSON empty body", "POST", "/lists/bob/entries", "", "", 400, "empty body"},
-		{"JSON bad UTF-8", "POST", "/lists/bob/entries", "", "{\"date\":\"2013-12-19\",\"title\":\"\xff\"}", 400, "not valid UTF-8"},
-		{"JSON body over cap", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"` + strings.Repeat("t", 2000) + `"}`, 413, "body over 1024 bytes"},
-		{"JSON no title", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19"}`, 400, `missing or empty "title"`},
-		{"JSON no date", "POST", "/lists/bob/entries", "", `{"title":"x"}`, 400, `missing or empty "date"`},
-		{"JSON bad date", "POST", "/lists/bob/entries", "", `{"date":"2013-02-29","title":"x"}`, 400, `invalid date "2013-02-29"`},
-		{"JSON NUL title", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"a\u0000"}`, 400, "title contains a NUL byte"},
-		{"JSON newline title", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"a\nb"}`, 400, "control character"},
-		{"JSON NUL list", "POST", "/lists/b%00b/entries", "", `{"date":"2013-12-19","title":"x"}`, 400, "contains a NUL byte"},
-		{"JSON long list", "POST", "/lists/" + long + "/entries", "", `{"date":"2013-12-19","title":"x"}`, 400, "256 bytes"},
-		{"JSON unknown parameter", "POST", "/lists/bob/entries", "x=1", `{"date":"2013-12-19","title":"x"}`, 400, `unknown query parameter "x"`},
-		{"JSON semicolon", "POST", "/lists/bob/entries", "a;b", `{"date":"2013-12-19","title":"x"}`, 400, "bad query"},
-		{"JSON GET bad date", "GET", "/lists/bob/entries", "date=2013-13-01", "", 400, "invalid date"},
-		{"JSON GET empty date", "GET", "/lists/bob/entries", "date=", "", 400, `empty query parameter "date"`},
-		{"JSON GET repeated date", "GET", "/lists/bob/entries", "date=20131219&date=20131219", "", 400, "given 2 times"},
-		{"PATCH word id", "PATCH", "/lists/bob/entries/one", "", `{"title":"y"}`, 400, `entry id "one" is not a decimal integer`},
-		{"PATCH padded id", "PATCH", "/lists/bob/entries/01", "", `{"title":"y"}`, 400, "not a decimal integer"},
-		{"PATCH huge id", "PATCH", "/lists/bob/entries/99999999999999999999999", "", `{"title":"y"}`, 400, "not a decimal integer"},
-		{"PATCH unknown id", "PATCH", "/lists/bob/entries/999", "", `{"title":"y"}`, 404, "entry not found: id 999"},
-		{"PATCH nothing", "PATCH", "/lists/bob/entries/1", "", `{}`, 400, "nothing to change"},
-		{"PATCH bad date", "PATCH", "/lists/bob/entries/1", "", `{"date":"20131332"}`, 400, "invalid date"},
-		{"PATCH empty title", "PATCH", "/lists/bob/entries/1", "", `{"title":""}`, 400, `missing or empty "title"`},
-		{"PATCH unknown field", "PATCH", "/lists/bob/entries/1", "", `{"titel":"y"}`, 400, `unknown field "titel"`},
-		{"DELETE unknown id", "DELETE", "/lists/bob/entries/2", "", "", 404, "entry not found: id 2"},
-		{"DELETE negative id", "DELETE", "/lists/bob/entries/-1", "", "", 404, "entry not found"},
-		{"DELETE word id", "DELETE", "/lists/bob/entries/x1", "", "", 400, "not a decimal integer"},
-		{"DELETE unknown list", "DELETE", "/lists/nobody/entries/1", "", "", 404, "entry not found"},
+		{"JSON unknown field", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"x","id":7}`, 400, `unknown field "id"`, "body"},
+		{"JSON trailing data", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"x"} {}`, 400, "data after the object", "body"},
+		{"JSON array", "POST", "/lists/bob/entries", "", `[]`, 400, "bad JSON body", "body"},
+		{"JSON truncated", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19"`, 400, "bad JSON body", "body"},
+		{"JSON empty body", "POST", "/lists/bob/entries", "", "", 400, "empty body", "body"},
+		{"JSON bad UTF-8", "POST", "/lists/bob/entries", "", "{\"date\":\"2013-12-19\",\"title\":\"\xff\"}", 400, "not valid UTF-8", "body"},
+		{"JSON body over cap", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"` + strings.Repeat("t", 2000) + `"}`, 413, "body over 1024 bytes", "body"},
+		{"JSON no title", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19"}`, 400, `missing or empty "title"`, "title"},
+		{"JSON no date", "POST", "/lists/bob/entries", "", `{"title":"x"}`, 400, `missing or empty "date"`, "date"},
+		{"JSON bad date", "POST", "/lists/bob/entries", "", `{"date":"2013-02-29","title":"x"}`, 400, `invalid date "2013-02-29"`, "date"},
+		{"JSON NUL title", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"a\u0000"}`, 400, "invalid title: contains the control character U+0000", "title"},
+		{"JSON newline title", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"a\nb"}`, 400, "control character", "title"},
+		{"JSON NUL list", "POST", "/lists/b%00b/entries", "", `{"date":"2013-12-19","title":"x"}`, 400, "contains a NUL byte", "list"},
+		{"JSON long list", "POST", "/lists/" + long + "/entries", "", `{"date":"2013-12-19","title":"x"}`, 400, "256 bytes", "list"},
+		{"JSON unknown parameter", "POST", "/lists/bob/entries", "x=1", `{"date":"2013-12-19","title":"x"}`, 400, `unknown query parameter "x"`, "x"},
+		{"JSON semicolon", "POST", "/lists/bob/entries", "a;b", `{"date":"2013-12-19","title":"x"}`, 400, "bad query", ""},
+		{"JSON GET bad date", "GET", "/lists/bob/entries", "date=2013-13-01", "", 400, "invalid date", "date"},
+		{"JSON GET empty date", "GET", "/lists/bob/entries", "date=", "", 400, `empty query parameter "date"`, "date"},
+		{"JSON GET repeated date", "GET", "/lists/bob/entries", "date=20131219&date=20131219", "", 400, "given 2 times", "date"},
+		{"PATCH word id", "PATCH", "/lists/bob/entries/one", "", `{"title":"y"}`, 400, `entry id "one" is not a decimal integer`, "id"},
+		{"PATCH padded id", "PATCH", "/lists/bob/entries/01", "", `{"title":"y"}`, 400, "not a decimal integer", "id"},
+		{"PATCH huge id", "PATCH", "/lists/bob/entries/99999999999999999999999", "", `{"title":"y"}`, 400, "not a decimal integer", "id"},
+		{"PATCH unknown id", "PATCH", "/lists/bob/entries/999", "", `{"title":"y"}`, 404, "entry not found: id 999", "id"},
+		{"PATCH nothing", "PATCH", "/lists/bob/entries/1", "", `{}`, 400, "nothing to change", "body"},
+		{"PATCH bad date", "PATCH", "/lists/bob/entries/1", "", `{"date":"20131332"}`, 400, "invalid date", "date"},
+		{"PATCH empty title", "PATCH", "/lists/bob/entries/1", "", `{"title":""}`, 400, `missing or empty "title"`, "title"},
+		{"PATCH unknown field", "PATCH", "/lists/bob/entries/1", "", `{"titel":"y"}`, 400, `unknown field "titel"`, "body"},
+		{"DELETE unknown id", "DELETE", "/lists/bob/entries/2", "", "", 404, "entry not found: id 2", "id"},
+		{"DELETE negative id", "DELETE", "/lists/bob/entries/-1", "", "", 404, "entry not found", "id"},
+		{"DELETE word id", "DELETE", "/lists/bob/entries/x1", "", "", 400, "not a decimal integer", "id"},
+		{"DELETE unknown list", "DELETE", "/lists/nobody/entries/1", "", "", 404, "entry not found", "id"},
+
+		// JSON bodies are read strictly where encoding/json is lenient.
+		{"JSON case-folded field", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","TITLE":"x"}`, 400, `unknown field "TITLE": field names are case-sensitive, did you mean "title"?`, "body"},
+		{"JSON duplicate key", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"x","title":"y"}`, 400, `field "title" given twice`, "title"},
+		{"JSON duplicate key after null", "POST", "/lists/bob/entries", "", `{"title":null,"date":"2013-12-19","title":"x"}`, 400, `field "title" given twice`, "title"},
+		{"JSON lone high surrogate", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"\ud800"}`, 400, `"title" holds a lone UTF-16 surrogate escape`, "title"},
+		{"JSON lone high surrogate, then text", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"\uD800x"}`, 400, "lone UTF-16 surrogate", "title"},
+		{"JSON lone low surrogate", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"a\udc00"}`, 400, "lone UTF-16 surrogate", "title"},
+		{"JSON reversed pair", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"\udc00\ud800"}`, 400, "lone UTF-16 surrogate", "title"},
+		{"JSON high surrogate, then a letter escape", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"\ud800\u0041"}`, 400, "lone UTF-16 surrogate", "title"},
+		{"JSON lone surrogate in a name", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"x","\ud800":"y"}`, 400, "member name holds a lone UTF-16 surrogate", "body"},
+		{"JSON number title", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":5}`, 400, `"title" must be a string`, "title"},
+		{"JSON object title", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":{"a":1}}`, 400, `"title" must be a string`, "title"},
+		{"JSON array date", "POST", "/lists/bob/entries", "", `{"date":["2013-12-19"],"title":"x"}`, 400, `"date" must be a string`, "date"},
+		{"JSON bad token", "POST", "/lists/bob/entries", "", `{"date":"2013-12-19","title":"x",}`, 400, "bad JSON body: invalid character", "body"},
+		{"PATCH case-folded field", "PATCH", "/lists/bob/entries/1", "", `{"Title":"y"}`, 400, `unknown field "Title"`, "body"},
+		{"PATCH duplicate key", "PATCH", "/lists/bob/entries/1", "", `{"title":"y","title":"z"}`, 400, `field "title" given twice`, "title"},
+		{"PATCH lone surrogate", "PATCH", "/lists/bob/entries/1", "", `{"title":"\udfff"}`, 400, "lone UTF-16 surrogate", "title"},
+		{"PATCH newline title", "PATCH", "/lists/bob/entries/1", "", `{"title":"a\r\nb"}`, 400, "invalid title: contains the control character U+000D", "title"},
+		{"PATCH title over cap", "PATCH", "/lists/bob/entries/1", "", `{"title":"` + strings.Repeat("t", 1000) + `"}`, 400, "title is 1000 bytes, more than 999", "title"},
+
+		// Pages: a limit and a cursor, each checked.
+		{"lists limit 0", "GET", "/lists", "limit=0", "", 400, "limit 0 is not in 1..1000", "limit"},
+		{"lists limit 1001", "GET", "/lists", "limit=1001", "", 400, "limit 1001 is not in 1..1000", "limit"},
+		{"lists limit word", "GET", "/lists", "limit=ten", "", 400, `limit "ten" is not a decimal integer`, "limit"},
+		{"lists limit with sign", "GET", "/lists", "limit=%2B5", "", 400, `limit "+5" is not a decimal integer`, "limit"},
+		{"lists limit padded", "GET", "/lists", "limit=05", "", 400, "not a decimal integer", "limit"},
+		{"lists limit empty", "GET", "/lists", "limit=", "", 400, `empty query parameter "limit"`, "limit"},
+		{"lists limit twice", "GET", "/lists", "limit=1&limit=2", "", 400, `query parameter "limit" given 2 times`, "limit"},
+		{"lists after empty", "GET", "/lists", "after=", "", 400, `empty query parameter "after"`, "after"},
+		{"lists after NUL", "GET", "/lists", "after=a%00", "", 400, "bad cursor: invalid list name", "after"},
+		{"lists unknown parameter", "GET", "/lists", "cursor=bob", "", 400, `unknown query parameter "cursor"`, "cursor"},
+		{"entries limit 0", "GET", "/lists/bob/entries", "limit=0", "", 400, "limit 0 is not in 1..1000", "limit"},
+		{"entries limit huge", "GET", "/lists/bob/entries", "limit=99999999999999999999", "", 400, "not a decimal integer", "limit"},
+		{"entries after negative", "GET", "/lists/bob/entries", "after=-1", "", 400, "after -1 is not in 0..9007199254740991", "after"},
+		{"entries after over MaxID", "GET", "/lists/bob/entries", "after=9007199254740992", "", 400, "is not in 0..9007199254740991", "after"},
+		{"entries after word", "GET", "/lists/bob/entries", "after=one", "", 400, `after "one" is not a decimal integer`, "after"},
+		{"entries after empty", "GET", "/lists/bob/entries", "after=", "", 400, `empty query parameter "after"`, "after"},
+		{"entries after twice", "GET", "/lists/bob/entries", "after=1&after=2", "", 400, "given 2 times", "after"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := dirContents(t, s.dir)
@@ -367,11 +440,14 @@ func TestHandler_BadInput(t *testing.T) {
 			reason := r.body
 			isJSON := strings.HasPrefix(c.path, "/lists")
 			if isJSON {
-				var e struct{ Error string }
+				var e struct{ Error, Field string }
 				if err := json.Unmarshal([]byte(r.body), &e); err != nil || r.header.Get("Content-Type") != "application/json" {
 					t.Fatalf("not a JSON error: %q %q %v", r.header.Get("Content-Type"), r.body, err)
 				}
 				reason = e.Error
+				if e.Field != c.field {
+					t.Errorf("field %q, want %q", e.Field, c.field)
+				}
 			} else if r.header.Get("Content-Type") != textPlain {
 				t.Errorf("Content-Type %q", r.header.Get("Content-Type"))
 			}
@@ -631,7 +707,7 @@ func FuzzOriginalRoutes(f *testing.F) {
 		f.Add(q)
 	}
 	s := startWebServer(f, &todo.Options{Durability: todo.Async}, nil)
-	h := todo.NewHandler(s.sys, nil)
+	h := newHandler(f, s.sys, nil)
 	f.Fuzz(func(t *testing.T, raw string) {
 		check := func(how, method, path string, status int, body string) {
 			t.Helper()
@@ -689,4 +765,59 @@ func wireQuery(raw string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// TestNewHandler_Options checks that HandlerOptions are validated as
+// Options are: a value out of range is an error naming the field, never
+// replaced by a default.
+func TestNewHandler_Options(t *testing.T) {
+	t.Parallel()
+	sys := memorySystem(t)
+	for _, c := range []struct {
+		name string
+		opts *todo.HandlerOptions
+		want string // a substring of the error; empty: no error
+	}{
+		{"nil", nil, ""},
+		{"zero", &todo.HandlerOptions{}, ""},
+		{"no timeout", &todo.HandlerOptions{Timeout: -1}, ""},
+		{"largest", &todo.HandlerOptions{MaxTitle: 1 << 20, MaxBody: 64 << 20}, ""},
+		{"smallest", &todo.HandlerOptions{MaxTitle: 1, MaxBody: 1}, ""},
+		{"hosts", &todo.HandlerOptions{AllowedHosts: []string{"*", "todo.example.com", "Todo.Example.com.", "192.0.2.1", "2001:db8::1", "my_host"}}, ""},
+		{"origins", &todo.HandlerOptions{TrustedOrigins: []string{"https://app.example.com", "http://localhost:3000"}}, ""},
+		{"negative MaxTitle", &todo.HandlerOptions{MaxTitle: -1}, "MaxTitle -1 is not in 1..1048576"},
+		{"MaxTitle over 1 MiB", &todo.HandlerOptions{MaxTitle: 1<<20 + 1}, "MaxTitle 1048577"},
+		{"negative MaxBody", &todo.HandlerOptions{MaxBody: -5}, "MaxBody -5 is not in 1..67108864"},
+		{"MaxBody over 64 MiB", &todo.HandlerOptions{MaxBody: 64<<20 + 1}, "MaxBody 67108865"},
+		{"host with port", &todo.HandlerOptions{AllowedHosts: []string{"todo.example.com:443"}}, `AllowedHosts: "todo.example.com:443"`},
+		{"host as URL", &todo.HandlerOptions{AllowedHosts: []string{"https://todo.example.com"}}, "AllowedHosts"},
+		{"bracketed address", &todo.HandlerOptions{AllowedHosts: []string{"[::1]"}}, "AllowedHosts"},
+		{"empty host", &todo.HandlerOptions{AllowedHosts: []string{""}}, "AllowedHosts"},
+		{"host with space", &todo.HandlerOptions{AllowedHosts: []string{"a b"}}, "AllowedHosts"},
+		{"origin without scheme", &todo.HandlerOptions{TrustedOrigins: []string{"app.example.com"}}, "TrustedOrigins"},
+		{"origin with path", &todo.HandlerOptions{TrustedOrigins: []string{"https://app.example.com/x"}}, "TrustedOrigins"},
+	} {
+		h, err := todo.NewHandler(sys, c.opts)
+		switch {
+		case c.want == "" && (err != nil || h == nil):
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (!errors.Is(err, todo.ErrInvalidOptions) || !strings.Contains(err.Error(), c.want) || h != nil):
+			t.Errorf("%s: %v, want an ErrInvalidOptions with %q", c.name, err, c.want)
+		}
+	}
+	if _, err := todo.NewHandler(nil, nil); !errors.Is(err, todo.ErrInvalidOptions) {
+		t.Errorf("no Service: %v", err)
+	}
+}
+
+// TestNewHandler_MaxTitle checks that a MaxTitle is the cap, to the byte.
+func TestNewHandler_MaxTitle(t *testing.T) {
+	t.Parallel()
+	s := startWebServer(t, &todo.Options{Durability: todo.Async}, &todo.HandlerOptions{MaxTitle: 3})
+	if r := s.do(t, "POST", "/add_entry", "list=bob&date=20131219&title=abc", ""); r.status != 200 {
+		t.Errorf("3 bytes: %d %q", r.status, r.body)
+	}
+	if r := s.do(t, "POST", "/add_entry", "list=bob&date=20131219&title=abcd", ""); r.status != 400 {
+		t.Errorf("4 bytes: %d %q", r.status, r.body)
+	}
 }

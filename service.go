@@ -18,6 +18,19 @@ type Service interface {
 	AllEntries(ctx context.Context, list string) ([]Entry, error)
 	// Lists returns the names of every list, sorted.
 	Lists(ctx context.Context) ([]string, error)
+
+	// ListsPage returns, sorted, the names of at most limit lists that
+	// sort after after (in byte order; "" for the first page): the next
+	// page of a listing whose previous page ended with after. A limit
+	// below 1 gives an error wrapping [ErrInvalidLimit].
+	ListsPage(ctx context.Context, after string, limit int) ([]string, error)
+
+	// EntriesPage returns, in id order, at most limit entries of list
+	// whose ids are over afterID (0 for the first page): those of date d,
+	// or of every date when d is the zero Date. Ids only grow, so paging
+	// by the last id seen never skips or repeats an entry. A limit below
+	// 1 gives an error wrapping [ErrInvalidLimit].
+	EntriesPage(ctx context.Context, list string, d Date, afterID, limit int) ([]Entry, error)
 }
 
 var _ Service = (*System)(nil)

@@ -1,0 +1,162 @@
+package todo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+)
+
+// httpError is an answer decided by the handler itself: a status, a
+// one-line reason, and the input the error concerns (a JSON body member,
+// a path or query parameter), empty when none is at fault.
+type httpError struct {
+	status int
+	reason string
+	field  string
+}
+
+func (e *httpError) Error() string { return e.reason }
+
+// badRequest returns a 400 about field.
+func badRequest(field, format string, args ...any) error {
+	return &httpError{http.StatusBadRequest, oneLine(fmt.Sprintf(format, args...)), field}
+}
+
+// listError is an error of the Service about one list, which the reasons
+// and logs of errors that do not name the list themselves need.
+type listError struct {
+	list string
+	err  error
+}
+
+func (e *listError) Error() string { return e.err.Error() }
+func (e *listError) Unwrap() error { return e.err }
+
+// inList wraps a Service error about list; it returns nil for nil.
+func inList(list string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &listError{list, err}
+}
+
+// A renderer writes an error as the answer, in the format of its API.
+type renderer func(w http.ResponseWriter, e *httpError)
+
+// renderText writes the reason alone, in plain text: the original
+// protocol's errors.
+func renderText(w http.ResponseWriter, e *httpError) { writeText(w, e.status, e.reason) }
+
+// errorJSON is the body of the JSON API's errors.
+type errorJSON struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// renderJSON writes {"error":reason,"field":field}: the JSON API's errors.
+func renderJSON(w http.ResponseWriter, e *httpError) {
+	writeJSON(w, e.status, errorJSON{e.reason, e.field})
+}
+
+// rendererFor returns the renderer of the API that path belongs to, for a
+// request refused before it is routed.
+func rendererFor(path string) renderer {
+	if path == "/lists" || strings.HasPrefix(path, "/lists/") {
+		return renderJSON
+	}
+	return renderText
+}
+
+// fail answers a failed request with render, once. The reason sent never
+// holds a file path: errors that may (corrupt files, failed writes) are
+// logged in full and answered with the list's name only.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, render renderer) {
+	e := h.classify(r, err)
+	if e.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	render(w, e)
+}
+
+// classify turns err into an answer and logs it: a client's fault at
+// debug level at most, a server's at warn or error level.
+func (h *handler) classify(r *http.Request, err error) *httpError {
+	var e *httpError
+	if errors.As(err, &e) {
+		h.log.Debug("todo: request refused", "method", r.Method, "path", r.URL.Path,
+			"status", e.status, "reason", e.reason)
+		return e
+	}
+	var le *listError
+	var list string
+	if errors.As(err, &le) {
+		list = le.list
+	}
+	client := func(status int, field string) *httpError {
+		e := &httpError{status, oneLine(strings.TrimPrefix(err.Error(), "todo: ")), field}
+		h.log.Debug("todo: request refused", "list", list, "method", r.Method, "path", r.URL.Path,
+			"status", e.status, "reason", e.reason)
+		return e
+	}
+	switch {
+	case errors.Is(err, ErrInvalidName):
+		return client(http.StatusBadRequest, "list")
+	case errors.Is(err, ErrInvalidDate):
+		return client(http.StatusBadRequest, "date")
+	case errors.Is(err, ErrInvalidTitle):
+		return client(http.StatusBadRequest, "title")
+	case errors.Is(err, ErrInvalidLimit):
+		return client(http.StatusBadRequest, "limit")
+	case errors.Is(err, ErrEntryNotFound):
+		return client(http.StatusNotFound, "id")
+	case errors.Is(err, ErrCorrupt):
+		h.log.Error("todo: corrupt list file", "list", list, "method", r.Method, "path", r.URL.Path, "err", err)
+		return &httpError{status: http.StatusInternalServerError,
+			reason: fmt.Sprintf("list %q cannot be read: its file is corrupt", list)}
+	case errors.Is(err, ErrClosed):
+		h.log.Debug("todo: request after close", "list", list, "method", r.Method, "path", r.URL.Path)
+		return &httpError{status: http.StatusServiceUnavailable, reason: "shutting down"}
+	case errors.Is(err, ErrUnavailable):
+		h.log.Warn("todo: list unavailable", "list", list, "method", r.Method, "path", r.URL.Path, "err", err)
+		return &httpError{status: http.StatusServiceUnavailable, reason: aboutList(list, "unavailable for now")}
+	case errors.Is(err, context.DeadlineExceeded):
+		h.log.Warn("todo: request timed out", "list", list, "method", r.Method, "path", r.URL.Path, "timeout", h.timeout)
+		return &httpError{status: http.StatusServiceUnavailable, reason: aboutList(list, "busy: timed out")}
+	case errors.Is(err, context.Canceled):
+		h.log.Debug("todo: client went away", "list", list, "method", r.Method, "path", r.URL.Path)
+		return &httpError{status: http.StatusServiceUnavailable, reason: "request canceled"}
+	case errors.Is(err, ErrListFull):
+		h.log.Warn("todo: list full", "list", list, "method", r.Method, "path", r.URL.Path)
+		return &httpError{status: http.StatusInsufficientStorage, reason: aboutList(list, "full, no id left")}
+	case errors.Is(err, ErrTooLarge), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		h.log.Error("todo: list not stored", "list", list, "method", r.Method, "path", r.URL.Path, "err", err)
+		return &httpError{status: http.StatusInsufficientStorage, reason: aboutList(list, "cannot be stored")}
+	}
+	h.log.Error("todo: request failed", "list", list, "method", r.Method, "path", r.URL.Path, "err", err)
+	return &httpError{status: http.StatusInternalServerError, reason: aboutList(list, "internal error")}
+}
+
+// aboutList prefixes a reason with the list it concerns, when known:
+// list "bob": busy: timed out.
+func aboutList(list, reason string) string {
+	if list == "" {
+		return reason
+	}
+	return fmt.Sprintf("list %q: %s", list, reason)
+}
+
+// oneLine keeps a reason on one line, whatever it quotes.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.Map(func(c rune) rune {
+		if c == '\n' || c == '\r' {
+			return ' '
+		}
+		return c
+	}, s)
+}

@@ -1,0 +1,288 @@
+package todo
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// The JSON API: lists and their entries as resources, in pages.
+
+// Page sizes of the JSON API's GETs: the limit when none is asked, and
+// the largest that may be asked.
+const (
+	defaultPageLimit = 100
+	maxPageLimit     = 1000
+)
+
+// entryJSON is an entry as the JSON API writes it.
+type entryJSON struct {
+	ID    int    `json:"id"`
+	Date  string `json:"date"`
+	Title string `json:"title"`
+}
+
+func toJSON(e Entry) entryJSON { return entryJSON{ID: e.ID, Date: e.Date.String(), Title: e.Title} }
+
+func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	q, err := jsonQuery(r, "after", "limit")
+	if err != nil {
+		return err
+	}
+	limit, err := pageLimit(q)
+	if err != nil {
+		return err
+	}
+	var after string
+	if _, ok := q["after"]; ok {
+		if after, err = param(q, "after"); err != nil {
+			return err
+		}
+		if err := validName(after); err != nil {
+			return badRequest("after", "bad cursor: %s", strings.TrimPrefix(err.Error(), "todo: "))
+		}
+	}
+	// One more than the page shows whether there is a next page.
+	names, err := h.svc.ListsPage(ctx, after, limit+1)
+	if err != nil {
+		return err
+	}
+	var next string
+	if len(names) > limit {
+		names = names[:limit]
+		next = "/lists?" + url.Values{"after": {names[limit-1]}, "limit": {strconv.Itoa(limit)}}.Encode()
+	}
+	if names == nil {
+		names = []string{}
+	}
+	writePage(w, next, struct {
+		Lists []string `json:"lists"`
+		Next  string   `json:"next,omitempty"`
+	}{names, next})
+	return nil
+}
+
+func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	list, err := listParam(r)
+	if err != nil {
+		return err
+	}
+	q, err := jsonQuery(r, "date", "after", "limit")
+	if err != nil {
+		return err
+	}
+	limit, err := pageLimit(q)
+	if err != nil {
+		return err
+	}
+	var date Date // zero: every date
+	if _, ok := q["date"]; ok {
+		s, err := param(q, "date")
+		if err != nil {
+			return err
+		}
+		if date, err = ParseDate(s); err != nil {
+			return err
+		}
+	}
+	var afterID int
+	if _, ok := q["after"]; ok {
+		s, err := param(q, "after")
+		if err != nil {
+			return err
+		}
+		if afterID, err = decimal("after", s, 0, MaxID); err != nil {
+			return err
+		}
+	}
+	entries, err := h.svc.EntriesPage(ctx, list, date, afterID, limit+1)
+	if err != nil {
+		return inList(list, err)
+	}
+	var next string
+	if len(entries) > limit {
+		entries = entries[:limit]
+		v := url.Values{"after": {strconv.Itoa(entries[limit-1].ID)}, "limit": {strconv.Itoa(limit)}}
+		if date != (Date{}) {
+			v.Set("date", date.String())
+		}
+		next = entryPath(list) + "?" + v.Encode()
+	}
+	out := make([]entryJSON, len(entries))
+	for i, e := range entries {
+		out[i] = toJSON(e)
+	}
+	writePage(w, next, struct {
+		Entries []entryJSON `json:"entries"`
+		Next    string      `json:"next,omitempty"`
+	}{out, next})
+	return nil
+}
+
+// pageLimit reads the limit of a page: defaultPageLimit when none is
+// given.
+func pageLimit(q url.Values) (int, error) {
+	if _, ok := q["limit"]; !ok {
+		return defaultPageLimit, nil
+	}
+	s, err := param(q, "limit")
+	if err != nil {
+		return 0, err
+	}
+	return decimal("limit", s, 1, maxPageLimit)
+}
+
+// writePage answers a page, with the Link to the next one, if any.
+func writePage(w http.ResponseWriter, next string, page any) {
+	if next != "" {
+		w.Header().Set("Link", "<"+next+`>; rel="next"`)
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// entryPath is the path of a list's entries.
+func entryPath(list string) string { return "/lists/" + url.PathEscape(list) + "/entries" }
+
+func (h *handler) createEntry(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	list, err := listParam(r)
+	if err != nil {
+		return err
+	}
+	if _, err := jsonQuery(r); err != nil {
+		return err
+	}
+	body, err := h.readObject(w, r)
+	if err != nil {
+		return err
+	}
+	for _, f := range []string{"date", "title"} {
+		if _, ok := body[f]; !ok {
+			return badRequest(f, "missing or empty %q", f)
+		}
+	}
+	e, err := h.parseEntry(body)
+	if err != nil {
+		return err
+	}
+	if e, err = h.svc.AddEntry(ctx, list, e); err != nil {
+		return inList(list, err)
+	}
+	w.Header().Set("Location", entryPath(list)+"/"+strconv.Itoa(e.ID))
+	writeJSON(w, http.StatusCreated, toJSON(e))
+	return nil
+}
+
+func (h *handler) updateEntry(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	list, err := listParam(r)
+	if err != nil {
+		return err
+	}
+	if _, err := jsonQuery(r); err != nil {
+		return err
+	}
+	id, err := entryID(r)
+	if err != nil {
+		return err
+	}
+	body, err := h.readObject(w, r)
+	if err != nil {
+		return err
+	}
+	if len(body) == 0 {
+		return badRequest("body", `nothing to change: give "date", "title" or both`)
+	}
+	patch, err := h.parseEntry(body)
+	if err != nil {
+		return err
+	}
+	_, setDate := body["date"]
+	_, setTitle := body["title"]
+	e, err := h.svc.UpdateEntry(ctx, list, id, func(e Entry) Entry {
+		if setDate {
+			e.Date = patch.Date
+		}
+		if setTitle {
+			e.Title = patch.Title
+		}
+		return e
+	})
+	if err != nil {
+		return inList(list, err)
+	}
+	writeJSON(w, http.StatusOK, toJSON(e))
+	return nil
+}
+
+func (h *handler) deleteEntry(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	list, err := listParam(r)
+	if err != nil {
+		return err
+	}
+	if _, err := jsonQuery(r); err != nil {
+		return err
+	}
+	id, err := entryID(r)
+	if err != nil {
+		return err
+	}
+	if err := h.svc.DeleteEntry(ctx, list, id); err != nil {
+		return inList(list, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// readObject reads the body of an entry: an object of "date" and
+// "title", both optional here (see decodeObject).
+func (h *handler) readObject(w http.ResponseWriter, r *http.Request) (map[string]string, error) {
+	data, err := h.readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return decodeObject(data, "date", "title")
+}
+
+// parseEntry checks the date and title of a body; one absent is left
+// zero in the entry.
+func (h *handler) parseEntry(body map[string]string) (Entry, error) {
+	var e Entry
+	if s, ok := body["date"]; ok {
+		if s == "" {
+			return e, badRequest("date", `missing or empty "date"`)
+		}
+		d, err := ParseDate(s)
+		if err != nil {
+			return e, err
+		}
+		e.Date = d
+	}
+	if s, ok := body["title"]; ok {
+		if s == "" {
+			return e, badRequest("title", `missing or empty "title"`)
+		}
+		if err := h.checkTitle(s); err != nil {
+			return e, err
+		}
+		e.Title = s
+	}
+	return e, nil
+}
+
+// listParam reads the {list} of a path.
+func listParam(r *http.Request) (string, error) {
+	list := r.PathValue("list")
+	return list, validName(list)
+}
+
+// entryID reads the {id} of a path: a decimal integer, written the way
+// strconv.Itoa writes it.
+func entryID(r *http.Request) (int, error) {
+	s := r.PathValue("id")
+	id, err := strconv.Atoi(s)
+	if err != nil || strconv.Itoa(id) != s {
+		return 0, badRequest("id", "entry id %q is not a decimal integer", s)
+	}
+	return id, nil
+}

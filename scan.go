@@ -1,0 +1,134 @@
+package todo
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"iter"
+	"slices"
+)
+
+// Scans walk the lists of a System, or the entries of a list, in order,
+// from a cursor; pages are scans cut at a limit, the form a handler or a
+// cluster node forwards. A scan yields each item as it goes, so that a
+// caller that stops early, or keeps only a page, never holds the rest.
+//
+// Today ScanLists and Server.Scan read what System.Lists and
+// Server.Entries or Server.AllEntries return; only their bodies are to
+// change for scans that read the store and the table in place. The
+// paragraphs on what a scan sees are the promises such scans keep too.
+
+// scanCheckEvery is how many items a scan yields between two looks at its
+// ctx: a look may cost the allocations of a lazy request context.
+const scanCheckEvery = 1024
+
+// ScanLists returns an iterator over the names of the lists of sys,
+// stored or in memory, in sorted (byte) order, starting after the name
+// after ("" starts at the first). Each range over it scans anew. On an
+// error (ctx ended, the System is closed, the store cannot be listed) it
+// yields the error once, with an empty name, and stops.
+//
+// A scan sees every list that was stored or in memory when it began,
+// once; a list first written during the scan may be seen or not. Resuming
+// from the last name seen, as pages do, never repeats a name, but misses
+// a list created since that sorts before the cursor.
+func (sys *System) ScanLists(ctx context.Context, after string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		names, err := sys.Lists(ctx)
+		if err != nil {
+			yield("", err)
+			return
+		}
+		i, found := slices.BinarySearch(names, after)
+		if found {
+			i++
+		}
+		for n, name := range names[i:] {
+			if n%scanCheckEvery == scanCheckEvery-1 {
+				if err := ctx.Err(); err != nil {
+					yield("", err)
+					return
+				}
+			}
+			if !yield(name, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Scan returns an iterator over the entries of the list in id order, from
+// the first id over afterID (0 starts at the first entry): those of date
+// d, or of every date when d is the zero Date. Each range over it scans
+// anew. On an error (an invalid date or name, a list that cannot be
+// loaded, ctx ended) it yields the error once, with a zero Entry, and
+// stops.
+//
+// A scan sees the list as it was at one moment during the call: every
+// change acknowledged before the scan began, and never a change that was
+// not stored. Ids only grow, so resuming from the last id seen, as pages
+// do, never repeats or skips an entry that stays; entries added since come
+// after it.
+func (s *Server) Scan(ctx context.Context, d Date, afterID int) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		var entries []Entry
+		var err error
+		if d == (Date{}) {
+			entries, err = s.AllEntries(ctx)
+		} else {
+			entries, err = s.Entries(ctx, d)
+		}
+		if err != nil {
+			yield(Entry{}, err)
+			return
+		}
+		i, found := slices.BinarySearchFunc(entries, afterID, func(e Entry, id int) int { return cmp.Compare(e.ID, id) })
+		if found {
+			i++
+		}
+		for n, e := range entries[i:] {
+			if n%scanCheckEvery == scanCheckEvery-1 {
+				if err := ctx.Err(); err != nil {
+					yield(Entry{}, err)
+					return
+				}
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+// ListsPage returns at most limit names of ScanLists(ctx, after): a page
+// of a listing. A limit below 1 gives an error wrapping
+// [ErrInvalidLimit].
+func (sys *System) ListsPage(ctx context.Context, after string, limit int) ([]string, error) {
+	return page(sys.ScanLists(ctx, after), limit)
+}
+
+// EntriesPage returns at most limit entries of
+// ServerProcess(list).Scan(ctx, d, afterID): a page of a list's entries.
+// A limit below 1 gives an error wrapping [ErrInvalidLimit].
+func (sys *System) EntriesPage(ctx context.Context, list string, d Date, afterID, limit int) ([]Entry, error) {
+	s := Server{sys: sys, name: list, err: validName(list)}
+	return page(s.Scan(ctx, d, afterID), limit)
+}
+
+// page collects at most limit items of seq.
+func page[T any](seq iter.Seq2[T, error], limit int) ([]T, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("%w: %d", ErrInvalidLimit, limit)
+	}
+	var out []T
+	for v, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+		if len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}
