@@ -25,7 +25,11 @@ func TestServer_Slowloris(t *testing.T) {
 	}
 	l := serverLimits(5 * time.Second)
 	l.ReadHeaderTimeout = time.Second
-	srv := newServer(todo.NewHandler(sys, nil), slog.New(slog.DiscardHandler), l)
+	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(lists, slog.New(slog.DiscardHandler), l)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
