@@ -92,8 +92,9 @@ type metrics struct {
 	// routes caches the counter and histogram of each route and code,
 	// so that a request costs no allocation: WithLabelValues allocates.
 	// It is copied on write, under mu; readers load it without a lock.
-	routes atomic.Pointer[map[routeCode]routeMetrics]
-	mu     sync.Mutex // serializes writers of routes
+	routes   atomic.Pointer[map[routeCode]routeMetrics]
+	mu       sync.Mutex     // serializes writers of routes, and guards patterns
+	patterns map[string]int // the routes counted apart, and how many codes each has
 
 	writers sync.Pool // of *statusWriter
 }
@@ -111,7 +112,7 @@ type routeMetrics struct {
 // newMetrics registers the Stats of sys, whether the data directory is
 // healthy, the HTTP metrics, and the Go runtime and process collectors.
 func newMetrics(stats func() todo.Stats, healthy func() bool) *metrics {
-	m := &metrics{registry: prometheus.NewRegistry()}
+	m := &metrics{registry: prometheus.NewRegistry(), patterns: make(map[string]int)}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "todo_http_requests_total",
 		Help: "HTTP requests answered, by route (the ServeMux pattern that matched) and status code.",
@@ -190,6 +191,12 @@ func (m *metrics) instrument(h http.Handler, w http.ResponseWriter, r *http.Requ
 	returned = true
 }
 
+// maxRoutes bounds the routes counted apart. The patterns of the muxes are
+// few, but a ServeMux may report a redirect's path as its pattern: past
+// the bound, a new route counts as "other", so that no client can make
+// the series grow without end.
+const maxRoutes = 200
+
 // route returns the metrics of a route and status code, made on first use.
 func (m *metrics) route(pattern string, code int) routeMetrics {
 	if pattern == "" {
@@ -205,6 +212,14 @@ func (m *metrics) route(pattern string, code int) routeMetrics {
 	if rm, ok := routes[key]; ok {
 		return rm
 	}
+	if m.patterns[pattern] == 0 && len(m.patterns) >= maxRoutes {
+		pattern = "other"
+		key = routeCode{pattern, code}
+		if rm, ok := routes[key]; ok {
+			return rm
+		}
+	}
+	m.patterns[pattern]++
 	rm := routeMetrics{
 		requests: m.requests.WithLabelValues(pattern, strconv.Itoa(code)),
 		latency:  m.latency.WithLabelValues(pattern),

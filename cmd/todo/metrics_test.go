@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -230,5 +231,36 @@ func TestMetrics_Instrument(t *testing.T) {
 	}
 	if got, _ := metricValue(families, "todo_http_requests_in_flight"); got != 0 {
 		t.Errorf("%v requests in flight after they all returned", got)
+	}
+}
+
+// TestMetrics_RoutesBounded: however many patterns are reported, the
+// routes counted apart stay bounded, the rest counted as "other".
+func TestMetrics_RoutesBounded(t *testing.T) {
+	t.Parallel()
+	m := newMetrics(func() todo.Stats { return todo.Stats{} }, func() bool { return true })
+	for i := range 3 * maxRoutes {
+		m.route(fmt.Sprintf("/redirect/%d", i), 301).requests.Inc()
+	}
+	m.route("/redirect/0", 301).requests.Inc() // counted apart before the bound
+	families, err := m.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := make(map[string]float64)
+	for _, f := range families {
+		if f.GetName() != "todo_http_requests_total" {
+			continue
+		}
+		for _, metric := range f.Metric {
+			for _, l := range metric.Label {
+				if l.GetName() == "route" {
+					counts[l.GetValue()] += metric.Counter.GetValue()
+				}
+			}
+		}
+	}
+	if len(counts) != maxRoutes+1 || counts["other"] != 2*maxRoutes || counts["/redirect/0"] != 2 {
+		t.Errorf("%d routes, other %v, /redirect/0 %v; want %d routes, other %d, /redirect/0 2", len(counts), counts["other"], counts["/redirect/0"], maxRoutes+1, 2*maxRoutes)
 	}
 }
