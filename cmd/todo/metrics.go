@@ -41,10 +41,24 @@ var statsMetrics = []statsMetric{
 		func(s todo.Stats) float64 { return float64(s.TableReads) }},
 	{"todo_mailbox_waits_total", "Calls that found a list server's mailbox full and had to wait.", prometheus.CounterValue,
 		func(s todo.Stats) float64 { return float64(s.MailboxWaits) }},
-	{"todo_list_files_written_total", "List files written.", prometheus.CounterValue,
-		func(s todo.Stats) float64 { return float64(s.FilesWritten) }},
-	{"todo_list_file_write_errors_total", "List file writes that failed.", prometheus.CounterValue,
+	{"todo_store_commits_total", "Batches of changes committed to the store (group commits).", prometheus.CounterValue,
+		func(s todo.Stats) float64 { return float64(s.Commits) }},
+	{"todo_store_changes_total", "Lists' changes stored; a change holds a batch of one list's requests.", prometheus.CounterValue,
+		func(s todo.Stats) float64 { return float64(s.ChangesStored) }},
+	{"todo_store_write_errors_total", "Changes whose commit to the store failed.", prometheus.CounterValue,
 		func(s todo.Stats) float64 { return float64(s.WriteErrors) }},
+	{"todo_store_write_retries_total", "Acknowledged changes queued again for a retry after a failed commit.", prometheus.CounterValue,
+		func(s todo.Stats) float64 { return float64(s.WriteRetries) }},
+	{"todo_store_unstored_lists", "Lists holding acknowledged changes that failed to commit, now.", prometheus.GaugeValue,
+		func(s todo.Stats) float64 { return float64(s.Unstored) }},
+	{"todo_list_files_written_total", "List files written by checkpoints.", prometheus.CounterValue,
+		func(s todo.Stats) float64 { return float64(s.FilesWritten) }},
+	{"todo_checkpoints_total", "Lists checkpointed into their files.", prometheus.CounterValue,
+		func(s todo.Stats) float64 { return float64(s.Checkpoints) }},
+	{"todo_log_segments", "Segments of the log, now.", prometheus.GaugeValue,
+		func(s todo.Stats) float64 { return float64(s.LogSegments) }},
+	{"todo_log_bytes", "Bytes in the log's segments, now.", prometheus.GaugeValue,
+		func(s todo.Stats) float64 { return float64(s.LogBytes) }},
 }
 
 // statsCollector exports a System's Stats, read once per scrape. It is
@@ -109,8 +123,8 @@ type routeMetrics struct {
 	latency  prometheus.Observer
 }
 
-// newMetrics registers the Stats of sys, whether the data directory is
-// healthy, the HTTP metrics, and the Go runtime and process collectors.
+// newMetrics registers the System's Stats, whether the server is healthy,
+// the HTTP metrics, and the Go runtime and process collectors.
 func newMetrics(stats func() todo.Stats, healthy func() bool) *metrics {
 	m := &metrics{registry: prometheus.NewRegistry(), patterns: make(map[string]int)}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -130,7 +144,7 @@ func newMetrics(stats func() todo.Stats, healthy func() bool) *metrics {
 		newStatsCollector(stats),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "todo_healthy",
-			Help: "1 when the last check of the data directory passed (GET /healthz answers ok), 0 when it failed.",
+			Help: "1 when GET /healthz answers ok, 0 when it answers 503: the data directory is unusable, or changes are not being stored.",
 		}, func() float64 {
 			if healthy() {
 				return 1

@@ -198,10 +198,13 @@ func methodNotAllowed(allow string) http.Handler {
 }
 
 // health is what /healthz answers: the outcome of the watchdog's last
-// check of the data directory. It is safe for concurrent use.
+// check of the data directory, and whether the System stores its
+// changes. It is safe for concurrent use.
 type health struct {
+	storage func() error // the System's Health; nil means none to ask
+
 	mu  sync.Mutex // guards err
-	err error
+	err error      // the watchdog's last check
 }
 
 func (h *health) set(err error) {
@@ -210,23 +213,32 @@ func (h *health) set(err error) {
 	h.mu.Unlock()
 }
 
-// healthy reports whether the last check passed.
-func (h *health) healthy() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.err == nil
-}
-
-func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// problem returns what is wrong, as /healthz says it, or "".
+func (h *health) problem() string {
 	h.mu.Lock()
 	err := h.err
 	h.mu.Unlock()
+	if err != nil {
+		return "data directory unusable"
+	}
+	if h.storage != nil && h.storage() != nil {
+		return "changes are not being stored"
+	}
+	return ""
+}
+
+// healthy reports whether /healthz answers ok.
+func (h *health) healthy() bool { return h.problem() == "" }
+
+func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err != nil {
+	// The reasons are fixed strings: the errors behind them may hold paths,
+	// which the log has.
+	if p := h.problem(); p != "" {
 		w.Header().Set("Retry-After", "5")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, "data directory unusable")
+		io.WriteString(w, p)
 		return
 	}
 	io.WriteString(w, "ok")
@@ -266,7 +278,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 	if err != nil {
 		return abandon(fmt.Errorf("data directory unusable: %w", err))
 	}
-	h := &health{}
+	h := &health{storage: sys.Health}
 	m := newMetrics(sys.Stats, h.healthy)
 	a, err := newApp(sys, h, m, log, cfg.timeout)
 	if err != nil {
