@@ -84,7 +84,7 @@ func serveFlags(cfg *config) []serveFlag {
 		{"data", "TODO_DB_FOLDER", "data `directory`", stringValue{&cfg.data}},
 		{"idle", "TODO_SERVER_EXPIRY", "how long an unused list stays in memory: seconds or a Go `duration`; negative means forever", durationValue{&cfg.idle, true}},
 		{"durability", "TODO_DURABILITY", "`mode` of acknowledging a change: fsync, write or async", durabilityValue{&cfg.durability}},
-		{"workers", "TODO_WORKERS", "`number` of goroutines writing list files, at least 1", intValue{&cfg.workers}},
+		{"workers", "TODO_WORKERS", "`number` of goroutines writing changes to disk, at least 1", intValue{&cfg.workers}},
 		{"timeout", "TODO_TIMEOUT", "bound on each request (a Go `duration`)", durationValue{&cfg.timeout, false}},
 		{"shutdown-timeout", "TODO_SHUTDOWN_TIMEOUT", "bound on finishing in-flight requests when stopping (a Go `duration`)", durationValue{&cfg.shutdownTimeout, false}},
 		{"watchdog", "TODO_WATCHDOG", "how often the data directory is checked (a Go `duration`)", durationValue{&cfg.watchdog, false}},
