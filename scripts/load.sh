@@ -6,7 +6,7 @@
 # against a bare net/http handler answering OK: the ceiling of this machine.
 # Target: async mode >= 0.6x the bare handler's req/s, with p99 < 20 ms.
 #
-# Usage: scripts/load.sh
+# Usage: scripts/load.sh   (needs wrk: apt-get install wrk)
 # Environment: DURATION (default 20s), THREADS (2), CONNECTIONS (64);
 # PROFILE_DIR, if set, gets a CPU profile of each todo run (MODE.cpu, taken
 # from the -debug-addr pprof endpoint over the middle of the run, which
@@ -27,11 +27,9 @@ if [ -n "$PROFILE_DIR" ] && ! command -v curl >/dev/null 2>&1; then
 fi
 
 if ! command -v wrk >/dev/null 2>&1; then
-	echo "wrk not found: installing it with apt-get" >&2
-	sudo=""
-	if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+	echo "load.sh needs wrk, the HTTP load generator, which is not on the PATH." >&2
+	echo "Install it, then run this again: on Debian or Ubuntu, sudo apt-get install wrk" >&2
+	exit 1
 fi
 
 work=$(mktemp -d)

@@ -1,34 +1,24 @@
-// Command todo serves to-do lists over HTTP: the original protocol of
-// Elixir in Action's to-do system (POST /add_entry, GET /entries) and a
-// JSON API, over a todo.System on a data directory. It is the Go form of
-// the book's `iex -S mix` and of its release.
+// Command todo serves to-do lists over HTTP and is a client of a running
+// server. It is the Go form of the book's `iex -S mix`, of its release
+// (start, stop) and of the release's remote console.
 //
-// Usage:
+// Serving: `todo`, `todo serve` or `todo -flags` serve the lists of a data
+// directory (./persist by default) on 127.0.0.1:5454: a web page at /, the
+// original protocol of Elixir in Action's to-do system (POST /add_entry,
+// GET /entries), the library's JSON API, GET /healthz, GET /metrics
+// (Prometheus) and GET /debug/vars. `todo help serve` lists the flags, each
+// of which defaults to an environment variable.
 //
-//	todo [flags]     serve (go run ./cmd/todo: 127.0.0.1:5454, data in ./persist)
-//	todo version     print the module version and VCS revision
+// As a client: `todo lists`, `todo entries LIST [DATE]`, `todo add LIST DATE
+// TITLE`, `todo rm LIST ID` and `todo stats` talk to a running server over
+// its JSON API, at -server URL, or TODO_URL, or http://127.0.0.1:5454.
 //
-// Each flag takes its default from an environment variable, the 3rd
-// edition's where it has one:
+// Exit status: 0 when the command did what it was asked, 1 when it failed
+// (the server refused, or an I/O or network error), 2 for a mistake in the
+// command line. A failure is one line on stderr; a mistake is one line and
+// a hint to run `todo help`.
 //
-//	-addr              TODO_HTTP_PORT        listen address; a bare port means 127.0.0.1:PORT (default 127.0.0.1:5454)
-//	-data              TODO_DB_FOLDER        data directory (default ./persist)
-//	-idle              TODO_SERVER_EXPIRY    idle time before a list leaves memory: seconds, or a Go duration (default 60)
-//	-durability        TODO_DURABILITY       fsync, write or async (default fsync)
-//	-workers           TODO_WORKERS          goroutines writing list files (default 3)
-//	-timeout           TODO_TIMEOUT          bound on each request (default 5s)
-//	-shutdown-timeout  TODO_SHUTDOWN_TIMEOUT bound on finishing in-flight requests at stop (default 10s)
-//	-watchdog          TODO_WATCHDOG         how often the data directory is checked (default 5s)
-//	-debug-addr        TODO_DEBUG_ADDR       loopback address for pprof and /debug/vars (default none)
-//	-log-format        TODO_LOG_FORMAT       text or json (default text)
-//	-log-level         TODO_LOG_LEVEL        debug, info, warn or error (default info)
-//
-// Beside the handler's routes the server answers GET /healthz ("ok", or
-// 503 with the reason when the data directory's last check failed) and
-// GET /debug/vars (JSON in expvar's shape, with the System's Stats under "todo").
-// pprof is served only on -debug-addr, which must be a loopback address.
-//
-// SIGINT or SIGTERM stops the server gracefully: it stops accepting,
+// SIGINT or SIGTERM stops a server gracefully: it stops accepting,
 // finishes in-flight requests (up to -shutdown-timeout), closes the System,
 // which writes every pending change, and exits 0. If the listener dies or
 // the data directory becomes unusable (removed, replaced, not writable),
@@ -42,19 +32,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"math"
-	"net"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"syscall"
-	"time"
-
-	"github.com/gotodo/todo"
 )
 
 func main() {
@@ -64,145 +47,233 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "todo:", err)
-		os.Exit(1)
+	os.Exit(report(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr), os.Stderr))
+}
+
+// Exit statuses, which scripts may rely on.
+const (
+	exitOK     = 0 // done
+	exitFailed = 1 // the server refused, or an I/O or network error
+	exitUsage  = 2 // a mistake in the command line
+)
+
+// stdio is what a command writes to, and the environment it reads.
+type stdio struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+}
+
+// command is one of todo's commands.
+type command struct {
+	name    string
+	args    string // the arguments, as the usage line shows them
+	summary string
+	run     func(ctx context.Context, std *stdio, args []string) error
+	help    func(w io.Writer) // the command's own help: its usage and flags
+}
+
+// commands are todo's commands, in the order `todo help` lists them. It
+// is set in init: the help command reads it, which a plain initializer
+// would make an initialization cycle.
+var commands []*command
+
+func init() {
+	commands = []*command{
+		{name: "serve", args: "[flags]", summary: "serve the lists: web page, HTTP API, /metrics (the default command)",
+			run: runServe, help: serveHelp},
+		{name: "lists", args: "", summary: "print the names of the lists, one a line",
+			run: runLists, help: clientHelp("lists", "", "Prints the name of every list, one a line, sorted.")},
+		{name: "entries", args: "LIST [DATE]", summary: "print a list's entries (every one, or DATE's): ID, date, title",
+			run: runEntries, help: clientHelp("entries", "LIST [DATE]",
+				"Prints the entries of LIST, one a line: id, date and title, separated by tabs.\nWith DATE (2013-12-19, 20131219 or today), only that day's.")},
+		{name: "add", args: "LIST DATE TITLE", summary: "add an entry to a list and print it",
+			run: runAdd, help: clientHelp("add", "LIST DATE TITLE",
+				"Adds an entry to LIST (which need not exist yet) and prints it: id, date and title.\nDATE is 2013-12-19, 20131219 or today; the words of TITLE are joined with spaces.")},
+		{name: "rm", args: "LIST ID", summary: "delete an entry",
+			run: runRemove, help: clientHelp("rm", "LIST ID", "Deletes the entry ID of LIST. It prints nothing.")},
+		{name: "stats", args: "", summary: "print the server's counters",
+			run: runStats, help: clientHelp("stats", "", "Prints the counters of the server's System (its /debug/vars), one a line: name and value.")},
+		{name: "version", args: "", summary: "print the version",
+			run: runVersion, help: simpleHelp("version", "", "Prints the module version, the VCS revision, the Go version and the platform.")},
+		{name: "help", args: "[COMMAND]", summary: "print this, or a command's usage and flags",
+			run: runHelp, help: simpleHelp("help", "[COMMAND]", "Prints the commands, or the usage and flags of COMMAND.")},
 	}
 }
 
-// run is the whole command: it serves until ctx ends (a signal, in main)
-// or a part it cannot live without fails, which it returns as an error.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		switch args[0] {
-		case "version":
-			if len(args) > 1 {
-				return fmt.Errorf("version takes no arguments, got %q", args[1:])
-			}
-			printVersion(stdout)
-			return nil
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
 		}
-		return fmt.Errorf("unknown command %q: want flags only, to serve, or version", args[0])
 	}
-	cfg, err := parseConfig(args, getenv, stderr)
+	return nil
+}
+
+// run is the whole command: it runs the command args name, or serves
+// when there is none (or only flags). A server runs until ctx ends (a
+// signal, in main) or a part it cannot live without fails.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	std := &stdio{getenv: getenv, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		return runServe(ctx, std, nil)
+	}
+	switch a := args[0]; {
+	case isHelpFlag(a):
+		printHelp(stdout)
+		return nil
+	case strings.HasPrefix(a, "-"):
+		return runServe(ctx, std, args) // `todo -flags` serves, as it always did
+	}
+	c := lookup(args[0])
+	if c == nil {
+		return usagef("", "unknown command %q", args[0])
+	}
+	return c.run(ctx, std, args[1:])
+}
+
+func isHelpFlag(a string) bool { return a == "-h" || a == "-help" || a == "--help" || a == "--h" }
+
+// usageError is a mistake in the command line. It is reported as one line
+// and a hint to read the help of the command it names ("" for todo's),
+// with exit status 2.
+type usageError struct {
+	command string
+	msg     string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(command, format string, args ...any) error {
+	return &usageError{command: command, msg: fmt.Sprintf(format, args...)}
+}
+
+// report prints err, if any, on stderr and returns the exit status for it.
+// The message is one line, prefixed "todo: " once, whatever the error
+// wraps; a usage error adds a second line, the hint.
+func report(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "todo: %s\n", oneLine(err))
+	var ue *usageError
+	if errors.As(err, &ue) {
+		if ue.command == "" {
+			fmt.Fprintln(stderr, "Run 'todo help' for usage.")
+		} else {
+			fmt.Fprintf(stderr, "Run 'todo help %s' for usage.\n", ue.command)
+		}
+		return exitUsage
+	}
+	return exitFailed
+}
+
+// oneLine is err's message on one line, without the "todo: " prefixes the
+// library's errors carry (report adds its own once): the lines of a joined
+// error are separated by "; ".
+func oneLine(err error) string {
+	var parts []string
+	for line := range strings.Lines(err.Error()) {
+		if line = strings.TrimSpace(line); line != "" {
+			parts = append(parts, line)
+		}
+	}
+	s := strings.Join(parts, "; ")
+	s = strings.ReplaceAll(s, ": todo: ", ": ")
+	s = strings.ReplaceAll(s, "; todo: ", "; ")
+	return strings.TrimPrefix(s, "todo: ")
+}
+
+// newFlagSet returns a flag set that prints nothing: run reports its
+// errors once, through report, and prints help on stdout when asked.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("todo "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseFlags parses args with fs, letting flags come before, between or
+// after the positional arguments (`todo entries bob -json`), and returns
+// the positional ones; "--" ends the flags. -h and -help return
+// flag.ErrHelp; any other mistake is a usage error of the command.
+func parseFlags(fs *flag.FlagSet, command string, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &usageError{command: command, msg: err.Error()}
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// printHelp prints todo's help: the commands, the client's setting and
+// the exit statuses.
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, "todo: to-do lists over HTTP, the to-do system of Elixir in Action in Go.\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-29s %s\n", strings.TrimSpace("todo "+c.name+" "+c.args), c.summary)
+	}
+	fmt.Fprint(w, `
+"todo" alone, or "todo -flags", serves too. The client commands (lists, entries,
+add, rm, stats) talk to a running server: -server URL, or TODO_URL, or
+http://127.0.0.1:5454. DATE is 2013-12-19, 20131219 or today.
+
+Exit status: 0 done; 1 failed (the server refused, or an I/O or network
+error: one line on stderr); 2 a mistake in the command line.
+
+Run 'todo help COMMAND' for a command's usage and flags.
+`)
+}
+
+func runHelp(ctx context.Context, std *stdio, args []string) error {
+	switch {
+	case len(args) == 0:
+		printHelp(std.stdout)
+		return nil
+	case len(args) > 1:
+		return usagef("help", "help takes one command, got %d arguments", len(args))
+	}
+	c := lookup(args[0])
+	if c == nil {
+		return usagef("", "no help for %q: it is not a command", args[0])
+	}
+	c.help(std.stdout)
+	return nil
+}
+
+// simpleHelp is the help of a command without flags.
+func simpleHelp(name, args, text string) func(io.Writer) {
+	return func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: %s\n\n%s\n", strings.TrimSpace("todo "+name+" "+args), text)
+	}
+}
+
+func runVersion(ctx context.Context, std *stdio, args []string) error {
+	fs := newFlagSet("version")
+	args, err := parseFlags(fs, "version", args)
 	if errors.Is(err, flag.ErrHelp) {
+		lookup("version").help(std.stdout)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
-
-	sys, err := todo.Open(cfg.data, &todo.Options{
-		IdleTimeout: cfg.idle,
-		Durability:  cfg.durability,
-		Workers:     cfg.workers,
-		Logger:      log,
-	})
-	if err != nil {
-		return err
+	if len(args) > 0 {
+		return usagef("version", "version takes no arguments, got %q", args)
 	}
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return errors.Join(err, sys.Close())
-	}
-	var debugLn net.Listener
-	if cfg.debugAddr != "" {
-		if debugLn, err = listenLoopback(cfg.debugAddr); err != nil {
-			return errors.Join(err, ln.Close(), sys.Close())
-		}
-	}
-	return serve(ctx, cfg, log, sys, ln, debugLn)
-}
-
-// config is what the flags and the environment ask for.
-type config struct {
-	addr            string
-	data            string
-	idle            time.Duration
-	durability      todo.Durability
-	workers         int
-	timeout         time.Duration
-	shutdownTimeout time.Duration
-	watchdog        time.Duration
-	debugAddr       string
-	logFormat       string
-	logLevel        slog.Level
-}
-
-// parseConfig reads the flags in args, each defaulting to its environment
-// variable, and that to the built-in default. An invalid environment value
-// is an error naming the variable, never silently ignored.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
-	cfg := &config{
-		addr:            "127.0.0.1:5454",
-		data:            "./persist",
-		idle:            60 * time.Second,
-		durability:      todo.Fsync,
-		workers:         3,
-		timeout:         5 * time.Second,
-		shutdownTimeout: 10 * time.Second,
-		watchdog:        5 * time.Second,
-		logFormat:       "text",
-		logLevel:        slog.LevelInfo,
-	}
-	fs := flag.NewFlagSet("todo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "usage: todo [flags]   serve the to-do lists over HTTP\n       todo version   print the version\n\nflags (each defaults to the environment variable in brackets):\n")
-		fs.PrintDefaults()
-	}
-	vars := []struct {
-		name, env, usage string
-		value            flag.Value
-	}{
-		{"addr", "TODO_HTTP_PORT", "listen `address`; a bare port means 127.0.0.1:PORT", addrValue{&cfg.addr}},
-		{"data", "TODO_DB_FOLDER", "data `directory`", stringValue{&cfg.data}},
-		{"idle", "TODO_SERVER_EXPIRY", "how long a list stays in memory unused: seconds or a Go `duration`; negative means forever", durationValue{&cfg.idle, true}},
-		{"durability", "TODO_DURABILITY", "`mode` of acknowledging a change: fsync, write or async", durabilityValue{&cfg.durability}},
-		{"workers", "TODO_WORKERS", "`number` of goroutines writing list files", intValue{&cfg.workers}},
-		{"timeout", "TODO_TIMEOUT", "bound on each request (a Go `duration`)", durationValue{&cfg.timeout, false}},
-		{"shutdown-timeout", "TODO_SHUTDOWN_TIMEOUT", "bound on finishing in-flight requests when stopping (a Go `duration`)", durationValue{&cfg.shutdownTimeout, false}},
-		{"watchdog", "TODO_WATCHDOG", "how often the data directory is checked (a Go `duration`)", durationValue{&cfg.watchdog, false}},
-		{"debug-addr", "TODO_DEBUG_ADDR", "loopback `address` for pprof and /debug/vars; empty means none", stringValue{&cfg.debugAddr}},
-		{"log-format", "TODO_LOG_FORMAT", "log `format`: text or json", choiceValue{&cfg.logFormat, []string{"text", "json"}}},
-		{"log-level", "TODO_LOG_LEVEL", "log `level`: debug, info, warn or error", levelValue{&cfg.logLevel}},
-	}
-	for _, v := range vars {
-		if s := getenv(v.env); s != "" {
-			if err := v.value.Set(s); err != nil {
-				return nil, fmt.Errorf("%s=%q: %w", v.env, s, err)
-			}
-		}
-		fs.Var(v.value, v.name, v.usage+" ["+v.env+"]")
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	switch {
-	case cfg.workers < 0:
-		return nil, fmt.Errorf("-workers %d is negative", cfg.workers)
-	case cfg.timeout <= 0:
-		return nil, fmt.Errorf("-timeout %v is not positive", cfg.timeout)
-	case cfg.shutdownTimeout <= 0:
-		return nil, fmt.Errorf("-shutdown-timeout %v is not positive", cfg.shutdownTimeout)
-	case cfg.watchdog <= 0:
-		return nil, fmt.Errorf("-watchdog %v is not positive", cfg.watchdog)
-	case cfg.data == "":
-		return nil, errors.New("-data is empty")
-	}
-	return cfg, nil
-}
-
-func newLogger(cfg *config, w io.Writer) *slog.Logger {
-	o := &slog.HandlerOptions{Level: cfg.logLevel}
-	if cfg.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
-	}
-	return slog.New(slog.NewTextHandler(w, o))
+	printVersion(std.stdout)
+	return nil
 }
 
 // printVersion prints the module version and VCS revision recorded in the
@@ -226,134 +297,3 @@ func printVersion(w io.Writer) {
 	}
 	fmt.Fprintf(w, "todo %s revision %s%s %s %s/%s\n", version, revision, modified, goVersion, runtime.GOOS, runtime.GOARCH)
 }
-
-// Flag values.
-
-type stringValue struct{ p *string }
-
-func (v stringValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return *v.p
-}
-func (v stringValue) Set(s string) error { *v.p = s; return nil }
-
-// addrValue is a listen address; a bare port number, as TODO_HTTP_PORT
-// holds, means that port on 127.0.0.1.
-type addrValue struct{ p *string }
-
-func (v addrValue) String() string { return stringValue(v).String() }
-func (v addrValue) Set(s string) error {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n < 0 || n > 65535 {
-			return fmt.Errorf("port %d out of range", n)
-		}
-		s = net.JoinHostPort("127.0.0.1", s)
-	}
-	if _, _, err := net.SplitHostPort(s); err != nil {
-		return err
-	}
-	*v.p = s
-	return nil
-}
-
-// durationValue is a Go duration, or, when seconds is set, also a plain
-// number of seconds, as the 3rd edition's TODO_SERVER_EXPIRY is.
-type durationValue struct {
-	p       *time.Duration
-	seconds bool
-}
-
-func (v durationValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return v.p.String()
-}
-
-func (v durationValue) Set(s string) error {
-	if v.seconds {
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			const maxSeconds = math.MaxInt64 / int64(time.Second)
-			if n > maxSeconds || n < -maxSeconds {
-				return fmt.Errorf("%d seconds is out of range", n)
-			}
-			*v.p = time.Duration(n) * time.Second
-			return nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		if v.seconds {
-			return fmt.Errorf("want seconds or a Go duration: %w", err)
-		}
-		return err
-	}
-	*v.p = d
-	return nil
-}
-
-type intValue struct{ p *int }
-
-func (v intValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return strconv.Itoa(*v.p)
-}
-
-func (v intValue) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return errors.New("not an integer")
-	}
-	*v.p = n
-	return nil
-}
-
-type durabilityValue struct{ p *todo.Durability }
-
-func (v durabilityValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return v.p.String()
-}
-
-func (v durabilityValue) Set(s string) error {
-	d, err := todo.ParseDurability(s)
-	if err != nil {
-		return err
-	}
-	*v.p = d
-	return nil
-}
-
-type choiceValue struct {
-	p       *string
-	choices []string
-}
-
-func (v choiceValue) String() string { return stringValue{v.p}.String() }
-
-func (v choiceValue) Set(s string) error {
-	for _, c := range v.choices {
-		if s == c {
-			*v.p = s
-			return nil
-		}
-	}
-	return fmt.Errorf("want one of %s", strings.Join(v.choices, ", "))
-}
-
-type levelValue struct{ p *slog.Level }
-
-func (v levelValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return strings.ToLower(v.p.String())
-}
-
-func (v levelValue) Set(s string) error { return v.p.UnmarshalText([]byte(s)) }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -70,7 +71,7 @@ func TestParseConfig(t *testing.T) {
 		{"a bare port flag", []string{"-addr", "0"}, nil, func(c *config) { c.addr = "127.0.0.1:0" }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := parseConfig(c.args, envOf(c.env), io.Discard)
+			got, err := parseConfig(c.args, envOf(c.env))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,47 +89,140 @@ func TestParseConfig_Errors(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		env  map[string]string
-		want string
+		want string // the whole message: one line, said once
 	}{
-		{nil, map[string]string{"TODO_SERVER_EXPIRY": "soon"}, `TODO_SERVER_EXPIRY="soon": want seconds or a Go duration`},
-		{nil, map[string]string{"TODO_HTTP_PORT": "70000"}, "TODO_HTTP_PORT"},
-		{nil, map[string]string{"TODO_WORKERS": "many"}, "TODO_WORKERS"},
-		{nil, map[string]string{"TODO_DURABILITY": "paper"}, "TODO_DURABILITY"},
-		{[]string{"-durability", "paper"}, nil, "want fsync, write or async"},
-		{[]string{"-log-format", "xml"}, nil, "want one of text, json"},
-		{[]string{"-log-level", "loud"}, nil, "-log-level"},
-		{[]string{"-addr", "nocolon"}, nil, "missing port"},
-		{[]string{"-workers", "-1"}, nil, "-workers -1 is negative"},
-		{[]string{"-timeout", "0s"}, nil, "-timeout 0s is not positive"},
-		{[]string{"-watchdog", "-1s"}, nil, "not positive"},
-		{[]string{"-data", ""}, nil, "-data is empty"},
-		{[]string{"-nope"}, nil, "flag provided but not defined"},
-		{[]string{"-data", "d", "extra"}, nil, "unexpected arguments"},
+		{nil, map[string]string{"TODO_SERVER_EXPIRY": "soon"}, `TODO_SERVER_EXPIRY="soon": want seconds or a Go duration (90s, 2m)`},
+		{nil, map[string]string{"TODO_HTTP_PORT": "70000"}, `TODO_HTTP_PORT="70000": port 70000 out of range`},
+		{nil, map[string]string{"TODO_WORKERS": "many"}, `TODO_WORKERS="many": not an integer`},
+		{nil, map[string]string{"TODO_DURABILITY": "paper"}, `TODO_DURABILITY="paper": want fsync, write or async`},
+		{[]string{"-durability", "paper"}, nil, `invalid value "paper" for flag -durability: want fsync, write or async`},
+		{[]string{"-log-format", "xml"}, nil, `invalid value "xml" for flag -log-format: want text or json`},
+		{[]string{"-log-level", "loud"}, nil, `invalid value "loud" for flag -log-level: want debug, info, warn or error`},
+		{[]string{"-addr", "nocolon"}, nil, `invalid value "nocolon" for flag -addr: missing port in address`},
+		{[]string{"-timeout", "soon"}, nil, `invalid value "soon" for flag -timeout: want a Go duration (5s, 1m30s)`},
+		// Values the System would silently replace by its defaults are
+		// refused, so that the log never shows a value not in force.
+		{[]string{"-idle", "0"}, nil, "-idle 0 (TODO_SERVER_EXPIRY): want a positive duration, or a negative one for never"},
+		{nil, map[string]string{"TODO_SERVER_EXPIRY": "0s"}, "-idle 0 (TODO_SERVER_EXPIRY): want a positive duration, or a negative one for never"},
+		{[]string{"-workers", "0"}, nil, "-workers 0 (TODO_WORKERS): want at least 1"},
+		{[]string{"-workers", "-1"}, nil, "-workers -1 (TODO_WORKERS): want at least 1"},
+		{[]string{"-timeout", "0s"}, nil, "-timeout 0s (TODO_TIMEOUT): want a positive duration"},
+		{[]string{"-shutdown-timeout", "-1s"}, nil, "-shutdown-timeout -1s (TODO_SHUTDOWN_TIMEOUT): want a positive duration"},
+		{[]string{"-watchdog", "-1s"}, nil, "-watchdog -1s (TODO_WATCHDOG): want a positive duration"},
+		{[]string{"-data", ""}, nil, "-data (TODO_DB_FOLDER) is empty"},
+		{[]string{"-nope"}, nil, "flag provided but not defined: -nope"},
+		{[]string{"-data", "d", "extra"}, nil, `unexpected arguments ["extra"]`},
 	} {
-		_, err := parseConfig(c.args, envOf(c.env), io.Discard)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%q %v: %v, want an error with %q", c.args, c.env, err, c.want)
+		_, err := parseConfig(c.args, envOf(c.env))
+		var ue *usageError
+		if !errors.As(err, &ue) || ue.command != "serve" {
+			t.Errorf("%q %v: %v, want a usage error of serve", c.args, c.env, err)
+			continue
+		}
+		if got := oneLine(err); got != c.want {
+			t.Errorf("%q %v:\n got  %s\n want %s", c.args, c.env, got, c.want)
 		}
 	}
 }
 
-func TestRun_Commands(t *testing.T) {
+// runMain runs the command as main does, and returns its exit status and
+// what it printed.
+func runMain(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code = report(run(ctx, args, envOf(env), &out, &errOut), &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestRun_HelpAndVersion: what a user asks for goes to stdout, with exit
+// status 0, so that `todo -h | less` shows it.
+func TestRun_HelpAndVersion(t *testing.T) {
 	t.Parallel()
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"version"}, envOf(nil), &out, io.Discard); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		args []string
+		want []string // in stdout
+	}{
+		{[]string{"help"}, []string{"Usage:", "todo entries LIST [DATE]", "todo add LIST DATE TITLE", "Exit status: 0 done; 1 failed", "TODO_URL"}},
+		{[]string{"-h"}, []string{"Usage:", "todo serve [flags]"}},
+		{[]string{"-help"}, []string{"Usage:", "todo serve [flags]"}},
+		{[]string{"--help"}, []string{"Usage:", "todo serve [flags]"}},
+		{[]string{"help", "serve"}, []string{"Usage: todo serve [flags]", "-addr address", "[TODO_HTTP_PORT] (default 127.0.0.1:5454)", "-durability mode", "-version"}},
+		{[]string{"serve", "-h"}, []string{"Usage: todo serve [flags]", "-addr address"}},
+		{[]string{"-addr", "127.0.0.1:0", "-h"}, []string{"Usage: todo serve [flags]"}},
+		{[]string{"help", "add"}, []string{"Usage: todo add LIST DATE TITLE [flags]", "-server URL", "TODO_URL", "Exit status"}},
+		{[]string{"add", "--help"}, []string{"Usage: todo add LIST DATE TITLE [flags]"}},
+		{[]string{"entries", "-h"}, []string{"Usage: todo entries LIST [DATE] [flags]", "-json"}},
+		{[]string{"help", "help"}, []string{"Usage: todo help [COMMAND]"}},
+		{[]string{"version"}, []string{"todo ", " revision "}},
+		{[]string{"-version"}, []string{"todo ", " revision "}},
+		{[]string{"--version"}, []string{"todo ", " revision "}},
+		{[]string{"serve", "-version"}, []string{"todo ", " revision "}},
+	} {
+		code, stdout, stderr := runMain(t, nil, c.args...)
+		if code != exitOK || stderr != "" {
+			t.Errorf("%q: exit %d, stderr %q", c.args, code, stderr)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(stdout, w) {
+				t.Errorf("%q: stdout has no %q:\n%s", c.args, w, stdout)
+			}
+		}
 	}
-	// Tests are built without VCS stamping here, so the revision may be unknown.
-	if !strings.HasPrefix(out.String(), "todo ") || !strings.Contains(out.String(), " revision ") {
-		t.Errorf("version: %q", out.String())
+}
+
+// TestRun_Mistakes: a mistake prints one line and a hint on stderr, once,
+// nothing on stdout, and exits 2; the line never stutters.
+func TestRun_Mistakes(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		line string // the first line of stderr
+		hint string
+	}{
+		{[]string{"frob"}, nil, `todo: unknown command "frob"`, "Run 'todo help' for usage."},
+		{[]string{"-nope"}, nil, "todo: flag provided but not defined: -nope", "Run 'todo help serve' for usage."},
+		{[]string{"serve", "x"}, nil, `todo: unexpected arguments ["x"]`, "Run 'todo help serve' for usage."},
+		{[]string{"-durability", "bogus"}, nil, `todo: invalid value "bogus" for flag -durability: want fsync, write or async`, "Run 'todo help serve' for usage."},
+		{nil, map[string]string{"TODO_DURABILITY": "bogus"}, `todo: TODO_DURABILITY="bogus": want fsync, write or async`, "Run 'todo help serve' for usage."},
+		{[]string{"-idle", "0"}, nil, "todo: -idle 0 (TODO_SERVER_EXPIRY): want a positive duration, or a negative one for never", "Run 'todo help serve' for usage."},
+		{[]string{"version", "x"}, nil, `todo: version takes no arguments, got ["x"]`, "Run 'todo help version' for usage."},
+		{[]string{"help", "frob"}, nil, `todo: no help for "frob": it is not a command`, "Run 'todo help' for usage."},
+		{[]string{"help", "a", "b"}, nil, "todo: help takes one command, got 2 arguments", "Run 'todo help help' for usage."},
+		{[]string{"lists", "x"}, nil, `todo: lists wants no arguments, got 1: ["x"]`, "Run 'todo help lists' for usage."},
+		{[]string{"entries"}, nil, "todo: entries wants LIST [DATE]", "Run 'todo help entries' for usage."},
+		{[]string{"entries", "bob", "20131219", "x"}, nil, `todo: entries wants LIST [DATE], got 3 arguments: ["bob" "20131219" "x"]`, "Run 'todo help entries' for usage."},
+		{[]string{"entries", "bob", "yesterday"}, nil, `todo: date "yesterday": want 2013-12-19, 20131219 or today`, "Run 'todo help entries' for usage."},
+		{[]string{"add", "bob", "20131219"}, nil, "todo: add wants LIST DATE TITLE", "Run 'todo help add' for usage."},
+		{[]string{"add", "bob", "20130230", "Dentist"}, nil, `todo: date "20130230": want 2013-12-19, 20131219 or today`, "Run 'todo help add' for usage."},
+		{[]string{"rm", "bob", "one"}, nil, `todo: entry id "one" is not a positive integer`, "Run 'todo help rm' for usage."},
+		{[]string{"rm", "bob", "1", "-frob"}, nil, "todo: flag provided but not defined: -frob", "Run 'todo help rm' for usage."},
+		{[]string{"lists", "-server", "ftp://x"}, nil, `todo: -server "ftp://x": want an http or https URL`, "Run 'todo help lists' for usage."},
+		{[]string{"stats"}, map[string]string{"TODO_URL": "http://x/?a=b"}, `todo: TODO_URL "http://x/?a=b": want no query or fragment`, "Run 'todo help stats' for usage."},
+	} {
+		code, stdout, stderr := runMain(t, c.env, c.args...)
+		want := c.line + "\n" + c.hint + "\n"
+		if code != exitUsage || stdout != "" || stderr != want {
+			t.Errorf("%q %v: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and:\n%s", c.args, c.env, code, stdout, stderr, want)
+		}
 	}
-	out.Reset()
-	if err := run(context.Background(), []string{"-h"}, envOf(nil), io.Discard, &out); err != nil || !strings.Contains(out.String(), "TODO_HTTP_PORT") {
-		t.Errorf("-h: %v %q", err, out.String())
-	}
-	for _, args := range [][]string{{"serve"}, {"version", "x"}, {"-durability", "x"}} {
-		if err := run(context.Background(), args, envOf(nil), io.Discard, io.Discard); err == nil {
-			t.Errorf("%q: no error", args)
+}
+
+func TestOneLine(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{errors.New("todo: invalid options: durability"), "invalid options: durability"},
+		{fmt.Errorf("open: %w", errors.New("todo: corrupt data")), "open: corrupt data"},
+		{errors.Join(errors.New("listen: in use"), errors.New("todo: system closed")), "listen: in use; system closed"},
+		{errors.New("two\nlines\n"), "two; lines"},
+	} {
+		if got := oneLine(c.err); got != c.want {
+			t.Errorf("oneLine(%q) = %q, want %q", c.err, got, c.want)
 		}
 	}
 }
@@ -381,7 +475,7 @@ func (brokenListener) Accept() (net.Conn, error) { return nil, errors.New("socke
 
 func TestServe_ListenerDies(t *testing.T) {
 	t.Parallel()
-	cfg, err := parseConfig(nil, envOf(nil), io.Discard)
+	cfg, err := parseConfig(nil, envOf(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

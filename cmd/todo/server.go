@@ -57,32 +57,60 @@ func newServer(h http.Handler, log *slog.Logger, l limits) *http.Server {
 	}
 }
 
-// appHandler is what the main listener serves: the library's handler, and
-// beside it /healthz and /debug/vars.
-func appHandler(sys *todo.System, h *health, log *slog.Logger, timeout time.Duration) http.Handler {
-	lists := todo.NewHandler(sys, &todo.HandlerOptions{Timeout: timeout, Logger: log})
-	mux := http.NewServeMux()
-	mux.Handle("/", lists)
-	mux.Handle("GET /healthz", h)
-	mux.Handle("GET /debug/vars", varsHandler(sys))
-	mux.Handle("/healthz", methodNotAllowed("GET, HEAD"))
-	mux.Handle("/debug/vars", methodNotAllowed("GET, HEAD"))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The original routes, nearly every request, go straight to the
-		// lists' handler, where the mux would send them (its "/"), without
-		// the allocations of its matching.
-		if p := r.URL.Path; r.URL.RawPath == "" && (p == "/entries" || p == "/add_entry") {
-			lists.ServeHTTP(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+// listsHandler is the library's handler of sys: the original protocol
+// and the JSON API. It is the command's only call of todo.NewHandler.
+func listsHandler(sys *todo.System, log *slog.Logger, timeout time.Duration) (http.Handler, error) {
+	return todo.NewHandler(sys, &todo.HandlerOptions{Timeout: timeout, Logger: log}), nil
 }
 
-// debugHandler is what the -debug-addr listener serves: pprof and /debug/vars.
-// The pprof endpoints are written here on runtime/pprof rather than taken
-// from net/http/pprof, whose import registers them on the default mux.
-func debugHandler(sys *todo.System) http.Handler {
+// app is what the main listener serves: the library's handler, and beside
+// it the command's own paths (the page, /healthz, /metrics, /debug/vars),
+// every request counted in the metrics. It is safe for concurrent use.
+type app struct {
+	lists   http.Handler   // the library's handler, which routes its own paths
+	own     *http.ServeMux // the command's paths
+	metrics *metrics
+}
+
+// newApp mounts the library's handler of sys beside the command's paths.
+func newApp(sys *todo.System, h *health, m *metrics, log *slog.Logger, timeout time.Duration) (*app, error) {
+	lists, err := listsHandler(sys, log, timeout)
+	if err != nil {
+		return nil, err
+	}
+	page := newPageHandler()
+	own := http.NewServeMux()
+	own.HandleFunc("GET /{$}", page.index)
+	own.HandleFunc("GET /web/{name}", page.file)
+	own.Handle("GET /healthz", h)
+	own.Handle("GET /metrics", m.handler(log))
+	own.Handle("GET /debug/vars", varsHandler(sys))
+	for _, p := range []string{"/{$}", "/web/{name}", "/healthz", "/metrics", "/debug/vars"} {
+		own.Handle(p, methodNotAllowed("GET, HEAD"))
+	}
+	return &app{lists: lists, own: own, metrics: m}, nil
+}
+
+func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.metrics.instrument(a.route(r.URL.Path), w, r)
+}
+
+// route sends the command's paths to its mux and every other path to the
+// library's handler, which routes them itself: the original routes, which
+// take nearly every request, cost no ServeMux matching here.
+func (a *app) route(path string) http.Handler {
+	switch {
+	case path == "/", path == "/healthz", path == "/metrics", path == "/debug/vars", strings.HasPrefix(path, "/web/"):
+		return a.own
+	}
+	return a.lists
+}
+
+// debugHandler is what the -debug-addr listener serves: pprof,
+// /debug/vars and /metrics. The pprof endpoints are written here on
+// runtime/pprof rather than taken from net/http/pprof, whose import
+// registers them on the default mux.
+func debugHandler(sys *todo.System, m *metrics, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/pprof/", pprofIndex)
 	mux.HandleFunc("GET /debug/pprof/cmdline", func(w http.ResponseWriter, r *http.Request) {
@@ -91,6 +119,7 @@ func debugHandler(sys *todo.System) http.Handler {
 	})
 	mux.HandleFunc("GET /debug/pprof/profile", pprofCPU)
 	mux.Handle("GET /debug/vars", varsHandler(sys))
+	mux.Handle("GET /metrics", m.handler(log))
 	return mux
 }
 
@@ -169,10 +198,13 @@ func methodNotAllowed(allow string) http.Handler {
 }
 
 // health is what /healthz answers: the outcome of the watchdog's last
-// check of the data directory. It is safe for concurrent use.
+// check of the data directory, and whether the System stores its
+// changes. It is safe for concurrent use.
 type health struct {
+	storage func() error // the System's Health; nil means none to ask
+
 	mu  sync.Mutex // guards err
-	err error
+	err error      // the watchdog's last check
 }
 
 func (h *health) set(err error) {
@@ -181,16 +213,32 @@ func (h *health) set(err error) {
 	h.mu.Unlock()
 }
 
-func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// problem returns what is wrong, as /healthz says it, or "".
+func (h *health) problem() string {
 	h.mu.Lock()
 	err := h.err
 	h.mu.Unlock()
+	if err != nil {
+		return "data directory unusable"
+	}
+	if h.storage != nil && h.storage() != nil {
+		return "changes are not being stored"
+	}
+	return ""
+}
+
+// healthy reports whether /healthz answers ok.
+func (h *health) healthy() bool { return h.problem() == "" }
+
+func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err != nil {
+	// The reasons are fixed strings: the errors behind them may hold paths,
+	// which the log has.
+	if p := h.problem(); p != "" {
 		w.Header().Set("Retry-After", "5")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, "data directory unusable")
+		io.WriteString(w, p)
 		return
 	}
 	io.WriteString(w, "ok")
@@ -218,16 +266,25 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 	// The directory's identity is taken here, not in the watchdog's
 	// goroutine, so that it is known before "listening" is logged: a
 	// directory replaced after that is always caught.
-	want, err := os.Stat(sys.Dir())
-	if err != nil {
-		errs := []error{fmt.Errorf("data directory unusable: %w", err), ln.Close()}
+	// abandon closes what serve was given, when it cannot start.
+	abandon := func(err error) error {
+		errs := []error{err, ln.Close()}
 		if debugLn != nil {
 			errs = append(errs, debugLn.Close())
 		}
 		return errors.Join(append(errs, sys.Close())...)
 	}
-	h := &health{}
-	srv := newServer(appHandler(sys, h, log, cfg.timeout), log, serverLimits(cfg.timeout))
+	want, err := os.Stat(sys.Dir())
+	if err != nil {
+		return abandon(fmt.Errorf("data directory unusable: %w", err))
+	}
+	h := &health{storage: sys.Health}
+	m := newMetrics(sys.Stats, h.healthy)
+	a, err := newApp(sys, h, m, log, cfg.timeout)
+	if err != nil {
+		return abandon(err)
+	}
+	srv := newServer(a, log, serverLimits(cfg.timeout))
 	fatal := make(chan error, 2) // the two goroutines that may fail send at most once each
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -242,7 +299,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 		debugAddr = debugLn.Addr().String()
 		l := serverLimits(cfg.timeout)
 		l.WriteTimeout = 0 // CPU profiles and traces take as long as asked
-		debugSrv = newServer(debugHandler(sys), log, l)
+		debugSrv = newServer(debugHandler(sys, m, log), log, l)
 		wg.Go(func() {
 			// The debug listener is not something to die for.
 			if err := debugSrv.Serve(debugLn); !errors.Is(err, http.ErrServerClosed) {
@@ -259,8 +316,12 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 		}
 	})
 
+	// Every value logged is the one in force: parseConfig refuses those
+	// the System would replace by a default.
 	log.Info("listening", "addr", ln.Addr().String(), "debug_addr", debugAddr, "data", sys.Dir(),
-		"durability", cfg.durability.String(), "workers", cfg.workers, "idle", cfg.idle.String(), "pid", os.Getpid())
+		"durability", cfg.durability.String(), "workers", cfg.workers, "idle", cfg.idleString(),
+		"timeout", cfg.timeout.String(), "shutdown_timeout", cfg.shutdownTimeout.String(),
+		"watchdog", cfg.watchdog.String(), "pid", os.Getpid())
 
 	var cause error
 	select {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -25,7 +26,11 @@ func TestServer_Slowloris(t *testing.T) {
 	}
 	l := serverLimits(5 * time.Second)
 	l.ReadHeaderTimeout = time.Second
-	srv := newServer(todo.NewHandler(sys, nil), slog.New(slog.DiscardHandler), l)
+	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(lists, slog.New(slog.DiscardHandler), l)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +99,35 @@ func dribble(addr string, deadline time.Time) error {
 			}
 			return nil // EOF or reset: closed by the server
 		case <-tick.C:
+		}
+	}
+}
+
+// TestHealth: /healthz and todo_healthy report the watchdog's check first,
+// then the System's storage, each with a fixed reason.
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	var storageErr error
+	h := &health{storage: func() error { return storageErr }}
+	for _, c := range []struct {
+		watchdog, storage error
+		code              int
+		body              string
+	}{
+		{nil, nil, 200, "ok"},
+		{nil, errors.New("write /data/log/1: no space left on device"), 503, "changes are not being stored"},
+		{errors.New("/data was replaced by another directory"), errors.New("no space"), 503, "data directory unusable"},
+		{errors.New("/data: permission denied"), nil, 503, "data directory unusable"},
+	} {
+		h.set(c.watchdog)
+		storageErr = c.storage
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+		if w.Code != c.code || w.Body.String() != c.body || h.healthy() != (c.code == 200) {
+			t.Errorf("watchdog %v, storage %v: %d %q, healthy %v", c.watchdog, c.storage, w.Code, w.Body.String(), h.healthy())
+		}
+		if c.code == 503 && w.Header().Get("Retry-After") == "" {
+			t.Errorf("watchdog %v, storage %v: no Retry-After", c.watchdog, c.storage)
 		}
 	}
 }

@@ -1,0 +1,505 @@
+// The todo page: the lists, a day's entries, add, edit and delete, over
+// the server's JSON API. Plain JavaScript, no build step, no dependency.
+//
+// Text from the server (list names, titles, error reasons) is only ever
+// written with textContent, never parsed as HTML. The view (list and day)
+// lives in the URL's fragment, #list=bob&date=2013-12-19, so that a reload
+// or a bookmark shows the same day.
+
+const $ = (id) => document.getElementById(id);
+
+// How many times a failed request is tried in all, when it failed in a way
+// a retry may cure (no answer, or 503), and the longest wait between tries.
+const attempts = 3;
+const maxRetryWait = 5000;
+
+const view = { list: "", date: "" };
+
+// APIError is a failed request: the server's one-line reason, and the
+// input it concerns when the server names it ({"error":..., "field":...}).
+class APIError extends Error {
+  constructor(status, message, field) {
+    super(message);
+    this.status = status;
+    this.field = field || "";
+  }
+}
+
+function pad(n) {
+  return String(n).padStart(2, "0");
+}
+
+// today is the local date, as a date input writes it.
+function today() {
+  const d = new Date();
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+// newKey returns a fresh Idempotency-Key. crypto.randomUUID exists only in
+// secure contexts (https, or the loopback address); getRandomValues
+// exists everywhere.
+function newKey() {
+  if (crypto.randomUUID) {
+    return crypto.randomUUID();
+  }
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// api sends a request to the JSON API and returns its parsed answer (null
+// for 204). A write carries key as its Idempotency-Key, the same on each
+// try, so that the server applies it once however often it is sent. A
+// request is tried again when no answer came or the answer was 503.
+async function api(method, path, body, key) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+  }
+  if (key) {
+    headers["Idempotency-Key"] = key;
+  }
+  for (let attempt = 1; ; attempt++) {
+    let resp;
+    try {
+      resp = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+        credentials: "same-origin",
+      });
+    } catch (e) {
+      if (attempt < attempts) {
+        say("No answer from the server; trying again…");
+        await sleep(1000);
+        continue;
+      }
+      throw new APIError(0, `no answer from the server (${e.message})`);
+    }
+    if (resp.status === 503 && attempt < attempts) {
+      const after = Number(resp.headers.get("Retry-After"));
+      say("The server is busy; trying again…");
+      await sleep(Number.isFinite(after) && after >= 0 ? Math.min(after * 1000, maxRetryWait) : 1000);
+      continue;
+    }
+    if (resp.status === 204) {
+      return null;
+    }
+    const text = await resp.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
+    }
+    if (!resp.ok) {
+      const reason = data && typeof data.error === "string" ? data.error : `${resp.status} ${resp.statusText}`.trim();
+      const field = data && typeof data.field === "string" ? data.field : "";
+      throw new APIError(resp.status, reason, field);
+    }
+    return data;
+  }
+}
+
+// nextPath returns the request for the page after the one path answered,
+// from its "next": a path or URL of this server, or a cursor to pass as
+// "after".
+function nextPath(path, next) {
+  if (next === undefined || next === null || next === "") {
+    return "";
+  }
+  const s = String(next);
+  if (s.startsWith("/") || /^https?:/i.test(s)) {
+    const u = new URL(s, location.href);
+    return u.origin === location.origin ? u.pathname + u.search : "";
+  }
+  const u = new URL(path, location.href);
+  u.searchParams.set("after", s);
+  return u.pathname + u.search;
+}
+
+function listPath(list) {
+  return `/lists/${encodeURIComponent(list)}/entries`;
+}
+
+// Messages.
+
+// say announces a status to everyone: it is shown, and read by screen
+// readers (the element is a polite live region).
+function say(text) {
+  $("status").textContent = text;
+}
+
+// showFieldError shows message next to input, in the element that
+// describes it (its aria-describedby), and marks the input invalid.
+function showFieldError(input, message) {
+  const slot = $(input.getAttribute("aria-describedby"));
+  slot.textContent = message;
+  slot.hidden = false;
+  input.setAttribute("aria-invalid", "true");
+}
+
+// clearErrors hides the errors shown in scope (a form, or the whole
+// document), in the list and day picker, and in the general error area.
+function clearErrors(scope) {
+  for (const s of new Set([scope, $("pick")])) {
+    for (const input of s.querySelectorAll("[aria-invalid]")) {
+      input.removeAttribute("aria-invalid");
+    }
+    for (const slot of s.querySelectorAll(".error")) {
+      slot.textContent = "";
+      slot.hidden = true;
+    }
+  }
+  $("error").textContent = "";
+  $("error").hidden = true;
+}
+
+// showError shows a failed request's reason next to the input it concerns,
+// among inputs (by field name), and moves the focus there; or, when the
+// server named no input or one not on the form, in the general error area.
+function showError(err, inputs) {
+  const input = err instanceof APIError && err.field ? inputs[err.field] : undefined;
+  say("");
+  if (input) {
+    showFieldError(input, err.message);
+    input.focus();
+    return;
+  }
+  $("error").textContent = err.message;
+  $("error").hidden = false;
+}
+
+// The view.
+
+function readHash() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  view.list = p.get("list") || "";
+  view.date = p.get("date") || today();
+  $("list").value = view.list;
+  $("date").value = view.date;
+}
+
+function hashOf(list, date) {
+  const p = new URLSearchParams();
+  if (list) {
+    p.set("list", list);
+  }
+  p.set("date", date);
+  return "#" + p.toString();
+}
+
+// show moves the view to list and date; the hashchange that follows loads
+// it (and a reload shows it again).
+function show(list, date) {
+  const hash = hashOf(list, date);
+  if (location.hash === hash) {
+    load();
+  } else {
+    location.hash = hash;
+  }
+}
+
+// Lists.
+
+let listsNext = "";
+
+async function loadLists() {
+  const ul = $("lists");
+  const names = $("list-names");
+  try {
+    const data = await api("GET", "/lists");
+    ul.replaceChildren();
+    names.replaceChildren();
+    appendLists(data.lists || []);
+    listsNext = nextPath("/lists", data.next);
+  } catch (err) {
+    showError(err, {});
+    listsNext = "";
+  }
+  $("no-lists").hidden = ul.children.length > 0;
+  $("lists-more").hidden = !listsNext;
+}
+
+function appendLists(lists) {
+  for (const name of lists) {
+    const a = document.createElement("a");
+    a.textContent = name;
+    a.href = hashOf(name, view.date);
+    if (name === view.list) {
+      a.setAttribute("aria-current", "page");
+    }
+    const li = document.createElement("li");
+    li.append(a);
+    $("lists").append(li);
+    const option = document.createElement("option");
+    option.value = name;
+    $("list-names").append(option);
+  }
+}
+
+async function moreLists() {
+  try {
+    const data = await api("GET", listsNext);
+    appendLists(data.lists || []);
+    listsNext = nextPath(listsNext, data.next);
+  } catch (err) {
+    showError(err, {});
+  }
+  $("lists-more").hidden = !listsNext;
+}
+
+function markCurrentList() {
+  for (const a of $("lists").querySelectorAll("a")) {
+    a.href = hashOf(a.textContent, view.date);
+    if (a.textContent === view.list) {
+      a.setAttribute("aria-current", "page");
+    } else {
+      a.removeAttribute("aria-current");
+    }
+  }
+}
+
+// Entries.
+
+let entriesNext = "";
+
+function entriesPath() {
+  return `${listPath(view.list)}?date=${encodeURIComponent(view.date)}`;
+}
+
+async function loadEntries() {
+  const ul = $("entries");
+  $("entries-heading").textContent = view.list ? `${view.list}, ${view.date}` : "Entries";
+  $("add").hidden = !view.list;
+  if (!view.list) {
+    ul.replaceChildren();
+    $("no-entries").hidden = true;
+    $("entries-more").hidden = true;
+    return;
+  }
+  try {
+    const data = await api("GET", entriesPath());
+    ul.replaceChildren();
+    appendEntries(data.entries || []);
+    entriesNext = nextPath(entriesPath(), data.next);
+  } catch (err) {
+    ul.replaceChildren();
+    entriesNext = "";
+    showError(err, { list: $("list"), date: $("date") });
+  }
+  $("no-entries").hidden = ul.children.length > 0;
+  $("entries-more").hidden = !entriesNext;
+}
+
+async function moreEntries() {
+  try {
+    const data = await api("GET", entriesNext);
+    appendEntries(data.entries || []);
+    entriesNext = nextPath(entriesNext, data.next);
+  } catch (err) {
+    showError(err, {});
+  }
+  $("entries-more").hidden = !entriesNext;
+}
+
+function appendEntries(entries) {
+  for (const e of entries) {
+    $("entries").append(entryRow(e));
+  }
+}
+
+// entryRow is an entry as the list shows it: its title, its id, and the
+// buttons that edit and delete it, named after it for screen readers.
+function entryRow(e) {
+  const li = $("entry-row").content.firstElementChild.cloneNode(true);
+  li.dataset.id = e.id;
+  li.entry = e;
+  li.querySelector(".title").textContent = e.title;
+  li.querySelector(".id").textContent = `#${e.id}`;
+  li.querySelector(".edit").setAttribute("aria-label", `Edit “${e.title}”`);
+  li.querySelector(".delete").setAttribute("aria-label", `Delete “${e.title}”`);
+  li.querySelector(".edit").addEventListener("click", () => startEdit(li));
+  li.querySelector(".delete").addEventListener("click", () => remove(li));
+  return li;
+}
+
+async function load() {
+  readHash();
+  markCurrentList();
+  await loadEntries();
+}
+
+// Add.
+
+async function add(event) {
+  event.preventDefault();
+  const form = $("add");
+  clearErrors(form);
+  const title = $("title").value;
+  const list = view.list;
+  const date = view.date;
+  if (form.getAttribute("aria-busy") === "true") {
+    return;
+  }
+  form.setAttribute("aria-busy", "true");
+  try {
+    const e = await api("POST", listPath(list), { date, title }, newKey());
+    $("title").value = "";
+    say(`Added “${e.title}” to ${list} on ${e.date}.`);
+    await Promise.all([loadEntries(), loadLists()]);
+    $("title").focus();
+  } catch (err) {
+    showError(err, { title: $("title"), date: $("date"), list: $("list") });
+  } finally {
+    form.removeAttribute("aria-busy");
+  }
+}
+
+// Edit.
+
+function startEdit(li) {
+  const e = li.entry;
+  const row = $("entry-edit").content.firstElementChild.cloneNode(true);
+  row.entry = e;
+  row.dataset.id = e.id;
+  const form = row.querySelector("form");
+  form.setAttribute("aria-label", `Edit “${e.title}”`);
+  const date = row.querySelector("input.date");
+  const title = row.querySelector("input.title");
+  for (const [input, label, error, name] of [
+    [date, row.querySelector(".date-label"), row.querySelector(".date-error"), "date"],
+    [title, row.querySelector(".title-label"), row.querySelector(".title-error"), "title"],
+  ]) {
+    input.id = `edit-${name}-${e.id}`;
+    label.htmlFor = input.id;
+    error.id = `${input.id}-error`;
+    input.setAttribute("aria-describedby", error.id);
+  }
+  date.value = e.date;
+  title.value = e.title;
+  // Cancel puts the entry's row back, as it was, and the focus on its
+  // Edit button.
+  const cancel = () => {
+    row.replaceWith(li);
+    li.querySelector(".edit").focus();
+  };
+  row.querySelector(".cancel").addEventListener("click", cancel);
+  row.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") {
+      ev.preventDefault();
+      cancel();
+    }
+  });
+  form.addEventListener("submit", (ev) => save(ev, row, date, title));
+  li.replaceWith(row);
+  title.focus();
+  title.select();
+}
+
+async function save(event, row, date, title) {
+  event.preventDefault();
+  const form = row.querySelector("form");
+  clearErrors(form);
+  if (form.getAttribute("aria-busy") === "true") {
+    return;
+  }
+  form.setAttribute("aria-busy", "true");
+  const e = row.entry;
+  const list = view.list;
+  try {
+    const saved = await api("PATCH", `${listPath(list)}/${e.id}`, { date: date.value, title: title.value }, newKey());
+    say(saved.date === view.date ? `Saved “${saved.title}”.` : `Saved “${saved.title}”, now on ${saved.date}.`);
+    await loadEntries();
+    const again = $("entries").querySelector(`li[data-id="${saved.id}"] .edit`);
+    (again || $("entries-heading")).focus();
+  } catch (err) {
+    showError(err, { title, date, list: $("list") });
+  } finally {
+    form.removeAttribute("aria-busy");
+  }
+}
+
+// Delete.
+
+async function remove(li) {
+  const e = li.entry;
+  const list = view.list;
+  clearErrors(document);
+  // Where the focus goes once the row is gone: the next row, or the one
+  // before, or the new entry's title.
+  const neighbour = li.nextElementSibling || li.previousElementSibling;
+  const neighbourID = neighbour ? neighbour.dataset.id : "";
+  for (const b of li.querySelectorAll("button")) {
+    b.disabled = true;
+  }
+  try {
+    await api("DELETE", `${listPath(list)}/${e.id}`, undefined, newKey());
+    say(`Deleted “${e.title}”.`);
+    await loadEntries();
+    const next = neighbourID ? $("entries").querySelector(`li[data-id="${neighbourID}"] .delete`) : null;
+    (next || $("title")).focus();
+  } catch (err) {
+    for (const b of li.querySelectorAll("button")) {
+      b.disabled = false;
+    }
+    showError(err, {});
+  }
+}
+
+// Start.
+
+function start() {
+  $("pick").addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearErrors(document);
+    const list = $("list").value;
+    const date = $("date").value;
+    if (!list) {
+      showFieldError($("list"), "Name a list: an existing one, or a new one to add entries to.");
+      $("list").focus();
+      return;
+    }
+    if (!date) {
+      showFieldError($("date"), "Choose a day.");
+      $("date").focus();
+      return;
+    }
+    show(list, date);
+  });
+  $("date").addEventListener("change", () => {
+    if ($("date").value) {
+      show(view.list, $("date").value);
+    }
+  });
+  $("today").addEventListener("click", () => show(view.list, today()));
+  $("add").addEventListener("submit", add);
+  $("lists-more").addEventListener("click", moreLists);
+  $("entries-more").addEventListener("click", moreEntries);
+  // A new view reads the lists again too: another tab may have made one.
+  window.addEventListener("hashchange", () => {
+    clearErrors(document);
+    Promise.all([load(), loadLists()]);
+  });
+
+  readHash();
+  loadLists().then(() => {
+    // With no list chosen, show the first one there is.
+    const first = $("lists").querySelector("a");
+    if (!view.list && first) {
+      history.replaceState(null, "", hashOf(first.textContent, view.date));
+    }
+    return load();
+  }).then(() => {
+    document.body.dataset.ready = "true";
+  });
+}
+
+start();
