@@ -60,7 +60,7 @@ func newServer(h http.Handler, log *slog.Logger, l limits) *http.Server {
 // listsHandler is the library's handler of sys: the original protocol
 // and the JSON API. It is the command's only call of todo.NewHandler.
 func listsHandler(sys *todo.System, log *slog.Logger, timeout time.Duration) (http.Handler, error) {
-	return todo.NewHandler(sys, &todo.HandlerOptions{Timeout: timeout, Logger: log}), nil
+	return todo.NewHandler(sys, &todo.HandlerOptions{Timeout: timeout, Logger: log})
 }
 
 // app is what the main listener serves: the library's handler, and beside
