@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -346,87 +347,99 @@ func openMemory(b *testing.B) *todo.System {
 	return sys
 }
 
-// BenchmarkPersist measures AddEntry with real files in each durability
-// mode, beside the raw rate of this disk at the fsynced atomic replace that
-// every list write costs.
+// BenchmarkPersist measures AddEntry on a data directory in each
+// durability mode, beside this disk's raw rate of appending a record and
+// fdatasyncing it, the floor of a durable add. Compare with:
+//
+//	go test -run '^$' -bench BenchmarkPersist -count=10 . > persist.bench
+//	benchstat -filter '.unit:adds/s' persist.bench
+//
+// The log=... cases compare one log shared by the workers (the default)
+// with a log per worker, whose fdatasyncs run in parallel; the size=...
+// cases compare adding to a list of 10 entries and of 100,000.
 func BenchmarkPersist(b *testing.B) {
 	ctx := context.Background()
 	for _, writers := range []int{1, 3} {
 		b.Run(fmt.Sprintf("durability=raw/writers=%d", writers), func(b *testing.B) {
 			dir := b.TempDir()
-			body := make([]byte, 200)
-			runClients(b, writers, func(c, i int) {
-				if err := rawReplace(dir, c, body); err != nil {
+			files := make([]*os.File, writers)
+			for w := range files {
+				f, err := os.Create(filepath.Join(dir, fmt.Sprint("raw-", w)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer f.Close()
+				files[w] = f
+			}
+			record := make([]byte, 60)
+			runClients(b, writers, func(c, _ int) {
+				if err := rawAppend(files[c], record); err != nil {
 					b.Error(err)
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "files/s")
 		})
 	}
-	// The same rate with the writes spread as the lists' are: 1000 files
-	// over 256 directories, each write replacing another file, so that
-	// each fsync carries other metadata blocks.
-	b.Run("durability=raw/writers=3/files=1000", func(b *testing.B) {
-		dir := b.TempDir()
-		for d := range 256 {
-			if err := os.Mkdir(filepath.Join(dir, fmt.Sprintf("%02x", d)), 0o755); err != nil {
-				b.Fatal(err)
-			}
-		}
-		body := make([]byte, 200)
-		for i := range 1000 { // every file exists before timing
-			if err := rawReplace(filepath.Join(dir, fmt.Sprintf("%02x", i%256)), i, body); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ResetTimer()
-		runClients(b, 3, func(c, i int) {
-			f := (i*7919 + c) % 1000
-			if err := rawReplace(filepath.Join(dir, fmt.Sprintf("%02x", f%256)), f, body); err != nil {
-				b.Error(err)
-			}
-		})
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "files/s")
-	})
+	type persistCase struct {
+		durability              todo.Durability
+		lists, clients, workers int
+		log                     string // "" is the default, one shared log
+	}
+	var cases []persistCase
 	for _, d := range []todo.Durability{todo.Fsync, todo.Write, todo.Async} {
 		for _, lists := range []int{1, 1000} {
 			for _, clients := range []int{1, 64} {
-				name := fmt.Sprintf("durability=%v/lists=%d/clients=%d", d, lists, clients)
-				b.Run(name, func(b *testing.B) {
-					sys, err := todo.Open(b.TempDir(), &todo.Options{Durability: d, MaxFileSize: 1 << 31})
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer sys.Close()
-					// Every list gets its first entry before timing, so that
-					// its file and fan-out directory exist and it is loaded:
-					// what is timed is the steady state, not 1000 starts.
-					servers := make([]*todo.Server, lists)
-					for i, n := range listNames(lists) {
-						servers[i] = sys.ServerProcess(n)
-						if _, err := servers[i].AddEntry(ctx, todo.Entry{Date: benchDates[0], Title: "first"}); err != nil {
-							b.Fatal(err)
-						}
-					}
-					before := sys.Stats().FilesWritten
-					runClients(b, clients, func(c, i int) {
-						s := servers[(i*7919+c)%lists]
-						e := todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist"}
-						if _, err := s.AddEntry(ctx, e); err != nil {
-							b.Error(err)
-						}
-					})
-					files := sys.Stats().FilesWritten - before
-					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
-					b.ReportMetric(float64(files)/b.Elapsed().Seconds(), "files/s")
-				})
+				cases = append(cases, persistCase{d, lists, clients, 0, ""})
 			}
 		}
 	}
-	// The cost of a list's size: the whole file is rewritten on each write.
-	for _, size := range []int{10, 10000} {
+	for _, workers := range []int{1, 3} {
+		for _, log := range []string{"shared", "per-worker"} {
+			cases = append(cases, persistCase{todo.Fsync, 1000, 64, workers, log})
+		}
+	}
+	for _, pc := range cases {
+		name := fmt.Sprintf("durability=%v/lists=%d/clients=%d", pc.durability, pc.lists, pc.clients)
+		if pc.log != "" {
+			name += fmt.Sprintf("/workers=%d/log=%s", pc.workers, pc.log)
+		}
+		b.Run(name, func(b *testing.B) {
+			o := &todo.Options{Durability: pc.durability, Workers: pc.workers, MaxFileSize: 1 << 31}
+			if pc.log == "per-worker" {
+				todo.WithLogLanes(o, pc.workers)
+			}
+			sys, err := todo.Open(b.TempDir(), o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sys.Close()
+			// Every list gets its first entry before timing, so that it is
+			// loaded: what is timed is the steady state, not 1000 starts.
+			servers := make([]*todo.Server, pc.lists)
+			for i, n := range listNames(pc.lists) {
+				servers[i] = sys.ServerProcess(n)
+				if _, err := servers[i].AddEntry(ctx, todo.Entry{Date: benchDates[0], Title: "first"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			before := sys.Stats()
+			runClients(b, pc.clients, func(c, i int) {
+				s := servers[(i*7919+c)%pc.lists]
+				e := todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist"}
+				if _, err := s.AddEntry(ctx, e); err != nil {
+					b.Error(err)
+				}
+			})
+			after := sys.Stats()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
+			if commits := after.Commits - before.Commits; commits > 0 {
+				b.ReportMetric(float64(after.ChangesStored-before.ChangesStored)/float64(commits), "changes/commit")
+			}
+		})
+	}
+	// The cost of a list's size: the log appends the one entry added,
+	// whatever the list holds.
+	for _, size := range []int{10, 100_000} {
 		b.Run(fmt.Sprintf("durability=fsync/size=%d", size), func(b *testing.B) {
 			dir := b.TempDir()
 			fill, err := todo.Open(dir, &todo.Options{Durability: todo.Async})
@@ -461,32 +474,11 @@ func BenchmarkPersist(b *testing.B) {
 	}
 }
 
-// rawReplace is one atomic replace of a small file, the way a careful
-// program writes it: a temp file, fsync, rename over, fsync the directory.
-func rawReplace(dir string, writer int, body []byte) error {
-	tmp := filepath.Join(dir, fmt.Sprintf("tmp-%d", writer))
-	f, err := os.Create(tmp)
-	if err != nil {
+// rawAppend is the least a durable add can cost on this disk: append a
+// record to a file and fdatasync it.
+func rawAppend(f *os.File, record []byte) error {
+	if _, err := f.Write(record); err != nil {
 		return err
 	}
-	if _, err := f.Write(body); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, fmt.Sprintf("list-%d", writer))); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return syscall.Fdatasync(int(f.Fd()))
 }

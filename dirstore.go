@@ -109,12 +109,15 @@ func openDirStore(dir string, o Options) (*dirStore, error) {
 	}
 	s.errLog.log = o.Logger
 	s.cond.L = &s.mu
-	s.w = &wal{f: f, segSize: max(o.LogSize/4, 4<<10), nextSeq: 1, created: s.created, sealed: s.sealed}
-	// One lane per pool worker, the worker of a list writing to the lane
-	// of the list (both hash the name alike, see laneIndex), so that a
-	// worker's commit is one write and one fdatasync, and the workers'
-	// fdatasyncs run in parallel.
-	lanes := o.Workers
+	s.w = &wal{f: f, segSize: max(o.LogSize/4, 4<<10), nextSeq: 1, created: s.created, sealed: s.sealed,
+		zeros: make([]byte, preallocChunk)}
+	// One lane, shared by the pool's workers: measured on this disk, one
+	// log whose every fdatasync carries all the changes waiting beats a
+	// log per worker, whose fdatasyncs run in parallel but carry a third
+	// each (BenchmarkPersist's log=per-worker cases). When a benchmark
+	// asks for several, the worker of a list writes to the lane of the
+	// list (both hash the name alike, see laneIndex).
+	lanes := 1
 	if o.logLanes > 0 {
 		lanes = o.logLanes
 	}
@@ -656,12 +659,15 @@ func (s *dirStore) sleep(d time.Duration) {
 // segments, and unlocks the directory. A list whose file cannot be
 // written stays in the log, for the next Open to replay.
 func (s *dirStore) Close() error {
+	// No commit comes any more (the System closed its pool first): seal
+	// the log first, which gives back the space preallocated in it, for
+	// the checkpoints to use.
+	err := s.w.close()
 	s.mu.Lock()
 	s.closing = true
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	s.wg.Wait()
-	err := s.w.close()
 	s.dropSegments()
 	if n := len(s.lists); n > 0 {
 		s.log.Warn("todo: lists left in the log for the next Open", "lists", n, "dir", s.f.dir)

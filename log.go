@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -61,6 +62,9 @@ type segment struct {
 	file     *os.File
 	size     int64 // bytes of the header and the records written
 	unsynced bool  // records were written and not fdatasynced
+	// alloc is how far the file is zero-filled and fdatasynced (see
+	// preallocate); records written below it overwrite zeros.
+	alloc atomic.Int64
 }
 
 // segName returns the path of the segment with sequence number seq.
@@ -197,6 +201,12 @@ type lane struct {
 	broken error
 	// roll asks for a new segment before the next write.
 	roll bool
+
+	// The preallocation in progress, if any (see preallocate): preBusy
+	// is set while it runs, from preStart on.
+	pre      sync.WaitGroup
+	preBusy  atomic.Bool
+	preStart int64 // owned by the leader
 }
 
 // group is the records of one write, from any number of commits.
@@ -214,6 +224,7 @@ type wal struct {
 	f       *files // the data directory
 	lanes   []*lane
 	segSize int64
+	zeros   []byte // preallocChunk of them, for preallocate
 
 	mu      sync.Mutex // guards nextSeq
 	nextSeq uint64
@@ -283,6 +294,9 @@ func (ln *lane) write(buf []byte, sync bool) (uint64, error) {
 		}
 	}
 	sealRecords(buf, seg.seq)
+	if ln.preBusy.Load() && seg.size+int64(len(buf)) > ln.preStart {
+		ln.pre.Wait() // never write where zeros are being written
+	}
 	_, err := seg.file.WriteAt(buf, seg.size)
 	if err == nil && sync {
 		err = fdatasync(seg.file)
@@ -295,13 +309,85 @@ func (ln *lane) write(buf []byte, sync bool) (uint64, error) {
 	}
 	seg.size += int64(len(buf))
 	seg.unsynced = !sync
+	ln.preallocate(seg)
 	return seg.seq, nil
+}
+
+// preallocChunk is how much of a segment is zero-filled at a time.
+const preallocChunk = 1 << 20
+
+// preallocate zero-fills the next stretch of the active segment and
+// fdatasyncs it, on a goroutine of its own, when what is left of the last
+// stretch runs low. On this disk an fdatasync after a write over zeros
+// that are already on disk takes two thirds of one after an append, which
+// must also commit the file's new size and blocks. The zeros mark where
+// the records end (see replaySegment). A stretch takes at most an eighth
+// of the space left on the disk, so that a small or nearly full disk
+// keeps room for checkpoints; a preallocation that fails gives its space
+// back and is no failure: the writes past it append. Only the leader
+// calls it.
+func (ln *lane) preallocate(seg *segment) {
+	chunk := min(preallocChunk, ln.l.segSize/4)
+	alloc := seg.alloc.Load()
+	if ln.preBusy.Load() || alloc-seg.size >= chunk/2 || alloc >= ln.l.segSize+chunk {
+		return
+	}
+	var fs syscall.Statfs_t
+	if syscall.Fstatfs(int(seg.file.Fd()), &fs) != nil {
+		return
+	}
+	if chunk = min(chunk, int64(fs.Bavail)*fs.Bsize/8); chunk < 4<<10 {
+		return
+	}
+	start := max(alloc, seg.size)
+	ln.preStart = start
+	ln.preBusy.Store(true)
+	ln.pre.Add(1)
+	go func() {
+		defer ln.pre.Done()
+		defer ln.preBusy.Store(false)
+		_, err := seg.file.WriteAt(ln.l.zeros[:chunk], start)
+		if err == nil {
+			err = fdatasync(seg.file)
+		}
+		if err != nil {
+			seg.file.Truncate(start) // give the space back; nothing of value lies past start
+			return
+		}
+		seg.alloc.Store(start + chunk)
+	}()
+}
+
+// seal closes a segment the lane is done with, fdatasynced, with the
+// zeros preallocated past its records cut off, to give their space back.
+// The caller has waited for the preallocation in progress.
+func (ln *lane) seal(seg *segment) error {
+	var err error
+	if seg.alloc.Load() > seg.size {
+		err = seg.file.Truncate(seg.size)
+		seg.unsynced = true
+	}
+	if err == nil && seg.unsynced {
+		err = fdatasync(seg.file)
+	}
+	if cerr := seg.file.Close(); err == nil {
+		err = cerr
+	}
+	seg.file = nil
+	ln.seg = nil
+	ln.l.sealed(seg)
+	if err != nil {
+		return fmt.Errorf("todo: log segment %s: %w", path.Join(ln.l.f.dir, seg.name), err)
+	}
+	return nil
 }
 
 // cut cuts the active segment back to its last good record after a failed
 // write, fsynced, and clears broken when it could.
 func (ln *lane) cut() error {
 	seg := ln.seg
+	ln.pre.Wait()
+	seg.alloc.Store(seg.size)
 	err := seg.file.Truncate(seg.size)
 	if err == nil {
 		err = seg.file.Sync()
@@ -315,22 +401,18 @@ func (ln *lane) cut() error {
 
 // next seals the active segment, if any, and starts a new one.
 func (ln *lane) next() (*segment, error) {
+	ln.pre.Wait()
 	if old := ln.seg; old != nil {
-		if old.unsynced {
-			if err := fdatasync(old.file); err != nil {
-				return nil, fmt.Errorf("todo: log segment %s: %w", path.Join(ln.l.f.dir, old.name), err)
-			}
+		if err := ln.seal(old); err != nil {
+			return nil, err
 		}
-		old.file.Close()
-		old.file = nil
-		ln.seg = nil
-		ln.l.sealed(old)
 	}
 	seg, err := ln.l.create(ln.id)
 	if err != nil {
 		return nil, err
 	}
 	ln.seg, ln.roll = seg, false
+	ln.preallocate(seg)
 	return seg, nil
 }
 
@@ -345,14 +427,14 @@ func (ln *lane) rollIfIdle(seq uint64) bool {
 	if seg == nil || seg.seq != seq {
 		return false
 	}
-	if ln.writing || ln.broken != nil || seg.unsynced && fdatasync(seg.file) != nil {
+	if ln.writing || ln.broken != nil || ln.preBusy.Load() {
 		ln.roll = true
 		return false
 	}
-	seg.file.Close()
-	seg.file = nil
-	ln.seg = nil
-	ln.l.sealed(seg)
+	if ln.seal(seg) != nil {
+		ln.roll = true // the next write tries a new segment
+		return false
+	}
 	return true
 }
 
@@ -365,6 +447,7 @@ func (l *wal) create(lane int) (*segment, error) {
 	l.nextSeq++
 	l.mu.Unlock()
 	seg := &segment{seq: seq, lane: lane, name: segName(seq), size: segHeaderSize}
+	seg.alloc.Store(segHeaderSize)
 	full := path.Join(l.f.dir, seg.name)
 	file, err := l.f.root.OpenFile(seg.name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -396,14 +479,9 @@ func (l *wal) close() error {
 	var errs []error
 	for _, ln := range l.lanes {
 		ln.mu.Lock()
+		ln.pre.Wait()
 		if seg := ln.seg; seg != nil {
-			if seg.unsynced {
-				errs = append(errs, fdatasync(seg.file))
-			}
-			errs = append(errs, seg.file.Close())
-			seg.file = nil
-			ln.seg = nil
-			l.sealed(seg)
+			errs = append(errs, ln.seal(seg))
 		}
 		ln.mu.Unlock()
 	}

@@ -407,7 +407,8 @@ func (p *proc) answer(batch []*call, err error) {
 	}
 }
 
-// maxRegroupWait bounds how long a server waits for a batch to regroup.
+// maxRegroupWait bounds how long a server waits for a batch to regroup,
+// and a pool worker for a commit to.
 const maxRegroupWait = 2 * time.Millisecond
 
 // waitRegroup waits for the callers of the last synchronous write to send

@@ -86,10 +86,12 @@ type Options struct {
 	AsyncDelay time.Duration
 
 	// Workers is the number of goroutines that commit the lists' changes
-	// to the store (the book's database workers), and the number of lanes
-	// of the data directory's log, each fsynced on its own. A list is
-	// always committed by the same worker, so its changes never reorder.
-	// Zero means 3, the book's pool size; at most 255.
+	// to the store (the book's database workers). A list is always
+	// committed by the same worker, so its changes never reorder. Zero
+	// means 1: with the data directory's log, one committer puts every
+	// waiting change in each fdatasync, and more split them into smaller
+	// groups (docs/performance.md has the measurements); a store whose
+	// commits do not share a flush may want more. At most 255.
 	Workers int
 
 	// QueueSize is how many lists may wait to be written per worker before
@@ -109,8 +111,8 @@ type Options struct {
 	LogSize int64
 
 	// logLanes overrides the number of lanes of the log (see wal), which
-	// is otherwise Workers; the benchmarks compare one shared log with
-	// one per worker.
+	// is otherwise one, shared by the workers; the benchmarks compare that
+	// with a lane per worker.
 	logLanes int
 }
 
@@ -129,7 +131,7 @@ func (o *Options) withDefaults() (Options, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Workers == 0 {
-		c.Workers = 3
+		c.Workers = 1
 	}
 	if c.AsyncDelay == 0 {
 		c.AsyncDelay = time.Second
