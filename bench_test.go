@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -481,4 +482,120 @@ func rawAppend(f *os.File, record []byte) error {
 		return err
 	}
 	return syscall.Fdatasync(int(f.Fd()))
+}
+
+// openChildDirEnv names the data directory a child of BenchmarkOpen opens.
+const openChildDirEnv = "TODO_OPEN_CHILD_DIR"
+
+// TestOpenChild is the child of BenchmarkOpen: it opens the directory
+// named by TODO_OPEN_CHILD_DIR, prints how long Open took and the size of
+// the log it replayed, and exits without Close, as a crashed process
+// would leave the directory. Outside a benchmark it does nothing.
+func TestOpenChild(t *testing.T) {
+	dir := os.Getenv(openChildDirEnv)
+	if dir == "" {
+		t.Skip("run by BenchmarkOpen as its child")
+	}
+	start := time.Now()
+	sys, err := todo.Open(dir, nil)
+	took := time.Since(start)
+	if err != nil {
+		fmt.Printf("ERR\t%v\n", err)
+		os.Exit(1)
+	}
+	fmt.Printf("OPEN\t%d\t%d\n", took.Nanoseconds(), sys.Stats().LogBytes)
+	os.Exit(0)
+}
+
+// BenchmarkOpen measures Open on a data directory of many lists, each
+// with a file, whose log is full (nearly Options.LogSize of records, left
+// by a process that stopped without Close): Open replays the log and
+// reads no list file. Each Open runs in a child process (TestOpenChild)
+// on a copy of the directory made of hard links: checkpoints replace
+// files by rename and delete segments, so the copy's changes never reach
+// the original. The directory is built once, untimed.
+//
+//	go test -run '^$' -bench BenchmarkOpen -benchtime=5x .
+func BenchmarkOpen(b *testing.B) {
+	for _, lists := range []int{1000, 100_000} {
+		b.Run(fmt.Sprintf("lists=%d/log=full", lists), func(b *testing.B) {
+			image := buildOpenImage(b, lists)
+			var total time.Duration
+			var logBytes int64
+			for b.Loop() {
+				b.StopTimer()
+				dir := filepath.Join(b.TempDir(), "data")
+				if out, err := exec.Command("cp", "-al", image, dir).CombinedOutput(); err != nil {
+					b.Fatalf("cp -al: %v: %s", err, out)
+				}
+				cmd := exec.Command(os.Args[0], "-test.run=^TestOpenChild$", "-test.count=1")
+				cmd.Env = append(os.Environ(), openChildDirEnv+"="+dir)
+				out, err := cmd.Output()
+				if err != nil {
+					b.Fatalf("child: %v: %s", err, out)
+				}
+				var ns int64
+				if _, err := fmt.Sscanf(string(out), "OPEN\t%d\t%d", &ns, &logBytes); err != nil {
+					b.Fatalf("child printed %q: %v", out, err)
+				}
+				total += time.Duration(ns)
+				b.StartTimer()
+			}
+			b.ReportMetric(total.Seconds()/float64(b.N), "open-s")
+			b.ReportMetric(float64(logBytes)/(1<<20), "log-MiB")
+		})
+	}
+}
+
+// buildOpenImage makes a data directory of lists lists, each with a file
+// of one entry, and a log of nearly Options.LogSize of further adds spread
+// over them, left behind by a System that never closed: the directory is
+// copied (with hard links) while the System is still open and idle, every
+// add it acknowledged fsynced.
+func buildOpenImage(b *testing.B, lists int) string {
+	b.Helper()
+	ctx := context.Background()
+	base := b.TempDir()
+	dir := filepath.Join(base, "build")
+	names := listNames(lists)
+	// Many adders: Fsync commits are grouped, so this goes at the log's pace.
+	forAll := func(sys *todo.System, n int, title func(i int) string) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Go(func() {
+				for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+					if _, err := sys.ServerProcess(names[i%lists]).AddEntry(ctx, todo.Entry{Date: benchDates[i%len(benchDates)], Title: title(i)}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	sys, err := todo.Open(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	forAll(sys, lists, func(int) string { return "first" })
+	if err := sys.Close(); err != nil { // every list gets its file
+		b.Fatal(err)
+	}
+	sys, err = todo.Open(dir, &todo.Options{IdleTimeout: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sys.Close()
+	const logSize = 64 << 20 // the default Options.LogSize
+	for sys.Stats().LogBytes < logSize*9/10 {
+		forAll(sys, lists, func(i int) string { return fmt.Sprintf("appointment %d with the dentist", i) })
+	}
+	image := filepath.Join(base, "image")
+	if out, err := exec.Command("cp", "-al", dir, image).CombinedOutput(); err != nil {
+		b.Fatalf("cp -al: %v: %s", err, out)
+	}
+	// The copy has the open System's lock file, which is no lock: a
+	// lock is held by an open file, not by the file's existence.
+	return image
 }

@@ -61,6 +61,8 @@ type dirStore struct {
 	bytes    int64            // their size
 	released []string         // lists that left memory: checkpoint them
 	recover  []string         // lists replayed at Open: checkpoint them
+	// replaying is the segment whose records Open is replaying.
+	replaying *segInfo
 	closing  bool
 	working  bool // a checkpoint is being written
 
@@ -69,16 +71,43 @@ type dirStore struct {
 
 // dirty is what the store keeps of a list with records in the log.
 type dirty struct {
+	name    string
 	loaded  bool        // state holds the list; otherwise its file and replay do
 	state   ListState   // the newest committed state, when loaded
-	replay  []logRecord // records read at Open, when not loaded
+	replay  []replayRec // records read at Open, when not loaded
 	version uint64      // counts the commits of the list
-	// segs maps each segment holding records of the list not yet in its
-	// file to the version of the last of them.
-	segs     map[uint64]uint64
+	// segs are the segments holding records of the list not yet in its
+	// file, in order, each with the version of the last of them: rarely
+	// more than two, and a slice costs far less than a map for 100,000
+	// lists.
+	segs     []segListVersion
 	released bool
 
 	loadMu sync.Mutex // serializes materializing the list from file and replay
+}
+
+// replayRec is a record read at Open: where it is, and its body.
+type replayRec struct {
+	seg  *segment
+	off  int64
+	body []byte
+}
+
+// segListVersion is a segment holding records of a list, and the list's
+// version at the last of them.
+type segListVersion struct {
+	seq     uint64
+	version uint64
+}
+
+// note records that the list's version, just bumped, has a record in
+// segment seq.
+func (d *dirty) note(seq uint64) {
+	if n := len(d.segs); n > 0 && d.segs[n-1].seq == seq {
+		d.segs[n-1].version = d.version
+		return
+	}
+	d.segs = append(d.segs, segListVersion{seq, d.version})
 }
 
 // segInfo is what the store knows of a segment.
@@ -86,7 +115,7 @@ type segInfo struct {
 	seg    *segment
 	size   int64
 	sealed bool                // no lane writes to it any more
-	lists  map[string]struct{} // lists dirty in it
+	lists  map[*dirty]struct{} // lists dirty in it
 }
 
 func openDirStore(dir string, o Options) (*dirStore, error) {
@@ -132,8 +161,14 @@ func openDirStore(dir string, o Options) (*dirStore, error) {
 		f.Close()
 		return nil, err
 	}
+	s.replaying = nil
 	for _, seg := range segs {
-		s.addSegment(seg, seg.size, true)
+		if si := s.segInfo(seg.seq); si != nil {
+			si.size = seg.size
+			s.bytes += seg.size
+		} else { // a segment with no record: an empty one, or all zeros
+			s.addSegment(seg, seg.size, true)
+		}
 	}
 	for name := range s.lists {
 		if s.corrupt[name] == nil {
@@ -141,6 +176,7 @@ func openDirStore(dir string, o Options) (*dirStore, error) {
 		}
 	}
 	slices.Sort(s.recover)
+	s.working = true // sweeping, see checkpointer
 	s.wg.Add(1)
 	go s.checkpointer()
 	return s, nil
@@ -189,23 +225,36 @@ func trimHolder(b []byte) string {
 
 // replayed notes a record read at Open.
 func (s *dirStore) replayed(r logRecord) {
-	d := s.dirtyOf(r.list)
-	if !d.loaded {
-		d.replay = append(d.replay, r)
-	}
-	d.version++
-	d.segs[r.seg.seq] = d.version
+	d := s.replayedIn(r)
+	d.replay = append(d.replay, replayRec{r.seg, r.off, r.body})
 }
 
 // damaged notes a record of a list whose body is damaged: the list cannot
 // be loaded, and the segment is kept, until an operator repairs it.
 func (s *dirStore) damaged(r logRecord, err error) {
-	if s.corrupt[r.list] == nil {
-		s.corrupt[r.list] = err
+	d := s.replayedIn(r)
+	if s.corrupt[d.name] == nil {
+		s.corrupt[d.name] = err
 	}
-	d := s.dirtyOf(r.list)
+}
+
+// replayedIn notes that a list has a record in the segment being replayed
+// and returns the list's dirty record.
+func (s *dirStore) replayedIn(r logRecord) *dirty {
+	si := s.replaying
+	if si == nil || si.seg != r.seg {
+		si = &segInfo{seg: r.seg, sealed: true, lists: make(map[*dirty]struct{})}
+		s.segs = append(s.segs, si) // replay goes in sequence order
+		s.replaying = si
+	}
+	d := s.lists[string(r.list)] // no allocation for the lookup
+	if d == nil {
+		d = s.dirtyOf(string(r.list))
+	}
 	d.version++
-	d.segs[r.seg.seq] = d.version
+	d.note(r.seg.seq)
+	si.lists[d] = struct{}{}
+	return d
 }
 
 // dirtyOf returns the dirty record of a list, making it if needed. s.mu
@@ -213,7 +262,7 @@ func (s *dirStore) damaged(r logRecord, err error) {
 func (s *dirStore) dirtyOf(list string) *dirty {
 	d := s.lists[list]
 	if d == nil {
-		d = &dirty{segs: make(map[uint64]uint64, 1)}
+		d = &dirty{name: list}
 		s.lists[list] = d
 	}
 	return d
@@ -238,15 +287,10 @@ func (s *dirStore) sealed(seg *segment) {
 // addSegment adds a segment to s.segs, in order. s.mu must be held, or
 // Open still running.
 func (s *dirStore) addSegment(seg *segment, size int64, sealed bool) {
-	si := &segInfo{seg: seg, size: size, sealed: sealed, lists: make(map[string]struct{})}
+	si := &segInfo{seg: seg, size: size, sealed: sealed, lists: make(map[*dirty]struct{})}
 	i, _ := slices.BinarySearchFunc(s.segs, seg.seq, func(x *segInfo, seq uint64) int { return cmpUint(x.seg.seq, seq) })
 	s.segs = slices.Insert(s.segs, i, si)
 	s.bytes += size
-	for name, d := range s.lists {
-		if _, ok := d.segs[seg.seq]; ok {
-			si.lists[name] = struct{}{}
-		}
-	}
 }
 
 // segInfo returns what the store knows of segment seq, or nil. s.mu must
@@ -331,8 +375,8 @@ func (s *dirStore) noteCommit(changes []*Change, seq uint64, size int64) {
 		d := s.dirtyOf(c.List)
 		d.loaded, d.state, d.replay = true, c.State, nil
 		d.version++
-		d.segs[seq] = d.version
-		si.lists[c.List] = struct{}{}
+		d.note(seq)
+		si.lists[d] = struct{}{}
 		if c.Release && !d.released {
 			d.released = true
 			s.released = append(s.released, c.List)
@@ -434,6 +478,16 @@ func (s *dirStore) Lists(ctx context.Context) ([]string, error) {
 // nextCheckpoint), until Close has had every list checkpointed.
 func (s *dirStore) checkpointer() {
 	defer s.wg.Done()
+	// First clear the temp files a crash left, before any checkpoint
+	// writes one. It walks every fan-out directory, which Open need not
+	// wait for.
+	if err := s.f.removeTemps(); err != nil {
+		s.errLog.failedTo("clear leftovers in", s.f.dir, err)
+	}
+	s.mu.Lock()
+	s.working = false
+	s.cond.Broadcast()
+	s.mu.Unlock()
 	var backoff time.Duration
 	for {
 		names, closing := s.nextCheckpoint()
@@ -488,8 +542,9 @@ func (s *dirStore) nextCheckpoint() (names []string, closing bool) {
 	}
 }
 
-// waitIdle waits until no checkpoint is due or being written, for tests
-// that look at the files.
+// waitIdle waits until no checkpoint is due or being written, and the
+// temp files of an earlier crash are cleared, for tests that look at the
+// files.
 func (s *dirStore) waitIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -529,9 +584,9 @@ func (s *dirStore) someDirty() []string {
 func (s *dirStore) dirtyInOldest() []string {
 	for _, si := range s.segs {
 		var names []string
-		for name := range si.lists {
-			if s.corrupt[name] == nil {
-				names = append(names, name)
+		for d := range si.lists {
+			if s.corrupt[d.name] == nil {
+				names = append(names, d.name)
 				if len(names) == maxCheckpoint {
 					break
 				}
@@ -604,14 +659,17 @@ func (s *dirStore) checkpoint(names []string) bool {
 		s.filesWritten.Add(1)
 		s.checkpoints.Add(1)
 		d := ds[i]
-		for seq, v := range d.segs {
-			if v <= versions[i] {
-				delete(d.segs, seq)
-				if si := s.segInfo(seq); si != nil {
-					delete(si.lists, name)
-				}
+		kept := d.segs[:0]
+		for _, sv := range d.segs {
+			if sv.version > versions[i] {
+				kept = append(kept, sv) // records the checkpoint does not hold
+				continue
+			}
+			if si := s.segInfo(sv.seq); si != nil {
+				delete(si.lists, d)
 			}
 		}
+		d.segs = kept
 		if len(d.segs) == 0 && s.lists[name] == d {
 			delete(s.lists, name)
 		}

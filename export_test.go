@@ -119,6 +119,10 @@ func openWith(dir string, opts *Options, wrap func(*files) Store) (*System, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := f.removeTemps(); err != nil {
+		f.Close()
+		return nil, err
+	}
 	sys := newSystem(wrap(f), o)
 	sys.dir = dir
 	return sys, nil
@@ -275,7 +279,8 @@ func ApplyOps(l *List, ops []Op) {
 }
 
 // WaitCheckpoints waits until the checkpoints due in a System opened with
-// Open (the lists replayed at Open, those that left memory) are written.
+// Open (the lists replayed at Open, those that left memory) are written,
+// and the temp files a crash left are cleared.
 func WaitCheckpoints(sys *System) { sys.store.(*dirStore).waitIdle() }
 
 // WithLogLanes sets the number of lanes of the log, which is otherwise

@@ -500,11 +500,12 @@ func fdatasync(f *os.File) error {
 	}
 }
 
-// A replayed record: where it is, whose it is, and its body.
+// A replayed record: where it is, whose it is (a slice of the segment's
+// data, as the body is), and its body.
 type logRecord struct {
 	seg  *segment
 	off  int64
-	list string
+	list []byte
 	body []byte
 }
 
@@ -648,7 +649,7 @@ func (l *wal) readRecord(seg *segment, data []byte, off int) (r logRecord, n int
 	if !ok || headCRC(seg.seq, h[:8], name) != binary.BigEndian.Uint32(h[8:]) {
 		return r, 0, errors.New("header checksum mismatch")
 	}
-	r = logRecord{seg: seg, off: int64(off), list: string(name), body: body}
+	r = logRecord{seg: seg, off: int64(off), list: name, body: body}
 	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(h[4:]) {
 		return r, recHeaderSize + bodyLen, errors.New("checksum mismatch")
 	}

@@ -57,17 +57,13 @@ func openFiles(dir string, o Options) (*files, error) {
 	if err != nil {
 		return nil, fmt.Errorf("todo: data directory: %w", err)
 	}
-	f := &files{root: root, dir: dir, maxSize: o.MaxFileSize}
-	if err := f.removeTemps(); err != nil {
-		root.Close()
-		return nil, err
-	}
-	return f, nil
+	return &files{root: root, dir: dir, maxSize: o.MaxFileSize}, nil
 }
 
 // removeTemps removes the files a crash left half-written. They are never
 // the current version of anything: the rename that would have made them so
-// did not happen. It lists the directories and reads no file.
+// did not happen. It lists the directories and reads no file. It must not
+// run while a list file is being written.
 func (f *files) removeTemps() error {
 	return f.walk(func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
