@@ -63,8 +63,8 @@ type dirStore struct {
 	recover  []string         // lists replayed at Open: checkpoint them
 	// replaying is the segment whose records Open is replaying.
 	replaying *segInfo
-	closing  bool
-	working  bool // a checkpoint is being written
+	closing   bool
+	working   bool // a checkpoint is being written
 
 	wg sync.WaitGroup // the checkpointer
 }
