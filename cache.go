@@ -3,7 +3,9 @@ package todo
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 )
 
@@ -124,7 +126,7 @@ func (s *Server) AppendEntries(ctx context.Context, dst []Entry, d Date) ([]Entr
 	if entries, ok := s.sys.readDate(s.name, d, dst); ok {
 		return entries, nil
 	}
-	entries, err := s.readThroughServer(ctx, opEntries, d)
+	entries, err := s.readCold(ctx, opEntries, d)
 	return append(dst, entries...), err
 }
 
@@ -136,7 +138,41 @@ func (s *Server) AllEntries(ctx context.Context) ([]Entry, error) {
 	if entries, ok := s.sys.readAll(s.name); ok {
 		return entries, nil
 	}
-	return s.readThroughServer(ctx, opAll, Date{})
+	return s.readCold(ctx, opAll, Date{})
+}
+
+// readCold reads a list that is not loaded. It loads the list's state
+// first, without a server: a list with no entries (one that does not
+// exist, say) is answered at once, and nothing of it stays in memory, so
+// that reads of any number of names cost no memory. A list with entries
+// gets its server, which takes the state just loaded when no server
+// started meanwhile (and could have changed it), and serves the read.
+func (s *Server) readCold(ctx context.Context, o op, d Date) ([]Entry, error) {
+	sys := s.sys
+	if sys.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := sys.loadedCap.waitRoom(ctx, sys.closing); err != nil {
+		return nil, err
+	}
+	started := sys.stats.started.Load()
+	st, err := sys.pool.load(ctx, s.name)
+	if err != nil {
+		sys.loadedCap.unreserve()
+		sys.opts.Logger.Error("todo: cannot load list", "list", s.name, "err", err)
+		return nil, err
+	}
+	if len(st.Entries) == 0 {
+		sys.loadedCap.unreserve()
+		return nil, nil
+	}
+	if _, err := sys.startWith(s.name, &st, started); err != nil {
+		return nil, err
+	}
+	return s.readThroughServer(ctx, o, d)
 }
 
 // readThroughServer sends a read to the list's server, which loads the
@@ -175,7 +211,7 @@ func (s *Server) send(c *call) error {
 		p := s.last.Load()
 		if p == nil || p.retired() {
 			var err error
-			if p, err = sys.procFor(s.name); err != nil {
+			if p, err = sys.procFor(ctx, s.name); err != nil {
 				return err
 			}
 			s.last.Store(p)
@@ -223,22 +259,225 @@ func (s *Server) send(c *call) error {
 // procFor finds the running server of a list, or starts it. Of concurrent
 // starters of one name, one inserts its server into the registry and the
 // others get that one; the losers' servers never run.
-func (sys *System) procFor(name string) (*proc, error) {
+func (sys *System) procFor(ctx context.Context, name string) (*proc, error) {
 	if p, ok := sys.registry.Lookup(name); ok {
 		return p, nil
 	}
+	if err := sys.loadedCap.waitRoom(ctx, sys.closing); err != nil {
+		return nil, err
+	}
+	return sys.startWith(name, nil, 0)
+}
+
+// startWith finds the running server of a list, or starts it, in the
+// place the caller reserved with waitRoom. A server it starts takes state
+// as the list's, instead of loading it, if state is not nil and no server
+// has started since the count of started servers was started: a server
+// of the list could otherwise have changed it since state was loaded.
+func (sys *System) startWith(name string, state *ListState, started int64) (*proc, error) {
 	sys.startMu.RLock()
 	defer sys.startMu.RUnlock()
 	if sys.closed.Load() {
+		sys.loadedCap.unreserve()
 		return nil, ErrClosed
 	}
 	p, inserted := sys.registry.LookupOrInsert(name, newProc(sys, name))
-	if inserted {
-		sys.stats.started.Add(1)
-		sys.servers.Add(1)
-		go p.run()
+	if !inserted {
+		sys.loadedCap.unreserve()
+		return p, nil
 	}
+	// A server of this list that started and stopped after state was
+	// loaded counted itself before it could change anything, and before
+	// it left the registry for this one to enter.
+	if sys.stats.started.Add(1) == started+1 {
+		p.preloaded = state
+	}
+	sys.servers.Add(1)
+	sys.loadedCap.add(p)
+	go p.run()
 	return p, nil
+}
+
+// loadedCap retires the least recently used idle lists once more than
+// Options.MaxLoaded are loaded, with a clock (second chance): a hand goes
+// round the loaded lists, sparing once each list used since it last came
+// by, and retires the first it finds unused and idle. Retiring a list
+// stores its state first, as expiry does.
+type loadedCap struct {
+	max  int           // Options.MaxLoaded; 0 for no cap
+	wake chan struct{} // a server started past the cap
+
+	mu       sync.Mutex // guards the fields below, and every proc's slot
+	room     sync.Cond  // broadcast when a list leaves the ring
+	ring     []*proc    // the loaded lists; nil in a free slot
+	free     []int      // free slots of ring
+	reserved int        // places taken by waitRoom for lists about to start
+	hand     int
+}
+
+// ceiling is how many lists may be loaded while the cap retires the
+// excess: an eighth more than MaxLoaded. A request that must load a list
+// past it waits for room (see waitRoom).
+func (c *loadedCap) ceiling() int { return c.max + c.max/8 + 1 }
+
+// waitRoom waits until fewer lists than the ceiling are loaded or about
+// to be, or ctx ends, or the System closes, and then reserves a place for
+// one more: the caller then calls add, or unreserve if it starts nothing.
+func (c *loadedCap) waitRoom(ctx context.Context, closing <-chan struct{}) error {
+	if c.max == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loadedLocked() < c.ceiling() {
+		c.reserved++
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.room.Broadcast()
+		c.mu.Unlock()
+	})
+	defer stop()
+	for c.loadedLocked() >= c.ceiling() {
+		select {
+		case <-closing:
+			return ErrClosed
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		c.room.Wait()
+	}
+	c.reserved++
+	return nil
+}
+
+// unreserve gives back a place waitRoom reserved.
+func (c *loadedCap) unreserve() {
+	if c.max == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.reserved--
+	c.room.Broadcast()
+	c.mu.Unlock()
+}
+
+// add adds a list that started, in the place waitRoom reserved for it.
+func (c *loadedCap) add(p *proc) {
+	if c.max == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.reserved--
+	if n := len(c.free); n > 0 {
+		p.slot = c.free[n-1]
+		c.free = c.free[:n-1]
+		c.ring[p.slot] = p
+	} else {
+		p.slot = len(c.ring)
+		c.ring = append(c.ring, p)
+	}
+	over := c.loadedLocked() > c.max
+	c.mu.Unlock()
+	if over {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *loadedCap) remove(p *proc) {
+	if c.max == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.ring[p.slot] = nil
+	c.free = append(c.free, p.slot)
+	c.room.Broadcast()
+	c.mu.Unlock()
+}
+
+// loaded returns how many lists are loaded, or about to be.
+func (c *loadedCap) loaded() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loadedLocked()
+}
+
+func (c *loadedCap) loadedLocked() int { return len(c.ring) - len(c.free) + c.reserved }
+
+// victims returns up to n lists to retire: unused since the hand last
+// came by, with nothing queued. It goes round at most twice.
+func (c *loadedCap) victims(n int) []*proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var vs []*proc
+	for range 2 * len(c.ring) {
+		if len(vs) == n {
+			break
+		}
+		c.hand = (c.hand + 1) % len(c.ring)
+		p := c.ring[c.hand]
+		switch {
+		case p == nil, p.retiring:
+		case p.recent.Swap(false): // used lately: spared, this once
+		case len(p.mailbox) > 0 || p.senders.Load() != 0: // busy
+		default:
+			p.retiring = true
+			vs = append(vs, p)
+		}
+	}
+	return vs
+}
+
+// capLoaded retires lists whenever more than MaxLoaded are loaded, until
+// Close begins. It is the System's goroutine of the cap.
+func (sys *System) capLoaded() {
+	defer sys.capDone.Done()
+	c := &sys.loadedCap
+	for {
+		select {
+		case <-c.wake:
+		case <-sys.closing:
+			return
+		}
+		for excess := c.loaded() - c.max; excess > 0; excess = c.loaded() - c.max {
+			vs := c.victims(excess)
+			if len(vs) == 0 {
+				// Every list is busy or in use: look again in a while.
+				select {
+				case <-time.After(10 * time.Millisecond):
+					continue
+				case <-sys.closing:
+					return
+				}
+			}
+			for _, p := range vs {
+				select {
+				case p.mailbox <- closeSignal:
+				case <-p.done:
+				case <-sys.closing:
+					return
+				}
+			}
+			for _, p := range vs {
+				select {
+				case <-p.done:
+					sys.stats.evicted.Add(1)
+				case <-sys.closing:
+					return
+				}
+			}
+		}
+	}
 }
 
 func (s *Server) newCall(ctx context.Context, o op) *call {

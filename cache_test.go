@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -554,5 +556,114 @@ func TestSystem_Unload(t *testing.T) {
 				t.Errorf("Unload after Close: %v, want ErrClosed", err)
 			}
 		})
+	}
+}
+
+// TestSystem_MaxLoaded_BoundsMemory reads 100,000 lists that do not exist,
+// then writes and reads 100,000 distinct lists, with MaxLoaded 1,000:
+//
+//   - the reads of lists that do not exist start no server and keep
+//     nothing: the goroutines and the heap do not grow;
+//   - while the lists are written, no more than MaxLoaded and an eighth
+//     are loaded at any moment (the cap retires lists behind the starts,
+//     on a goroutine of its own, and starts wait past that), and once it
+//     has caught up, at most MaxLoaded;
+//   - afterwards the goroutines are at most MaxLoaded more than before,
+//     and the heap, once the retired lists are checkpointed, stays under
+//     32 MiB (on the machine this was written on: about 10 MiB);
+//   - every list keeps its entry, read back from its file.
+func TestSystem_MaxLoaded_BoundsMemory(t *testing.T) {
+	const (
+		names     = 100_000
+		maxLoaded = 1_000
+		workers   = 32
+		heapBound = 32 << 20
+	)
+	if testing.Short() {
+		t.Skip("writes 100,000 lists")
+	}
+	ctx := context.Background()
+	// Every list written gets a file of its own when its server retires:
+	// 100,000 file creations take over a minute on this machine's ext4, a
+	// second on a tmpfs. The files are not what is measured here.
+	dir := t.TempDir()
+	if os.Geteuid() == 0 {
+		dir = filepath.Join(mountTmpfs(t, "2g"), "data") // 100,000 files of a page each
+	} else {
+		t.Log("not root: the lists are written to", dir, "which is slower")
+	}
+	sys := openDirSystem(t, dir, &todo.Options{MaxLoaded: maxLoaded})
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	parallel := func(fn func(i int)) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for i := int(next.Add(1) - 1); i < names; i = int(next.Add(1) - 1) {
+					fn(i)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	goroutines, heapBefore := runtime.NumGoroutine(), heap()
+
+	parallel(func(i int) {
+		if es, err := sys.ServerProcess(fmt.Sprint("ghost ", i)).Entries(ctx, day19); err != nil || len(es) != 0 {
+			t.Errorf("reading a list that does not exist: %v, %v", es, err)
+		}
+	})
+	if st := sys.Stats(); st.ServersStarted != 0 {
+		t.Errorf("100,000 reads of lists that do not exist started %d servers, want none", st.ServersStarted)
+	}
+	if g, h := runtime.NumGoroutine(), heap(); g > goroutines || h > heapBefore+1<<20 {
+		t.Errorf("after 100,000 reads of lists that do not exist: %d goroutines (%d before), heap %d KiB (%d before)",
+			g, goroutines, h>>10, heapBefore>>10)
+	}
+
+	var peak atomic.Int64
+	parallel(func(i int) {
+		s := sys.ServerProcess(fmt.Sprint("list ", i))
+		if _, err := s.AddEntry(ctx, todo.Entry{Date: day19, Title: fmt.Sprint("entry of ", i)}); err != nil {
+			t.Errorf("AddEntry: %v", err)
+		}
+		if es, err := s.Entries(ctx, day19); err != nil || len(es) != 1 {
+			t.Errorf("reading a list just written: %v, %v", es, err)
+		}
+		if n := sys.Stats().ServersRunning; n > peak.Load() {
+			peak.Store(n) // racy maximum: good enough for a bound this loose
+		}
+	})
+	t.Logf("at most %d lists loaded at once while writing %d (MaxLoaded %d)", peak.Load(), names, maxLoaded)
+	if peak.Load() > maxLoaded+maxLoaded/8+1 {
+		t.Errorf("%d lists loaded at once, more than MaxLoaded (%d) and an eighth", peak.Load(), maxLoaded)
+	}
+	// The cap retires lists on its own goroutine: give it time to catch up.
+	for deadline := time.Now().Add(30 * time.Second); sys.Stats().ServersRunning > maxLoaded && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	todo.WaitCheckpoints(sys)
+	st := sys.Stats()
+	g, h := runtime.NumGoroutine(), heap()
+	t.Logf("after writing %d lists: %d running, %d evicted, %d goroutines (%d before), heap %d KiB (%d before)",
+		names, st.ServersRunning, st.ServersEvicted, g, goroutines, h>>10, heapBefore>>10)
+	if st.ServersRunning > maxLoaded {
+		t.Errorf("%d lists loaded, more than MaxLoaded (%d)", st.ServersRunning, maxLoaded)
+	}
+	if g > goroutines+maxLoaded {
+		t.Errorf("%d goroutines, more than the %d before and one per loaded list", g, goroutines)
+	}
+	if h > heapBound {
+		t.Errorf("heap %d KiB, more than the bound of %d KiB", h>>10, heapBound>>10)
+	}
+	for i := 0; i < names; i += 997 {
+		if es := mustAllEntries(t, sys.ServerProcess(fmt.Sprint("list ", i))); len(es) != 1 || es[0].Title != fmt.Sprint("entry of ", i) {
+			t.Errorf("list %d after its server was retired: %v", i, es)
+		}
 	}
 }

@@ -513,7 +513,7 @@ func (s *dirStore) checkpointer() {
 }
 
 // maxCheckpoint bounds the lists one checkpoint writes at once.
-const maxCheckpoint = 64
+const maxCheckpoint = 256
 
 // nextCheckpoint waits for lists to checkpoint and returns up to
 // maxCheckpoint of them: released lists first, then the lists replayed at
@@ -544,13 +544,25 @@ func (s *dirStore) nextCheckpoint() (names []string, closing bool) {
 
 // waitIdle waits until no checkpoint is due or being written, and the
 // temp files of an earlier crash are cleared, for tests that look at the
-// files.
-func (s *dirStore) waitIdle() {
+// files; it reports false if that takes longer than timeout (checkpoints
+// that keep failing, say).
+func (s *dirStore) waitIdle(timeout time.Duration) bool {
+	t := time.AfterFunc(timeout, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer t.Stop()
+	deadline := time.Now().Add(timeout)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.working || len(s.released) > 0 || len(s.recover) > 0 {
+		if !time.Now().Before(deadline) {
+			return false
+		}
 		s.cond.Wait()
 	}
+	return true
 }
 
 // take takes up to maxCheckpoint names off the front of q. s.mu must be

@@ -281,7 +281,12 @@ func ApplyOps(l *List, ops []Op) {
 // WaitCheckpoints waits until the checkpoints due in a System opened with
 // Open (the lists replayed at Open, those that left memory) are written,
 // and the temp files a crash left are cleared.
-func WaitCheckpoints(sys *System) { sys.store.(*dirStore).waitIdle() }
+// It panics if that takes over a minute.
+func WaitCheckpoints(sys *System) {
+	if !sys.store.(*dirStore).waitIdle(time.Minute) {
+		panic("todo: checkpoints still due after a minute")
+	}
+}
 
 // WithLogLanes sets the number of lanes of the log, which is otherwise
 // Workers: the benchmarks compare one shared log with one per worker.

@@ -420,12 +420,14 @@ func (w *worker) settle(taken []*pending, errs []error, took time.Duration) {
 	for i, pd := range taken {
 		delete(w.committing, pd.list)
 		err := errs[i]
+		if err == nil {
+			p.stats.changesStored.Add(1) // counted before its caller hears of it
+		}
 		if pd.done != nil {
 			pd.done <- err // its caller rolls back on an error
 			answered++
 		}
 		if err == nil {
-			p.stats.changesStored.Add(1)
 			if pd.attempts > 0 {
 				p.unstored.Add(-1)
 			}

@@ -26,10 +26,18 @@ type proc struct {
 
 	loaded     atomic.Bool   // the list is loaded and published
 	touched    atomic.Bool   // a table read happened since the idle timer was last armed
+	recent     atomic.Bool   // used since the cap's hand last came by (see loadedCap)
 	hasEntries atomic.Bool   // the list has at least one entry
 	all        atomicEntries // every entry, published for AllEntries
 	done       chan struct{} // closed when the server has left the registry
 	saved      chan error    // the pool answers the server's writes here
+
+	// The state its starter loaded already, or nil (see startWith).
+	preloaded *ListState
+
+	// Guarded by the System's loadedCap.mu.
+	slot     int  // its place in the cap's ring
+	retiring bool // chosen by the cap to retire
 
 	// Owned by the server goroutine.
 	cells    map[dayKey]*dayCell // what it has published in the table
@@ -121,6 +129,9 @@ func (p *proc) retired() bool { return p.senders.Load() < 0 }
 func (p *proc) touch() {
 	if !p.touched.Load() {
 		p.touched.Store(true)
+	}
+	if !p.recent.Load() {
+		p.recent.Store(true)
 	}
 }
 
@@ -235,6 +246,7 @@ func (p *proc) stop() {
 	}
 	p.unpublish()
 	p.sys.registry.DeleteIf(p.name, func(q *proc) bool { return q == p })
+	p.sys.loadedCap.remove(p) // after the registry: the cap counts no fewer than it holds
 	// Let the list go even while handles remember this server (see
 	// Server.last): readers check retired before they use p.all.
 	p.all.store(nil)
@@ -248,6 +260,9 @@ func (p *proc) stop() {
 func (p *proc) serveBatch(first *call) {
 	batch := p.collect(first)
 	p.batchStart = time.Now() // one clock read per batch serves expiry and waitRegroup
+	if !p.recent.Load() {
+		p.recent.Store(true)
+	}
 	p.sys.stats.requests.Add(int64(len(batch)))
 	err := p.ensureLoaded()
 	if err == nil {
@@ -293,6 +308,12 @@ drain:
 // publishes it.
 func (p *proc) ensureLoaded() error {
 	if p.list != nil {
+		return nil
+	}
+	if st := p.preloaded; st != nil {
+		p.preloaded = nil
+		p.list = listFromState(*st)
+		p.publishLoaded()
 		return nil
 	}
 	st, err := p.sys.pool.load(context.Background(), p.name)
@@ -495,31 +516,48 @@ func (p *proc) apply(c *call) {
 // runUpdater runs the caller's updater on a goroutine of its own and waits
 // for it, so that whatever it does (panic, or runtime.Goexit, which no
 // recover stops, as t.FailNow does) ends only that goroutine and fails only
-// its request, never the list's server.
-func (p *proc) runUpdater(c *call, old Entry) (e Entry, ok bool) {
-	done := make(chan struct{})
-	var (
+// its request, never the list's server. An updater that has not returned
+// when its call's ctx ends, or when Close begins, is abandoned: its request
+// fails, the list is left as it was, and its goroutine ends whenever the
+// updater returns, its result discarded. A list's server never waits on
+// an updater longer than its caller would, and Close never waits on one.
+func (p *proc) runUpdater(c *call, old Entry) (Entry, bool) {
+	type outcome struct {
+		e      Entry
+		ok     bool
 		reason any
 		stack  []byte
-	)
+	}
+	done := make(chan outcome, 1)
+	update := c.update // c may be answered and reused before update returns
 	go func() {
-		defer close(done)
+		var o outcome
 		defer func() {
 			if r := recover(); r != nil {
-				reason, stack = r, debug.Stack()
+				o.reason, o.stack = r, debug.Stack()
 			}
+			done <- o
 		}()
-		e = c.update(old)
-		ok = true
+		o.e = update(old)
+		o.ok = true
 	}()
-	<-done
-	if !ok {
-		if stack == nil {
-			reason, stack = "the updater called runtime.Goexit", []byte{}
-		}
-		p.crashed(c, reason, stack)
+	var o outcome
+	select {
+	case o = <-done:
+	case <-c.ctx.Done():
+		c.err = fmt.Errorf("todo: list %q: the updater had not returned when the call ended: %w", p.name, c.ctx.Err())
+		return Entry{}, false
+	case <-p.sys.closing:
+		c.err = fmt.Errorf("%w: list %q: the updater had not returned when Close began", ErrClosed, p.name)
+		return Entry{}, false
 	}
-	return e, ok
+	if !o.ok {
+		if o.stack == nil {
+			o.reason, o.stack = "the updater called runtime.Goexit", []byte{}
+		}
+		p.crashed(c, o.reason, o.stack)
+	}
+	return o.e, o.ok
 }
 
 // crashed fails a request that panicked, and logs why with the stack.

@@ -723,3 +723,59 @@ func TestServer_InvalidTitle(t *testing.T) {
 		t.Errorf("after refused changes: %v, %v; want only %v", got, err, e)
 	}
 }
+
+// TestServer_UpdateEntry_StuckUpdater checks that an updater that never
+// returns holds up neither its list nor Close: its call fails when its ctx
+// ends, the list serves other calls meanwhile and keeps its state, and
+// Close, with another stuck updater running, returns at once and fails
+// that request with ErrClosed. The updaters are then let go, so their
+// goroutines end before the leak check.
+func TestServer_UpdateEntry_StuckUpdater(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sys, err := todo.OpenInMemory(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sys.ServerProcess("stuck")
+		e := mustAddEntry(t, s, day19, "before")
+		release := make(chan struct{})
+		defer close(release)
+		stuck := func(e todo.Entry) todo.Entry {
+			<-release
+			e.Title = "after"
+			return e
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		if _, err := s.UpdateEntry(ctx, e.ID, stuck); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("UpdateEntry with a stuck updater: %v, want context.DeadlineExceeded", err)
+		}
+		if waited := time.Since(start); waited != 5*time.Second {
+			t.Errorf("UpdateEntry returned after %v, want its ctx's 5s", waited)
+		}
+		if got := mustAllEntries(t, s); len(got) != 1 || got[0] != e {
+			t.Errorf("after the abandoned update: %v, want only %v", got, e)
+		}
+		other := mustAddEntry(t, s, day20, "served meanwhile")
+
+		errs := make(chan error, 1)
+		go func() {
+			_, err := s.UpdateEntry(context.Background(), e.ID, stuck)
+			errs <- err
+		}()
+		synctest.Wait() // the updater is running, the server waits on it
+		start = time.Now()
+		if err := sys.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("Close waited %v for a stuck updater", waited)
+		}
+		if err := <-errs; !errors.Is(err, todo.ErrClosed) {
+			t.Errorf("the request of the updater stuck at Close: %v, want ErrClosed", err)
+		}
+		_ = other
+	})
+}

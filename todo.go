@@ -110,6 +110,15 @@ type Options struct {
 	// Zero means 64 MiB; at least 4 KiB.
 	LogSize int64
 
+	// MaxLoaded caps the lists held in memory (loaded, with a server):
+	// once more are, the least recently used idle ones are retired early,
+	// their state stored first, as IdleTimeout retires them. While that
+	// goes on, up to an eighth more may be loaded; a request that would
+	// load one more waits for room (within its ctx). Reads of a list with
+	// no entries (one that does not exist) load nothing. Zero means
+	// 20,000; a negative value means no cap.
+	MaxLoaded int
+
 	// logLanes overrides the number of lanes of the log (see wal), which
 	// is otherwise one, shared by the workers; the benchmarks compare that
 	// with a lane per worker.
@@ -144,6 +153,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.LogSize == 0 {
 		c.LogSize = 64 << 20
+	}
+	if c.MaxLoaded == 0 {
+		c.MaxLoaded = 20_000
 	}
 	switch {
 	case c.MailboxSize < 0 || c.MailboxSize > 1<<20:
@@ -186,10 +198,14 @@ type System struct {
 	// startMu makes starting a server and closing the System exclusive, so
 	// that no server starts after Close has begun waiting for them.
 	startMu sync.RWMutex
-	closed  atomic.Bool // set once, under startMu
-	servers sync.WaitGroup
-	closeMu sync.Mutex // serializes Close calls
-	done    bool       // guarded by closeMu: Close has finished
+	closed  atomic.Bool   // set once, under startMu
+	closing chan struct{} // closed when Close begins
+
+	loadedCap loadedCap
+	capDone   sync.WaitGroup // the goroutine of loadedCap
+	servers   sync.WaitGroup
+	closeMu   sync.Mutex // serializes Close calls
+	done      bool       // guarded by closeMu: Close has finished
 }
 
 // Open opens the System over the data directory dir, creating it if
@@ -216,14 +232,26 @@ func newSystem(st Store, o Options) *System {
 		registry: NewTable[string, *proc](),
 		table:    newTableWithHasher[tableKey, *dayCell](tableKeyHasher()),
 		stats:    newCounters(),
+		closing:  make(chan struct{}),
 	}
 	sys.pool = newPool(st, o, &sys.stats)
+	if o.MaxLoaded > 0 {
+		sys.loadedCap = loadedCap{max: o.MaxLoaded, wake: make(chan struct{}, 1)}
+		sys.loadedCap.room.L = &sys.loadedCap.mu
+		sys.capDone.Add(1)
+		go sys.capLoaded()
+	}
 	return sys
 }
 
 // Close answers every request already queued, writes every pending change,
 // stops every goroutine of the System, and returns the first error a final
 // write met. It is idempotent; after it every call returns [ErrClosed].
+//
+// Close does not wait for an UpdateEntry updater that is still running: its
+// request fails with ErrClosed and the list keeps its state; the updater's
+// goroutine, which only the updater can end, returns whenever it does,
+// and its result is discarded.
 func (sys *System) Close() error {
 	sys.closeMu.Lock()
 	defer sys.closeMu.Unlock()
@@ -232,6 +260,7 @@ func (sys *System) Close() error {
 	}
 	sys.startMu.Lock()
 	sys.closed.Store(true)
+	close(sys.closing)
 	sys.startMu.Unlock()
 	// No server starts from now on. Tell every running one to stop; one
 	// that has just retired on its own leaves without reading it.
@@ -241,6 +270,7 @@ func (sys *System) Close() error {
 		case <-p.done:
 		}
 	}
+	sys.capDone.Wait()
 	sys.servers.Wait()
 	err := errors.Join(sys.pool.close(), sys.store.Close())
 	sys.done = true
@@ -322,6 +352,7 @@ type Stats struct {
 	ServersRunning  int64 // list servers running now
 	ServersStarted  int64 // list servers started
 	ServersExpired  int64 // list servers stopped after IdleTimeout
+	ServersEvicted  int64 // list servers retired early to keep within MaxLoaded
 	RequestsServed  int64 // requests answered by list servers
 	PanicsRecovered int64 // requests that panicked and failed with ErrCrashed
 	TableReads      int64 // reads answered from the table, without a server
@@ -340,10 +371,11 @@ type Stats struct {
 // counters are the live form of Stats. The ones bumped on hot paths by many
 // goroutines at once are striped.
 type counters struct {
-	started, expired, panics, mailboxWaits atomic.Int64
-	commits, changesStored                 atomic.Int64
-	writeErrors, writeRetries              atomic.Int64
-	requests, tableReads                   *xsync.Counter
+	started, expired, evicted, panics atomic.Int64
+	mailboxWaits                      atomic.Int64
+	commits, changesStored            atomic.Int64
+	writeErrors, writeRetries         atomic.Int64
+	requests, tableReads              *xsync.Counter
 }
 
 func newCounters() counters {
@@ -357,6 +389,7 @@ func (sys *System) Stats() Stats {
 		ServersRunning:  int64(sys.registry.Len()),
 		ServersStarted:  c.started.Load(),
 		ServersExpired:  c.expired.Load(),
+		ServersEvicted:  c.evicted.Load(),
 		RequestsServed:  c.requests.Value(),
 		PanicsRecovered: c.panics.Load(),
 		TableReads:      c.tableReads.Value(),

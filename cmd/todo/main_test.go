@@ -40,7 +40,7 @@ func envOf(m map[string]string) func(string) string {
 func TestParseConfig(t *testing.T) {
 	t.Parallel()
 	defaults := config{
-		addr: "127.0.0.1:5454", data: "./persist", idle: time.Minute, durability: todo.Fsync, workers: 1,
+		addr: "127.0.0.1:5454", data: "./persist", idle: time.Minute, durability: todo.Fsync, workers: 1, maxLoaded: 20_000,
 		timeout: 5 * time.Second, shutdownTimeout: 10 * time.Second, watchdog: 5 * time.Second,
 		logFormat: "text", logLevel: slog.LevelInfo,
 	}

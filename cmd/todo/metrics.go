@@ -33,6 +33,8 @@ var statsMetrics = []statsMetric{
 		func(s todo.Stats) float64 { return float64(s.ServersStarted) }},
 	{"todo_list_servers_expired_total", "List servers stopped after the idle timeout.", prometheus.CounterValue,
 		func(s todo.Stats) float64 { return float64(s.ServersExpired) }},
+	{"todo_list_servers_evicted_total", "List servers retired early to keep within the cap on loaded lists.", prometheus.CounterValue,
+		func(s todo.Stats) float64 { return float64(s.ServersEvicted) }},
 	{"todo_list_server_requests_total", "Requests answered by list servers (writes, and reads of lists not loaded).", prometheus.CounterValue,
 		func(s todo.Stats) float64 { return float64(s.RequestsServed) }},
 	{"todo_panics_recovered_total", "Requests that panicked and failed with ErrCrashed.", prometheus.CounterValue,

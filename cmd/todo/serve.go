@@ -36,6 +36,7 @@ func runServe(ctx context.Context, std *stdio, args []string) error {
 		IdleTimeout: cfg.idle,
 		Durability:  cfg.durability,
 		Workers:     cfg.workers,
+		MaxLoaded:   cfg.maxLoaded,
 		Logger:      log,
 	})
 	if err != nil {
@@ -61,6 +62,7 @@ type config struct {
 	idle            time.Duration
 	durability      todo.Durability
 	workers         int
+	maxLoaded       int
 	timeout         time.Duration
 	shutdownTimeout time.Duration
 	watchdog        time.Duration
@@ -85,6 +87,7 @@ func serveFlags(cfg *config) []serveFlag {
 		{"idle", "TODO_SERVER_EXPIRY", "how long an unused list stays in memory: seconds or a Go `duration`; negative means forever", durationValue{&cfg.idle, true}},
 		{"durability", "TODO_DURABILITY", "`mode` of acknowledging a change: fsync, write or async", durabilityValue{&cfg.durability}},
 		{"workers", "TODO_WORKERS", "`number` of goroutines committing changes to the log, at least 1 (more split its group commits)", intValue{&cfg.workers}},
+		{"max-loaded", "TODO_MAX_LOADED", "most `lists` held in memory; past it the least recently used idle ones leave early; negative means no cap", intValue{&cfg.maxLoaded}},
 		{"timeout", "TODO_TIMEOUT", "bound on each request (a Go `duration`)", durationValue{&cfg.timeout, false}},
 		{"shutdown-timeout", "TODO_SHUTDOWN_TIMEOUT", "bound on finishing in-flight requests when stopping (a Go `duration`)", durationValue{&cfg.shutdownTimeout, false}},
 		{"watchdog", "TODO_WATCHDOG", "how often the data directory is checked (a Go `duration`)", durationValue{&cfg.watchdog, false}},
@@ -101,6 +104,7 @@ func defaultConfig() *config {
 		idle:            60 * time.Second,
 		durability:      todo.Fsync,
 		workers:         1,
+		maxLoaded:       20_000,
 		timeout:         5 * time.Second,
 		shutdownTimeout: 10 * time.Second,
 		watchdog:        5 * time.Second,
@@ -148,6 +152,8 @@ func (cfg *config) check() error {
 		return usagef("serve", "-idle 0 (TODO_SERVER_EXPIRY): want a positive duration, or a negative one for never")
 	case cfg.workers < 1:
 		return usagef("serve", "-workers %d (TODO_WORKERS): want at least 1", cfg.workers)
+	case cfg.maxLoaded == 0:
+		return usagef("serve", "-max-loaded 0 (TODO_MAX_LOADED): want a positive number of lists, or a negative one for no cap")
 	case cfg.timeout <= 0:
 		return usagef("serve", "-timeout %v (TODO_TIMEOUT): want a positive duration", cfg.timeout)
 	case cfg.shutdownTimeout <= 0:

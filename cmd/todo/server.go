@@ -319,7 +319,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 	// Every value logged is the one in force: parseConfig refuses those
 	// the System would replace by a default.
 	log.Info("listening", "addr", ln.Addr().String(), "debug_addr", debugAddr, "data", sys.Dir(),
-		"durability", cfg.durability.String(), "workers", cfg.workers, "idle", cfg.idleString(),
+		"durability", cfg.durability.String(), "workers", cfg.workers, "max_loaded", cfg.maxLoaded, "idle", cfg.idleString(),
 		"timeout", cfg.timeout.String(), "shutdown_timeout", cfg.shutdownTimeout.String(),
 		"watchdog", cfg.watchdog.String(), "pid", os.Getpid())
 
