@@ -582,7 +582,7 @@ func buildOpenImage(b *testing.B, lists int) string {
 	if err := sys.Close(); err != nil { // every list gets its file
 		b.Fatal(err)
 	}
-	sys, err = todo.Open(dir, &todo.Options{IdleTimeout: -1})
+	sys, err = todo.Open(dir, &todo.Options{IdleTimeout: -1, MaxLoaded: -1})
 	if err != nil {
 		b.Fatal(err)
 	}

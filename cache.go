@@ -2,6 +2,7 @@ package todo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -162,7 +163,7 @@ func (s *Server) readCold(ctx context.Context, o op, d Date) ([]Entry, error) {
 	st, err := sys.pool.load(ctx, s.name)
 	if err != nil {
 		sys.loadedCap.unreserve()
-		sys.opts.Logger.Error("todo: cannot load list", "list", s.name, "err", err)
+		sys.loadFailed(s.name, err)
 		return nil, err
 	}
 	if len(st.Entries) == 0 {
@@ -267,6 +268,16 @@ func (sys *System) procFor(ctx context.Context, name string) (*proc, error) {
 		return nil, err
 	}
 	return sys.startWith(name, nil, 0)
+}
+
+// loadFailed logs that a list could not be loaded, and, when it is
+// damaged, the command that sets the damage aside.
+func (sys *System) loadFailed(list string, err error) {
+	if errors.Is(err, ErrCorrupt) {
+		sys.opts.Logger.Error("todo: cannot load list", "list", list, "err", err, "repair", repairHint(sys.dir))
+		return
+	}
+	sys.opts.Logger.Error("todo: cannot load list", "list", list, "err", err)
 }
 
 // startWith finds the running server of a list, or starts it, in the

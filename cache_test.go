@@ -621,7 +621,9 @@ func TestSystem_MaxLoaded_BoundsMemory(t *testing.T) {
 	if st := sys.Stats(); st.ServersStarted != 0 {
 		t.Errorf("100,000 reads of lists that do not exist started %d servers, want none", st.ServersStarted)
 	}
-	if g, h := runtime.NumGoroutine(), heap(); g > goroutines || h > heapBefore+1<<20 {
+	// A few goroutines of the runtime or of earlier tests may come and
+	// go: the bound only allows for those, not for one per list read.
+	if g, h := runtime.NumGoroutine(), heap(); g > goroutines+8 || h > heapBefore+1<<20 {
 		t.Errorf("after 100,000 reads of lists that do not exist: %d goroutines (%d before), heap %d KiB (%d before)",
 			g, goroutines, h>>10, heapBefore>>10)
 	}
@@ -655,7 +657,7 @@ func TestSystem_MaxLoaded_BoundsMemory(t *testing.T) {
 	if st.ServersRunning > maxLoaded {
 		t.Errorf("%d lists loaded, more than MaxLoaded (%d)", st.ServersRunning, maxLoaded)
 	}
-	if g > goroutines+maxLoaded {
+	if g > goroutines+maxLoaded+8 {
 		t.Errorf("%d goroutines, more than the %d before and one per loaded list", g, goroutines)
 	}
 	if h > heapBound {

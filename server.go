@@ -318,7 +318,7 @@ func (p *proc) ensureLoaded() error {
 	}
 	st, err := p.sys.pool.load(context.Background(), p.name)
 	if err != nil {
-		p.sys.opts.Logger.Error("todo: cannot load list", "list", p.name, "err", err)
+		p.sys.loadFailed(p.name, err)
 		return err
 	}
 	p.list = listFromState(st)

@@ -1,0 +1,314 @@
+package todo
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+)
+
+// Problem is something [Check] found wrong in a data directory.
+type Problem struct {
+	Path   string // the file, relative to the data directory
+	Offset int64  // where in a log segment the damage is; -1 for a list file
+	List   string // the list concerned, when it can be known
+	Reason string // what is wrong
+	// Harmless is set for what the next Open deals with by itself (a torn
+	// record at the end of the log, a temp file) or leaves alone (a file
+	// that is not the System's): there is nothing to repair.
+	Harmless bool
+	// Action is what Check did about it with repair set ("moved to
+	// quarantine/..."), or "" when it did nothing.
+	Action string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.Path)
+	if p.Offset >= 0 {
+		fmt.Fprintf(&b, " at offset %d", p.Offset)
+	}
+	if p.List != "" {
+		fmt.Fprintf(&b, " (list %q)", p.List)
+	}
+	b.WriteString(": ")
+	b.WriteString(p.Reason)
+	if p.Action != "" {
+		b.WriteString("; ")
+		b.WriteString(p.Action)
+	}
+	return b.String()
+}
+
+// quarantineDir is where Check's repairs put what they set aside.
+const quarantineDir = "quarantine"
+
+// Check verifies a data directory offline: every list file (its frame,
+// checksum and body) and every log segment (every record's checksums; a
+// torn record at the end of a lane's last segment, which Open cuts off,
+// is reported too). It takes the directory's lock, so it fails with
+// [ErrLocked] while a System has the directory open. It returns the
+// problems it found, and the number of list files and segments it read.
+//
+// With repair set, it sets aside what stops a list from being served,
+// never deleting anything: a damaged list file is moved to quarantine/
+// under the data directory, so that its list is served from its records in
+// the log, or as empty; a segment with damaged records is copied to
+// quarantine/ and rewritten without them, so that their lists are served
+// from their files and their other records (the changes in the damaged
+// records are lost); a segment that cannot be read at all is moved to
+// quarantine/. Each Problem says what was done.
+func Check(dir string, repair bool) (problems []Problem, files, segments int, err error) {
+	if info, err := os.Stat(dir); err != nil {
+		return nil, 0, 0, fmt.Errorf("todo: check: %w", err)
+	} else if !info.IsDir() {
+		return nil, 0, 0, fmt.Errorf("todo: check: %s is not a directory", dir)
+	}
+	o, _ := (*Options)(nil).withDefaults()
+	f, err := openFiles(dir, o)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer f.Close()
+	lock, err := lockDir(f)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer lock.Close()
+	c := &checker{f: f, repair: repair}
+	if err := c.listFiles(); err != nil {
+		return c.problems, c.files, c.segments, err
+	}
+	if err := c.log(); err != nil {
+		return c.problems, c.files, c.segments, err
+	}
+	return c.problems, c.files, c.segments, nil
+}
+
+type checker struct {
+	f        *files
+	repair   bool
+	problems []Problem
+	files    int
+	segments int
+}
+
+func (c *checker) add(p Problem) { c.problems = append(c.problems, p) }
+
+// listFiles checks every file in the fan-out directories.
+func (c *checker) listFiles() error {
+	var rels []string
+	err := c.f.walk(func(rel string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("todo: check: %s: %w", path.Join(c.f.dir, rel), err)
+		}
+		if !d.IsDir() {
+			rels = append(rels, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.Sort(rels)
+	for _, rel := range rels {
+		if isTemp(path.Base(rel)) {
+			c.add(Problem{Path: rel, Offset: -1, Reason: "a temp file a crash left behind (the next Open removes it)", Harmless: true})
+			continue
+		}
+		name, ok := nameFromFile(rel)
+		if !ok {
+			c.add(Problem{Path: rel, Offset: -1, Reason: "not the file of any list name (left alone)", Harmless: true})
+			continue
+		}
+		c.files++
+		data, err := c.f.read(rel)
+		if err == nil {
+			_, err = decodeList(data)
+		}
+		if err == nil {
+			continue
+		}
+		p := Problem{Path: rel, Offset: -1, List: name, Reason: strings.TrimPrefix(err.Error(), "todo: ")}
+		if c.repair {
+			p.Action = c.quarantine(rel, true)
+		}
+		c.add(p)
+	}
+	return nil
+}
+
+// log checks every segment of the log.
+func (c *checker) log() error {
+	ents, err := fs.ReadDir(c.f.root.FS(), logDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("todo: check: %s: %w", path.Join(c.f.dir, logDir), err)
+	}
+	w := &wal{f: c.f}
+	var segs []*segment
+	for _, e := range ents {
+		if seq, ok := segSeqOf(e.Name()); ok && e.Type().IsRegular() {
+			segs = append(segs, &segment{seq: seq, name: segName(seq)})
+		} else {
+			c.add(Problem{Path: path.Join(logDir, e.Name()), Offset: -1, Reason: "not a log segment (left alone)", Harmless: true})
+		}
+	}
+	slices.SortFunc(segs, func(a, b *segment) int { return cmpUint(a.seq, b.seq) })
+	datas := make([][]byte, len(segs))
+	last := make(map[int]*segment)
+	for i, seg := range segs {
+		c.segments++
+		data, err := w.readSegment(seg)
+		if err != nil {
+			p := Problem{Path: seg.name, Offset: 0, Reason: strings.TrimPrefix(err.Error(), "todo: ")}
+			if c.repair {
+				p.Action = c.quarantine(seg.name, true)
+			}
+			c.add(p)
+			continue
+		}
+		datas[i] = data
+		last[seg.lane] = seg
+	}
+	for i, seg := range segs {
+		if datas[i] != nil {
+			c.segment(w, seg, datas[i], last[seg.lane] == seg)
+		}
+	}
+	return nil
+}
+
+// segment checks one segment's records, and with repair rewrites it
+// without its damaged ones.
+func (c *checker) segment(w *wal, seg *segment, data []byte, lastOfLane bool) {
+	var kept []byte // the good records, when some are not
+	damaged := false
+	off := segHeaderSize
+	for off < len(data) {
+		r, n, err := w.readRecord(seg, data, off)
+		if err == nil {
+			kept = append(kept, data[off:off+n]...)
+			off += n
+			continue
+		}
+		next := -1
+		for o := off + 1; o+recHeaderSize <= len(data); o++ {
+			if _, _, err := w.readRecord(seg, data, o); err == nil {
+				next = o
+				break
+			}
+		}
+		if next < 0 && isZero(data[off:]) {
+			break // the end of what was written
+		}
+		if next < 0 && lastOfLane {
+			c.add(Problem{Path: seg.name, Offset: int64(off), List: string(r.list),
+				Reason:   "a torn record at the end of the log, left by a crash in the middle of a write that was never acknowledged (the next Open cuts it off)",
+				Harmless: true})
+			break
+		}
+		damaged = true
+		p := Problem{Path: seg.name, Offset: int64(off), List: string(r.list), Reason: "damaged record: " + err.Error()}
+		switch {
+		case n > 0:
+			off += n
+		case next > 0:
+			p.Reason += fmt.Sprintf("; its list cannot be known; the records from offset %d on are good", next)
+			off = next
+		default:
+			p.Reason += "; its list cannot be known, nor any after it"
+			off = len(data)
+		}
+		c.add(p)
+	}
+	if !damaged || !c.repair {
+		return
+	}
+	action := c.quarantine(seg.name, false)
+	if strings.HasPrefix(action, "could not") {
+		c.problems[len(c.problems)-1].Action = action
+		return
+	}
+	body := append(data[:segHeaderSize:segHeaderSize], kept...)
+	if err := c.rewrite(seg.name, body); err != nil {
+		action = fmt.Sprintf("copied to %s, but could not rewrite it: %v", path.Join(quarantineDir, seg.name), err)
+	} else {
+		action = fmt.Sprintf("copied to %s and rewritten without its damaged records", path.Join(quarantineDir, seg.name))
+	}
+	for i := range c.problems {
+		if p := &c.problems[i]; p.Path == seg.name && strings.HasPrefix(p.Reason, "damaged record") {
+			p.Action = action
+		}
+	}
+}
+
+// quarantine moves (or, with move unset, copies) the file at rel to the
+// same path under quarantine/, fsynced, and says what it did.
+func (c *checker) quarantine(rel string, move bool) string {
+	dst := path.Join(quarantineDir, rel)
+	err := c.f.mkdirs(path.Dir(dst))
+	if err == nil && move {
+		if err = c.f.root.Rename(rel, dst); err == nil {
+			err = errors.Join(c.f.syncDir(path.Dir(rel)), c.f.syncDir(path.Dir(dst)))
+		}
+	} else if err == nil {
+		var data []byte
+		if data, err = fs.ReadFile(c.f.root.FS(), rel); err == nil {
+			err = c.writeSynced(dst, data)
+		}
+	}
+	switch {
+	case err != nil:
+		return fmt.Sprintf("could not set it aside in %s: %v", dst, err)
+	case move:
+		return "moved to " + dst
+	}
+	return "copied to " + dst
+}
+
+// rewrite replaces the file at rel by data, atomically.
+func (c *checker) rewrite(rel string, data []byte) error {
+	tmp := path.Join(path.Dir(rel), ".check"+tmpSuffix)
+	if err := c.writeSynced(tmp, data); err != nil {
+		return err
+	}
+	if err := c.f.root.Rename(tmp, rel); err != nil {
+		c.f.root.Remove(tmp)
+		return err
+	}
+	return c.f.syncDir(path.Dir(rel))
+}
+
+// writeSynced writes a new file at rel, fsynced, and its directory.
+func (c *checker) writeSynced(rel string, data []byte) error {
+	file, err := c.f.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = file.Write(data)
+	if err == nil {
+		err = file.Sync()
+	}
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = c.f.syncDir(path.Dir(rel))
+	}
+	return err
+}
+
+// repairHint is what the System logs with a list it cannot read: the
+// command that sets the damage aside.
+func repairHint(dir string) string {
+	if dir == "" {
+		return "todo check -data DIR -repair"
+	}
+	return "todo check -data " + dir + " -repair"
+}

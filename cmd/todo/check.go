@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/gotodo/todo"
+)
+
+// runCheck is `todo check`: it verifies a data directory offline with
+// todo.Check, prints a line per problem and a summary, and with -repair
+// sets aside what stops a list from being served.
+func runCheck(ctx context.Context, std *stdio, args []string) error {
+	fs := newFlagSet("check")
+	data := fs.String("data", "", "")
+	repair := fs.Bool("repair", false, "")
+	if v := std.getenv("TODO_DB_FOLDER"); v != "" {
+		*data = v
+	}
+	rest, err := parseFlags(fs, "check", args)
+	if errors.Is(err, flag.ErrHelp) {
+		checkHelp(std.stdout)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("check", "unexpected arguments %q", rest)
+	}
+	if *data == "" {
+		*data = defaultConfig().data
+	}
+	problems, files, segments, err := todo.Check(*data, *repair)
+	for _, p := range problems {
+		fmt.Fprintln(std.stdout, p)
+	}
+	if err != nil {
+		return err
+	}
+	left := 0
+	for _, p := range problems {
+		if !p.Harmless && (p.Action == "" || !*repair) {
+			left++
+		}
+	}
+	fmt.Fprintf(std.stdout, "%s: %d list files and %d log segments checked, %d problems", *data, files, segments, len(problems))
+	switch {
+	case left > 0 && !*repair:
+		fmt.Fprintf(std.stdout, "; run 'todo check -data %s -repair' to set the damage aside\n", *data)
+	case len(problems) > 0 && *repair:
+		fmt.Fprintln(std.stdout, "; repaired what could be")
+	default:
+		fmt.Fprintln(std.stdout)
+	}
+	if left > 0 {
+		return fmt.Errorf("%d problems in %s", left, *data)
+	}
+	return nil
+}
+
+func checkHelp(w io.Writer) {
+	fmt.Fprint(w, `Usage: todo check [-data DIR] [-repair]
+
+Verifies a data directory while no server has it open: every list file
+(frame, checksum, body) and every record of the log. It prints one line
+per problem and a summary.
+
+With -repair it sets aside, never deleting, what stops a list from being
+served: a damaged list file is moved to DIR/quarantine/ (the list is then
+served from its records in the log, or as empty); a log segment with
+damaged records is copied to DIR/quarantine/log/ and rewritten without
+them (the changes in those records are lost); a segment that cannot be
+read at all is moved there. A torn record at the end of the log, left by
+a crash in the middle of a write that was never acknowledged, is no
+damage: the next start cuts it off.
+
+Flags:
+  -data DIR   the data directory [TODO_DB_FOLDER] (default ./persist)
+  -repair     set the damage aside
+
+Exit status: 0 nothing wrong (or everything repaired); 1 problems remain,
+or the directory is in use or unreadable; 2 a mistake in the command line.
+`)
+}
