@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -309,5 +310,38 @@ func TestCrash_KillNine_BrokenTwin(t *testing.T) {
 	})
 	if bad == 0 {
 		t.Errorf("writing in place lost nothing in %d kills: the harness cannot see a torn file", crashKills)
+	}
+}
+
+// startTestChild prepares a child process that runs the test binary's test
+// called test, alone, with env added to the environment, and returns it
+// with a pipe of its stdout; the caller starts it. Its stderr is kept for
+// killChild to show.
+func startTestChild(tb testing.TB, test string, env ...string) (*exec.Cmd, io.ReadCloser) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.timeout=2m")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = new(bytes.Buffer)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cmd, out
+}
+
+// killChild kills a started child with SIGKILL, if it has not been waited
+// for yet, and waits for it. Calling it again does nothing.
+func killChild(tb testing.TB, cmd *exec.Cmd) {
+	tb.Helper()
+	if cmd.Process == nil || cmd.ProcessState != nil {
+		return
+	}
+	if err := cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		tb.Errorf("kill %d: %v", cmd.Process.Pid, err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		tb.Errorf("wait for %d: %v", cmd.Process.Pid, err)
 	}
 }
