@@ -90,13 +90,16 @@ type segInfo struct {
 }
 
 func openDirStore(dir string, o Options) (*dirStore, error) {
-	f, err := openFiles(dir, o)
+	// Lock before anything else: an Open that finds the directory held
+	// must leave it as it is (openFiles removes temp files, which a
+	// running System's checkpoints may be writing).
+	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := lockDir(f)
+	f, err := openFiles(dir, o)
 	if err != nil {
-		f.Close()
+		lock.Close()
 		return nil, err
 	}
 	s := &dirStore{
@@ -146,12 +149,20 @@ func openDirStore(dir string, o Options) (*dirStore, error) {
 	return s, nil
 }
 
-// lockDir takes the exclusive lock of the data directory, or says who
-// holds it.
-func lockDir(f *files) (*os.File, error) {
+// lockDir takes the exclusive lock of the data directory, creating the
+// directory if needed, or says who holds it.
+func lockDir(dir string) (*os.File, error) {
 	const name = "LOCK"
-	full := path.Join(f.dir, name)
-	lock, err := f.root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	full := path.Join(dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("todo: data directory: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("todo: data directory: %w", err)
+	}
+	defer root.Close() // the lock file stays open
+	lock, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("todo: lock file %s: %w", full, err)
 	}
@@ -167,11 +178,11 @@ func lockDir(f *files) (*os.File, error) {
 		lock.WriteAt(fmt.Appendf(nil, "pid %d\n", os.Getpid()), 0)
 		return lock, nil
 	}
-	holder, _ := fs.ReadFile(f.root.FS(), name)
+	holder, _ := fs.ReadFile(root.FS(), name)
 	lock.Close()
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, fmt.Errorf("%w: data directory %s is in use by another process or System (it holds %s: %s)",
-			ErrLocked, f.dir, full, trimHolder(holder))
+			ErrLocked, dir, full, trimHolder(holder))
 	}
 	return nil, fmt.Errorf("todo: locking %s: %w", full, err)
 }
