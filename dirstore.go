@@ -65,6 +65,12 @@ type dirStore struct {
 	working  bool // a checkpoint is being written
 
 	wg sync.WaitGroup // the checkpointer
+
+	// phaseHook is for tests alone (export_test.go sets it): the
+	// checkpointer calls it as each checkpoint begins ("begin"), once its
+	// files are written ("written"), and once the segments it freed are
+	// deleted ("end").
+	phaseHook atomic.Pointer[func(phase string)]
 }
 
 // dirty is what the store keeps of a list with records in the log.
@@ -451,7 +457,9 @@ func (s *dirStore) checkpointer() {
 		if len(names) == 0 {
 			return
 		}
+		s.phase("begin")
 		ok := s.checkpoint(names)
+		s.phase("written")
 		s.mu.Lock()
 		s.working = false
 		s.cond.Broadcast()
@@ -466,6 +474,14 @@ func (s *dirStore) checkpointer() {
 			s.sleep(backoff)
 		}
 		s.dropSegments()
+		s.phase("end")
+	}
+}
+
+// phase calls phaseHook, if a test set one.
+func (s *dirStore) phase(p string) {
+	if h := s.phaseHook.Load(); h != nil {
+		(*h)(p)
 	}
 }
 
