@@ -592,6 +592,7 @@ func (s *dirStore) checkpoint(names []string) bool {
 		states   []ListState
 		versions []uint64
 		ds       []*dirty
+		ok       = true
 	)
 	for _, name := range names {
 		s.mu.Lock()
@@ -604,7 +605,12 @@ func (s *dirStore) checkpoint(names []string) bool {
 		s.mu.Unlock()
 		if !loaded {
 			if _, err := s.materialize(context.Background(), name, d); err != nil {
+				// Its file is damaged or unreadable: the list stays dirty,
+				// and this checkpoint counts as failed, so that the
+				// checkpointer backs off, and at Close gives up, instead
+				// of picking the list again at once, for ever.
 				s.errLog.failedTo("checkpoint", name, err)
+				ok = false
 				continue
 			}
 		}
@@ -613,10 +619,9 @@ func (s *dirStore) checkpoint(names []string) bool {
 		s.mu.Unlock()
 	}
 	if len(todo) == 0 {
-		return true
+		return ok
 	}
 	errs := s.f.saveBatch(todo, states, true)
-	ok := true
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, name := range todo {
