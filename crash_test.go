@@ -152,10 +152,11 @@ type crashChild struct {
 	mode       string          // the store, as crashOpen takes it
 	durability todo.Durability // Fsync unless set
 	logSize    int64           // Options.LogSize; 0 for the default
-	// atCheckpoint has the parent kill the child as soon as a checkpoint
-	// begins once killAfter entries are acknowledged, rather than at the
-	// killAfter-th acknowledgement.
-	atCheckpoint bool
+	// killAt, when set, has the parent kill the child as soon as it
+	// prints that checkpoint marker ("begin" or "written") once killAfter
+	// entries are acknowledged, rather than at the killAfter-th
+	// acknowledgement.
+	killAt string
 	// onError has the parent kill the child at its first failed add, if
 	// that comes before killAfter acknowledgements.
 	onError bool
@@ -210,7 +211,7 @@ func runCrashChild(tb testing.TB, dir string, c crashChild, run, killAfter int) 
 				continue
 			}
 			r.acked = append(r.acked, a)
-			if len(r.acked) == killAfter && !c.atCheckpoint {
+			if len(r.acked) == killAfter && c.killAt == "" {
 				kill()
 			}
 		case strings.HasPrefix(line, "ERR\t"):
@@ -222,9 +223,9 @@ func runCrashChild(tb testing.TB, dir string, c crashChild, run, killAfter int) 
 			r.lastPhase = strings.TrimPrefix(line, "CKPT\t")
 			if r.lastPhase == "begin" {
 				r.checkpoints++
-				if c.atCheckpoint && len(r.acked) >= killAfter {
-					kill()
-				}
+			}
+			if r.lastPhase == c.killAt && len(r.acked) >= killAfter {
+				kill()
 			}
 		}
 	}
@@ -328,13 +329,14 @@ func crashCheck(tb testing.TB, dir string, acked []ackedEntry) (problems []strin
 // starting from what the last one left when it was killed, and every
 // entry acknowledged by any of them must still be there. Children with a
 // small log (c.logSize) are killed, every other run, as a checkpoint
-// begins rather than at a random acknowledgement, so that kills land in
-// checkpoints; it logs how many did. It returns the number of kills after
+// begins or once its files are written, rather than at a random
+// acknowledgement, so that kills land in checkpoints; it logs how many
+// did. It returns the number of kills after
 // which the check found a problem.
 func crashKillNine(t testing.TB, c crashChild, fresh bool, report func(kill int, problems []string)) (bad int) {
 	dir := t.TempDir()
 	var acked []ackedEntry
-	kills, total, checkpoints := 0, 0, 0
+	kills, total, checkpoints, firstBad := 0, 0, 0, -1
 	inCheckpoint := make(map[string]int) // kills by the checkpoint phase they landed in
 	for run := range crashKills {
 		if fresh {
@@ -343,7 +345,9 @@ func crashKillNine(t testing.TB, c crashChild, fresh bool, report func(kill int,
 		}
 		killAfter := crashMinAcked + rand.IntN(crashMaxAcked-crashMinAcked+1)
 		rc := c
-		rc.atCheckpoint = c.logSize > 0 && run%2 == 0
+		if c.logSize > 0 {
+			rc.killAt = [4]string{"begin", "", "written", ""}[run%4]
+		}
 		r := runCrashChild(t, dir, rc, run, killAfter)
 		if len(r.errs) > 0 {
 			msg := fmt.Sprintf("run %d: %d adds failed in the child, e.g. %s", run, len(r.errs), r.errs[0])
@@ -364,12 +368,14 @@ func crashKillNine(t testing.TB, c crashChild, fresh bool, report func(kill int,
 		acked = append(acked, r.acked...)
 		problems := crashCheck(t, dir, acked)
 		if len(problems) > 0 {
-			bad++
+			if bad++; bad == 1 {
+				firstBad = run
+			}
 		}
 		report(run, problems)
 	}
-	t.Logf("%s: %d children, %d killed with SIGKILL, %d acknowledged entries, %d kills left a problem",
-		c.mode, crashKills, kills, total, bad)
+	t.Logf("%s: %d children, %d killed with SIGKILL, %d acknowledged entries, %d kills left a problem (the first: kill %d)",
+		c.mode, crashKills, kills, total, bad, firstBad)
 	if c.logSize > 0 {
 		// "begin": after the checkpoint took its lists and before its files
 		// were all renamed into place; "written": after that, before the
@@ -389,7 +395,8 @@ func crashKillNine(t testing.TB, c crashChild, fresh bool, report func(kill int,
 // TestCrash_KillNine is the crash durability test: 20 times, a child
 // writes from 50 goroutines with Fsync durability and is killed with
 // SIGKILL after a random number (50 to 500) of acknowledged entries, every
-// other time at the first checkpoint that begins after that. The log is
+// other time at the first checkpoint that begins, or has written its
+// files, after that. The log is
 // small (crashLogSize), so checkpoints and segment deletions run all the
 // time. After each kill the data directory, the same one for all 20
 // children, is opened and must hold every entry any child acknowledged,
