@@ -157,9 +157,9 @@ type crashChild struct {
 	// entries are acknowledged, rather than at the killAfter-th
 	// acknowledgement.
 	killAt string
-	// onError has the parent kill the child at its first failed add, if
-	// that comes before killAfter acknowledgements.
-	onError bool
+	// killAfterErrs, when set, has the parent kill the child at that
+	// many failed adds, if they come before killAfter acknowledgements.
+	killAfterErrs int
 }
 
 // crashRun is what one child did before it was killed.
@@ -216,7 +216,7 @@ func runCrashChild(tb testing.TB, dir string, c crashChild, run, killAfter int) 
 			}
 		case strings.HasPrefix(line, "ERR\t"):
 			r.errs = append(r.errs, line)
-			if c.onError {
+			if len(r.errs) == c.killAfterErrs {
 				kill()
 			}
 		case strings.HasPrefix(line, "CKPT\t"):
