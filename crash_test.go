@@ -374,8 +374,12 @@ func crashKillNine(t testing.TB, c crashChild, fresh bool, report func(kill int,
 		}
 		report(run, problems)
 	}
-	t.Logf("%s: %d children, %d killed with SIGKILL, %d acknowledged entries, %d kills left a problem (the first: kill %d)",
-		c.mode, crashKills, kills, total, bad, firstBad)
+	first := ""
+	if bad > 0 {
+		first = fmt.Sprintf(" (the first: kill %d)", firstBad)
+	}
+	t.Logf("%s: %d children, %d killed with SIGKILL, %d acknowledged entries, %d kills left a problem%s",
+		c.mode, crashKills, kills, total, bad, first)
 	if c.logSize > 0 {
 		// "begin": after the checkpoint took its lists and before its files
 		// were all renamed into place; "written": after that, before the
