@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -18,13 +19,15 @@ import (
 	"github.com/gotodo/todo"
 )
 
-// The crash test runs its own test binary again as a child that writes to
-// a data directory until the parent kills it with SIGKILL. These
+// The crash tests run their own test binary again as a child that writes
+// to a data directory until the parent kills it with SIGKILL. These
 // environment variables tell TestCrashChild what to do.
 const (
-	crashDirEnv  = "TODO_CRASH_CHILD_DIR"  // the data directory; unset outside a child
-	crashModeEnv = "TODO_CRASH_CHILD_MODE" // "files" (the real store) or "in-place" (the broken twin)
-	crashRunEnv  = "TODO_CRASH_CHILD_RUN"  // the number of the run, put in titles
+	crashDirEnv     = "TODO_CRASH_CHILD_DIR"        // the data directory; unset outside a child
+	crashModeEnv    = "TODO_CRASH_CHILD_MODE"       // the store: see crashOpen
+	crashRunEnv     = "TODO_CRASH_CHILD_RUN"        // the number of the run, put in titles
+	crashDurEnv     = "TODO_CRASH_CHILD_DURABILITY" // fsync, write or async
+	crashLogSizeEnv = "TODO_CRASH_CHILD_LOG_SIZE"   // Options.LogSize, in bytes; empty for the default
 )
 
 const (
@@ -33,32 +36,83 @@ const (
 	crashMaxLife  = 5 * time.Second // a child still alive after this stops itself
 	crashMinAcked = 50              // the parent kills after a random number of
 	crashMaxAcked = 500             // acknowledged entries in [min, max]
+	// crashLogSize is the LogSize of the SIGKILL loop's children: segments
+	// of 4 KiB (a quarter of it) and a log over its limit after a few
+	// dozen commits, so that checkpoints and segment deletions run all the
+	// time and kills land in them.
+	crashLogSize = 16 << 10
 )
 
 // crashLists are the lists the child writes to: a handful, so that each is
 // written often and concurrently, with names that need encoding.
 var crashLists = []string{"crash 0", "Crash/1", "../crash 2", "crash-3", "日本 4"}
 
+// crashOpen returns how a child opens its data directory in a mode: the
+// real store ("files") or one of its broken twins.
+func crashOpen(mode string) func(string, *todo.Options) (*todo.System, error) {
+	switch mode {
+	case "files":
+		return todo.Open
+	case "in-place": // list files written in place, no log
+		return todo.OpenInPlace
+	case "unreserved": // ids not reserved durably ahead of use
+		return todo.OpenUnreserved
+	case "ack-first": // commits answered before their log write
+		return todo.OpenAckBeforeWrite
+	case "drop-early": // segments deleted before their lists are checkpointed
+		return func(dir string, o *todo.Options) (*todo.System, error) {
+			sys, err := todo.Open(dir, o)
+			if err == nil {
+				todo.DeleteSegmentsBeforeCheckpoints(sys)
+			}
+			return sys, err
+		}
+	}
+	return nil
+}
+
 // TestCrashChild is the child of the crash tests: it opens the data
-// directory named by TODO_CRASH_CHILD_DIR with Fsync durability and adds
-// entries from 50 goroutines, printing each acknowledged one on stdout,
-// one line each, written at once, until it is killed (or, as a safety net,
-// for crashMaxLife). Outside a crash test it does nothing.
+// directory named by TODO_CRASH_CHILD_DIR with the store, durability and
+// log size its environment names (Fsync and the default log size when
+// unset) and adds entries from 50 goroutines, printing each acknowledged
+// one on stdout, one line each, written at once, until it is killed (or,
+// as a safety net, for crashMaxLife). With the data directory's store it
+// also prints a line as each checkpoint begins, once its files are
+// written, and once the segments it freed are deleted: CKPT\tbegin,
+// CKPT\twritten, CKPT\tend. Outside a crash test it does nothing.
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
 	if dir == "" {
-		t.Skip("run by TestCrash_KillNine as its child")
+		t.Skip("run by the crash tests as their child")
 	}
-	open := todo.Open
-	if os.Getenv(crashModeEnv) == "in-place" {
-		open = todo.OpenInPlace
+	opts := &todo.Options{Durability: todo.Fsync}
+	if d := os.Getenv(crashDurEnv); d != "" {
+		var err error
+		if opts.Durability, err = todo.ParseDurability(d); err != nil {
+			t.Fatal(err)
+		}
 	}
-	sys, err := open(dir, &todo.Options{Durability: todo.Fsync})
+	if n := os.Getenv(crashLogSizeEnv); n != "" {
+		var err error
+		if opts.LogSize, err = strconv.ParseInt(n, 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := crashOpen(os.Getenv(crashModeEnv))
+	if open == nil {
+		t.Fatalf("unknown mode %q", os.Getenv(crashModeEnv))
+	}
+	sys, err := open(dir, opts)
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "ERR\topen: %v\n", err)
 		t.Fatal(err)
 	}
 	defer sys.Close()
+	// The markers are written from the checkpointer itself, before and
+	// after each step, so the last one the parent reads says where the
+	// checkpointer was when the kill landed. (A checkpoint of the lists
+	// replayed at Open may begin before the hook is set, unmarked.)
+	todo.OnCheckpoint(sys, func(phase string) { os.Stdout.WriteString("CKPT\t" + phase + "\n") })
 	ctx, cancel := context.WithTimeout(context.Background(), crashMaxLife)
 	defer cancel()
 	run := os.Getenv(crashRunEnv)
@@ -93,30 +147,59 @@ func TestCrashChild(t *testing.T) {
 	wg.Wait()
 }
 
+// crashChild says how a crash test's child runs and when it is killed.
+type crashChild struct {
+	mode       string          // the store, as crashOpen takes it
+	durability todo.Durability // Fsync unless set
+	logSize    int64           // Options.LogSize; 0 for the default
+	// killAt, when set, has the parent kill the child as soon as it
+	// prints that checkpoint marker ("begin" or "written") once killAfter
+	// entries are acknowledged, rather than at the killAfter-th
+	// acknowledgement.
+	killAt string
+	// killAfterErrs, when set, has the parent kill the child at that
+	// many failed adds, if they come before killAfter acknowledgements.
+	killAfterErrs int
+}
+
 // crashRun is what one child did before it was killed.
 type crashRun struct {
 	acked  []ackedEntry // every acknowledged entry it printed
 	errs   []string     // every failed add it printed
 	killed bool         // killed by the parent, not stopped by itself
 	stderr string
+	// checkpoints counts the checkpoints it began; lastPhase is the last
+	// checkpoint marker it printed: "begin" or "written" when the kill
+	// landed in the middle of a checkpoint.
+	checkpoints int
+	lastPhase   string
 }
 
-// runCrashChild starts a child on dir, kills it with SIGKILL once it has
-// printed killAfter acknowledged entries, and returns what it printed.
-func runCrashChild(tb testing.TB, dir, mode string, run, killAfter int) crashRun {
+// runCrashChild starts a child on dir, kills it with SIGKILL when c says
+// (after killAfter acknowledged entries, by default), and returns what it
+// printed.
+func runCrashChild(tb testing.TB, dir string, c crashChild, run, killAfter int) crashRun {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.timeout=1m")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashModeEnv+"="+mode, crashRunEnv+"="+strconv.Itoa(run))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
+	env := []string{crashDirEnv + "=" + dir, crashModeEnv + "=" + c.mode, crashRunEnv + "=" + strconv.Itoa(run),
+		crashDurEnv + "=" + c.durability.String()}
+	if c.logSize > 0 {
+		env = append(env, crashLogSizeEnv+"="+strconv.FormatInt(c.logSize, 10))
 	}
+	cmd, out := startTestChild(tb, "TestCrashChild", env...)
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
 	var r crashRun
+	kill := func() {
+		if r.killed {
+			return
+		}
+		if err := cmd.Process.Kill(); err != nil {
+			tb.Errorf("kill: %v", err)
+		}
+		r.killed = true
+		// Read on: lines printed before the kill are acknowledged too.
+	}
 	lines := bufio.NewScanner(out)
 	for lines.Scan() {
 		line := lines.Text()
@@ -128,22 +211,29 @@ func runCrashChild(tb testing.TB, dir, mode string, run, killAfter int) crashRun
 				continue
 			}
 			r.acked = append(r.acked, a)
-			if len(r.acked) == killAfter && !r.killed {
-				if err := cmd.Process.Kill(); err != nil {
-					tb.Errorf("kill: %v", err)
-				}
-				r.killed = true
-				// Read on: lines printed before the kill are acknowledged too.
+			if len(r.acked) == killAfter && c.killAt == "" {
+				kill()
 			}
 		case strings.HasPrefix(line, "ERR\t"):
 			r.errs = append(r.errs, line)
+			if len(r.errs) == c.killAfterErrs {
+				kill()
+			}
+		case strings.HasPrefix(line, "CKPT\t"):
+			r.lastPhase = strings.TrimPrefix(line, "CKPT\t")
+			if r.lastPhase == "begin" {
+				r.checkpoints++
+			}
+			if r.lastPhase == c.killAt && len(r.acked) >= killAfter {
+				kill()
+			}
 		}
 	}
 	if err := lines.Err(); err != nil {
 		tb.Errorf("reading the child's output: %v", err)
 	}
-	err = cmd.Wait()
-	r.stderr = stderr.String()
+	err := cmd.Wait()
+	r.stderr = cmd.Stderr.(*bytes.Buffer).String()
 	var exit *exec.ExitError
 	switch {
 	case r.killed && !errors.As(err, &exit):
@@ -237,22 +327,31 @@ func crashCheck(tb testing.TB, dir string, acked []ackedEntry) (problems []strin
 // checks the data directory after each kill. With fresh set each child
 // gets a new directory; otherwise all of them continue on one, each
 // starting from what the last one left when it was killed, and every
-// entry acknowledged by any of them must still be there. It returns the
-// number of kills after which the check found a problem.
-func crashKillNine(t testing.TB, mode string, fresh bool, report func(kill int, problems []string)) (bad int) {
+// entry acknowledged by any of them must still be there. Children with a
+// small log (c.logSize) are killed, every other run, as a checkpoint
+// begins or once its files are written, rather than at a random
+// acknowledgement, so that kills land in checkpoints; it logs how many
+// did. It returns the number of kills after
+// which the check found a problem.
+func crashKillNine(t testing.TB, c crashChild, fresh bool, report func(kill int, problems []string)) (bad int) {
 	dir := t.TempDir()
 	var acked []ackedEntry
-	kills, total := 0, 0
+	kills, total, checkpoints, firstBad := 0, 0, 0, -1
+	inCheckpoint := make(map[string]int) // kills by the checkpoint phase they landed in
 	for run := range crashKills {
 		if fresh {
 			dir = t.TempDir()
 			acked = nil
 		}
 		killAfter := crashMinAcked + rand.IntN(crashMaxAcked-crashMinAcked+1)
-		r := runCrashChild(t, dir, mode, run, killAfter)
+		rc := c
+		if c.logSize > 0 {
+			rc.killAt = [4]string{"begin", "", "written", ""}[run%4]
+		}
+		r := runCrashChild(t, dir, rc, run, killAfter)
 		if len(r.errs) > 0 {
 			msg := fmt.Sprintf("run %d: %d adds failed in the child, e.g. %s", run, len(r.errs), r.errs[0])
-			if mode == "files" {
+			if c.mode == "files" {
 				t.Error(msg)
 			} else {
 				t.Log(msg)
@@ -260,16 +359,37 @@ func crashKillNine(t testing.TB, mode string, fresh bool, report func(kill int, 
 		}
 		if r.killed {
 			kills++
+			if r.lastPhase == "begin" || r.lastPhase == "written" {
+				inCheckpoint[r.lastPhase]++
+			}
 		}
 		total += len(r.acked)
+		checkpoints += r.checkpoints
 		acked = append(acked, r.acked...)
 		problems := crashCheck(t, dir, acked)
 		if len(problems) > 0 {
-			bad++
+			if bad++; bad == 1 {
+				firstBad = run
+			}
 		}
 		report(run, problems)
 	}
-	t.Logf("%s: %d children, %d killed with SIGKILL, %d acknowledged entries, %d kills left a problem", mode, crashKills, kills, total, bad)
+	first := ""
+	if bad > 0 {
+		first = fmt.Sprintf(" (the first: kill %d)", firstBad)
+	}
+	t.Logf("%s: %d children, %d killed with SIGKILL, %d acknowledged entries, %d kills left a problem%s",
+		c.mode, crashKills, kills, total, bad, first)
+	if c.logSize > 0 {
+		// "begin": after the checkpoint took its lists and before its files
+		// were all renamed into place; "written": after that, before the
+		// segments it freed were deleted.
+		t.Logf("%s: %d checkpoints begun; %d kills landed in one: %d while its files were being written, %d between their rename and the segments' delete",
+			c.mode, checkpoints, inCheckpoint["begin"]+inCheckpoint["written"], inCheckpoint["begin"], inCheckpoint["written"])
+		if c.mode == "files" && checkpoints == 0 {
+			t.Error("no checkpoint began in any child: the small log did not do its job")
+		}
+	}
 	if kills == 0 {
 		t.Error("no child was killed: the test tested nothing")
 	}
@@ -278,36 +398,95 @@ func crashKillNine(t testing.TB, mode string, fresh bool, report func(kill int, 
 
 // TestCrash_KillNine is the crash durability test: 20 times, a child
 // writes from 50 goroutines with Fsync durability and is killed with
-// SIGKILL after a random number (50 to 500) of acknowledged entries. After
-// each kill the data directory, the same one for all 20 children, is
-// opened and must hold every entry any child acknowledged, with no
-// unreadable file and no temp file left over.
+// SIGKILL after a random number (50 to 500) of acknowledged entries, every
+// other time at the first checkpoint that begins, or has written its
+// files, after that. The log is
+// small (crashLogSize), so checkpoints and segment deletions run all the
+// time. After each kill the data directory, the same one for all 20
+// children, is opened and must hold every entry any child acknowledged,
+// with no unreadable file and no temp file left over.
 func TestCrash_KillNine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 20 child processes")
 	}
-	crashKillNine(t, "files", false, func(run int, problems []string) {
+	crashKillNine(t, crashChild{mode: "files", logSize: crashLogSize}, false, func(run int, problems []string) {
 		for _, p := range problems {
 			t.Errorf("after kill %d: %s", run, p)
 		}
 	})
 }
 
-// TestCrash_KillNine_BrokenTwin runs the harness of TestCrash_KillNine
-// over the broken twin of the store, which writes list files in place
-// (truncate, then write in small pieces, no temp file, no rename, no
-// fsync), with a fresh directory per kill. It passes when the harness sees
-// the twin lose data, proving that it can. Run it with TODO_BROKEN_TWINS=1.
-func TestCrash_KillNine_BrokenTwin(t *testing.T) {
+// brokenCrashTwin runs the harness of TestCrash_KillNine over a broken
+// twin of the store and passes when the harness sees it lose data,
+// proving that it can. Broken twins run with TODO_BROKEN_TWINS=1.
+func brokenCrashTwin(t *testing.T, c crashChild, fresh bool, what string) {
 	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
 		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
 	}
-	bad := crashKillNine(t, "in-place", true, func(run int, problems []string) {
+	bad := crashKillNine(t, c, fresh, func(run int, problems []string) {
 		for _, p := range problems {
 			t.Logf("after kill %d: %s", run, p)
 		}
 	})
 	if bad == 0 {
-		t.Errorf("writing in place lost nothing in %d kills: the harness cannot see a torn file", crashKills)
+		t.Errorf("%s lost nothing in %d kills: the harness cannot see it", what, crashKills)
+	}
+}
+
+// TestCrash_KillNine_BrokenTwin runs the harness over the broken twin of
+// the store that writes list files in place (truncate, then write in small
+// pieces, no temp file, no rename, no fsync, no log), with a fresh
+// directory per kill.
+func TestCrash_KillNine_BrokenTwin(t *testing.T) {
+	brokenCrashTwin(t, crashChild{mode: "in-place"}, true, "writing in place")
+}
+
+// TestCrash_KillNine_AckFirst_BrokenTwin runs the harness, small log
+// included, over a store that answers a commit's callers first and then
+// appends its records to the log and fdatasyncs them (see
+// OpenAckBeforeWrite): what a kill lands between is lost.
+func TestCrash_KillNine_AckFirst_BrokenTwin(t *testing.T) {
+	brokenCrashTwin(t, crashChild{mode: "ack-first", logSize: crashLogSize}, false, "acknowledging before the log write")
+}
+
+// TestCrash_KillNine_DropEarly_BrokenTwin runs the harness, small log
+// included, over a store that deletes the log's sealed segments as each
+// checkpoint begins, before the lists with records in them are written to
+// their files (see DeleteSegmentsBeforeCheckpoints): what a kill lands
+// between is lost.
+func TestCrash_KillNine_DropEarly_BrokenTwin(t *testing.T) {
+	brokenCrashTwin(t, crashChild{mode: "drop-early", logSize: crashLogSize}, false, "deleting segments before their lists are checkpointed")
+}
+
+// startTestChild prepares a child process that runs the test binary's test
+// called test, alone, with env added to the environment, and returns it
+// with a pipe of its stdout; the caller starts it. Its stderr is kept for
+// killChild to show.
+func startTestChild(tb testing.TB, test string, env ...string) (*exec.Cmd, io.ReadCloser) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.timeout=2m")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = new(bytes.Buffer)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cmd, out
+}
+
+// killChild kills a started child with SIGKILL, if it has not been waited
+// for yet, and waits for it. Calling it again does nothing.
+func killChild(tb testing.TB, cmd *exec.Cmd) {
+	tb.Helper()
+	if cmd.Process == nil || cmd.ProcessState != nil {
+		return
+	}
+	if err := cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		tb.Errorf("kill %d: %v", cmd.Process.Pid, err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		tb.Errorf("wait for %d: %v", cmd.Process.Pid, err)
 	}
 }

@@ -67,6 +67,12 @@ type dirStore struct {
 	working   bool // a checkpoint is being written
 
 	wg sync.WaitGroup // the checkpointer
+
+	// phaseHook is for tests alone (export_test.go sets it): the
+	// checkpointer calls it as each checkpoint begins ("begin"), once its
+	// files are written ("written"), and once the segments it freed are
+	// deleted ("end").
+	phaseHook atomic.Pointer[func(phase string)]
 }
 
 // dirty is what the store keeps of a list with records in the log.
@@ -119,13 +125,16 @@ type segInfo struct {
 }
 
 func openDirStore(dir string, o Options) (*dirStore, error) {
-	f, err := openFiles(dir, o)
+	// Lock before anything else: an Open that finds the directory held
+	// must leave it as it is (openFiles removes temp files, which a
+	// running System's checkpoints may be writing).
+	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	lock, err := lockDir(f)
+	f, err := openFiles(dir, o)
 	if err != nil {
-		f.Close()
+		lock.Close()
 		return nil, err
 	}
 	s := &dirStore{
@@ -182,12 +191,20 @@ func openDirStore(dir string, o Options) (*dirStore, error) {
 	return s, nil
 }
 
-// lockDir takes the exclusive lock of the data directory, or says who
-// holds it.
-func lockDir(f *files) (*os.File, error) {
+// lockDir takes the exclusive lock of the data directory, creating the
+// directory if needed, or says who holds it.
+func lockDir(dir string) (*os.File, error) {
 	const name = "LOCK"
-	full := path.Join(f.dir, name)
-	lock, err := f.root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	full := path.Join(dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("todo: data directory: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("todo: data directory: %w", err)
+	}
+	defer root.Close() // the lock file stays open
+	lock, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("todo: lock file %s: %w", full, err)
 	}
@@ -203,11 +220,11 @@ func lockDir(f *files) (*os.File, error) {
 		lock.WriteAt(fmt.Appendf(nil, "pid %d\n", os.Getpid()), 0)
 		return lock, nil
 	}
-	holder, _ := fs.ReadFile(f.root.FS(), name)
+	holder, _ := fs.ReadFile(root.FS(), name)
 	lock.Close()
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return nil, fmt.Errorf("%w: data directory %s is in use by another process or System (it holds %s: %s)",
-			ErrLocked, f.dir, full, trimHolder(holder))
+			ErrLocked, dir, full, trimHolder(holder))
 	}
 	return nil, fmt.Errorf("todo: locking %s: %w", full, err)
 }
@@ -494,7 +511,9 @@ func (s *dirStore) checkpointer() {
 		if len(names) == 0 {
 			return
 		}
+		s.phase("begin")
 		ok := s.checkpoint(names)
+		s.phase("written")
 		s.mu.Lock()
 		s.working = false
 		s.cond.Broadcast()
@@ -509,6 +528,14 @@ func (s *dirStore) checkpointer() {
 			s.sleep(backoff)
 		}
 		s.dropSegments()
+		s.phase("end")
+	}
+}
+
+// phase calls phaseHook, if a test set one.
+func (s *dirStore) phase(p string) {
+	if h := s.phaseHook.Load(); h != nil {
+		(*h)(p)
 	}
 }
 
@@ -632,6 +659,7 @@ func (s *dirStore) checkpoint(names []string) bool {
 		states   []ListState
 		versions []uint64
 		ds       []*dirty
+		ok       = true
 	)
 	for _, name := range names {
 		s.mu.Lock()
@@ -644,7 +672,12 @@ func (s *dirStore) checkpoint(names []string) bool {
 		s.mu.Unlock()
 		if !loaded {
 			if _, err := s.materialize(context.Background(), name, d); err != nil {
+				// Its file is damaged or unreadable: the list stays dirty,
+				// and this checkpoint counts as failed, so that the
+				// checkpointer backs off, and at Close gives up, instead
+				// of picking the list again at once, for ever.
 				s.errLog.failedTo("checkpoint", name, err)
+				ok = false
 				continue
 			}
 		}
@@ -653,10 +686,9 @@ func (s *dirStore) checkpoint(names []string) bool {
 		s.mu.Unlock()
 	}
 	if len(todo) == 0 {
-		return true
+		return ok
 	}
 	errs := s.f.saveBatch(todo, states, true)
-	ok := true
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, name := range todo {

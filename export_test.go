@@ -304,3 +304,169 @@ func DecodeObject(data []byte, fields ...string) (map[string]string, error) {
 func LoneSurrogate(raw []byte) bool { return loneSurrogate(raw) }
 
 // ---- end of HTTP handler internals ----
+
+// ---- Crash and fault tests of the log store (lock_test.go, ids_test.go,
+// log_test.go, crash_test.go, diskfull_test.go): broken twins and hooks ----
+
+// openDirWrapped is Open with the data directory's store wrapped by wrap.
+func openDirWrapped(dir string, opts *Options, wrap func(*dirStore) Store) (*System, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st, err := openDirStore(dir, o)
+	if err != nil {
+		return nil, err
+	}
+	sys := newSystem(wrap(st), o)
+	sys.dir = dir
+	sys.storeStats = st.stats
+	return sys, nil
+}
+
+// dirStoreOf returns the data directory's store under a System opened with
+// Open or one of the twins below, or nil.
+func dirStoreOf(sys *System) *dirStore {
+	switch st := sys.store.(type) {
+	case *dirStore:
+		return st
+	case unreservedStore:
+		return st.dirStore
+	case *ackFirstStore:
+		return st.dirStore
+	}
+	return nil
+}
+
+// OnCheckpoint has the checkpointer of a System opened with Open call fn
+// with each phase of each checkpoint: "begin", "written" (its files are
+// renamed into place), "end" (the segments it freed are deleted). A hook
+// set before is called first. It does nothing on other stores.
+func OnCheckpoint(sys *System, fn func(phase string)) {
+	s := dirStoreOf(sys)
+	if s == nil {
+		return
+	}
+	prev := s.phaseHook.Load()
+	hook := func(phase string) {
+		if prev != nil {
+			(*prev)(phase)
+		}
+		fn(phase)
+	}
+	s.phaseHook.Store(&hook)
+}
+
+// unreservedStore is the broken twin of the reservation of ids: it stores
+// each list with the highest id its entries and operations hold as its
+// last id, forgetting the range the list reserved ahead (see proc.store).
+// Entries acknowledged with Async durability and lost in a crash then
+// leave no trace, and their ids are given out again: the seed's defect.
+type unreservedStore struct{ *dirStore }
+
+func (s unreservedStore) Commit(ctx context.Context, batch []Change, sync bool) {
+	for i := range batch {
+		c := &batch[i]
+		last := 0
+		for _, e := range c.State.Entries {
+			last = max(last, e.ID)
+		}
+		for _, op := range c.Ops {
+			last = max(last, op.Entry.ID)
+		}
+		c.State.LastID = last
+	}
+	s.dirStore.Commit(ctx, batch, sync)
+}
+
+// OpenUnreserved is Open over unreservedStore.
+func OpenUnreserved(dir string, opts *Options) (*System, error) {
+	return openDirWrapped(dir, opts, func(s *dirStore) Store { return unreservedStore{s} })
+}
+
+// ackFirstStore is the broken twin of the log's group commit that
+// acknowledges first: its Commit reports every change stored at once, so
+// that the pool answers the callers, and only then does a goroutine of
+// its own append the batch to the log and fdatasync it (in order, batch
+// after batch).
+type ackFirstStore struct {
+	*dirStore
+	queue chan ackFirstBatch
+	done  chan struct{}
+}
+
+type ackFirstBatch struct {
+	batch []Change
+	sync  bool
+}
+
+func (s *ackFirstStore) Commit(_ context.Context, batch []Change, sync bool) {
+	own := slices.Clone(batch) // the pool reuses its batch
+	for i := range batch {
+		batch[i].Err = nil // the bug of the twin: stored, it says, before it is written
+	}
+	s.queue <- ackFirstBatch{own, sync}
+}
+
+func (s *ackFirstStore) write() {
+	defer close(s.done)
+	for b := range s.queue {
+		s.dirStore.Commit(context.Background(), b.batch, b.sync)
+	}
+}
+
+func (s *ackFirstStore) Close() error {
+	close(s.queue)
+	<-s.done
+	return s.dirStore.Close()
+}
+
+// OpenAckBeforeWrite is Open over ackFirstStore.
+func OpenAckBeforeWrite(dir string, opts *Options) (*System, error) {
+	return openDirWrapped(dir, opts, func(s *dirStore) Store {
+		st := &ackFirstStore{dirStore: s, queue: make(chan ackFirstBatch, 4096), done: make(chan struct{})}
+		go st.write()
+		return st
+	})
+}
+
+// DeleteSegmentsBeforeCheckpoints makes the data directory's store of sys
+// a broken twin: as each checkpoint begins, before the lists are written
+// to their files, it deletes the oldest segment of the log if it is
+// sealed, whatever lists still have records in it that their files do not
+// hold. Hooks set later (OnCheckpoint) run after the delete.
+func DeleteSegmentsBeforeCheckpoints(sys *System) {
+	s := dirStoreOf(sys)
+	OnCheckpoint(sys, func(phase string) {
+		if phase != "begin" {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.segs) == 0 || !s.segs[0].sealed {
+			return
+		}
+		si := s.segs[0]
+		if err := s.f.root.Remove(si.seg.name); err != nil {
+			return
+		}
+		s.segs = s.segs[1:]
+		s.bytes -= si.size
+	})
+}
+
+// RetryOnlyAtClose makes the pool of sys the broken twin of the retry of
+// acknowledged changes whose commit failed: the seed's, which retried
+// them only at Close (or when something else of the list was committed).
+// Its backoff after a failure is a day.
+func RetryOnlyAtClose(sys *System) {
+	for _, w := range sys.pool.workers {
+		w.mu.Lock()
+	}
+	sys.pool.backoffHook = func(time.Duration) time.Duration { return 24 * time.Hour }
+	for _, w := range sys.pool.workers {
+		w.mu.Unlock()
+	}
+}
+
+// ---- end of the crash and fault tests' declarations ----

@@ -538,18 +538,32 @@ func (l *wal) replay(rec func(logRecord), bad func(logRecord, error)) ([]*segmen
 	// A lane's last segment is the only one of its lane a crash can have
 	// left torn: the others were sealed, fdatasynced, before it began.
 	last := make(map[int]*segment)
-	datas := make([][]byte, len(segs))
+	kept := make([]*segment, 0, len(segs))
+	var datas [][]byte
 	for i, seg := range segs {
-		if datas[i], err = l.readSegment(seg); err != nil {
+		l.nextSeq = max(l.nextSeq, seg.seq+1)
+		data, err := l.readSegment(seg)
+		if errors.Is(err, ErrCorrupt) && l.unborn(data, len(segs)-1-i) {
+			full := path.Join(l.f.dir, seg.name)
+			if err := l.f.root.Remove(seg.name); err != nil {
+				return nil, fmt.Errorf("todo: log segment %s: %w", full, err)
+			}
+			if err := l.f.syncDir(logDir); err != nil {
+				return nil, fmt.Errorf("todo: log segment %s: %w", full, err)
+			}
+			continue
+		}
+		if err != nil {
 			return nil, err
 		}
+		kept, datas = append(kept, seg), append(datas, data)
 		last[seg.lane] = seg
 	}
+	segs = kept
 	for i, seg := range segs {
 		if err := l.replaySegment(seg, datas[i], last[seg.lane] == seg, rec, bad); err != nil {
 			return nil, err
 		}
-		l.nextSeq = max(l.nextSeq, seg.seq+1)
 	}
 	return segs, nil
 }
@@ -564,7 +578,8 @@ func cmpUint(a, b uint64) int {
 	return 0
 }
 
-// readSegment reads a segment whole and checks its header.
+// readSegment reads a segment whole and checks its header. When the
+// header is wrong it returns what it read with the error.
 func (l *wal) readSegment(seg *segment) ([]byte, error) {
 	full := path.Join(l.f.dir, seg.name)
 	data, err := fs.ReadFile(l.f.root.FS(), seg.name)
@@ -573,11 +588,23 @@ func (l *wal) readSegment(seg *segment) ([]byte, error) {
 	}
 	if len(data) < segHeaderSize || string(data[:6]) != segMagic || data[6] != segVersion ||
 		binary.BigEndian.Uint64(data[8:]) != seg.seq {
-		return nil, fmt.Errorf("%w: log segment %s: not a version %d segment numbered %d", ErrCorrupt, full, segVersion, seg.seq)
+		return data, fmt.Errorf("%w: log segment %s: not a version %d segment numbered %d", ErrCorrupt, full, segVersion, seg.seq)
 	}
 	seg.lane = int(data[7])
 	seg.size = int64(len(data))
 	return data, nil
+}
+
+// unborn reports whether a segment whose header is wrong, data, with
+// newer segments after it, is one whose creation a crash cut short, for
+// replay to remove: a file shorter than a header, or of zeros alone, with
+// fewer newer segments than there are lanes (each lane may have been
+// creating one). create writes and fsyncs a segment's header, and the
+// directory, before any record goes in it, so such a file holds nothing
+// that was acknowledged. Anywhere else, or with anything else in it, a
+// wrong header is damage.
+func (l *wal) unborn(data []byte, newer int) bool {
+	return newer < len(l.lanes) && (len(data) < segHeaderSize || isZero(data))
 }
 
 // replaySegment replays one segment's records; see replay.

@@ -43,6 +43,11 @@ type pool struct {
 
 	lostMu sync.Mutex // guards lost
 	lost   []error    // acknowledged changes given up at Close
+
+	// backoffHook is for tests alone (export_test.go sets it, under every
+	// worker's mu): when set, it replaces the wait before the retry of
+	// acknowledged changes that failed.
+	backoffHook func(time.Duration) time.Duration
 }
 
 // worker commits the changes of the lists hashed to it.
@@ -502,6 +507,9 @@ func (w *worker) setBackoff(failure error) {
 		return
 	}
 	w.backoff = min(max(2*w.backoff, minBackoff), maxBackoff)
+	if h := w.p.backoffHook; h != nil {
+		w.backoff = h(w.backoff)
+	}
 	w.retryAt = time.Now().Add(w.backoff)
 }
 

@@ -422,6 +422,22 @@ func TestRun_ListenError(t *testing.T) {
 	}
 }
 
+// TestRun_DataDirLocked runs a second server on the data directory of a
+// running one: it must exit non-zero at once, saying that another process
+// holds the directory, and leave the first one serving.
+func TestRun_DataDirLocked(t *testing.T) {
+	t.Parallel()
+	r := startRun(t)
+	code, stdout, stderr := runMain(t, nil, "-addr", "127.0.0.1:0", "-data", r.dir)
+	if code != exitFailed || stdout != "" || !strings.Contains(stderr, r.dir) || !strings.Contains(stderr, "another process") {
+		t.Errorf("second server on %s: exit %d, stdout %q, stderr %q; want exit 1 and a line naming the directory and another process", r.dir, code, stdout, stderr)
+	}
+	t.Logf("the second server said: %s", strings.TrimSpace(stderr))
+	if code, body := get(t, "POST", "http://"+r.addr+"/add_entry?list=bob&date=20131219&title=Dentist"); code != 200 || body != "OK" {
+		t.Errorf("the first server after the second failed: %d %q", code, body)
+	}
+}
+
 // TestRun_Watchdog_* check that the command exits with an error when its
 // data directory becomes unusable, instead of limping.
 
