@@ -67,17 +67,17 @@ func Check(dir string, repair bool) (problems []Problem, files, segments int, er
 	} else if !info.IsDir() {
 		return nil, 0, 0, fmt.Errorf("todo: check: %s is not a directory", dir)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer lock.Close()
 	o, _ := (*Options)(nil).withDefaults()
 	f, err := openFiles(dir, o)
 	if err != nil {
 		return nil, 0, 0, err
 	}
 	defer f.Close()
-	lock, err := lockDir(f)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	defer lock.Close()
 	c := &checker{f: f, repair: repair}
 	if err := c.listFiles(); err != nil {
 		return c.problems, c.files, c.segments, err

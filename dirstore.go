@@ -126,8 +126,8 @@ type segInfo struct {
 
 func openDirStore(dir string, o Options) (*dirStore, error) {
 	// Lock before anything else: an Open that finds the directory held
-	// must leave it as it is (openFiles removes temp files, which a
-	// running System's checkpoints may be writing).
+	// must leave it as it is (replay cuts torn records, the checkpointer
+	// removes temp files, which a running System may be writing).
 	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
