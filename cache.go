@@ -34,6 +34,48 @@ type Server struct {
 	last atomic.Pointer[proc]
 }
 
+// idempotencyKey is the type of the ctx value WithIdempotencyKey sets.
+type idempotencyKey struct{}
+
+// WithIdempotencyKey returns a ctx under which AddEntry, UpdateEntry and
+// DeleteEntry are idempotent: of several calls on one list made with the
+// same key, the first makes its change, and the others change nothing and
+// are answered as the first was (the entry it added or updated; no error
+// for a delete), even across a crash with Fsync durability, as long as
+// the list remembers the key (it remembers the last MaxKeys keys that
+// changed it). A call that timed out, and so may have been applied or
+// not, can then be retried safely with the same key. A key is 1 to 255
+// bytes of printable ASCII without spaces (a UUID, say); a call with
+// another fails with [ErrInvalidKey]. Reads ignore it.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, idempotencyKey{}, key)
+}
+
+// keyOf returns the idempotency key of ctx, or "".
+func keyOf(ctx context.Context) (string, error) {
+	key, _ := ctx.Value(idempotencyKey{}).(string)
+	if key == "" {
+		if _, set := ctx.Value(idempotencyKey{}).(string); set {
+			return "", validKey(key)
+		}
+		return "", nil
+	}
+	return key, validKey(key)
+}
+
+// validKey checks an idempotency key (see WithIdempotencyKey).
+func validKey(key string) error {
+	if key == "" || len(key) > 255 {
+		return fmt.Errorf("%w: %d bytes, want 1 to 255", ErrInvalidKey, len(key))
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("%w %q: want printable ASCII without spaces", ErrInvalidKey, key)
+		}
+	}
+	return nil
+}
+
 // MaxNameLen is the longest list name, in bytes.
 const MaxNameLen = 255
 
@@ -76,7 +118,10 @@ func (s *Server) AddEntry(ctx context.Context, e Entry) (Entry, error) {
 	if err := validTitle(e.Title); err != nil {
 		return Entry{}, err
 	}
-	c := s.newCall(ctx, opAdd)
+	c, err := s.newChange(ctx, opAdd)
+	if err != nil {
+		return Entry{}, err
+	}
 	c.entry = e
 	return s.change(c)
 }
@@ -90,7 +135,10 @@ func (s *Server) UpdateEntry(ctx context.Context, id int, update func(Entry) Ent
 	if s.err != nil {
 		return Entry{}, s.err
 	}
-	c := s.newCall(ctx, opUpdate)
+	c, err := s.newChange(ctx, opUpdate)
+	if err != nil {
+		return Entry{}, err
+	}
 	c.id, c.update = id, update
 	return s.change(c)
 }
@@ -101,9 +149,12 @@ func (s *Server) DeleteEntry(ctx context.Context, id int) error {
 	if s.err != nil {
 		return s.err
 	}
-	c := s.newCall(ctx, opDelete)
+	c, err := s.newChange(ctx, opDelete)
+	if err != nil {
+		return err
+	}
 	c.id = id
-	_, err := s.change(c)
+	_, err = s.change(c)
 	return err
 }
 
@@ -498,6 +549,17 @@ func (s *Server) newCall(ctx context.Context, o op) *call {
 	}
 	c.ctx, c.op = ctx, o
 	return c
+}
+
+// newChange is newCall for a change, with the idempotency key of ctx.
+func (s *Server) newChange(ctx context.Context, o op) (*call, error) {
+	key, err := keyOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := s.newCall(ctx, o)
+	c.key = key
+	return c, nil
 }
 
 // freeCall returns an answered call to the pool, keeping its reply channel.

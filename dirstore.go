@@ -476,17 +476,20 @@ func (s *dirStore) materialize(ctx context.Context, list string, d *dirty) (List
 }
 
 // Lists returns the names of the lists that have a file or records in
-// the log.
+// the log. It reads the dirty lists before the files: a list whose
+// checkpoint ends meanwhile is then in one or the other.
 func (s *dirStore) Lists(ctx context.Context) ([]string, error) {
-	names, err := s.f.Lists(ctx)
-	if err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
+	names := make([]string, 0, len(s.lists))
 	for name := range s.lists {
 		names = append(names, name)
 	}
 	s.mu.Unlock()
+	stored, err := s.f.Lists(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names = append(names, stored...)
 	slices.Sort(names)
 	return slices.Compact(names), nil
 }

@@ -15,6 +15,15 @@ var (
 	// one-entry-a-line answers.
 	ErrInvalidTitle = errors.New("todo: invalid title")
 
+	// ErrInvalidKey is returned when an idempotency key is empty, longer
+	// than 255 bytes, or holds anything but printable ASCII without spaces.
+	ErrInvalidKey = errors.New("todo: invalid idempotency key")
+
+	// ErrKeyReused is returned when an idempotency key that made a change
+	// of one kind (a put: an add or an update) comes with a request of the
+	// other (a delete).
+	ErrKeyReused = errors.New("todo: idempotency key reused for another kind of request")
+
 	// ErrEntryNotFound is returned when no entry of a list has the given id.
 	ErrEntryNotFound = errors.New("todo: entry not found")
 

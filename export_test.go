@@ -90,7 +90,9 @@ func SaveBatch(sys *System, names []string, lists [][]Entry) []error {
 	for i, es := range lists {
 		states[i] = NewList(es...).state()
 	}
-	return sys.store.(*dirStore).f.saveBatch(names, states, true)
+	ds := sys.store.(*dirStore)
+	ds.waitIdle(time.Minute) // the sweep of temp files after Open is done
+	return ds.f.saveBatch(names, states, true)
 }
 
 // FileName exposes the encoding of list names into file paths.

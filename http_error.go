@@ -110,6 +110,10 @@ func (h *handler) classify(r *http.Request, err error) *httpError {
 		return client(http.StatusBadRequest, "title")
 	case errors.Is(err, ErrInvalidLimit):
 		return client(http.StatusBadRequest, "limit")
+	case errors.Is(err, ErrInvalidKey):
+		return client(http.StatusBadRequest, "Idempotency-Key")
+	case errors.Is(err, ErrKeyReused):
+		return client(http.StatusUnprocessableEntity, "Idempotency-Key")
 	case errors.Is(err, ErrEntryNotFound):
 		return client(http.StatusNotFound, "id")
 	case errors.Is(err, ErrCorrupt):

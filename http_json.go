@@ -166,6 +166,9 @@ func (h *handler) createEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	if err != nil {
 		return err
 	}
+	if ctx, err = withKey(ctx, r); err != nil {
+		return err
+	}
 	if e, err = h.svc.AddEntry(ctx, list, e); err != nil {
 		return inList(list, err)
 	}
@@ -199,6 +202,9 @@ func (h *handler) updateEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	_, setDate := body["date"]
 	_, setTitle := body["title"]
+	if ctx, err = withKey(ctx, r); err != nil {
+		return err
+	}
 	e, err := h.svc.UpdateEntry(ctx, list, id, func(e Entry) Entry {
 		if setDate {
 			e.Date = patch.Date
@@ -227,11 +233,31 @@ func (h *handler) deleteEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	if err != nil {
 		return err
 	}
+	if ctx, err = withKey(ctx, r); err != nil {
+		return err
+	}
 	if err := h.svc.DeleteEntry(ctx, list, id); err != nil {
 		return inList(list, err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// withKey returns ctx with the request's Idempotency-Key, if it has one
+// (see WithIdempotencyKey): a retry with the key of a change already made
+// is answered as the change was, and changes nothing.
+func withKey(ctx context.Context, r *http.Request) (context.Context, error) {
+	keys := r.Header.Values("Idempotency-Key")
+	switch len(keys) {
+	case 0:
+		return ctx, nil
+	case 1:
+		if err := validKey(keys[0]); err != nil {
+			return ctx, err
+		}
+		return WithIdempotencyKey(ctx, keys[0]), nil
+	}
+	return ctx, badRequest("Idempotency-Key", "Idempotency-Key given %d times", len(keys))
 }
 
 // readObject reads the body of an entry: an object of "date" and

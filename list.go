@@ -161,6 +161,7 @@ type List struct {
 	lastID int
 	size   int                  // the bytes its entries take encoded (see encodedSize)
 	all    []Entry              // every entry, in id order
+	keys   []Op                 // the latest keyed operations, oldest first (see noteKey)
 	byDate map[dayKey]*dateSlot // the entries of each date; empty slots only inside a batch
 	undo   *undoLog             // non-nil while a change may still be rolled back
 	batch  uint64               // numbers the batches begun, for the undo log
@@ -178,6 +179,7 @@ type undoLog struct {
 	lastID int
 	size   int
 	all    []Entry
+	keys   []Op
 	dates  []undoDate // each date the batch touched, once, with what it had
 }
 
@@ -370,7 +372,7 @@ func (k dayKey) date() Date {
 func (l *List) begin(u *undoLog) {
 	clear(u.dates) // let go of the last batch's slices
 	u.dates = u.dates[:0]
-	u.lastID, u.size, u.all = l.lastID, l.size, l.all
+	u.lastID, u.size, u.all, u.keys = l.lastID, l.size, l.all, l.keys
 	l.batch++
 	l.undo = u
 }
@@ -401,7 +403,7 @@ func (l *List) commit() {
 func (l *List) rollback() {
 	u := l.undo
 	l.undo = nil
-	l.lastID, l.size, l.all = u.lastID, u.size, u.all
+	l.lastID, l.size, l.all, l.keys = u.lastID, u.size, u.all, u.keys
 	for _, d := range u.dates {
 		l.setSlot(d.key, l.byDate[d.key], d.entries)
 	}
@@ -432,12 +434,12 @@ func (l *List) dates(fn func(dayKey, []Entry)) {
 
 // state returns what is stored of the list, sharing its entries (see
 // List's doc: they are never written to again).
-func (l *List) state() ListState { return ListState{LastID: l.lastID, Entries: l.all} }
+func (l *List) state() ListState { return ListState{LastID: l.lastID, Entries: l.all, Keys: l.keys} }
 
 // listFromState rebuilds a list from what was stored. The list shares
 // s.Entries, which it never writes to.
 func listFromState(s ListState) *List {
-	l := &List{lastID: s.LastID, all: s.Entries}
+	l := &List{lastID: s.LastID, all: s.Entries, keys: s.Keys}
 	for _, e := range s.Entries {
 		l.size += encodedSize(e)
 		if l.byDate == nil {
@@ -460,6 +462,11 @@ func listFromState(s ListState) *List {
 // time, which is what lets a store replay a log over a file that may hold
 // some of it already.
 func (l *List) applyOp(op Op) {
+	if op.Key != "" {
+		if _, ok := l.keyed(op.Key); !ok {
+			l.noteKey(op)
+		}
+	}
 	id := op.Entry.ID
 	if op.Delete {
 		if _, ok := l.find(id); ok {
@@ -488,8 +495,42 @@ func (l *List) applyOp(op Op) {
 }
 
 // encodedSize returns the bytes the list takes in a list file's body,
-// near enough: its entries as encoded, and a few bytes of header.
-func (l *List) encodedSize() int { return l.size + 16 }
+// near enough: its entries and keys as encoded, and a few bytes of
+// header.
+func (l *List) encodedSize() int {
+	n := l.size + 16
+	for _, op := range l.keys {
+		n += encodedSize(op.Entry) + len(op.Key) + 3
+	}
+	return n
+}
+
+// MaxKeys is how many idempotency keys a list remembers: a request retried
+// with its key is answered as the first time as long as fewer than MaxKeys
+// other keyed requests changed the list since (see [WithIdempotencyKey]).
+const MaxKeys = 128
+
+// keyed returns the operation a request with the idempotency key made, if
+// the list remembers it.
+func (l *List) keyed(key string) (Op, bool) {
+	for i := len(l.keys) - 1; i >= 0; i-- {
+		if l.keys[i].Key == key {
+			return l.keys[i], true
+		}
+	}
+	return Op{}, false
+}
+
+// noteKey remembers the operation of a keyed request, forgetting the
+// oldest past MaxKeys. It never writes into l.keys, which may be shared
+// (see List's doc): it makes a new slice.
+func (l *List) noteKey(op Op) {
+	keys := l.keys
+	if len(keys) >= MaxKeys {
+		keys = keys[len(keys)-MaxKeys+1:]
+	}
+	l.keys = append(keys[:len(keys):len(keys)], op)
+}
 
 // encodedSize returns the bytes appendEntry takes for e.
 func encodedSize(e Entry) int {

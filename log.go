@@ -35,7 +35,8 @@ import (
 //	bodyLen  uint32  length of the body
 //	bodyCRC  uint32  CRC-32C of the body
 //	headCRC  uint32  CRC-32C of the segment's sequence number, bodyLen, bodyCRC and the list's name
-//	body     msgpack [name, lastID, [op...]]; op: [id, yyyymmdd, title] puts an entry, [id] deletes one
+//	body     msgpack [name, lastID, [op...]]; op: [id, yyyymmdd, title] puts an entry, [id] deletes one,
+//	         each with the request's idempotency key after it when it had one
 //
 // headCRC lets a damaged record be told apart: when it holds, the length
 // and the name can be trusted though the body is damaged, so the damage
@@ -94,12 +95,7 @@ func encodeRecord(b []byte, c *Change) []byte {
 	b = appendUint(b, uint64(c.State.LastID))
 	b = appendArrayLen(b, len(c.Ops))
 	for _, op := range c.Ops {
-		if op.Delete {
-			b = appendArrayLen(b, 1)
-			b = appendUint(b, uint64(op.Entry.ID))
-			continue
-		}
-		b = appendEntry(b, op.Entry)
+		b = appendOp(b, op)
 	}
 	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-body))
 	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(b[body:], castagnoli))
@@ -165,16 +161,7 @@ func decodeRecord(body []byte) (lastID int, ops []Op, err error) {
 	}
 	ops = make([]Op, 0, n)
 	for range n {
-		if len(r.b) > 0 && r.b[0] == 0x91 { // [id]: a delete
-			r.take(1)
-			id := r.uint()
-			if r.err == nil && (id == 0 || id > MaxID) {
-				r.fail(fmt.Errorf("deleted id %d out of range", id))
-			}
-			ops = append(ops, Op{Entry: Entry{ID: int(id)}, Delete: true})
-			continue
-		}
-		ops = append(ops, Op{Entry: r.entry(MaxID)})
+		ops = append(ops, r.op(MaxID))
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d bytes after the record", len(r.b))

@@ -58,6 +58,31 @@ func appendEntry(b []byte, e Entry) []byte {
 	return appendString(b, e.Title)
 }
 
+// appendOp appends an operation as log records and list files hold it: a
+// put as [id, yyyymmdd, title], a delete as [id], each with its
+// idempotency key after it when it has one ([id, yyyymmdd, title, key],
+// [id, key]): the array's length tells which.
+func appendOp(b []byte, op Op) []byte {
+	e := op.Entry
+	n := 3
+	if op.Delete {
+		n = 1
+	}
+	if op.Key != "" {
+		n++
+	}
+	b = appendArrayLen(b, n)
+	b = appendUint(b, uint64(e.ID))
+	if !op.Delete {
+		b = appendUint(b, uint64(e.Date.Year*10000+int(e.Date.Month)*100+e.Date.Day))
+		b = appendString(b, e.Title)
+	}
+	if op.Key != "" {
+		b = appendString(b, op.Key)
+	}
+	return b
+}
+
 // reader reads the msgpack values that appendX write, from a byte slice,
 // checking every length against what is left: what it allocates is
 // bounded by the input's size. The first error sticks; later reads return
@@ -186,6 +211,38 @@ func (r *reader) entry(maxID int) Entry {
 		r.fail(fmt.Errorf("entry %d: invalid date %d", id, ymd))
 	}
 	return e
+}
+
+// op reads what appendOp writes, checking ids and dates as entry does.
+func (r *reader) op(maxID int) Op {
+	n := r.arrayLen()
+	if r.err != nil {
+		return Op{}
+	}
+	if n < 1 || n > 4 {
+		r.fail(fmt.Errorf("operation: array of %d, want 1 to 4", n))
+		return Op{}
+	}
+	var op Op
+	id := r.uint()
+	op.Entry.ID = int(id)
+	op.Delete = n <= 2
+	if !op.Delete {
+		ymd := r.uint()
+		op.Entry.Date, op.Entry.Title = dateOf(ymd), r.str()
+		if r.err == nil && !op.Entry.Date.Valid() {
+			r.fail(fmt.Errorf("entry %d: invalid date %d", id, ymd))
+		}
+	}
+	if n == 2 || n == 4 {
+		if op.Key = r.str(); r.err == nil && validKey(op.Key) != nil {
+			r.fail(fmt.Errorf("entry %d: invalid idempotency key %q", id, op.Key))
+		}
+	}
+	if r.err == nil && (id == 0 || id > uint64(maxID)) {
+		r.fail(fmt.Errorf("entry id %d out of range 1..%d", id, maxID))
+	}
+	return op
 }
 
 // dateOf unpacks a date written as yyyymmdd.

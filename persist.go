@@ -517,18 +517,34 @@ func (f *files) names() ([]string, error) {
 	return names, err
 }
 
-// The body of a list file is msgpack: an array [format, lastID, entries],
-// each entry an array [id, date as yyyymmdd, title] (see appendEntry).
-const bodyFormat = 1
+// The body of a list file is msgpack: an array [1, lastID, entries], each
+// entry an array [id, date as yyyymmdd, title] (see appendEntry); a list
+// that keeps idempotency keys is written [2, lastID, entries, keys], keys
+// being the operations of keyed requests (see appendOp).
+const (
+	bodyFormat     = 1
+	bodyFormatKeys = 2
+)
 
 // encodeList appends the msgpack body of a list file to b.
 func encodeList(b []byte, s ListState) []byte {
-	b = appendArrayLen(b, 3)
-	b = appendUint(b, bodyFormat)
+	if len(s.Keys) == 0 {
+		b = appendArrayLen(b, 3)
+		b = appendUint(b, bodyFormat)
+	} else {
+		b = appendArrayLen(b, 4)
+		b = appendUint(b, bodyFormatKeys)
+	}
 	b = appendUint(b, uint64(s.LastID))
 	b = appendArrayLen(b, len(s.Entries))
 	for _, e := range s.Entries {
 		b = appendEntry(b, e)
+	}
+	if len(s.Keys) > 0 {
+		b = appendArrayLen(b, len(s.Keys))
+		for _, op := range s.Keys {
+			b = appendOp(b, op)
+		}
 	}
 	return b
 }
@@ -543,14 +559,18 @@ const minEntrySize = 4
 func decodeList(body []byte) (ListState, error) {
 	r := reader{b: body}
 	var s ListState
-	if n := r.arrayLen(); n != 3 && r.err == nil {
-		return s, fmt.Errorf("array of %d, want 3", n)
-	}
-	if format := r.uint(); format != bodyFormat && r.err == nil {
+	n := r.arrayLen()
+	format := r.uint()
+	switch {
+	case r.err != nil:
+		return s, r.err
+	case format != bodyFormat && format != bodyFormatKeys:
 		return s, fmt.Errorf("unknown body format %d", format)
+	case format == bodyFormat && n != 3, format == bodyFormatKeys && n != 4:
+		return s, fmt.Errorf("format %d in an array of %d", format, n)
 	}
 	lastID := r.uint()
-	n := r.arrayLen()
+	n = r.arrayLen()
 	switch {
 	case r.err != nil:
 		return s, r.err
@@ -572,6 +592,25 @@ func decodeList(body []byte) (ListState, error) {
 		}
 		prev = e.ID
 		s.Entries = append(s.Entries, e)
+	}
+	if format == bodyFormatKeys {
+		n = r.arrayLen()
+		switch {
+		case r.err != nil:
+			return s, r.err
+		case n > MaxKeys || n > len(r.b)/2:
+			return s, fmt.Errorf("claims %d idempotency keys in %d bytes", n, len(r.b))
+		}
+		for i := range n {
+			op := r.op(s.LastID)
+			if r.err == nil && op.Key == "" {
+				r.fail(errors.New("an operation with no key"))
+			}
+			if r.err != nil {
+				return s, fmt.Errorf("key %d: %w", i, r.err)
+			}
+			s.Keys = append(s.Keys, op)
+		}
 	}
 	if len(r.b) != 0 {
 		return s, fmt.Errorf("%d bytes after the list", len(r.b))

@@ -83,6 +83,7 @@ type call struct {
 	entry  Entry // opAdd: the entry; opEntries: its Date is the date read
 	id     int
 	update func(Entry) Entry
+	key    string // the idempotency key of a change, or ""
 
 	// Set by the server before it replies.
 	res     Entry
@@ -477,6 +478,13 @@ func (p *proc) apply(c *call) {
 		}
 	}()
 	l := p.list
+	if c.key != "" {
+		if op, ok := l.keyed(c.key); ok {
+			p.answerKeyed(c, op)
+			return
+		}
+	}
+	var op Op
 	switch c.op {
 	case opAdd:
 		if l.LastID() >= MaxID {
@@ -484,7 +492,7 @@ func (p *proc) apply(c *call) {
 			return
 		}
 		c.res = l.Add(c.entry)
-		p.ops = append(p.ops, Op{Entry: c.res})
+		op = Op{Entry: c.res}
 	case opUpdate:
 		old, ok := l.get(c.id)
 		if !ok {
@@ -503,13 +511,34 @@ func (p *proc) apply(c *call) {
 			c.err = err
 			return
 		}
-		if c.res, c.err = l.Update(c.id, func(Entry) Entry { return e }); c.err == nil {
-			p.ops = append(p.ops, Op{Entry: c.res})
+		if c.res, c.err = l.Update(c.id, func(Entry) Entry { return e }); c.err != nil {
+			return
 		}
+		op = Op{Entry: c.res}
 	case opDelete:
-		if c.err = l.Delete(c.id); c.err == nil {
-			p.ops = append(p.ops, Op{Entry: Entry{ID: c.id}, Delete: true})
+		if c.err = l.Delete(c.id); c.err != nil {
+			return
 		}
+		op = Op{Entry: Entry{ID: c.id}, Delete: true}
+	default:
+		return
+	}
+	if c.key != "" {
+		op.Key = c.key
+		l.noteKey(op)
+	}
+	p.ops = append(p.ops, op)
+}
+
+// answerKeyed answers a change whose idempotency key the list remembers
+// as the change first made with it was answered, and changes nothing.
+func (p *proc) answerKeyed(c *call, op Op) {
+	if op.Delete != (c.op == opDelete) {
+		c.err = fmt.Errorf("%w: key %q of list %q", ErrKeyReused, c.key, p.name)
+		return
+	}
+	if !op.Delete {
+		c.res = op.Entry
 	}
 }
 

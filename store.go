@@ -59,32 +59,26 @@ type Change struct {
 
 // Op is one operation on a list: put Entry (an entry added or updated,
 // with its id), or, when Delete is set, remove the entry whose id is
-// Entry.ID. Both are idempotent, so a store may replay them safely.
+// Entry.ID. Both are idempotent, so a store may replay them safely. Key
+// is the idempotency key of the request that made it, if it had one (see
+// [WithIdempotencyKey]).
 type Op struct {
 	Entry  Entry
 	Delete bool
+	Key    string
 }
 
-// ListState is a list as stored: its entries in id order, and LastID, the
+// ListState is a list as stored: its entries in id order; LastID, the
 // highest id that was given out or reserved, which is never given out
-// again. The Entries of a Change's State are shared with the list's
-// server and must not be modified; those returned by Load belong to the
-// caller.
+// again; and Keys, the latest operations made by requests with an
+// idempotency key, oldest first, at most MaxKeys, so that a retry of one
+// of them is answered as the first time, even after a crash. The slices of
+// a ListState are never written to: a store and the System may share
+// them.
 type ListState struct {
 	LastID  int
 	Entries []Entry
-}
-
-// apply applies ops to s in order and returns the result. It never writes
-// into s.Entries: put and delete make new slices where they must, as List
-// does, so a state shared with readers stays intact.
-func (s ListState) apply(ops []Op, lastID int) ListState {
-	l := listFromState(s)
-	for _, op := range ops {
-		l.applyOp(op)
-	}
-	l.lastID = lastID
-	return l.state()
+	Keys    []Op
 }
 
 // OpenStore opens a System over st, which it owns from then on: the

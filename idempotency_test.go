@@ -1,0 +1,177 @@
+package todo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/gotodo/todo"
+)
+
+// keyed returns ctx with an idempotency key.
+func keyed(key string) context.Context {
+	return todo.WithIdempotencyKey(context.Background(), key)
+}
+
+// TestIdempotencyKey_Retries checks that a change retried with its key is
+// answered as the first time and changes nothing, for adds, updates and
+// deletes; that other keys make other changes; that a key of a put used
+// for a delete, and a malformed key, are refused.
+func TestIdempotencyKey_Retries(t *testing.T) {
+	sys := openMemSystem(t, nil)
+	s := sys.ServerProcess("bob")
+	first, err := s.AddEntry(keyed("add-1"), todo.Entry{Date: day19, Title: "Dentist"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.AddEntry(keyed("add-1"), todo.Entry{Date: day20, Title: "Dentist, again"})
+	if err != nil || again != first {
+		t.Errorf("retried add: %v, %v; want the first answer %v", again, err, first)
+	}
+	other, err := s.AddEntry(keyed("add-2"), todo.Entry{Date: day19, Title: "Shopping"})
+	if err != nil || other.ID != first.ID+1 {
+		t.Errorf("add with another key: %v, %v; want id %d", other, err, first.ID+1)
+	}
+	if got := mustAllEntries(t, s); !slices.Equal(got, []todo.Entry{first, other}) {
+		t.Errorf("after a retried add: %v, want %v and %v", got, first, other)
+	}
+
+	upd := func(title string) func(todo.Entry) todo.Entry {
+		return func(e todo.Entry) todo.Entry { e.Title = title; return e }
+	}
+	updated, err := s.UpdateEntry(keyed("upd-1"), first.ID, upd("Dentist at 10"))
+	if err != nil || updated.Title != "Dentist at 10" {
+		t.Fatalf("update: %v, %v", updated, err)
+	}
+	if _, err := s.UpdateEntry(context.Background(), first.ID, upd("Dentist at 11")); err != nil {
+		t.Fatal(err)
+	}
+	again, err = s.UpdateEntry(keyed("upd-1"), first.ID, upd("Dentist at 12"))
+	if err != nil || again != updated {
+		t.Errorf("retried update: %v, %v; want the first answer %v", again, err, updated)
+	}
+	if got := mustAllEntries(t, s); got[0].Title != "Dentist at 11" {
+		t.Errorf("a retried update changed the entry: %v", got[0])
+	}
+
+	if err := s.DeleteEntry(keyed("del-1"), other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteEntry(keyed("del-1"), other.ID); err != nil {
+		t.Errorf("retried delete: %v, want nil as the first time", err)
+	}
+	if err := s.DeleteEntry(context.Background(), other.ID); !errors.Is(err, todo.ErrEntryNotFound) {
+		t.Errorf("delete without a key of a deleted entry: %v, want ErrEntryNotFound", err)
+	}
+	if err := s.DeleteEntry(keyed("add-1"), first.ID); !errors.Is(err, todo.ErrKeyReused) {
+		t.Errorf("the key of an add used for a delete: %v, want ErrKeyReused", err)
+	}
+	for _, key := range []string{"", "has space", "tab\t", "é", string(make([]byte, 256))} {
+		if _, err := s.AddEntry(keyed(key), todo.Entry{Date: day19, Title: "x"}); !errors.Is(err, todo.ErrInvalidKey) {
+			t.Errorf("AddEntry with key %q: %v, want ErrInvalidKey", key, err)
+		}
+	}
+	if got := mustAllEntries(t, s); len(got) != 1 {
+		t.Errorf("after refused keys: %v, want only the first entry", got)
+	}
+}
+
+// TestIdempotencyKey_Bound checks that a list remembers the last MaxKeys
+// keys, and forgets older ones: a retry after MaxKeys other keyed changes
+// makes a new change, as documented.
+func TestIdempotencyKey_Bound(t *testing.T) {
+	sys := openMemSystem(t, nil)
+	s := sys.ServerProcess("bob")
+	add := func(key string) todo.Entry {
+		t.Helper()
+		e, err := s.AddEntry(keyed(key), todo.Entry{Date: day19, Title: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	first := add("k0")
+	for i := 1; i < todo.MaxKeys; i++ {
+		add(fmt.Sprint("k", i))
+	}
+	if e := add("k0"); e != first {
+		t.Errorf("retry of the oldest of %d keys: %v, want %v", todo.MaxKeys, e, first)
+	}
+	add(fmt.Sprint("k", todo.MaxKeys)) // one more: k0 is forgotten
+	if e := add("k0"); e.ID == first.ID {
+		t.Errorf("retry of a key %d keyed changes ago still answered as the first time", todo.MaxKeys)
+	}
+}
+
+// TestIdempotencyKey_Durable checks that keys survive what their changes
+// survive: a Close and reopen (the key in the list file), and a crash
+// with Fsync durability (the key in the log), for adds and deletes.
+func TestIdempotencyKey_Durable(t *testing.T) {
+	var added todo.Entry
+	retry := func(t *testing.T, sys *todo.System) {
+		s := sys.ServerProcess("bob")
+		again, err := s.AddEntry(keyed("add-1"), todo.Entry{Date: day20, Title: "other"})
+		if err != nil || again != added {
+			t.Errorf("retried add: %v, %v; want the first answer %v", again, err, added)
+		}
+		if err := s.DeleteEntry(keyed("del-1"), 2); err != nil {
+			t.Errorf("retried delete: %v, want nil", err)
+		}
+		if got := mustAllEntries(t, s); !slices.Equal(got, []todo.Entry{added}) {
+			t.Errorf("after the retries: %v, want only %v", got, added)
+		}
+	}
+	change := func(t *testing.T, sys *todo.System) {
+		s := sys.ServerProcess("bob")
+		var err error
+		if added, err = s.AddEntry(keyed("add-1"), todo.Entry{Date: day19, Title: "Dentist"}); err != nil {
+			t.Fatal(err)
+		}
+		second := mustAddEntry(t, s, day19, "to delete")
+		if err := s.DeleteEntry(keyed("del-1"), second.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("close", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		sys := persistOpen(t, dir, nil)
+		change(t, sys)
+		persistClose(t, sys)
+		retry(t, persistOpen(t, dir, nil))
+	})
+	t.Run("crash", func(t *testing.T) {
+		image := crashImage(t, change)
+		retry(t, persistOpen(t, image, nil))
+	})
+}
+
+// TestIdempotencyKey_FailedWrite checks that a change whose write failed
+// does not keep its key: its retry makes the change.
+func TestIdempotencyKey_FailedWrite(t *testing.T) {
+	fail := true
+	sys, err := todo.OpenHooked(t.TempDir(), nil, func(list string, lastID, entries int, save func() error) error {
+		if fail {
+			return errors.New("disk says no")
+		}
+		return save()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	s := sys.ServerProcess("bob")
+	if _, err := s.AddEntry(keyed("k"), todo.Entry{Date: day19, Title: "Dentist"}); err == nil {
+		t.Fatal("AddEntry succeeded though its write failed")
+	}
+	fail = false
+	e, err := s.AddEntry(keyed("k"), todo.Entry{Date: day19, Title: "Dentist"})
+	if err != nil {
+		t.Fatalf("retry after the failed write: %v", err)
+	}
+	if got := mustAllEntries(t, s); !slices.Equal(got, []todo.Entry{e}) {
+		t.Errorf("after the retry: %v, want %v", got, e)
+	}
+}
