@@ -65,6 +65,11 @@ type dirStore struct {
 	replaying *segInfo
 	closing   bool
 	working   bool // a checkpoint is being written
+	// The names of the lists with a file: those found by one walk of the
+	// directories (nil until Lists first needs them), and those whose
+	// file a checkpoint wrote since Open.
+	walked  map[string]struct{}
+	written map[string]struct{}
 
 	wg sync.WaitGroup // the checkpointer
 
@@ -476,20 +481,37 @@ func (s *dirStore) materialize(ctx context.Context, list string, d *dirty) (List
 }
 
 // Lists returns the names of the lists that have a file or records in
-// the log. It reads the dirty lists before the files: a list whose
-// checkpoint ends meanwhile is then in one or the other.
+// the log. The directories are walked once, at the first call; the lists
+// whose files were written since are known from the checkpoints.
 func (s *dirStore) Lists(ctx context.Context) ([]string, error) {
 	s.mu.Lock()
-	names := make([]string, 0, len(s.lists))
+	walked := s.walked
+	s.mu.Unlock()
+	if walked == nil {
+		found, err := s.f.Lists(ctx)
+		if err != nil {
+			return nil, err
+		}
+		walked = make(map[string]struct{}, len(found))
+		for _, name := range found {
+			walked[name] = struct{}{}
+		}
+		s.mu.Lock()
+		s.walked = walked
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	names := make([]string, 0, len(s.lists)+len(s.written)+len(walked))
 	for name := range s.lists {
 		names = append(names, name)
 	}
-	s.mu.Unlock()
-	stored, err := s.f.Lists(ctx)
-	if err != nil {
-		return nil, err
+	for name := range s.written {
+		names = append(names, name)
 	}
-	names = append(names, stored...)
+	s.mu.Unlock()
+	for name := range walked { // never written to once made
+		names = append(names, name)
+	}
 	slices.Sort(names)
 	return slices.Compact(names), nil
 }
@@ -705,6 +727,10 @@ func (s *dirStore) checkpoint(names []string) bool {
 		}
 		s.filesWritten.Add(1)
 		s.checkpoints.Add(1)
+		if s.written == nil {
+			s.written = make(map[string]struct{})
+		}
+		s.written[name] = struct{}{}
 		d := ds[i]
 		kept := d.segs[:0]
 		for _, sv := range d.segs {

@@ -90,12 +90,23 @@ func (p *proc) unpublish() {
 // reports true, or reports false when the list is not loaded by a running
 // server and must be read through one.
 func (sys *System) readDate(name string, d Date, dst []Entry) ([]Entry, bool) {
+	entries, ok := sys.viewDate(name, d)
+	if !ok {
+		return dst, false
+	}
+	return append(dst, entries...), true
+}
+
+// viewDate returns the published entries of date d of a list, shared: the
+// caller must not write to them. It reports false when the list is not
+// loaded by a running server.
+func (sys *System) viewDate(name string, d Date) ([]Entry, bool) {
 	key := tableKey{name, d}
 	// Fast path: the date is published, by a server that still runs.
 	if c, ok := sys.table.Lookup(key); ok {
 		entries := c.entries.load()
 		if c.owner.servesRead() {
-			return append(dst, entries...), true
+			return entries, true
 		}
 	}
 	// The key may be absent because the list has nothing that day, or
@@ -103,21 +114,30 @@ func (sys *System) readDate(name string, d Date, dst []Entry) ([]Entry, bool) {
 	// read after that, while the server has not retired, is its own.
 	p := sys.loadedServer(name)
 	if p == nil {
-		return dst, false
+		return nil, false
 	}
 	var entries []Entry
 	if c, ok := sys.table.Lookup(key); ok {
 		entries = c.entries.load()
 	}
 	if !p.servesRead() {
-		return dst, false
+		return nil, false
 	}
-	return append(dst, entries...), true
+	return entries, true
 }
 
 // readAll returns a copy of every published entry of a list and true, or
 // false when the list must be read through its server.
 func (sys *System) readAll(name string) ([]Entry, bool) {
+	all, ok := sys.viewAll(name)
+	if !ok {
+		return nil, false
+	}
+	return append([]Entry(nil), all...), true
+}
+
+// viewAll is readAll without the copy: the caller must not write to them.
+func (sys *System) viewAll(name string) ([]Entry, bool) {
 	p := sys.loadedServer(name)
 	if p == nil {
 		return nil, false
@@ -126,7 +146,7 @@ func (sys *System) readAll(name string) ([]Entry, bool) {
 	if !p.servesRead() {
 		return nil, false
 	}
-	return append([]Entry(nil), all...), true
+	return all, true
 }
 
 // loadedServer returns the running server of a list if it has loaded it.

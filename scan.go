@@ -13,10 +13,12 @@ import (
 // cluster node forwards. A scan yields each item as it goes, so that a
 // caller that stops early, or keeps only a page, never holds the rest.
 //
-// Today ScanLists and Server.Scan read what System.Lists and
-// Server.Entries or Server.AllEntries return; only their bodies are to
-// change for scans that read the store and the table in place. The
-// paragraphs on what a scan sees are the promises such scans keep too.
+// Server.Scan of a loaded list reads the entries its server published,
+// in place: they are never written to again (see List), so nothing is
+// copied, whatever the list holds. ScanLists reads System.Lists once per
+// scan: the store keeps the names in memory (the data directory's store
+// walks its directories once, at the first call), so a page of a listing
+// costs a sort of the names, not a walk.
 
 // scanCheckEvery is how many items a scan yields between two looks at its
 // ctx: a look may cost the allocations of a lazy request context.
@@ -71,13 +73,7 @@ func (sys *System) ScanLists(ctx context.Context, after string) iter.Seq2[string
 // after it.
 func (s *Server) Scan(ctx context.Context, d Date, afterID int) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
-		var entries []Entry
-		var err error
-		if d == (Date{}) {
-			entries, err = s.AllEntries(ctx)
-		} else {
-			entries, err = s.Entries(ctx, d)
-		}
+		entries, err := s.view(ctx, d)
 		if err != nil {
 			yield(Entry{}, err)
 			return
@@ -98,6 +94,28 @@ func (s *Server) Scan(ctx context.Context, d Date, afterID int) iter.Seq2[Entry,
 			}
 		}
 	}
+}
+
+// view returns the entries of date d of the list, or of every date when d
+// is the zero Date, in id order, to be read and not written: those its
+// server published when the list is loaded, or else those a read loaded.
+func (s *Server) view(ctx context.Context, d Date) ([]Entry, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if d == (Date{}) {
+		if entries, ok := s.sys.viewAll(s.name); ok {
+			return entries, nil
+		}
+		return s.AllEntries(ctx)
+	}
+	if !d.Valid() {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidDate, d)
+	}
+	if entries, ok := s.sys.viewDate(s.name, d); ok {
+		return entries, nil
+	}
+	return s.Entries(ctx, d)
 }
 
 // ListsPage returns at most limit names of ScanLists(ctx, after): a page
