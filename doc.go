@@ -4,12 +4,15 @@
 // independent to-do lists. [System.ServerProcess] finds a list's server by
 // name in a registry [Table] (starting it on first use, like
 // Todo.Cache.server_process); each list has one server goroutine that alone
-// changes it (like a Todo.Server process); the server loads its [List] from
-// its file on its first request, applies changes in batches, and hands each
-// batch to a bounded pool of persistence workers (like Todo.Database) that
-// write one msgpack file per list, atomically. Servers idle for
-// [Options.IdleTimeout] stop and leave memory. [NewHandler] serves the
-// original HTTP protocol and a JSON API over a System.
+// changes it (like a Todo.Server process); the server loads its [List] on
+// its first request, applies changes in batches, and hands each batch to a
+// bounded pool of persistence workers (like Todo.Database) that commit
+// them to the [Store]: by default an append-only log in the data directory,
+// written once and fdatasynced once for every change waiting (group
+// commit), checkpointed in the background into one msgpack file per list.
+// Servers idle for [Options.IdleTimeout] stop and leave memory, and at most
+// [Options.MaxLoaded] lists stay loaded. [NewHandler] serves the original
+// HTTP protocol and a JSON API over a System.
 //
 // # Reads and writes
 //
@@ -35,21 +38,29 @@
 // # Durability
 //
 // A change is acknowledged when it is as durable as [Options.Durability]
-// asks: [Fsync] (the default) once the list file and its directory are
-// fsynced, [Write] once the file is renamed into place, [Async] as soon as
-// it is applied in memory. A list file is always either its old or its new
-// version, never a mix: it is written beside, fsynced, renamed over, and
-// the directory fsynced. A missing file is an empty list; a damaged one is
-// an error wrapping [ErrCorrupt] that names the file, never an empty list.
-// A failed write (a full disk, say) fails every call waiting on it and is
-// rolled back in memory; later writes succeed once the fault clears.
-// [System.Close] answers every queued request, writes everything pending,
-// and stops every goroutine; after it every call returns [ErrClosed].
+// asks: [Fsync] (the default) once its record in the log is fdatasynced,
+// [Write] once it is written to the operating system, [Async] as soon as
+// it is applied in memory (its record follows within [Options.AsyncDelay]).
+// An id is never handed out twice, in any mode, across any crash. A list
+// file is always either its old or its new version, never a mix: it is
+// written beside, fsynced, renamed over, and the directory fsynced. A
+// missing file is an empty list; a damaged file or log record is an error
+// wrapping [ErrCorrupt] that says where, never an empty list. A failed
+// write (a full disk, say) fails every call waiting on it and is rolled
+// back in memory; acknowledged Async changes are retried until they are
+// stored ([System.Health]). A retried change with an idempotency key
+// ([WithIdempotencyKey]) is answered as the first time and changes
+// nothing. [System.Close] answers every queued request, writes everything
+// pending, and stops every goroutine; after it every call returns
+// [ErrClosed].
 //
 // # Files
 //
 // Each list lives in one file under the data directory, named by a
 // reversible encoding of the list's name and fanned out over 256
-// subdirectories. All file access goes through an [os.Root]: no list name
-// reaches outside the data directory.
+// subdirectories, and its changes since its last checkpoint in the log
+// (dir/log). All file access goes through an [os.Root]: no list name
+// reaches outside the data directory. An exclusive lock on dir/LOCK keeps
+// a second process off it ([ErrLocked]). [Check] verifies a directory
+// offline and sets damage aside. docs/storage.md has the details.
 package todo

@@ -28,7 +28,10 @@ type Store interface {
 	// is stored when it would survive a power cut (fsynced, or held by a
 	// quorum of replicas that fsynced it); without, when it would survive
 	// a crash of the process. A Store stores a batch in as few durable
-	// steps as it can: that is where group commit happens.
+	// steps as it can: that is where group commit happens. A change whose
+	// Err is not nil must not be stored, now or later: the System rolls it
+	// back and tells its callers it failed. A store that cannot tell (a
+	// timeout of a replicated write, say) finds out before it answers.
 	Commit(ctx context.Context, batch []Change, sync bool)
 
 	// Lists returns the names of every stored list, in any order.

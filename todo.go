@@ -18,16 +18,17 @@ import (
 type Durability int
 
 const (
-	// Fsync acknowledges a change once its list file and the directory
-	// holding it are fsynced: it survives a power cut. The default.
+	// Fsync acknowledges a change once its record in the log is
+	// fdatasynced: it survives a power cut. The default.
 	Fsync Durability = iota
-	// Write acknowledges a change once its list file is renamed into place,
-	// without fsync: it survives a crash of the process, not of the machine,
-	// like the book's synchronous store.
+	// Write acknowledges a change once its record is written to the
+	// operating system, without fdatasync: it survives a crash of the
+	// process, not of the machine, like the book's synchronous store.
 	Write
 	// Async acknowledges a change as soon as it is applied in memory, like
-	// the book's cast; the file is written in the background, and a crash
-	// can lose the last changes. Close still writes everything.
+	// the book's cast; its record is written and fdatasynced in the
+	// background, within AsyncDelay, and a crash can lose the last changes.
+	// Close still writes everything.
 	Async
 )
 
@@ -78,10 +79,10 @@ type Options struct {
 	Durability Durability
 
 	// AsyncDelay is, with Async durability, how long a change may wait
-	// before its list is written, so that the changes made to a list
-	// meanwhile share one write (the idea of appendfsync everysec): a crash
+	// before it is committed, so that the changes made meanwhile share one
+	// write and one fdatasync (the idea of appendfsync everysec): a crash
 	// can lose up to this much of the latest changes. Zero means 1s; a
-	// negative value writes as soon as a worker is free. Close writes
+	// negative value commits as soon as a worker is free. Close writes
 	// everything at once.
 	AsyncDelay time.Duration
 
@@ -94,8 +95,8 @@ type Options struct {
 	// commits do not share a flush may want more. At most 255.
 	Workers int
 
-	// QueueSize is how many lists may wait to be written per worker before
-	// the servers asking for more writes wait. Zero means 1024; at most
+	// QueueSize is how many lists may wait to be committed per worker
+	// before the servers asking for more wait. Zero means 1024; at most
 	// 1<<20.
 	QueueSize int
 
