@@ -101,8 +101,9 @@ type Options struct {
 	QueueSize int
 
 	// MaxFileSize is the largest list file that is read or written; a
-	// larger one is refused before it is read. Zero means 16 MiB; at most
-	// 2 GiB.
+	// larger one is refused before it is read, and a change that would
+	// make a list larger fails with ErrTooLarge. Zero means 16 MiB; at
+	// most 2 GiB.
 	MaxFileSize int64
 
 	// LogSize is how large the log of the data directory grows before
