@@ -465,10 +465,7 @@ func (s *dirStore) materialize(ctx context.Context, list string, d *dirty) (List
 			s.mu.Unlock()
 			return ListState{}, err
 		}
-		for _, op := range ops {
-			l.applyOp(op)
-		}
-		l.lastID = lastID
+		l.replay(ops, lastID)
 	}
 	st = l.state()
 	s.mu.Lock()

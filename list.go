@@ -494,6 +494,15 @@ func (l *List) applyOp(op Op) {
 	l.setDate(op.Entry.Date, slices.Concat(s[:j], []Entry{op.Entry}, s[j:]))
 }
 
+// replay applies a stored record to the list: its operations (see
+// applyOp), and the last id it holds, which it sets.
+func (l *List) replay(ops []Op, lastID int) {
+	for _, op := range ops {
+		l.applyOp(op)
+	}
+	l.lastID = lastID
+}
+
 // encodedSize returns the bytes the list takes in a list file's body,
 // near enough: its entries and keys as encoded, and a few bytes of
 // header.
