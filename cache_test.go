@@ -652,8 +652,8 @@ func TestSystem_MaxLoaded_BoundsMemory(t *testing.T) {
 	todo.WaitCheckpoints(sys)
 	st := sys.Stats()
 	g, h := runtime.NumGoroutine(), heap()
-	t.Logf("after writing %d lists: %d running, %d evicted, %d goroutines (%d before), heap %d KiB (%d before)",
-		names, st.ServersRunning, st.ServersEvicted, g, goroutines, h>>10, heapBefore>>10)
+	t.Logf("after writing %d lists: %d running, %d evicted, %d goroutines (%d before), heap %d KiB (%d before), RSS %s",
+		names, st.ServersRunning, st.ServersEvicted, g, goroutines, h>>10, heapBefore>>10, rss())
 	if st.ServersRunning > maxLoaded {
 		t.Errorf("%d lists loaded, more than MaxLoaded (%d)", st.ServersRunning, maxLoaded)
 	}
@@ -668,4 +668,19 @@ func TestSystem_MaxLoaded_BoundsMemory(t *testing.T) {
 			t.Errorf("list %d after its server was retired: %v", i, es)
 		}
 	}
+}
+
+// rss returns the process's resident set size as /proc reports it, or
+// "unknown".
+func rss() string {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return "unknown"
 }
