@@ -111,7 +111,8 @@ func EntriesViaServer(ctx context.Context, s *Server, d Date) ([]Entry, error) {
 // The declarations below serve the persistence tests (persist_test.go,
 // pool_test.go, crash_test.go, diskfull_test.go).
 
-// openWith is Open with the list files kept by wrap(files).
+// openWith is Open with the lists kept by wrap(files), a store of list
+// files alone, for the broken twin of list files written in place.
 func openWith(dir string, opts *Options, wrap func(*files) Store) (*System, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -162,7 +163,7 @@ func (h hookedStore) Commit(ctx context.Context, batch []Change, sync bool) {
 // OpenHooked is Open with hook around the storing of every list's
 // change, for tests that watch writes or break them.
 func OpenHooked(dir string, opts *Options, hook SaveHook) (*System, error) {
-	return openWith(dir, opts, func(f *files) Store { return hookedStore{f, hook} })
+	return openDirWrapped(dir, opts, func(s *dirStore) Store { return hookedStore{s, hook} })
 }
 
 // inPlaceFiles is the broken twin of files, the book's way of writing: it

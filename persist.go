@@ -17,12 +17,13 @@ import (
 	"syscall"
 )
 
-// files stores each list in a file of its own under the data directory,
-// the Go form of Todo.DatabaseWorker, with what the book's version lacks: a
-// list file is always either its old or its new version (written aside,
-// fsynced, renamed over, directory fsynced), and a damaged file is reported,
-// never read as an empty list. Every access goes through an [os.Root], so
-// no name can reach outside the directory.
+// files are the list files of a data directory, the Go form of
+// Todo.DatabaseWorker's files, with what the book's version lacks: a list
+// file is always either its old or its new version (written aside,
+// fsynced, renamed over, directory fsynced), and a damaged file is
+// reported, never read as an empty list. Every access goes through an
+// [os.Root], so no name can reach outside the directory. The data
+// directory's store (dirstore.go) writes them in its checkpoints.
 //
 // Layout: dir/XX/ (XX is two hex digits from a hash of the name) holds the
 // lists, each in a file named after the list by a reversible encoding (see
@@ -30,7 +31,7 @@ import (
 // .N.tmp, which no encoded name can be (see isTemp).
 //
 // files is safe for concurrent use, provided no two goroutines write the
-// same list at once (the pool sees to that).
+// same list at once (the checkpointer is the only writer).
 type files struct {
 	root    *os.Root
 	dir     string
@@ -223,21 +224,6 @@ func (f *files) Load(_ context.Context, name string) (ListState, error) {
 	return st, nil
 }
 
-// Commit writes the state of each changed list to its file.
-func (f *files) Commit(_ context.Context, batch []Change, sync bool) {
-	var names []string
-	var states []ListState
-	var changed []int
-	for i, c := range batch {
-		if len(c.Ops) > 0 || c.State.LastID > 0 { // a list never stored has nothing to write
-			names, states, changed = append(names, c.List), append(states, c.State), append(changed, i)
-		}
-	}
-	for i, err := range f.saveBatch(names, states, sync) {
-		batch[changed[i]].Err = err
-	}
-}
-
 // Lists returns the names of every list that has a file.
 func (f *files) Lists(context.Context) ([]string, error) { return f.names() }
 
@@ -293,12 +279,6 @@ func (f *files) read(rel string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s: checksum mismatch", ErrCorrupt, full)
 	}
 	return body, nil
-}
-
-// save writes a list beside its file and renames it over, fsyncing the file
-// and then the directory when sync is set.
-func (f *files) save(name string, st ListState, sync bool) error {
-	return f.saveBatch([]string{name}, []ListState{st}, sync)[0]
 }
 
 // target is one list file of a batch being written.
