@@ -1,0 +1,115 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/cluster"
+)
+
+// The in-process cluster shared by the tests of this package: three nodes
+// on 127.0.0.1 with OS-chosen ports, started on first use.
+var shared struct {
+	once  sync.Once
+	dir   string
+	nodes []*cluster.Node
+	err   error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, n := range shared.nodes {
+		n.Close()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// nodeOptions are the options of a test node.
+func nodeOptions(dir, name string, peers ...string) cluster.Options {
+	return cluster.Options{
+		Name:        name,
+		Dir:         dir + "/" + name,
+		ClusterAddr: "127.0.0.1:0",
+		Peers:       peers,
+		LeaseTTL:    2 * time.Second,
+		ClockSkew:   200 * time.Millisecond,
+		System:      &todo.Options{IdleTimeout: -1},
+	}
+}
+
+// threeNodes returns the shared cluster, starting it on first use and
+// waiting up to 15s for every node to be ready.
+func threeNodes(t testing.TB) []*cluster.Node {
+	t.Helper()
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "todo-cluster-")
+		if shared.err != nil {
+			return
+		}
+		shared.nodes, shared.err = startNodes(shared.dir, 3, nil)
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.nodes
+}
+
+// startNodes starts count nodes named n1.., each joining the ones before
+// (and join, the addresses of a running cluster), and waits for them.
+func startNodes(dir string, count int, join []string, opts ...func(*cluster.Options)) ([]*cluster.Node, error) {
+	var nodes []*cluster.Node
+	peers := append([]string(nil), join...)
+	for i := range count {
+		o := nodeOptions(dir, fmt.Sprintf("n%d", i+1), peers...)
+		for _, f := range opts {
+			f(&o)
+		}
+		n, err := cluster.Start(context.Background(), o)
+		if err != nil {
+			closeAll(nodes)
+			return nil, err
+		}
+		nodes = append(nodes, n)
+		peers = append(peers, n.ClusterAddr())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, n := range nodes {
+		if err := n.Ready(ctx); err != nil {
+			closeAll(nodes)
+			return nil, fmt.Errorf("node %s: %w", n.Name(), err)
+		}
+	}
+	return nodes, nil
+}
+
+func closeAll(nodes []*cluster.Node) {
+	for _, n := range nodes {
+		n.Close()
+	}
+}
+
+func TestNode_Smoke(t *testing.T) {
+	nodes := threeNodes(t)
+	ctx := context.Background()
+	d := todo.Date{Year: 2013, Month: 12, Day: 19}
+	for i, n := range nodes {
+		e, err := n.AddEntry(ctx, "smoke", todo.Entry{Date: d, Title: fmt.Sprint("t", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Log(n.Name(), e)
+	}
+	for _, n := range nodes {
+		all, err := n.AllEntries(ctx, "smoke")
+		t.Log(n.Name(), all, err, n.Stats().Forwarded)
+	}
+}

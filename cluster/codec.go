@@ -1,0 +1,247 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gotodo/todo"
+)
+
+// A list's subject holds three kinds of message, told apart by the
+// kindHeader: a snapshot (the whole list), a delta (the operations of one
+// commit, over the snapshot named by baseHeader and the deltas between),
+// and a fence marker (nothing, written only to settle whether an earlier
+// write whose answer was lost landed; see store.resolve). Every message
+// also names the snapshot it builds on, so that a reader that finds any
+// message last knows where to start.
+const (
+	kindHeader  = "Todo-Kind"  // kindSnapshot, kindDelta or kindMarker
+	baseHeader  = "Todo-Base"  // sequence of the snapshot the message builds on; 0 for none
+	writeHeader = "Todo-Write" // unique id of the write, to recognise it when its ack was lost
+
+	kindSnapshot = "snap"
+	kindDelta    = "delta"
+	kindMarker   = "mark"
+)
+
+const codecVersion = 1
+
+// errBadRecord is wrapped by every decoding error, which names the list.
+var errBadRecord = errors.New("bad record")
+
+func appendEntry(b []byte, e todo.Entry) []byte {
+	b = binary.AppendUvarint(b, uint64(e.ID))
+	b = binary.AppendUvarint(b, uint64(e.Date.Year))
+	b = append(b, byte(e.Date.Month), byte(e.Date.Day))
+	b = binary.AppendUvarint(b, uint64(len(e.Title)))
+	return append(b, e.Title...)
+}
+
+// encodeSnapshot encodes a whole list.
+func encodeSnapshot(st todo.ListState) []byte {
+	n := 16
+	for _, e := range st.Entries {
+		n += 16 + len(e.Title)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, codecVersion)
+	b = binary.AppendUvarint(b, uint64(st.LastID))
+	b = binary.AppendUvarint(b, uint64(len(st.Entries)))
+	for _, e := range st.Entries {
+		b = appendEntry(b, e)
+	}
+	return b
+}
+
+// encodeDelta encodes the operations of one commit and the list's LastID
+// after them.
+func encodeDelta(ops []todo.Op, lastID int) []byte {
+	n := 16
+	for _, op := range ops {
+		n += 17 + len(op.Entry.Title)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, codecVersion)
+	b = binary.AppendUvarint(b, uint64(lastID))
+	b = binary.AppendUvarint(b, uint64(len(ops)))
+	for _, op := range ops {
+		if op.Delete {
+			b = append(b, 1)
+			b = binary.AppendUvarint(b, uint64(op.Entry.ID))
+			continue
+		}
+		b = append(b, 0)
+		b = appendEntry(b, op.Entry)
+	}
+	return b
+}
+
+// decoder reads what the encoders wrote, refusing anything that does not
+// fit: a count larger than the bytes left could hold, a title running past
+// the end, an id or year out of range, trailing bytes.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", errBadRecord, fmt.Sprintf(format, args...))
+	}
+}
+
+func (d *decoder) uvarint(what string, max uint64) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("truncated %s", what)
+		return 0
+	}
+	if v > max {
+		d.fail("%s %d over %d", what, v, max)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte(what string) byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.fail("truncated %s", what)
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) header() (lastID int, count int) {
+	if v := d.byte("version"); d.err == nil && v != codecVersion {
+		d.fail("version %d, want %d", v, codecVersion)
+	}
+	lastID = int(d.uvarint("last id", todo.MaxID))
+	// Every entry takes at least 5 bytes: a count past that is a lie.
+	count = int(d.uvarint("count", uint64(len(d.b))))
+	return lastID, count
+}
+
+func (d *decoder) entry() todo.Entry {
+	var e todo.Entry
+	e.ID = int(d.uvarint("id", todo.MaxID))
+	e.Date.Year = int(d.uvarint("year", 9999))
+	e.Date.Month = time.Month(d.byte("month"))
+	e.Date.Day = int(d.byte("day"))
+	n := d.uvarint("title length", uint64(len(d.b)))
+	if d.err == nil {
+		e.Title = string(d.b[:n])
+		d.b = d.b[n:]
+	}
+	return e
+}
+
+func (d *decoder) end() error {
+	if d.err == nil && len(d.b) > 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	return d.err
+}
+
+// decodeSnapshot decodes a whole list; its entries must be in strictly
+// increasing id order.
+func decodeSnapshot(b []byte) (todo.ListState, error) {
+	d := decoder{b: b}
+	lastID, n := d.header()
+	st := todo.ListState{LastID: lastID}
+	if n > 0 && d.err == nil {
+		st.Entries = make([]todo.Entry, 0, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		e := d.entry()
+		if i > 0 && e.ID <= st.Entries[i-1].ID {
+			d.fail("id %d after id %d", e.ID, st.Entries[i-1].ID)
+		}
+		st.Entries = append(st.Entries, e)
+	}
+	return st, d.end()
+}
+
+// decodeDelta decodes the operations of a delta and the LastID after them.
+func decodeDelta(b []byte) ([]todo.Op, int, error) {
+	d := decoder{b: b}
+	lastID, n := d.header()
+	var ops []todo.Op
+	for i := 0; i < n && d.err == nil; i++ {
+		switch kind := d.byte("operation"); kind {
+		case 0:
+			ops = append(ops, todo.Op{Entry: d.entry()})
+		case 1:
+			ops = append(ops, todo.Op{Entry: todo.Entry{ID: int(d.uvarint("id", todo.MaxID))}, Delete: true})
+		default:
+			d.fail("operation kind %d", kind)
+		}
+	}
+	return ops, lastID, d.end()
+}
+
+// replay applies ops, in order, to the entries of a list (in id order,
+// owned by the caller) and returns the result in id order. Operations are
+// idempotent puts and deletes by id, so only the last one of each id
+// counts: they are folded into a map, then merged with the entries in one
+// pass, which costs O(n + m log m) however long the chain of deltas.
+func replay(entries []todo.Entry, ops []todo.Op) []todo.Entry {
+	if len(ops) == 0 {
+		return entries
+	}
+	last := make(map[int]todo.Op, len(ops))
+	for _, op := range ops {
+		last[op.Entry.ID] = op
+	}
+	out := make([]todo.Entry, 0, len(entries)+len(last))
+	for _, e := range entries {
+		op, ok := last[e.ID]
+		if !ok {
+			out = append(out, e)
+			continue
+		}
+		delete(last, e.ID)
+		if !op.Delete {
+			out = append(out, op.Entry)
+		}
+	}
+	var added []todo.Entry
+	for _, op := range last {
+		if !op.Delete {
+			added = append(added, op.Entry)
+		}
+	}
+	if len(added) == 0 {
+		return out
+	}
+	slices.SortFunc(added, func(a, b todo.Entry) int { return a.ID - b.ID })
+	// New ids are nearly always above every stored one: append then, and
+	// merge only when they are not.
+	if len(out) == 0 || added[0].ID > out[len(out)-1].ID {
+		return append(out, added...)
+	}
+	merged := make([]todo.Entry, 0, len(out)+len(added))
+	i, j := 0, 0
+	for i < len(out) && j < len(added) {
+		if out[i].ID < added[j].ID {
+			merged = append(merged, out[i])
+			i++
+		} else {
+			merged = append(merged, added[j])
+			j++
+		}
+	}
+	merged = append(merged, out[i:]...)
+	return append(merged, added[j:]...)
+}

@@ -1,0 +1,293 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gotodo/todo"
+	"github.com/nats-io/nats.go"
+)
+
+// Forwarded requests travel over NATS request/reply to the owner's own
+// subject (todo.rpc.<node>), in a compact binary form written with the
+// codec's entry encoding. Per-node subjects cost one subscription per
+// node, however many lists; per-list subjects would cost one per list.
+
+// rpcOp is what a forwarded request asks.
+type rpcOp byte
+
+const (
+	rpcAdd     rpcOp = iota + 1
+	rpcReplace       // UpdateEntry's conditional replace: expected → entry
+	rpcDelete
+	rpcEntries // one date
+	rpcAll
+	rpcGet // one entry by id, for UpdateEntry
+)
+
+// rpcRequest is a forwarded request.
+type rpcRequest struct {
+	op       rpcOp
+	hops     int
+	timeout  time.Duration // what is left of the caller's deadline
+	list     string
+	id       int
+	entry    todo.Entry // add: the entry; replace: the new entry; entries: its Date
+	expected todo.Entry // replace: the entry the updater ran on
+}
+
+func (r *rpcRequest) encode() []byte {
+	b := []byte{codecVersion, byte(r.op), byte(r.hops)}
+	b = binary.AppendUvarint(b, uint64(max(r.timeout, 0)/time.Millisecond))
+	b = binary.AppendUvarint(b, uint64(len(r.list)))
+	b = append(b, r.list...)
+	b = binary.AppendUvarint(b, uint64(r.id))
+	b = appendEntry(b, r.entry)
+	return appendEntry(b, r.expected)
+}
+
+func decodeRequest(b []byte) (rpcRequest, error) {
+	d := decoder{b: b}
+	var r rpcRequest
+	if v := d.byte("version"); d.err == nil && v != codecVersion {
+		d.fail("version %d", v)
+	}
+	r.op = rpcOp(d.byte("op"))
+	r.hops = int(d.byte("hops"))
+	r.timeout = time.Duration(d.uvarint("timeout", uint64(time.Hour/time.Millisecond))) * time.Millisecond
+	n := d.uvarint("list length", uint64(len(d.b)))
+	if d.err == nil {
+		r.list = string(d.b[:n])
+		d.b = d.b[n:]
+	}
+	r.id = int(d.uvarint("id", todo.MaxID))
+	r.entry = d.entry()
+	r.expected = d.entry()
+	return r, d.end()
+}
+
+// Error kinds in answers: each maps back to the sentinel the owner's
+// error wrapped, so that errors.Is works across nodes.
+const (
+	errKindNone byte = iota
+	errKindNotOwner
+	errKindUnavailable
+	errKindNotFound
+	errKindInvalidName
+	errKindInvalidDate
+	errKindInvalidTitle
+	errKindListFull
+	errKindCrashed
+	errKindCorrupt
+	errKindTooLarge
+	errKindClosed
+	errKindDeadline
+	errKindCanceled
+	errKindConflict
+	errKindOther
+)
+
+var errKinds = []struct {
+	kind byte
+	err  error
+}{
+	{errKindNotOwner, ErrNotOwner},
+	{errKindNotFound, todo.ErrEntryNotFound},
+	{errKindInvalidName, todo.ErrInvalidName},
+	{errKindInvalidDate, todo.ErrInvalidDate},
+	{errKindInvalidTitle, todo.ErrInvalidTitle},
+	{errKindListFull, todo.ErrListFull},
+	{errKindCrashed, todo.ErrCrashed},
+	{errKindCorrupt, todo.ErrCorrupt},
+	{errKindTooLarge, todo.ErrTooLarge},
+	{errKindClosed, todo.ErrClosed},
+	{errKindDeadline, context.DeadlineExceeded},
+	{errKindCanceled, context.Canceled},
+	{errKindConflict, errConflict},
+	{errKindUnavailable, todo.ErrUnavailable}, // after ErrNotOwner, which wraps it
+}
+
+// errConflict is a conditional replace refused: the entry changed since
+// it was read. UpdateEntry reads it again and reruns its updater.
+var errConflict = errors.New("todo: entry changed meanwhile")
+
+func errKind(err error) byte {
+	if err == nil {
+		return errKindNone
+	}
+	for _, k := range errKinds {
+		if errors.Is(err, k.err) {
+			return k.kind
+		}
+	}
+	return errKindOther
+}
+
+// remoteError rebuilds an owner's error: its sentinel, and its message,
+// which already names the list.
+type remoteError struct {
+	node string
+	msg  string
+	err  error
+}
+
+func (e *remoteError) Error() string { return e.msg + " (on node " + e.node + ")" }
+func (e *remoteError) Unwrap() error { return e.err }
+
+func kindError(kind byte, node, msg string) error {
+	for _, k := range errKinds {
+		if k.kind == kind {
+			return &remoteError{node, msg, k.err}
+		}
+	}
+	return &remoteError{node, msg, nil}
+}
+
+// rpcReply is the answer to a forwarded request.
+type rpcReply struct {
+	errKind byte
+	errMsg  string
+	entry   todo.Entry
+	entries []todo.Entry
+}
+
+func (r *rpcReply) encode() []byte {
+	n := 32 + len(r.errMsg)
+	for _, e := range r.entries {
+		n += 16 + len(e.Title)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, codecVersion, r.errKind)
+	b = binary.AppendUvarint(b, uint64(len(r.errMsg)))
+	b = append(b, r.errMsg...)
+	b = appendEntry(b, r.entry)
+	b = binary.AppendUvarint(b, uint64(len(r.entries)))
+	for _, e := range r.entries {
+		b = appendEntry(b, e)
+	}
+	return b
+}
+
+func decodeReply(b []byte) (rpcReply, error) {
+	d := decoder{b: b}
+	var r rpcReply
+	if v := d.byte("version"); d.err == nil && v != codecVersion {
+		d.fail("version %d", v)
+	}
+	r.errKind = d.byte("error kind")
+	n := d.uvarint("message length", uint64(len(d.b)))
+	if d.err == nil {
+		r.errMsg = string(d.b[:n])
+		d.b = d.b[n:]
+	}
+	r.entry = d.entry()
+	count := int(d.uvarint("count", uint64(len(d.b))))
+	if count > 0 && d.err == nil {
+		r.entries = make([]todo.Entry, 0, count)
+	}
+	for i := 0; i < count && d.err == nil; i++ {
+		r.entries = append(r.entries, d.entry())
+	}
+	return r, d.end()
+}
+
+// forward sends req to node and returns its answer. A node that is gone
+// (no responders) gives a retryable error: nobody got the request. A
+// request whose answer does not come within ctx gives ctx's error: it may
+// have been served, as with any call timeout.
+func (n *Node) forward(ctx context.Context, node string, req *rpcRequest) (rpcReply, error) {
+	n.stats.forwarded.Add(1)
+	if dl, ok := ctx.Deadline(); ok {
+		req.timeout = time.Until(dl)
+	} else {
+		req.timeout = n.opts.RequestTimeout
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.opts.RequestTimeout)
+		defer cancel()
+	}
+	msg, err := n.nc.RequestWithContext(ctx, rpcSubject(node), req.encode())
+	if errors.Is(err, nats.ErrNoResponders) {
+		n.ownerCache.forget(req.list)
+		return rpcReply{}, fmt.Errorf("%w: node %s does not answer", ErrNotOwner, node)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return rpcReply{}, fmt.Errorf("list %q: forwarded to node %s: %w", req.list, node, ctx.Err())
+		}
+		return rpcReply{}, fmt.Errorf("%w: forward to node %s: %w", ErrNotReady, node, err)
+	}
+	rep, err := decodeReply(msg.Data)
+	if err != nil {
+		return rpcReply{}, fmt.Errorf("cluster: answer of node %s: %w", node, err)
+	}
+	if rep.errKind != errKindNone {
+		if rep.errKind == errKindNotOwner {
+			n.ownerCache.forget(req.list)
+		}
+		return rep, kindError(rep.errKind, node, rep.errMsg)
+	}
+	return rep, nil
+}
+
+// serveRPC takes a forwarded request off the subscription and serves it
+// on a goroutine of its own, at most cap(rpcSem) at once.
+func (n *Node) serveRPC(msg *nats.Msg) {
+	select {
+	case n.rpcSem <- struct{}{}:
+	default:
+		rep := rpcReply{errKind: errKindUnavailable, errMsg: "todo: node " + n.opts.Name + " is overloaded"}
+		msg.Respond(rep.encode())
+		return
+	}
+	n.rpcWG.Add(1)
+	go func() {
+		defer n.rpcWG.Done()
+		defer func() { <-n.rpcSem }()
+		n.stats.served.Add(1)
+		req, err := decodeRequest(msg.Data)
+		var rep rpcReply
+		if err != nil {
+			rep = rpcReply{errKind: errKindOther, errMsg: "cluster: bad request: " + err.Error()}
+		} else {
+			rep = n.serveForwarded(&req)
+		}
+		msg.Respond(rep.encode())
+	}()
+}
+
+// serveForwarded serves a request another node forwarded here, with what
+// is left of its caller's deadline.
+func (n *Node) serveForwarded(req *rpcRequest) rpcReply {
+	ctx, cancel := context.WithTimeout(context.Background(), req.timeout)
+	defer cancel()
+	var rep rpcReply
+	var err error
+	switch req.op {
+	case rpcAdd:
+		rep.entry, err = n.addEntry(ctx, req.list, req.entry, req.hops)
+	case rpcReplace:
+		rep.entry, err = n.replace(ctx, req.list, req.id, req.expected, req.entry, req.hops)
+	case rpcDelete:
+		err = n.deleteEntry(ctx, req.list, req.id, req.hops)
+	case rpcEntries:
+		rep.entries, err = n.appendEntries(ctx, req.list, nil, req.entry.Date, req.hops)
+	case rpcAll:
+		rep.entries, err = n.allEntries(ctx, req.list, req.hops)
+	case rpcGet:
+		rep.entry, err = n.getEntry(ctx, req.list, req.id, req.hops)
+	default:
+		err = fmt.Errorf("cluster: unknown request %d", req.op)
+	}
+	if errors.Is(err, todo.ErrClosed) {
+		// This node is leaving, not the caller's: the list is served
+		// elsewhere next.
+		err = fmt.Errorf("%w: node %s is leaving", ErrNotOwner, n.opts.Name)
+	}
+	if err != nil {
+		rep.errKind, rep.errMsg = errKind(err), err.Error()
+	}
+	return rep
+}
