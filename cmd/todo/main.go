@@ -92,6 +92,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	if cfg.cluster.enabled() { // cluster mode: cmd/todo/cluster.go
+		return serveCluster(ctx, cfg, log)
+	}
 
 	sys, err := todo.Open(cfg.data, &todo.Options{
 		IdleTimeout: cfg.idle,
@@ -128,6 +131,7 @@ type config struct {
 	debugAddr       string
 	logFormat       string
 	logLevel        slog.Level
+	cluster         clusterConfig // cmd/todo/cluster.go
 }
 
 // parseConfig reads the flags in args, each defaulting to its environment
@@ -176,7 +180,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		}
 		fs.Var(v.value, v.name, v.usage+" ["+v.env+"]")
 	}
+	if err := addClusterFlags(fs, &cfg.cluster, getenv); err != nil { // cmd/todo/cluster.go
+		return nil, err
+	}
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := cfg.cluster.check(); err != nil { // cmd/todo/cluster.go
 		return nil, err
 	}
 	if fs.NArg() > 0 {
