@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"testing"
@@ -32,6 +33,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// testLogger shows the nodes' warnings, or everything with TODO_TEST_DEBUG set.
+var testLogger = func() *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("TODO_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}()
+
 // nodeOptions are the options of a test node.
 func nodeOptions(dir, name string, peers ...string) cluster.Options {
 	return cluster.Options{
@@ -39,9 +49,8 @@ func nodeOptions(dir, name string, peers ...string) cluster.Options {
 		Dir:         dir + "/" + name,
 		ClusterAddr: "127.0.0.1:0",
 		Peers:       peers,
-		LeaseTTL:    2 * time.Second,
-		ClockSkew:   200 * time.Millisecond,
 		System:      &todo.Options{IdleTimeout: -1},
+		Logger:      testLogger,
 	}
 }
 
@@ -94,22 +103,5 @@ func startNodes(dir string, count int, join []string, opts ...func(*cluster.Opti
 func closeAll(nodes []*cluster.Node) {
 	for _, n := range nodes {
 		n.Close()
-	}
-}
-
-func TestNode_Smoke(t *testing.T) {
-	nodes := threeNodes(t)
-	ctx := context.Background()
-	d := todo.Date{Year: 2013, Month: 12, Day: 19}
-	for i, n := range nodes {
-		e, err := n.AddEntry(ctx, "smoke", todo.Entry{Date: d, Title: fmt.Sprint("t", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Log(n.Name(), e)
-	}
-	for _, n := range nodes {
-		all, err := n.AllEntries(ctx, "smoke")
-		t.Log(n.Name(), all, err, n.Stats().Forwarded)
 	}
 }

@@ -110,6 +110,19 @@ func (h *heldLists) startMoving(list string) bool {
 	return true
 }
 
+// startMovingIfAbsent marks list moving if nothing holds it, and
+// reports whether it did.
+func (h *heldLists) startMovingIfAbsent(list string) bool {
+	s := h.shard(list)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[list] != nil {
+		return false
+	}
+	s.m[list] = &held{moving: true}
+	return true
+}
+
 // waitIdle waits until no local call holds a moving list.
 func (h *heldLists) waitIdle(list string) {
 	s := h.shard(list)

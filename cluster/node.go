@@ -41,7 +41,10 @@ type Node struct {
 	store  *store
 	sys    *todo.System
 	rpc    *nats.Subscription
-	ready  chan struct{} // closed when the node can serve
+	// watcher watches the nodes bucket; setup starts it, run's
+	// watchMembers takes it over.
+	watcher jetstream.KeyWatcher
+	ready   chan struct{} // closed when the node can serve
 
 	view       *view
 	lease      lease
@@ -253,6 +256,11 @@ func (n *Node) setup() error {
 			return err
 		}
 	}
+	if n.watcher == nil {
+		if err := n.syncView(ctx); err != nil {
+			return err
+		}
+	}
 	if n.rpc == nil {
 		if n.rpc, err = n.nc.Subscribe(rpcSubject(n.opts.Name), n.serveRPC); err != nil {
 			return err
@@ -361,24 +369,54 @@ func (n *Node) maintain() {
 }
 
 // watchMembers keeps the view of the members up to date from the nodes
-// bucket, watching again whenever the watch ends.
+// bucket, from the watcher setup made, watching again whenever a watch
+// ends.
 func (n *Node) watchMembers(ctx context.Context) {
-	for ctx.Err() == nil {
-		w, err := n.nodes.WatchAll(ctx, jetstream.IncludeHistory())
-		if err != nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(500 * time.Millisecond):
-				continue
-			}
-		}
+	w := n.watcher
+	for {
 		for e := range w.Updates() {
 			if e != nil {
 				n.view.update(e)
 			}
 		}
 		w.Stop()
+		for {
+			if ctx.Err() != nil {
+				return
+			}
+			var err error
+			if w, err = n.nodes.WatchAll(ctx); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// syncView starts the watcher of the nodes bucket and waits until it has
+// delivered every member: a node routes by its view, and one that routed
+// before its view held the others would claim every list for itself.
+func (n *Node) syncView(ctx context.Context) error {
+	w, err := n.nodes.WatchAll(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil { // the end of the initial values
+				n.watcher = w
+				return nil
+			}
+			n.view.update(e)
+		case <-ctx.Done():
+			w.Stop()
+			return ctx.Err()
+		}
 	}
 }
 
@@ -404,6 +442,7 @@ func (n *Node) renewOnce() {
 // its requests in flight fail with ErrNotOwner (the store refuses their
 // commits) and the next ones find the owner.
 func (n *Node) unloadLost(list string) {
+	n.log.Debug("cluster: list lost", "node", n.opts.Name, "list", list)
 	n.stats.lost.Add(1)
 	n.ownerCache.forget(list)
 	if !n.held.startMoving(list) {

@@ -63,9 +63,17 @@ func (n *Node) route(ctx context.Context, list string) (local bool, node string,
 			if target == n.opts.Name || target == "" {
 				return n.holdLocal(list, epoch)
 			}
-			// Owned but not held, and another node is preferred now
-			// (one joined): hand the idle list over on the way.
-			if _, err := n.owners.Update(ctx, key, encodeOwner(ownerRecord{target, epochs[target]}), rev); err == nil {
+			// Owned but idle here, and another node is preferred now (one
+			// joined): hand the record over on the way. The list is
+			// marked moving meanwhile, so that no call loads it here; one
+			// that holds it already keeps it, for rebalance to move.
+			if !n.held.startMovingIfAbsent(list) {
+				return n.holdLocal(list, epoch)
+			}
+			_, err := n.owners.Update(ctx, key, encodeOwner(ownerRecord{target, epochs[target]}), rev)
+			n.held.drop(list)
+			if err == nil {
+				n.log.Debug("cluster: idle list handed off", "node", n.opts.Name, "list", list, "to", target)
 				n.stats.handoffs.Add(1)
 				n.ownerCache.put(list, ownerRecord{target, epochs[target]})
 				return false, target, nil
@@ -96,6 +104,7 @@ func (n *Node) route(ctx context.Context, list string) (local bool, node string,
 			_, err = n.owners.Update(ctx, key, val, rev)
 		}
 		if err == nil {
+			n.log.Debug("cluster: list claimed", "node", n.opts.Name, "list", list, "from", rec.Node, "epoch", rec.Epoch, "live", live)
 			n.stats.claims.Add(1)
 			return n.holdLocal(list, epoch)
 		}
@@ -218,6 +227,7 @@ func (n *Node) handOffOne(list string, to ownerRecord) {
 		return
 	}
 	if _, err := n.owners.Update(ctx, key, encodeOwner(to), e.Revision()); err == nil {
+		n.log.Debug("cluster: list handed off", "node", n.opts.Name, "list", list, "to", to.Node)
 		n.stats.handoffs.Add(1)
 	}
 }

@@ -18,7 +18,8 @@ var _ todo.Service = (*Node)(nil)
 // refused with a retryable error (the list is moving, its owner died, the
 // fence failed: nothing was changed) is routed and sent again, with a
 // growing pause, until ctx ends, bounded by RequestTimeout when ctx has
-// no deadline; then the last refusal is returned.
+// no deadline; then the last refusal is returned. Only the node the call
+// came to retries it.
 func (n *Node) do(ctx context.Context, list string, hops int, local func(context.Context) error, remote func(context.Context, string) error) error {
 	if err := validName(list); err != nil {
 		return err
@@ -37,7 +38,10 @@ func (n *Node) do(ctx context.Context, list string, hops int, local func(context
 	pause := 5 * time.Millisecond
 	for {
 		err := n.try(ctx, list, hops, local, remote)
-		if err == nil || !isRetryable(err) {
+		if err == nil || !isRetryable(err) || hops > 0 {
+			// A forwarded call is retried by the node it came from,
+			// which routes it afresh: retries at every hop would
+			// multiply.
 			return err
 		}
 		n.stats.retries.Add(1)
