@@ -11,6 +11,7 @@ import (
 
 	"github.com/gotodo/todo"
 	"github.com/gotodo/todo/cluster"
+	"go.uber.org/goleak"
 )
 
 // The in-process cluster shared by the tests of this package: three nodes
@@ -29,6 +30,13 @@ func TestMain(m *testing.M) {
 	}
 	if shared.dir != "" {
 		os.RemoveAll(shared.dir)
+	}
+	// Close joins every goroutine of a node, its embedded server's too.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left after every node closed:", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }

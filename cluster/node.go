@@ -181,8 +181,23 @@ func (n *Node) run() {
 		n.watchMembers(watchCtx)
 	}()
 	defer cancelWatch()
-	renew := time.NewTicker(n.opts.LeaseTTL / 4)
-	defer renew.Stop()
+	// Renewals have a goroutine of their own: a rebalance that hands
+	// off hundreds of lists takes seconds, and must not let the lease
+	// lapse.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		renew := time.NewTicker(n.opts.LeaseTTL / 4)
+		defer renew.Stop()
+		for {
+			select {
+			case <-n.stop:
+				return
+			case <-renew.C:
+				n.renewOnce()
+			}
+		}
+	}()
 	maintain := time.NewTicker(time.Second)
 	defer maintain.Stop()
 	var placed uint64 // the view version the lists were last placed for
@@ -190,8 +205,6 @@ func (n *Node) run() {
 		select {
 		case <-n.stop:
 			return
-		case <-renew.C:
-			n.renewOnce()
 		case <-maintain.C:
 			n.maintain()
 			if v := n.view.versionNow(); v != placed {

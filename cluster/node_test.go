@@ -60,22 +60,31 @@ func add(h *clustertest.History, n *cluster.Node, list, title string, timeout ti
 // them first, so the owner loads them again from the stream.
 func stored(t testing.TB, nodes []*cluster.Node, lists ...string) map[string][]todo.Entry {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
 	out := make(map[string][]todo.Entry)
-	for _, l := range lists {
+	var mu sync.Mutex
+	parallel(16, len(lists), func(i int) {
+		l := lists[i]
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
 		for _, n := range nodes {
 			if sys := n.System(); sys != nil {
 				if err := sys.Unload(ctx, l); err != nil {
-					t.Fatalf("unload %q on %s: %v", l, n.Name(), err)
+					t.Errorf("unload %q on %s: %v", l, n.Name(), err)
+					return
 				}
 			}
 		}
 		all, err := nodes[0].AllEntries(ctx, l)
 		if err != nil {
-			t.Fatalf("read %q: %v", l, err)
+			t.Errorf("read %q: %v", l, err)
+			return
 		}
+		mu.Lock()
 		out[l] = all
+		mu.Unlock()
+	})
+	if t.Failed() {
+		t.FailNow()
 	}
 	return out
 }
