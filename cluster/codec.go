@@ -139,12 +139,23 @@ func (d *decoder) entry() todo.Entry {
 	e.Date.Year = int(d.uvarint("year", 9999))
 	e.Date.Month = time.Month(d.byte("month"))
 	e.Date.Day = int(d.byte("day"))
-	n := d.uvarint("title length", uint64(len(d.b)))
-	if d.err == nil {
-		e.Title = string(d.b[:n])
-		d.b = d.b[n:]
-	}
+	e.Title = d.bytes("title")
 	return e
+}
+
+// bytes reads a length and that many bytes, which must be there.
+func (d *decoder) bytes(what string) string {
+	n := d.uvarint(what+" length", 1<<31)
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.fail("%s of %d bytes, %d left", what, n, len(d.b))
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
 }
 
 func (d *decoder) end() error {

@@ -57,3 +57,20 @@ var (
 )
 
 func t0ctx() context.Context { return context.Background() }
+
+// The codec, for its tests.
+var (
+	EncodeSnapshot = encodeSnapshot
+	DecodeSnapshot = decodeSnapshot
+	EncodeDelta    = encodeDelta
+	DecodeDelta    = decodeDelta
+	Replay         = replay
+)
+
+// DecodeRPC decodes b as a forwarded request and as an answer, for the
+// codec's tests.
+func DecodeRPC(b []byte) (error, error) {
+	_, errReq := decodeRequest(b)
+	_, errRep := decodeReply(b)
+	return errReq, errRep
+}

@@ -58,11 +58,7 @@ func decodeRequest(b []byte) (rpcRequest, error) {
 	r.op = rpcOp(d.byte("op"))
 	r.hops = int(d.byte("hops"))
 	r.timeout = time.Duration(d.uvarint("timeout", uint64(time.Hour/time.Millisecond))) * time.Millisecond
-	n := d.uvarint("list length", uint64(len(d.b)))
-	if d.err == nil {
-		r.list = string(d.b[:n])
-		d.b = d.b[n:]
-	}
+	r.list = d.bytes("list")
 	r.id = int(d.uvarint("id", todo.MaxID))
 	r.entry = d.entry()
 	r.expected = d.entry()
@@ -178,11 +174,7 @@ func decodeReply(b []byte) (rpcReply, error) {
 		d.fail("version %d", v)
 	}
 	r.errKind = d.byte("error kind")
-	n := d.uvarint("message length", uint64(len(d.b)))
-	if d.err == nil {
-		r.errMsg = string(d.b[:n])
-		d.b = d.b[n:]
-	}
+	r.errMsg = d.bytes("message")
 	r.entry = d.entry()
 	count := int(d.uvarint("count", uint64(len(d.b))))
 	if count > 0 && d.err == nil {

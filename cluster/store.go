@@ -259,16 +259,15 @@ func (s *store) Commit(ctx context.Context, batch []todo.Change, fsync bool) {
 		}
 	}
 	futures := make([]jetstream.PubAckFuture, len(writes))
+	sendErrs := make([]error, len(writes))
 	for i, w := range writes {
-		futures[i], _ = s.js.PublishMsgAsync(w.msg(w.kind, w.data, w.id), s.pubOpts(w)...)
+		futures[i], sendErrs[i] = s.js.PublishMsgAsync(w.msg(w.kind, w.data, w.id), s.pubOpts(w)...)
 	}
 	var wg sync.WaitGroup
 	for i, w := range writes {
 		var seq uint64
-		var err error
-		if futures[i] == nil {
-			err = nats.ErrConnectionClosed
-		} else {
+		err := sendErrs[i]
+		if err == nil {
 			select {
 			case ack := <-futures[i].Ok():
 				seq = ack.Sequence
