@@ -56,6 +56,8 @@ type Node struct {
 
 	stop    chan struct{} // closed by Close: background goroutines end
 	wg      sync.WaitGroup
+	bgMu    sync.Mutex     // guards bgDone, and wg.Add after run has begun
+	bgDone  bool           // Close waits for wg: no goroutine may start
 	rpcWG   sync.WaitGroup // forwarded requests being served
 	rpcSem  chan struct{}
 	closeMu sync.Mutex // serializes Close
@@ -461,6 +463,11 @@ func (n *Node) unloadLost(list string) {
 	if !n.held.startMoving(list) {
 		return
 	}
+	n.bgMu.Lock()
+	defer n.bgMu.Unlock()
+	if n.bgDone {
+		return // closing: the System's Close lets go of every list
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -515,6 +522,9 @@ func (n *Node) Close() error {
 		n.rpc.Unsubscribe()
 	}
 	close(n.stop)
+	n.bgMu.Lock()
+	n.bgDone = true
+	n.bgMu.Unlock()
 	n.wg.Wait()
 	n.rpcWG.Wait()
 	if n.sys != nil {

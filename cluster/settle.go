@@ -170,7 +170,7 @@ func (s *store) fenceFailed(list string) {
 	s.mu.Unlock()
 	if first {
 		s.log.Warn("cluster: fence failed: another node wrote the list; unloading it", "list", list)
-		go s.lost(list)
+		s.lost(list) // does not block: the unload runs on a goroutine of the node's
 	}
 }
 

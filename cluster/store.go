@@ -45,8 +45,8 @@ type store struct {
 	writeID      string        // prefix of this store's write ids
 	writeSeq     atomic.Uint64
 
-	// lost is called, on a goroutine of its own, with a list whose fence
-	// failed: the node unloads it. released is called when a list left
+	// lost is called with a list whose fence failed: the node unloads it,
+	// in the background. It must not block. released is called when a list left
 	// memory.
 	lost, released func(list string)
 
