@@ -109,7 +109,14 @@ type natsLogger struct {
 func (l *natsLogger) Noticef(format string, v ...any) {
 	l.log.Debug("nats: " + fmt.Sprintf(format, v...))
 }
-func (l *natsLogger) Warnf(format string, v ...any) { l.log.Warn("nats: " + fmt.Sprintf(format, v...)) }
+func (l *natsLogger) Warnf(format string, v ...any) {
+	msg := "nats: " + fmt.Sprintf(format, v...)
+	if strings.HasPrefix(msg, "nats: Metalayer") || strings.HasPrefix(msg, "nats: Maximum payloads") {
+		l.log.Debug(msg)
+		return
+	}
+	l.log.Warn(msg)
+}
 func (l *natsLogger) Errorf(format string, v ...any) {
 	l.log.Error("nats: " + fmt.Sprintf(format, v...))
 }

@@ -15,11 +15,11 @@ var (
 	// list it was serving: another node wrote it (the write fence failed),
 	// or this node's lease on its lists lapsed. The node has stopped
 	// serving the list; the next call finds its owner.
-	ErrNotOwner = fmt.Errorf("todo: not the owner of the list: %w", todo.ErrUnavailable)
+	ErrNotOwner = fmt.Errorf("%w: its owner changed", todo.ErrUnavailable)
 
 	// ErrNotReady is returned when the node cannot serve yet: its
 	// JetStream has no quorum (it waits for its peers), or it is leaving.
-	ErrNotReady = fmt.Errorf("todo: cluster not ready: %w", todo.ErrUnavailable)
+	ErrNotReady = fmt.Errorf("%w: the cluster has no quorum", todo.ErrUnavailable)
 )
 
 // errInvalidOptions wraps todo.ErrInvalidOptions for Start's refusals.
