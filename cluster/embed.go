@@ -55,6 +55,12 @@ func startServer(o *Options, clusterAddr string, routes []string, maxPayload int
 			Name: clusterName,
 			Host: host,
 			Port: port,
+			// A peer cut off without a reset (a partition) is noticed
+			// after 3 unanswered pings, 3-4s, not the default 4 minutes:
+			// messages stop queueing for it, and requests for it fail
+			// at once.
+			PingInterval: time.Second,
+			MaxPingsOut:  3,
 		},
 	}
 	if o.ClientAddr != "" {

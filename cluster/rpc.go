@@ -30,9 +30,13 @@ const (
 
 // rpcRequest is a forwarded request.
 type rpcRequest struct {
-	op       rpcOp
-	hops     int
-	timeout  time.Duration // what is left of the caller's deadline
+	op   rpcOp
+	hops int
+	// deadline is the caller's, as an absolute time: a request that
+	// reaches the owner late (held in a route while the network was
+	// cut, and delivered when it healed) is refused, not served after
+	// its caller was told it timed out.
+	deadline time.Time
 	list     string
 	id       int
 	entry    todo.Entry // add: the entry; replace: the new entry; entries: its Date
@@ -41,7 +45,7 @@ type rpcRequest struct {
 
 func (r *rpcRequest) encode() []byte {
 	b := []byte{codecVersion, byte(r.op), byte(r.hops)}
-	b = binary.AppendUvarint(b, uint64(max(r.timeout, 0)/time.Millisecond))
+	b = binary.AppendUvarint(b, uint64(max(r.deadline.UnixMilli(), 0)))
 	b = binary.AppendUvarint(b, uint64(len(r.list)))
 	b = append(b, r.list...)
 	b = binary.AppendUvarint(b, uint64(r.id))
@@ -57,7 +61,7 @@ func decodeRequest(b []byte) (rpcRequest, error) {
 	}
 	r.op = rpcOp(d.byte("op"))
 	r.hops = int(d.byte("hops"))
-	r.timeout = time.Duration(d.uvarint("timeout", uint64(time.Hour/time.Millisecond))) * time.Millisecond
+	r.deadline = time.UnixMilli(int64(d.uvarint("deadline", 1<<62)))
 	r.list = d.bytes("list")
 	r.id = int(d.uvarint("id", todo.MaxID))
 	r.entry = d.entry()
@@ -148,6 +152,31 @@ type rpcReply struct {
 	errMsg  string
 	entry   todo.Entry
 	entries []todo.Entry
+	// servedBy is the owner that served the request, with its epoch: the
+	// node asked forwarded it on when the list had moved, and the caller
+	// then sends the next request there straight away.
+	servedBy    string
+	servedEpoch uint64
+}
+
+// served is where a node notes who served a forwarded request, carried
+// in its ctx (see withServed).
+type served struct {
+	node  string
+	epoch uint64
+}
+
+type servedKey struct{}
+
+func withServed(ctx context.Context, s *served) context.Context {
+	return context.WithValue(ctx, servedKey{}, s)
+}
+
+// noteServed records who served a request, if its ctx asks.
+func noteServed(ctx context.Context, node string, epoch uint64) {
+	if s, ok := ctx.Value(servedKey{}).(*served); ok {
+		s.node, s.epoch = node, epoch
+	}
 }
 
 func (r *rpcReply) encode() []byte {
@@ -164,7 +193,9 @@ func (r *rpcReply) encode() []byte {
 	for _, e := range r.entries {
 		b = appendEntry(b, e)
 	}
-	return b
+	b = binary.AppendUvarint(b, uint64(len(r.servedBy)))
+	b = append(b, r.servedBy...)
+	return binary.AppendUvarint(b, r.servedEpoch)
 }
 
 func decodeReply(b []byte) (rpcReply, error) {
@@ -183,6 +214,8 @@ func decodeReply(b []byte) (rpcReply, error) {
 	for i := 0; i < count && d.err == nil; i++ {
 		r.entries = append(r.entries, d.entry())
 	}
+	r.servedBy = d.bytes("served by")
+	r.servedEpoch = d.uvarint("epoch", 1<<63)
 	return r, d.end()
 }
 
@@ -192,14 +225,12 @@ func decodeReply(b []byte) (rpcReply, error) {
 // have been served, as with any call timeout.
 func (n *Node) forward(ctx context.Context, node string, req *rpcRequest) (rpcReply, error) {
 	n.stats.forwarded.Add(1)
-	if dl, ok := ctx.Deadline(); ok {
-		req.timeout = time.Until(dl)
-	} else {
-		req.timeout = n.opts.RequestTimeout
+	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.opts.RequestTimeout)
 		defer cancel()
 	}
+	req.deadline, _ = ctx.Deadline()
 	msg, err := n.nc.RequestWithContext(ctx, rpcSubject(node), req.encode())
 	if errors.Is(err, nats.ErrNoResponders) {
 		n.ownerCache.forget(req.list)
@@ -214,6 +245,12 @@ func (n *Node) forward(ctx context.Context, node string, req *rpcRequest) (rpcRe
 	rep, err := decodeReply(msg.Data)
 	if err != nil {
 		return rpcReply{}, fmt.Errorf("cluster: answer of node %s: %w", node, err)
+	}
+	if rep.servedBy != "" {
+		noteServed(ctx, rep.servedBy, rep.servedEpoch)
+		if rep.servedBy != node && rep.servedBy != n.opts.Name {
+			n.ownerCache.put(req.list, ownerRecord{rep.servedBy, rep.servedEpoch})
+		}
 	}
 	if rep.errKind != errKindNone {
 		if rep.errKind == errKindNotOwner {
@@ -252,10 +289,22 @@ func (n *Node) serveRPC(msg *nats.Msg) {
 
 // serveForwarded serves a request another node forwarded here, with what
 // is left of its caller's deadline.
-func (n *Node) serveForwarded(req *rpcRequest) rpcReply {
-	ctx, cancel := context.WithTimeout(context.Background(), req.timeout)
+func (n *Node) serveForwarded(req *rpcRequest) (rep rpcReply) {
+	// The caller's deadline, bounded: a clock far off must not make a
+	// request wait for ever.
+	deadline := req.deadline
+	if limit := time.Now().Add(time.Hour); deadline.After(limit) {
+		deadline = limit
+	}
+	if !time.Now().Before(deadline) {
+		n.stats.late.Add(1)
+		return rpcReply{errKind: errKindDeadline, errMsg: fmt.Sprintf("list %q: the request reached node %s after its deadline", req.list, n.opts.Name)}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	var rep rpcReply
+	var by served
+	ctx = withServed(ctx, &by)
+	defer func() { rep.servedBy, rep.servedEpoch = by.node, by.epoch }()
 	var err error
 	switch req.op {
 	case rpcAdd:

@@ -61,6 +61,7 @@ func (n *Node) try(ctx context.Context, list string, hops int, local func(contex
 	}
 	if isLocal {
 		defer n.held.release(list)
+		noteServed(ctx, n.opts.Name, n.lease.valid(time.Now()))
 		return local(ctx)
 	}
 	if hops >= maxHops {

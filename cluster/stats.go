@@ -9,7 +9,7 @@ import (
 
 // nodeCounters are the live form of Stats.
 type nodeCounters struct {
-	forwarded, served, claims, handoffs, lost, retries, conflicts atomic.Int64
+	forwarded, served, late, claims, handoffs, lost, retries, conflicts atomic.Int64
 }
 
 // Stats are counters of a node's life since Start.
@@ -18,6 +18,7 @@ type Stats struct {
 	OwnedLists       int64      // lists this node serves now
 	Forwarded        int64      // requests this node forwarded to the owner of their list
 	ForwardedServed  int64      // requests other nodes forwarded here
+	ForwardedLate    int64      // of those, refused because they came after their deadline
 	Claims           int64      // lists this node claimed (no owner, or a dead one)
 	Handoffs         int64      // lists this node handed to another (a node joined, or this one left)
 	FenceFailures    int64      // writes refused because another node wrote the list: this node lost it
@@ -36,6 +37,7 @@ func (n *Node) Stats() Stats {
 		OwnedLists:      int64(n.held.count()),
 		Forwarded:       n.stats.forwarded.Load(),
 		ForwardedServed: n.stats.served.Load(),
+		ForwardedLate:   n.stats.late.Load(),
 		Claims:          n.stats.claims.Load(),
 		Handoffs:        n.stats.handoffs.Load(),
 		ListsLost:       n.stats.lost.Load(),

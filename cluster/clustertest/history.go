@@ -134,17 +134,21 @@ func (h *History) Counts() (acked, refused, unknown int) {
 	return
 }
 
-// LongestGap returns the longest time between two acknowledgements at or
-// after from, and when it began: how long writes stalled.
-func (h *History) LongestGap(from time.Duration) (gap, at time.Duration) {
+// LongestGap returns the longest time between two acknowledgements from
+// from to to (0 for the end of the history), and when it began: how long
+// writes stalled.
+func (h *History) LongestGap(from, to time.Duration) (gap, at time.Duration) {
 	var ends []time.Duration
 	for _, op := range h.Ops() {
-		if op.Outcome == Acked && op.End >= from {
+		if op.Outcome == Acked && op.End >= from && (to == 0 || op.End <= to) {
 			ends = append(ends, op.End)
 		}
 	}
 	slices.Sort(ends)
 	prev := from
+	if to != 0 {
+		ends = append(ends, to)
+	}
 	for _, e := range ends {
 		if e-prev > gap {
 			gap, at = e-prev, prev

@@ -186,9 +186,11 @@ func TestCluster_Partition(t *testing.T) {
 	if minorityAdds == 0 {
 		t.Error("no add reached the minority while it was cut off")
 	}
-	gap, gapAt := h.LongestGap(cutAt)
+	gap, gapAt := h.LongestGap(cutAt, healAt)
 	t.Logf("during the partition: %d adds to the minority, all refused; %d acknowledged by the majority; longest stall of acknowledgements %v (from %v)",
 		minorityAdds, majorityAcked, gap.Round(time.Millisecond), gapAt.Round(time.Millisecond))
+	after, afterAt := h.LongestGap(healAt, 0)
+	t.Logf("after the heal: longest stall of acknowledgements %v (from %v)", after.Round(time.Millisecond), afterAt.Round(time.Millisecond))
 	if majorityAcked == 0 || gap >= 10*time.Second {
 		t.Errorf("the majority did not keep serving: %d acknowledged, a stall of %v", majorityAcked, gap)
 	}
