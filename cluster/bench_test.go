@@ -129,3 +129,25 @@ func BenchmarkDurableAdds(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkStream_WriteSize: one replicated, fsynced write to the lists'
+// stream, by its size: what a commit costs if it writes the whole list
+// (a key-value design) for a list of that size, against a delta of a few
+// dozen bytes (the log design).
+func BenchmarkStream_WriteSize(b *testing.B) {
+	nodes := threeNodes(b)
+	ctx := context.Background()
+	for _, size := range []int{64, 16 << 10, 256 << 10, 1 << 20, 4 << 20} {
+		b.Run(fmt.Sprintf("bytes=%d", size), func(b *testing.B) {
+			data := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := nodes[0].Publish(ctx, "bench-write-size", data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+		})
+	}
+}

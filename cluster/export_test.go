@@ -74,3 +74,10 @@ func DecodeRPC(b []byte) (error, error) {
 	_, errRep := decodeReply(b)
 	return errReq, errRep
 }
+
+// Publish publishes data on a list's subject of the lists' stream, with
+// no fence: for the benchmark of raw write costs.
+func (n *Node) Publish(ctx context.Context, list string, data []byte) error {
+	_, err := n.js.Publish(ctx, listSubject(list), data)
+	return err
+}
