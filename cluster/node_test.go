@@ -502,3 +502,51 @@ func TestNode_RemoteUpdatesDoNotLoseIncrements(t *testing.T) {
 	}
 	t.Logf("conflicts retried: %d", nodes[1].Stats().Conflicts+nodes[2].Stats().Conflicts)
 }
+
+// Pages of lists and of entries, cut on the owner, from every node.
+func TestNode_Pages(t *testing.T) {
+	nodes := threeNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	list := listFor("pages", nodes[0], nodes)
+	other := todo.Date{Year: 2014, Month: 1, Day: 2}
+	for i := range 10 {
+		d := day
+		if i%2 == 1 {
+			d = other
+		}
+		if _, err := nodes[0].AddEntry(ctx, list, todo.Entry{Date: d, Title: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes {
+		var ids []int
+		for after := 0; ; {
+			page, err := n.EntriesPage(ctx, list, todo.Date{}, after, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, e := range page {
+				ids = append(ids, e.ID)
+			}
+			after = page[len(page)-1].ID
+		}
+		if !slices.Equal(ids, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
+			t.Fatalf("%s: pages gave ids %v", n.Name(), ids)
+		}
+		page, err := n.EntriesPage(ctx, list, other, 2, 2)
+		if err != nil || len(page) != 2 || page[0].ID != 4 || page[1].ID != 6 {
+			t.Fatalf("%s: a page of one date: %v, %v", n.Name(), page, err)
+		}
+		if _, err := n.EntriesPage(ctx, list, other, 0, 0); err == nil {
+			t.Fatalf("%s: limit 0 accepted", n.Name())
+		}
+		names, err := n.ListsPage(ctx, list, 1)
+		if err != nil || len(names) > 1 || len(names) == 1 && names[0] <= list {
+			t.Fatalf("%s: ListsPage after %q: %v, %v", n.Name(), list, names, err)
+		}
+	}
+}

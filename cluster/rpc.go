@@ -25,7 +25,8 @@ const (
 	rpcDelete
 	rpcEntries // one date
 	rpcAll
-	rpcGet // one entry by id, for UpdateEntry
+	rpcGet  // one entry by id, for UpdateEntry
+	rpcPage // a page of entries: after id, at most limit
 )
 
 // rpcRequest is a forwarded request.
@@ -39,8 +40,9 @@ type rpcRequest struct {
 	deadline time.Time
 	list     string
 	id       int
-	entry    todo.Entry // add: the entry; replace: the new entry; entries: its Date
+	entry    todo.Entry // add: the entry; replace: the new entry; entries, page: its Date
 	expected todo.Entry // replace: the entry the updater ran on
+	limit    int        // page: the most entries to return
 }
 
 func (r *rpcRequest) encode() []byte {
@@ -50,7 +52,8 @@ func (r *rpcRequest) encode() []byte {
 	b = append(b, r.list...)
 	b = binary.AppendUvarint(b, uint64(r.id))
 	b = appendEntry(b, r.entry)
-	return appendEntry(b, r.expected)
+	b = appendEntry(b, r.expected)
+	return binary.AppendUvarint(b, uint64(max(r.limit, 0)))
 }
 
 func decodeRequest(b []byte) (rpcRequest, error) {
@@ -66,6 +69,7 @@ func decodeRequest(b []byte) (rpcRequest, error) {
 	r.id = int(d.uvarint("id", todo.MaxID))
 	r.entry = d.entry()
 	r.expected = d.entry()
+	r.limit = int(d.uvarint("limit", 1<<31))
 	return r, d.end()
 }
 
@@ -319,6 +323,8 @@ func (n *Node) serveForwarded(req *rpcRequest) (rep rpcReply) {
 		rep.entries, err = n.allEntries(ctx, req.list, req.hops)
 	case rpcGet:
 		rep.entry, err = n.getEntry(ctx, req.list, req.id, req.hops)
+	case rpcPage:
+		rep.entries, err = n.entriesPage(ctx, req.list, req.entry.Date, req.id, req.limit, req.hops)
 	default:
 		err = fmt.Errorf("cluster: unknown request %d", req.op)
 	}

@@ -265,3 +265,64 @@ func (n *Node) Lists(ctx context.Context) ([]string, error) {
 	slices.Sort(names)
 	return names, nil
 }
+
+// errInvalidLimit is the error of a page limit below 1. When the todo
+// package has ErrInvalidLimit (the HTTP branch's), this should wrap it.
+func errInvalidLimit(limit int) error {
+	return fmt.Errorf("%w: page limit %d is below 1", todo.ErrInvalidOptions, limit)
+}
+
+// ListsPage returns, sorted, the names of at most limit lists that sort
+// after after ("" for the first page), of those Lists returns.
+func (n *Node) ListsPage(ctx context.Context, after string, limit int) ([]string, error) {
+	if limit < 1 {
+		return nil, errInvalidLimit(limit)
+	}
+	names, err := n.Lists(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i, found := slices.BinarySearch(names, after)
+	if found {
+		i++
+	}
+	names = names[i:]
+	return slices.Clip(names[:min(limit, len(names))]), nil
+}
+
+// EntriesPage returns, in id order, at most limit entries of the list
+// whose ids are over afterID: those of date d, or of every date when d is
+// the zero Date. The page is cut on the owner, so only it travels.
+func (n *Node) EntriesPage(ctx context.Context, list string, d todo.Date, afterID, limit int) ([]todo.Entry, error) {
+	if limit < 1 {
+		return nil, errInvalidLimit(limit)
+	}
+	return n.entriesPage(ctx, list, d, afterID, limit, 0)
+}
+
+func (n *Node) entriesPage(ctx context.Context, list string, d todo.Date, afterID, limit, hops int) (res []todo.Entry, err error) {
+	err = n.do(ctx, list, hops, func(ctx context.Context) error {
+		var all []todo.Entry
+		var err error
+		if d == (todo.Date{}) {
+			all, err = n.sys.AllEntries(ctx, list)
+		} else {
+			all, err = n.sys.AppendEntries(ctx, list, nil, d)
+		}
+		if err != nil {
+			return err
+		}
+		i, found := slices.BinarySearchFunc(all, afterID, func(e todo.Entry, id int) int { return e.ID - id })
+		if found {
+			i++
+		}
+		all = all[i:]
+		res = slices.Clone(all[:min(limit, len(all))])
+		return nil
+	}, func(ctx context.Context, node string) error {
+		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcPage, hops: hops + 1, list: list, id: afterID, limit: limit, entry: todo.Entry{Date: d}})
+		res = rep.entries
+		return err
+	})
+	return res, err
+}
