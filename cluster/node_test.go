@@ -18,6 +18,11 @@ import (
 
 var day = todo.Date{Year: 2013, Month: 12, Day: 19}
 
+// addTimeout bounds each add of the tests. It is generous: CI runs the
+// suite with the race detector beside other packages on two cores, and
+// an add that times out fails the test, it measures nothing.
+const addTimeout = 20 * time.Second
+
 func names(nodes []*cluster.Node) []string {
 	var ns []string
 	for _, n := range nodes {
@@ -121,7 +126,7 @@ func TestNode_ConcurrentFirstRequests(t *testing.T) {
 		for c := range callers {
 			wg.Go(func() {
 				for i := range perNode / callers {
-					if err := add(h, n, list, fmt.Sprintf("%s-%d-%d", n.Name(), c, i), 10*time.Second); err != nil {
+					if err := add(h, n, list, fmt.Sprintf("%s-%d-%d", n.Name(), c, i), addTimeout); err != nil {
 						t.Errorf("add through %s: %v", n.Name(), err)
 					}
 				}
@@ -260,7 +265,7 @@ func staleOwner(t *testing.T, nodes []*cluster.Node) (*clustertest.History, map[
 	list := listFor("stale", a, nodes)
 	h := clustertest.NewHistory()
 	for i := range 3 {
-		if err := add(h, a, list, fmt.Sprint("a-before-", i), 10*time.Second); err != nil {
+		if err := add(h, a, list, fmt.Sprint("a-before-", i), addTimeout); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -279,15 +284,15 @@ func staleOwner(t *testing.T, nodes []*cluster.Node) (*clustertest.History, map[
 		if time.Now().After(deadline) {
 			t.Fatalf("nobody took %q over from %s", list, a.Name())
 		}
-		add(h, b, list, fmt.Sprint("b-", i), 10*time.Second)
+		add(h, b, list, fmt.Sprint("b-", i), addTimeout)
 		time.Sleep(100 * time.Millisecond) // pace the writes; the loop waits on the owner record
 	}
-	if err := add(h, b, list, "b-after-takeover", 10*time.Second); err != nil {
+	if err := add(h, b, list, "b-after-takeover", addTimeout); err != nil {
 		t.Fatal(err)
 	}
 	// a still believes it owns the list, and writes.
-	add(h, a, list, "a-stale-1", 10*time.Second)
-	add(h, a, list, "a-stale-2", 10*time.Second)
+	add(h, a, list, "a-stale-1", addTimeout)
+	add(h, a, list, "a-stale-2", addTimeout)
 	return h, stored(t, nodes, list), list
 }
 
@@ -347,7 +352,7 @@ func TestNode_JoinAndLeave(t *testing.T) {
 	}
 	// Every list gets an entry and an owner.
 	parallel(64, count, func(i int) {
-		if err := add(h, nodes[i%3], lists[i], title("init-"), 10*time.Second); err != nil {
+		if err := add(h, nodes[i%3], lists[i], title("init-"), addTimeout); err != nil {
 			t.Errorf("add to %s: %v", lists[i], err)
 		}
 	})
@@ -373,7 +378,7 @@ func TestNode_JoinAndLeave(t *testing.T) {
 				allMu.RLock()
 				n := all[r.IntN(len(all))]
 				allMu.RUnlock()
-				if err := add(h, n, lists[r.IntN(count)], title("load-"), 10*time.Second); err != nil {
+				if err := add(h, n, lists[r.IntN(count)], title("load-"), addTimeout); err != nil {
 					failMu.Lock()
 					failures = append(failures, err.Error())
 					failMu.Unlock()
@@ -391,7 +396,7 @@ func TestNode_JoinAndLeave(t *testing.T) {
 	allMu.Unlock()
 	// Touch every list, so that idle ones move too.
 	parallel(32, count, func(i int) {
-		if err := add(h, all[i%4], lists[i], title("touch-"), 10*time.Second); err != nil {
+		if err := add(h, all[i%4], lists[i], title("touch-"), addTimeout); err != nil {
 			t.Errorf("add to %s after the join: %v", lists[i], err)
 		}
 	})
@@ -416,7 +421,7 @@ func TestNode_JoinAndLeave(t *testing.T) {
 		t.Fatalf("n4 leaving: %v", err)
 	}
 	parallel(32, count, func(i int) {
-		if err := add(h, nodes[i%3], lists[i], title("after-"), 10*time.Second); err != nil {
+		if err := add(h, nodes[i%3], lists[i], title("after-"), addTimeout); err != nil {
 			t.Errorf("add to %s after the leave: %v", lists[i], err)
 		}
 	})
