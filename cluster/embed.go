@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -78,14 +79,29 @@ func startServer(o *Options, clusterAddr string, routes []string, maxPayload int
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start the embedded NATS server: %w", err)
 	}
-	srv.SetLoggerV2(&natsLogger{log: o.Logger, fatal: fatal}, false, false, false)
+	var startErr atomic.Pointer[error]
+	srv.SetLoggerV2(&natsLogger{log: o.Logger, fatal: func(err error) {
+		startErr.CompareAndSwap(nil, &err)
+		fatal(err)
+	}}, false, false, false)
 	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		return nil, fmt.Errorf("cluster: the embedded NATS server did not start within 10s (cluster address %s)", clusterAddr)
+	// Wait for the listeners, but not past a fatal error: one that cannot
+	// listen (a port in use) says so at once.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := startErr.Load(); err != nil {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			return nil, fmt.Errorf("cluster: the embedded NATS server cannot start: %w", *err)
+		}
+		if srv.ReadyForConnections(50 * time.Millisecond) {
+			return srv, nil
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			return nil, fmt.Errorf("cluster: the embedded NATS server did not start within 10s (cluster address %s)", clusterAddr)
+		}
 	}
-	return srv, nil
 }
 
 // freeAddr turns a host:0 into a host:port that was free a moment ago.

@@ -54,7 +54,11 @@ type Node struct {
 	leaving atomic.Bool // Close has begun: the node takes no new list
 	fatal   atomic.Pointer[error]
 
-	stop    chan struct{} // closed by Close: background goroutines end
+	stop chan struct{} // closed by Close: background goroutines end
+	// ctx is canceled by Close: the calls to JetStream of the background
+	// goroutines end with it.
+	ctx     context.Context
+	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	bgMu    sync.Mutex     // guards bgDone, and wg.Add after run has begun
 	bgDone  bool           // Close waits for wg: no goroutine may start
@@ -89,6 +93,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}
 	n.held.init()
 	n.ownerCache.init()
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if n.peers, err = openPeersFile(o.Dir); err != nil {
 		return nil, err
 	}
@@ -240,7 +245,7 @@ func (n *Node) setupUntilReady() bool {
 }
 
 func (n *Node) setup() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*n.opts.AckTimeout)
+	ctx, cancel := context.WithTimeout(n.ctx, 3*n.opts.AckTimeout)
 	defer cancel()
 	var err error
 	if n.stream == nil {
@@ -363,7 +368,7 @@ func (n *Node) maintain() {
 			n.log.Warn("cluster: cannot remember peers", "err", err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.opts.AckTimeout)
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.AckTimeout)
 	defer cancel()
 	info, err := n.stream.Info(ctx)
 	if err != nil || info.Config.Replicas >= n.opts.Replicas {
@@ -438,7 +443,7 @@ func (n *Node) syncView(ctx context.Context) error {
 // renewOnce renews the node's liveness; when that began a new epoch, the
 // lists held under the old one are let go.
 func (n *Node) renewOnce() {
-	ctx, cancel := context.WithTimeout(context.Background(), n.opts.AckTimeout)
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.AckTimeout)
 	defer cancel()
 	ended, err := n.renew(ctx)
 	if err != nil {
@@ -522,6 +527,7 @@ func (n *Node) Close() error {
 		n.rpc.Unsubscribe()
 	}
 	close(n.stop)
+	n.cancel()
 	n.bgMu.Lock()
 	n.bgDone = true
 	n.bgMu.Unlock()
