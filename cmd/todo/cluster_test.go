@@ -193,28 +193,39 @@ func httpAdd(client *http.Client, h *clustertest.History, node, addr, list, titl
 	return op.Outcome
 }
 
-// readAll reads lists through the node at addr.
+// readAll reads lists through the node at addr. A list that is moving,
+// or whose stream is electing a leader, answers 503 for a while: that is
+// retried for up to 30s, since what is read here is the data, not the
+// availability.
 func readAll(t *testing.T, client *http.Client, addr string, lists []string) map[string][]todo.Entry {
 	t.Helper()
 	out := make(map[string][]todo.Entry)
 	for _, l := range lists {
-		resp, err := client.Get("http://" + addr + "/lists/" + l + "/entries")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body struct {
-			Entries []struct {
-				ID    int
-				Title string
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := client.Get("http://" + addr + "/lists/" + l + "/entries")
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("read %s through %s: %d %v", l, addr, resp.StatusCode, err)
-		}
-		for _, e := range body.Entries {
-			out[l] = append(out[l], todo.Entry{ID: e.ID, Title: e.Title})
+			var body struct {
+				Entries []struct {
+					ID    int
+					Title string
+				}
+			}
+			err = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("read %s through %s: %d %v", l, addr, resp.StatusCode, err)
+			}
+			for _, e := range body.Entries {
+				out[l] = append(out[l], todo.Entry{ID: e.ID, Title: e.Title})
+			}
+			break
 		}
 	}
 	return out
