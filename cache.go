@@ -51,6 +51,13 @@ func WithIdempotencyKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, idempotencyKey{}, key)
 }
 
+// IdempotencyKey returns the idempotency key WithIdempotencyKey put in
+// ctx, or "": for a Service that forwards a call elsewhere.
+func IdempotencyKey(ctx context.Context) string {
+	key, _ := ctx.Value(idempotencyKey{}).(string)
+	return key
+}
+
 // keyOf returns the idempotency key of ctx, or "".
 func keyOf(ctx context.Context) (string, error) {
 	key, _ := ctx.Value(idempotencyKey{}).(string)
@@ -78,6 +85,11 @@ func validKey(key string) error {
 
 // MaxNameLen is the longest list name, in bytes.
 const MaxNameLen = 255
+
+// ValidName returns nil if name is a valid list name, or else an error
+// wrapping [ErrInvalidName] that says why: for a Service that checks
+// names before it forwards them.
+func ValidName(name string) error { return validName(name) }
 
 func validName(name string) error {
 	switch {

@@ -31,6 +31,9 @@ func runServe(ctx context.Context, std *stdio, args []string) error {
 		return nil
 	}
 	log := newLogger(cfg, std.stderr)
+	if cfg.cluster.enabled() { // cluster mode: cmd/todo/cluster.go
+		return serveCluster(ctx, cfg, log)
+	}
 
 	sys, err := todo.Open(cfg.data, &todo.Options{
 		IdleTimeout: cfg.idle,
@@ -69,7 +72,8 @@ type config struct {
 	debugAddr       string
 	logFormat       string
 	logLevel        slog.Level
-	version         bool // print the version instead of serving
+	version         bool          // print the version instead of serving
+	cluster         clusterConfig // cmd/todo/cluster.go
 }
 
 // serveFlag is one of serve's flags, with the environment variable it
@@ -81,7 +85,7 @@ type serveFlag struct {
 
 // serveFlags are the flags of cfg, which holds their defaults.
 func serveFlags(cfg *config) []serveFlag {
-	return []serveFlag{
+	return append([]serveFlag{
 		{"addr", "TODO_HTTP_PORT", "listen `address`; a bare port means 127.0.0.1:PORT", addrValue{&cfg.addr}},
 		{"data", "TODO_DB_FOLDER", "data `directory`", stringValue{&cfg.data}},
 		{"idle", "TODO_SERVER_EXPIRY", "how long an unused list stays in memory: seconds or a Go `duration`; negative means forever", durationValue{&cfg.idle, true}},
@@ -94,7 +98,7 @@ func serveFlags(cfg *config) []serveFlag {
 		{"debug-addr", "TODO_DEBUG_ADDR", "loopback `address` for pprof, /debug/vars and /metrics; empty means none", stringValue{&cfg.debugAddr}},
 		{"log-format", "TODO_LOG_FORMAT", "log `format`: text or json", choiceValue{&cfg.logFormat, []string{"text", "json"}}},
 		{"log-level", "TODO_LOG_LEVEL", "log `level`: debug, info, warn or error", levelValue{&cfg.logLevel}},
-	}
+	}, clusterFlags(&cfg.cluster)...)
 }
 
 func defaultConfig() *config {
@@ -162,6 +166,9 @@ func (cfg *config) check() error {
 		return usagef("serve", "-watchdog %v (TODO_WATCHDOG): want a positive duration", cfg.watchdog)
 	case cfg.data == "":
 		return usagef("serve", "-data (TODO_DB_FOLDER) is empty")
+	}
+	if err := cfg.cluster.check(); err != nil {
+		return usagef("serve", "%v", err)
 	}
 	return nil
 }

@@ -57,10 +57,11 @@ func newServer(h http.Handler, log *slog.Logger, l limits) *http.Server {
 	}
 }
 
-// listsHandler is the library's handler of sys: the original protocol
-// and the JSON API. It is the command's only call of todo.NewHandler.
-func listsHandler(sys *todo.System, log *slog.Logger, timeout time.Duration) (http.Handler, error) {
-	return todo.NewHandler(sys, &todo.HandlerOptions{Timeout: timeout, Logger: log})
+// listsHandler is the library's handler of svc (a System, or a cluster
+// node): the original protocol and the JSON API. It is the command's only
+// call of todo.NewHandler.
+func listsHandler(svc todo.Service, log *slog.Logger, timeout time.Duration) (http.Handler, error) {
+	return todo.NewHandler(svc, &todo.HandlerOptions{Timeout: timeout, Logger: log})
 }
 
 // app is what the main listener serves: the library's handler, and beside
@@ -72,9 +73,10 @@ type app struct {
 	metrics *metrics
 }
 
-// newApp mounts the library's handler of sys beside the command's paths.
-func newApp(sys *todo.System, h *health, m *metrics, log *slog.Logger, timeout time.Duration) (*app, error) {
-	lists, err := listsHandler(sys, log, timeout)
+// newApp mounts the library's handler of svc beside the command's paths:
+// health answers /healthz and vars /debug/vars.
+func newApp(svc todo.Service, health, vars http.Handler, m *metrics, log *slog.Logger, timeout time.Duration) (*app, error) {
+	lists, err := listsHandler(svc, log, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -82,9 +84,9 @@ func newApp(sys *todo.System, h *health, m *metrics, log *slog.Logger, timeout t
 	own := http.NewServeMux()
 	own.HandleFunc("GET /{$}", page.index)
 	own.HandleFunc("GET /web/{name}", page.file)
-	own.Handle("GET /healthz", h)
+	own.Handle("GET /healthz", health)
 	own.Handle("GET /metrics", m.handler(log))
-	own.Handle("GET /debug/vars", varsHandler(sys))
+	own.Handle("GET /debug/vars", vars)
 	for _, p := range []string{"/{$}", "/web/{name}", "/healthz", "/metrics", "/debug/vars"} {
 		own.Handle(p, methodNotAllowed("GET, HEAD"))
 	}
@@ -280,7 +282,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 	}
 	h := &health{storage: sys.Health}
 	m := newMetrics(sys.Stats, h.healthy)
-	a, err := newApp(sys, h, m, log, cfg.timeout)
+	a, err := newApp(sys, h, varsHandler(sys), m, log, cfg.timeout)
 	if err != nil {
 		return abandon(err)
 	}

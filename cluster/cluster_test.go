@@ -1,0 +1,115 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/cluster"
+	"go.uber.org/goleak"
+)
+
+// The in-process cluster shared by the tests of this package: three nodes
+// on 127.0.0.1 with OS-chosen ports, started on first use.
+var shared struct {
+	once  sync.Once
+	dir   string
+	nodes []*cluster.Node
+	err   error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, n := range shared.nodes {
+		n.Close()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	// Close joins every goroutine of a node, its embedded server's too.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left after every node closed:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// testLogger shows the nodes' warnings, or everything with TODO_TEST_DEBUG set.
+var testLogger = func() *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("TODO_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}()
+
+// nodeOptions are the options of a test node.
+func nodeOptions(dir, name string, peers ...string) cluster.Options {
+	return cluster.Options{
+		Name:        name,
+		Dir:         dir + "/" + name,
+		ClusterAddr: "127.0.0.1:0",
+		Peers:       peers,
+		System:      &todo.Options{IdleTimeout: -1},
+		Logger:      testLogger,
+	}
+}
+
+// threeNodes returns the shared cluster, starting it on first use and
+// waiting up to 15s for every node to be ready.
+func threeNodes(t testing.TB) []*cluster.Node {
+	t.Helper()
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "todo-cluster-")
+		if shared.err != nil {
+			return
+		}
+		shared.nodes, shared.err = startNodes(shared.dir, 3, nil)
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.nodes
+}
+
+// startNodes starts count nodes named n1.., each joining the ones before
+// (and join, the addresses of a running cluster), and waits for them.
+func startNodes(dir string, count int, join []string, opts ...func(*cluster.Options)) ([]*cluster.Node, error) {
+	var nodes []*cluster.Node
+	peers := append([]string(nil), join...)
+	for i := range count {
+		o := nodeOptions(dir, fmt.Sprintf("n%d", i+1), peers...)
+		for _, f := range opts {
+			f(&o)
+		}
+		n, err := cluster.Start(context.Background(), o)
+		if err != nil {
+			closeAll(nodes)
+			return nil, err
+		}
+		nodes = append(nodes, n)
+		peers = append(peers, n.ClusterAddr())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, n := range nodes {
+		if err := n.Ready(ctx); err != nil {
+			closeAll(nodes)
+			return nil, fmt.Errorf("node %s: %w", n.Name(), err)
+		}
+	}
+	return nodes, nil
+}
+
+func closeAll(nodes []*cluster.Node) {
+	for _, n := range nodes {
+		n.Close()
+	}
+}

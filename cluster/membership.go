@@ -1,0 +1,313 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A node is alive while its liveness record in the nodes bucket is
+// renewed: every LeaseTTL/4 the node rewrites it, by compare-and-set on its
+// last revision. The revision that began the node's current run of
+// renewals is its epoch; the records of the lists it owns name it as
+// {node, epoch}, so one write per node per period keeps any number of
+// lists owned (per-list leases would cost one replicated, fsynced write
+// per list per period).
+//
+// A node serves its lists only until LeaseTTL after it sent its last
+// renewal that was acknowledged. Another node takes a list over only once
+// the owner's record has not been renewed for LeaseTTL + ClockSkew, as
+// the timestamps of the stream say, or names another epoch: by then the
+// owner has stopped. A node whose lease lapsed never serves under that
+// epoch again; it begins a new one, and claims its lists anew.
+
+// livenessRecord is the value of a node's key in the nodes bucket.
+type livenessRecord struct {
+	Node    string `json:"node"`
+	Epoch   uint64 `json:"epoch"`   // 0 in the write that begins an epoch: its own revision
+	Cluster string `json:"cluster"` // the node's cluster address, for the others to learn
+	Leaving bool   `json:"leaving,omitempty"`
+}
+
+// member is what a node knows of another from the nodes bucket.
+type member struct {
+	epoch   uint64
+	renewed time.Time // the stream's timestamp of the last renewal
+	cluster string
+	leaving bool
+}
+
+// ownerRecord is the value of a list's key in the owners bucket.
+type ownerRecord struct {
+	Node  string `json:"node"`
+	Epoch uint64 `json:"epoch"`
+}
+
+// view is a node's picture of the cluster's members, kept by a watcher of
+// the nodes bucket. It is safe for concurrent use.
+type view struct {
+	ttl time.Duration // LeaseTTL + ClockSkew: how long a member lives unrenewed
+
+	mu      sync.RWMutex // guards members and version
+	members map[string]member
+	version uint64 // bumped when the set of live members may have changed
+}
+
+func newView(ttl time.Duration) *view {
+	return &view{ttl: ttl, members: make(map[string]member)}
+}
+
+// parseLiveness reads a liveness entry; its epoch is the revision that
+// began it.
+func parseLiveness(value []byte, rev uint64, created time.Time) (string, member, error) {
+	var r livenessRecord
+	if err := json.Unmarshal(value, &r); err != nil {
+		return "", member{}, err
+	}
+	if r.Epoch == 0 {
+		r.Epoch = rev
+	}
+	return r.Node, member{epoch: r.Epoch, renewed: created, cluster: r.Cluster, leaving: r.Leaving}, nil
+}
+
+func (v *view) update(e jetstream.KeyValueEntry) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		name, err := decodeName(e.Key())
+		if err == nil {
+			delete(v.members, name)
+			v.version++
+		}
+		return
+	}
+	name, m, err := parseLiveness(e.Value(), e.Revision(), e.Created())
+	if err != nil {
+		return
+	}
+	old, ok := v.members[name]
+	if !ok || old.epoch != m.epoch || old.leaving != m.leaving {
+		v.version++
+	}
+	v.members[name] = m
+}
+
+// versionNow returns a number that changes when a member joins, leaves
+// or begins a new epoch.
+func (v *view) versionNow() uint64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.version
+}
+
+// alive reports whether node lives under epoch now.
+func (v *view) alive(node string, epoch uint64, now time.Time) bool {
+	v.mu.RLock()
+	m, ok := v.members[node]
+	v.mu.RUnlock()
+	return ok && m.epoch == epoch && now.Sub(m.renewed) < v.ttl
+}
+
+// live returns the members alive now that are not leaving, sorted, with
+// their epochs.
+func (v *view) live(now time.Time) (names []string, epochs map[string]uint64) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	epochs = make(map[string]uint64, len(v.members))
+	for name, m := range v.members {
+		if !m.leaving && now.Sub(m.renewed) < v.ttl {
+			names = append(names, name)
+			epochs[name] = m.epoch
+		}
+	}
+	slices.Sort(names)
+	return names, epochs
+}
+
+// clusterAddrs returns the cluster addresses of every member it has seen.
+func (v *view) clusterAddrs() []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	var addrs []string
+	for _, m := range v.members {
+		if m.cluster != "" {
+			addrs = append(addrs, m.cluster)
+		}
+	}
+	return addrs
+}
+
+// preferred returns the node a list belongs on among nodes: the one of
+// highest rendezvous score. When a node joins, only the lists it now
+// scores highest on move, about 1/N of them, where hash-mod-N would move
+// nearly all.
+func preferred(list string, nodes []string) string {
+	var best string
+	var bestScore uint64
+	for _, n := range nodes {
+		if s := score(n, list); best == "" || s > bestScore {
+			best, bestScore = n, s
+		}
+	}
+	return best
+}
+
+// score hashes a node and a list together: FNV-1a, then a 64-bit
+// finalizer, so that every node computes the same score.
+func score(node, list string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(node))
+	h.Write([]byte{0})
+	h.Write([]byte(list))
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// lease is a node's own liveness: its epoch and until when it may serve.
+// It is safe for concurrent use.
+type lease struct {
+	mu     sync.Mutex // guards the fields below
+	epoch  uint64
+	rev    uint64    // the last revision of the node's record
+	until  time.Time // serve until then
+	paused bool      // test hook: no renewals, and the lease counts as valid
+}
+
+// valid returns the epoch the node serves under, or 0 when it must not
+// serve.
+func (l *lease) valid(now time.Time) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.paused || now.Before(l.until) {
+		return l.epoch
+	}
+	return 0
+}
+
+// renew writes the node's liveness record once, and begins a new epoch
+// when the lease has lapsed or the record is not what the node last
+// wrote. It returns the epoch that ended, if one did.
+func (n *Node) renew(ctx context.Context) (ended uint64, err error) {
+	l := &n.lease
+	l.mu.Lock()
+	if l.paused {
+		l.mu.Unlock()
+		return 0, nil
+	}
+	epoch, rev, until := l.epoch, l.rev, l.until
+	leaving := n.leaving.Load()
+	l.mu.Unlock()
+	now := time.Now()
+	key := encodeName(n.opts.Name)
+	if epoch != 0 && now.Before(until) {
+		rec, _ := json.Marshal(livenessRecord{Node: n.opts.Name, Epoch: epoch, Cluster: n.clusterAddr, Leaving: leaving})
+		newRev, err := n.nodes.Update(ctx, key, rec, rev)
+		if err == nil {
+			l.mu.Lock()
+			l.rev, l.until = newRev, now.Add(n.opts.LeaseTTL)
+			l.mu.Unlock()
+			return 0, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !wrongLastSequence(err) {
+			return 0, err // no answer: the lease runs down meanwhile
+		}
+		// Refused: an earlier renewal whose answer was lost landed, or
+		// the record was overwritten. Read it to know.
+		e, gerr := n.nodes.Get(ctx, key)
+		if gerr == nil {
+			if name, m, perr := parseLiveness(e.Value(), e.Revision(), e.Created()); perr == nil && name == n.opts.Name && m.epoch == epoch {
+				l.mu.Lock()
+				l.rev = e.Revision()
+				l.mu.Unlock()
+				return 0, nil // renewed by the lost one; the next renewal extends the lease
+			}
+		}
+	}
+	// Begin a new epoch: the lease lapsed (or there was none yet).
+	rec, _ := json.Marshal(livenessRecord{Node: n.opts.Name, Cluster: n.clusterAddr, Leaving: leaving})
+	var newRev uint64
+	e, err := n.nodes.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		newRev, err = n.nodes.Create(ctx, key, rec)
+	case err == nil:
+		newRev, err = n.nodes.Update(ctx, key, rec, e.Revision())
+	}
+	if err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	ended = l.epoch
+	l.epoch, l.rev, l.until = newRev, newRev, now.Add(n.opts.LeaseTTL)
+	l.mu.Unlock()
+	n.log.Info("cluster: new epoch", "node", n.opts.Name, "epoch", newRev, "ended", ended)
+	return ended, nil
+}
+
+// leaderLiveness reads a node's liveness record from the leader of the
+// nodes bucket, not from a replica that may lag, for the decision that a
+// node is dead.
+func (n *Node) leaderLiveness(ctx context.Context, node string) (member, bool, error) {
+	subject := "$KV." + nodesBucket + "." + encodeName(node)
+	req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
+	msg, err := n.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+nodesBucket, req)
+	if err != nil {
+		return member{}, false, err
+	}
+	var resp struct {
+		Message *struct {
+			Seq  uint64    `json:"seq"`
+			Hdrs []byte    `json:"hdrs"`
+			Data []byte    `json:"data"`
+			Time time.Time `json:"time"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return member{}, false, err
+	}
+	if resp.Error != nil {
+		if resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
+			return member{}, false, nil
+		}
+		return member{}, false, resp.Error
+	}
+	if resp.Message == nil {
+		return member{}, false, errors.New("cluster: empty message get answer")
+	}
+	if len(resp.Message.Hdrs) > 0 {
+		// A delete or purge marker carries a KV-Operation header.
+		if h, err := nats.DecodeHeadersMsg(resp.Message.Hdrs); err == nil && h.Get("KV-Operation") != "" {
+			return member{}, false, nil
+		}
+	}
+	_, m, err := parseLiveness(resp.Message.Data, resp.Message.Seq, resp.Message.Time)
+	return m, err == nil, err
+}
+
+// encodeOwner and decodeOwner write and read owner records.
+func encodeOwner(r ownerRecord) []byte {
+	b := binary.AppendUvarint(nil, r.Epoch)
+	return append(b, r.Node...)
+}
+
+func decodeOwner(b []byte) (ownerRecord, error) {
+	epoch, n := binary.Uvarint(b)
+	if n <= 0 {
+		return ownerRecord{}, fmt.Errorf("cluster: bad owner record %q", b)
+	}
+	return ownerRecord{Node: string(b[n:]), Epoch: epoch}, nil
+}

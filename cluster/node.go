@@ -1,0 +1,542 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gotodo/todo"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Node is one member of a cluster: an embedded NATS server (or a
+// connection to an existing NATS cluster), a local todo.System over the
+// replicated store, and the routing that sends each request for a list
+// to the node that owns it. It implements todo.Service, so an HTTP
+// handler serves it as it serves a System.
+//
+// A Node is safe for concurrent use by multiple goroutines.
+type Node struct {
+	opts        Options
+	log         *slog.Logger
+	srv         *server.Server // nil when connected to an existing cluster
+	clusterAddr string
+	peers       *peersFile
+	nc          *nats.Conn
+	js          jetstream.JetStream
+	maxPayload  int
+
+	// Set once by setup, before ready is closed; read after it.
+	stream jetstream.Stream
+	nodes  jetstream.KeyValue
+	owners jetstream.KeyValue
+	store  *store
+	sys    *todo.System
+	rpc    *nats.Subscription
+	// watcher watches the nodes bucket; setup starts it, run's
+	// watchMembers takes it over.
+	watcher jetstream.KeyWatcher
+	ready   chan struct{} // closed when the node can serve
+
+	view       *view
+	lease      lease
+	held       heldLists
+	ownerCache ownerCache
+
+	leaving atomic.Bool // Close has begun: the node takes no new list
+	fatal   atomic.Pointer[error]
+
+	stop chan struct{} // closed by Close: background goroutines end
+	// ctx is canceled by Close: the calls to JetStream of the background
+	// goroutines end with it.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	bgMu    sync.Mutex     // guards bgDone, and wg.Add after run has begun
+	bgDone  bool           // Close waits for wg: no goroutine may start
+	rpcWG   sync.WaitGroup // forwarded requests being served
+	rpcSem  chan struct{}
+	closeMu sync.Mutex // serializes Close
+	closed  bool       // guarded by closeMu
+
+	stats nodeCounters
+}
+
+// Start starts a node: its embedded NATS server routed to its peers (or
+// a connection to opts.NATSURL), then, in the background, the JetStream
+// assets, its liveness and its request subscription. It returns once the
+// server runs; the node answers ErrNotReady until JetStream has a quorum
+// (a first node waits for a second). [Node.Ready] waits for that.
+func Start(ctx context.Context, opts Options) (*Node, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	n := &Node{
+		opts:   o,
+		log:    o.Logger,
+		ready:  make(chan struct{}),
+		view:   newView(o.LeaseTTL + o.ClockSkew),
+		stop:   make(chan struct{}),
+		rpcSem: make(chan struct{}, 1024),
+	}
+	n.held.init()
+	n.ownerCache.init()
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if n.peers, err = openPeersFile(o.Dir); err != nil {
+		return nil, err
+	}
+	n.maxPayload = int(min(o.System.MaxFileSize+headerRoom+1<<20, maxClusterPayload))
+	if o.NATSURL != "" {
+		n.nc, err = nats.Connect(o.NATSURL, nats.Name("todo "+o.Name), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, fmt.Errorf("cluster: connect to %s: %w", o.NATSURL, err)
+		}
+		n.maxPayload = int(n.nc.MaxPayload())
+	} else {
+		if n.clusterAddr, err = freeAddr(o.ClusterAddr); err != nil {
+			return nil, err
+		}
+		routes := append([]string{n.clusterAddr}, o.Peers...)
+		routes = append(routes, n.peers.peers()...)
+		slices.Sort(routes)
+		routes = slices.Compact(routes)
+		if n.srv, err = startServer(&o, n.clusterAddr, routes, n.maxPayload, n.setFatal); err != nil {
+			return nil, err
+		}
+		n.nc, err = nats.Connect("", nats.InProcessServer(n.srv), nats.Name("todo "+o.Name), nats.MaxReconnects(-1))
+		if err != nil {
+			n.srv.Shutdown()
+			n.srv.WaitForShutdown()
+			return nil, fmt.Errorf("cluster: connect to the embedded server: %w", err)
+		}
+		if err := n.peers.learn(o.Peers...); err != nil {
+			n.log.Warn("cluster: cannot remember peers", "err", err)
+		}
+	}
+	n.js, err = jetstream.New(n.nc, jetstream.WithPublishAsyncTimeout(o.AckTimeout), jetstream.WithDefaultTimeout(o.AckTimeout))
+	if err != nil {
+		n.shutdownNATS()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	n.wg.Add(1)
+	go n.run()
+	return n, nil
+}
+
+func (n *Node) setFatal(err error) { n.fatal.CompareAndSwap(nil, &err) }
+
+// Ready waits until the node can serve, or ctx ends.
+func (n *Node) Ready(ctx context.Context) error {
+	select {
+	case <-n.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNotReady, ctx.Err())
+	}
+}
+
+func (n *Node) isReady() bool {
+	select {
+	case <-n.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.opts.Name }
+
+// ClusterAddr returns the address the node's server takes routes on, with
+// the port picked when Options.ClusterAddr asked for port 0; empty when
+// the node connects to an existing cluster.
+func (n *Node) ClusterAddr() string { return n.clusterAddr }
+
+// System returns the node's local System, or nil before the node is
+// ready. Calls made on it directly bypass the routing: they are for
+// reading its Stats.
+func (n *Node) System() *todo.System {
+	if !n.isReady() {
+		return nil
+	}
+	return n.sys
+}
+
+// run sets the node up, then keeps its liveness, its view of the members
+// and its lists' placement, until Close.
+func (n *Node) run() {
+	defer n.wg.Done()
+	if !n.setupUntilReady() {
+		return
+	}
+	watchCtx, cancelWatch := context.WithCancel(context.Background())
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.watchMembers(watchCtx)
+	}()
+	defer cancelWatch()
+	// Renewals have a goroutine of their own: a rebalance that hands
+	// off hundreds of lists takes seconds, and must not let the lease
+	// lapse.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		renew := time.NewTicker(n.opts.LeaseTTL / 4)
+		defer renew.Stop()
+		for {
+			select {
+			case <-n.stop:
+				return
+			case <-renew.C:
+				n.renewOnce()
+			}
+		}
+	}()
+	maintain := time.NewTicker(time.Second)
+	defer maintain.Stop()
+	var placed uint64 // the view version the lists were last placed for
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-maintain.C:
+			n.maintain()
+			if v := n.view.versionNow(); v != placed {
+				placed = v
+				n.rebalance()
+			}
+		}
+	}
+}
+
+// setupUntilReady creates or finds the JetStream assets, retrying until
+// the cluster has a quorum, then begins the node's first epoch and
+// subscribes to its requests. It reports false if Close came first.
+func (n *Node) setupUntilReady() bool {
+	wait := 200 * time.Millisecond
+	for {
+		err := n.setup()
+		if err == nil {
+			close(n.ready)
+			n.log.Info("cluster: node ready", "node", n.opts.Name, "epoch", n.lease.valid(time.Now()))
+			return true
+		}
+		n.log.Debug("cluster: not ready yet", "node", n.opts.Name, "err", err)
+		select {
+		case <-n.stop:
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func (n *Node) setup() error {
+	ctx, cancel := context.WithTimeout(n.ctx, 3*n.opts.AckTimeout)
+	defer cancel()
+	var err error
+	if n.stream == nil {
+		if n.stream, err = n.ensureStream(ctx); err != nil {
+			return err
+		}
+	}
+	if n.nodes == nil {
+		if n.nodes, err = n.ensureBucket(ctx, nodesBucket, time.Hour); err != nil {
+			return err
+		}
+	}
+	if n.owners == nil {
+		if n.owners, err = n.ensureBucket(ctx, ownersBucket, 0); err != nil {
+			return err
+		}
+	}
+	if n.lease.valid(time.Now()) == 0 {
+		if _, err := n.renew(ctx); err != nil {
+			return err
+		}
+	}
+	if n.sys == nil {
+		n.store = newStore(n.js, n.stream, &n.opts, n.maxPayload)
+		n.store.lost = n.unloadLost
+		n.store.released = n.held.released
+		if n.sys, err = todo.OpenStore(n.store, n.opts.System); err != nil {
+			return err
+		}
+	}
+	if n.watcher == nil {
+		if err := n.syncView(ctx); err != nil {
+			return err
+		}
+	}
+	if n.rpc == nil {
+		if n.rpc, err = n.nc.Subscribe(rpcSubject(n.opts.Name), n.serveRPC); err != nil {
+			return err
+		}
+		n.rpc.SetPendingLimits(-1, -1)
+	}
+	return nil
+}
+
+// replicas returns how many replicas to ask for now: Options.Replicas, or
+// as many servers as JetStream has, but at least 2 (a 2-node cluster).
+func (n *Node) replicaChoices() []int {
+	var rs []int
+	for r := n.opts.Replicas; r >= min(2, n.opts.Replicas); r-- {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+func (n *Node) streamConfig(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        listsStream,
+		Subjects:    []string{listPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		MaxMsgSize:  int32(n.maxPayload),
+		AllowDirect: false, // reads go to the leader: a replica may lag
+		DenyDelete:  true,
+		Duplicates:  2 * time.Minute,
+	}
+}
+
+// ensureStream finds the lists' stream or creates it with as many
+// replicas as the cluster can hold now (maintain adds the others later).
+// An existing stream is never scaled down.
+func (n *Node) ensureStream(ctx context.Context) (jetstream.Stream, error) {
+	s, err := n.js.Stream(ctx, listsStream)
+	if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return s, err
+	}
+	for _, r := range n.replicaChoices() {
+		if s, err = n.js.CreateStream(ctx, n.streamConfig(r)); err == nil || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			if err != nil {
+				return n.js.Stream(ctx, listsStream)
+			}
+			return s, nil
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+func (n *Node) bucketConfig(name string, ttl time.Duration, replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: name, History: 1, TTL: ttl, Storage: jetstream.FileStorage, Replicas: replicas}
+}
+
+func (n *Node) ensureBucket(ctx context.Context, name string, ttl time.Duration) (jetstream.KeyValue, error) {
+	kv, err := n.js.KeyValue(ctx, name)
+	if err == nil || !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return kv, err
+	}
+	for _, r := range n.replicaChoices() {
+		if kv, err = n.js.CreateKeyValue(ctx, n.bucketConfig(name, ttl, r)); err == nil {
+			return kv, nil
+		}
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			return n.js.KeyValue(ctx, name)
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// maintain scales the assets up to Options.Replicas once the cluster has
+// the servers for it, and writes down the peers the node has learned.
+func (n *Node) maintain() {
+	if n.srv != nil {
+		if err := n.peers.learn(n.view.clusterAddrs()...); err != nil {
+			n.log.Warn("cluster: cannot remember peers", "err", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.AckTimeout)
+	defer cancel()
+	info, err := n.stream.Info(ctx)
+	if err != nil || info.Config.Replicas >= n.opts.Replicas {
+		return
+	}
+	if _, err := n.js.UpdateStream(ctx, n.streamConfig(n.opts.Replicas)); err != nil {
+		return // not enough servers yet
+	}
+	for _, b := range []struct {
+		name string
+		ttl  time.Duration
+	}{{nodesBucket, time.Hour}, {ownersBucket, 0}} {
+		if _, err := n.js.UpdateKeyValue(ctx, n.bucketConfig(b.name, b.ttl, n.opts.Replicas)); err != nil {
+			n.log.Warn("cluster: cannot add replicas", "bucket", b.name, "err", err)
+		}
+	}
+	n.log.Info("cluster: lists now stored on more servers", "replicas", n.opts.Replicas)
+}
+
+// watchMembers keeps the view of the members up to date from the nodes
+// bucket, from the watcher setup made, watching again whenever a watch
+// ends.
+func (n *Node) watchMembers(ctx context.Context) {
+	w := n.watcher
+	for {
+		for e := range w.Updates() {
+			if e != nil {
+				n.view.update(e)
+			}
+		}
+		w.Stop()
+		for {
+			if ctx.Err() != nil {
+				return
+			}
+			var err error
+			if w, err = n.nodes.WatchAll(ctx); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// syncView starts the watcher of the nodes bucket and waits until it has
+// delivered every member: a node routes by its view, and one that routed
+// before its view held the others would claim every list for itself.
+func (n *Node) syncView(ctx context.Context) error {
+	w, err := n.nodes.WatchAll(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil { // the end of the initial values
+				n.watcher = w
+				return nil
+			}
+			n.view.update(e)
+		case <-ctx.Done():
+			w.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// renewOnce renews the node's liveness; when that began a new epoch, the
+// lists held under the old one are let go.
+func (n *Node) renewOnce() {
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.AckTimeout)
+	defer cancel()
+	ended, err := n.renew(ctx)
+	if err != nil {
+		n.log.Debug("cluster: renewal failed", "node", n.opts.Name, "err", err)
+		return
+	}
+	if ended != 0 {
+		n.log.Warn("cluster: lease lapsed: letting go of every list held", "node", n.opts.Name, "epoch", ended)
+		for _, list := range n.held.all() {
+			n.unloadLost(list)
+		}
+	}
+}
+
+// unloadLost unloads a list the node no longer owns, in the background:
+// its requests in flight fail with ErrNotOwner (the store refuses their
+// commits) and the next ones find the owner.
+func (n *Node) unloadLost(list string) {
+	n.log.Debug("cluster: list lost", "node", n.opts.Name, "list", list)
+	n.stats.lost.Add(1)
+	n.ownerCache.forget(list)
+	if !n.held.startMoving(list) {
+		return
+	}
+	n.bgMu.Lock()
+	defer n.bgMu.Unlock()
+	if n.bgDone {
+		return // closing: the System's Close lets go of every list
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.held.waitIdle(list)
+		ctx, cancel := context.WithTimeout(context.Background(), n.opts.WriteTimeout+2*n.opts.AckTimeout)
+		defer cancel()
+		if err := n.sys.Unload(ctx, list); err != nil && !errors.Is(err, todo.ErrClosed) {
+			n.log.Warn("cluster: unload of a lost list", "list", list, "err", err)
+		}
+		n.held.drop(list)
+	}()
+}
+
+// shutdownNATS closes the connection and the embedded server.
+func (n *Node) shutdownNATS() {
+	if n.nc != nil {
+		n.nc.Close()
+	}
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+	}
+}
+
+// Close leaves the cluster gracefully: the node takes no new list, hands
+// every list it holds to the node that should have it next (each list is
+// drained and its last change stored; no data is copied), withdraws its
+// liveness so that the others take over its idle lists at once, closes
+// its System, and shuts its server down. It joins every goroutine, is
+// idempotent, and after it every call returns todo.ErrClosed.
+func (n *Node) Close() error {
+	n.closeMu.Lock()
+	defer n.closeMu.Unlock()
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	n.leaving.Store(true)
+	var errs []error
+	if n.isReady() {
+		n.handOffAll()
+		ctx, cancel := context.WithTimeout(context.Background(), n.opts.AckTimeout)
+		if err := n.nodes.Delete(ctx, encodeName(n.opts.Name)); err != nil {
+			n.log.Warn("cluster: cannot withdraw liveness; the others wait out the lease", "err", err)
+		}
+		cancel()
+		// Answer the forwarded requests already received, then stop.
+		n.rpc.Drain()
+		for deadline := time.Now().Add(n.opts.RequestTimeout); n.rpc.IsValid() && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		n.rpc.Unsubscribe()
+	}
+	close(n.stop)
+	n.cancel()
+	n.bgMu.Lock()
+	n.bgDone = true
+	n.bgMu.Unlock()
+	n.wg.Wait()
+	n.rpcWG.Wait()
+	if n.sys != nil {
+		n.store.stopping()
+		errs = append(errs, n.sys.Close())
+	}
+	n.shutdownNATS()
+	return errors.Join(errs...)
+}

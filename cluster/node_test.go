@@ -1,0 +1,557 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/cluster"
+	"github.com/gotodo/todo/cluster/clustertest"
+)
+
+var day = todo.Date{Year: 2013, Month: 12, Day: 19}
+
+// addTimeout bounds each add of the tests. It is generous: CI runs the
+// suite with the race detector beside other packages on two cores, and
+// an add that times out fails the test, it measures nothing.
+const addTimeout = 20 * time.Second
+
+func names(nodes []*cluster.Node) []string {
+	var ns []string
+	for _, n := range nodes {
+		ns = append(ns, n.Name())
+	}
+	return ns
+}
+
+// listFor returns a list name, with prefix, that rendezvous hashing puts
+// on node among nodes.
+func listFor(prefix string, node *cluster.Node, nodes []*cluster.Node) string {
+	for i := 0; ; i++ {
+		l := fmt.Sprintf("%s-%d", prefix, i)
+		if cluster.Preferred(l, names(nodes)) == node.Name() {
+			return l
+		}
+	}
+}
+
+// add adds an entry with a unique title through n and records the outcome.
+func add(h *clustertest.History, n *cluster.Node, list, title string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	e, err := n.AddEntry(ctx, list, todo.Entry{Date: day, Title: title})
+	op := clustertest.Op{List: list, Title: title, Node: n.Name(), ID: e.ID}
+	switch {
+	case err == nil:
+		op.Outcome = clustertest.Acked
+	case errors.Is(err, todo.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded):
+		op.Outcome, op.Err = clustertest.Refused, err.Error()
+	default:
+		op.Outcome, op.Err = clustertest.Unknown, err.Error()
+	}
+	h.Record(op, start)
+	return err
+}
+
+// stored reads lists as the stream holds them: every node lets go of
+// them first, so the owner loads them again from the stream.
+func stored(t testing.TB, nodes []*cluster.Node, lists ...string) map[string][]todo.Entry {
+	t.Helper()
+	out := make(map[string][]todo.Entry)
+	var mu sync.Mutex
+	parallel(16, len(lists), func(i int) {
+		l := lists[i]
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		for _, n := range nodes {
+			if sys := n.System(); sys != nil {
+				if err := sys.Unload(ctx, l); err != nil {
+					t.Errorf("unload %q on %s: %v", l, n.Name(), err)
+					return
+				}
+			}
+		}
+		all, err := nodes[0].AllEntries(ctx, l)
+		if err != nil {
+			t.Errorf("read %q: %v", l, err)
+			return
+		}
+		mu.Lock()
+		out[l] = all
+		mu.Unlock()
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	return out
+}
+
+func checkHistory(t testing.TB, h *clustertest.History, final map[string][]todo.Entry) {
+	t.Helper()
+	for _, p := range h.Check(final) {
+		t.Error(p)
+	}
+}
+
+// waitCanWrite waits until every node can write again.
+func waitCanWrite(t testing.TB, nodes []*cluster.Node) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for _, n := range nodes {
+		for !n.Health().CanWrite {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s cannot write: %+v", n.Name(), n.Health())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// Concurrent first requests for one list from every node make one owner,
+// and the ids it gives out are 1..N, each once.
+func TestNode_ConcurrentFirstRequests(t *testing.T) {
+	nodes := threeNodes(t)
+	const list, perNode, callers = "first-requests", 20, 4
+	h := clustertest.NewHistory()
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		for c := range callers {
+			wg.Go(func() {
+				for i := range perNode / callers {
+					if err := add(h, n, list, fmt.Sprintf("%s-%d-%d", n.Name(), c, i), addTimeout); err != nil {
+						t.Errorf("add through %s: %v", n.Name(), err)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	var holders []string
+	for _, n := range nodes {
+		if n.Holds(list) {
+			holders = append(holders, n.Name())
+		}
+	}
+	if len(holders) != 1 || nodes[0].Owner(list) != holders[0] {
+		t.Fatalf("holders %v, owner record %q: want one owner", holders, nodes[0].Owner(list))
+	}
+	final := stored(t, nodes, list)
+	for i, e := range final[list] {
+		if e.ID != i+1 {
+			t.Fatalf("entry %d has id %d: ids are not 1..N", i, e.ID)
+		}
+	}
+	if got, want := len(final[list]), len(nodes)*perNode; got != want {
+		t.Fatalf("%d entries, want %d", got, want)
+	}
+	checkHistory(t, h, final)
+}
+
+// Every node serves every list, whichever node owns it, including names
+// that are not valid NATS subjects or keys.
+func TestNode_EveryNodeServesEveryList(t *testing.T) {
+	nodes := threeNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	lists := []string{"Bob's list", "..", "x*", "a b", "a.b.>", "ünï", "$KV.x", strings.Repeat("z", todo.MaxNameLen)}
+	for i := range 12 {
+		lists = append(lists, fmt.Sprintf("every-%d", i))
+	}
+	for i, l := range lists {
+		if _, err := nodes[i%3].AddEntry(ctx, l, todo.Entry{Date: day, Title: "t-" + l}); err != nil {
+			t.Fatalf("add to %q: %v", l, err)
+		}
+	}
+	for _, n := range nodes {
+		for _, l := range lists {
+			got, err := n.AppendEntries(ctx, l, nil, day)
+			if err != nil || len(got) != 1 || got[0].Title != "t-"+l {
+				t.Fatalf("%s reads %q: %v, %v", n.Name(), l, got, err)
+			}
+		}
+		all, err := n.Lists(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lists {
+			if _, ok := slices.BinarySearch(all, l); !ok {
+				t.Fatalf("%s: Lists misses %q", n.Name(), l)
+			}
+		}
+	}
+	if _, err := nodes[0].AddEntry(ctx, "", todo.Entry{Date: day, Title: "x"}); !errors.Is(err, todo.ErrInvalidName) {
+		t.Fatalf("empty name: %v, want ErrInvalidName", err)
+	}
+}
+
+// Update and delete work through every node: on a non-owner the updater
+// runs locally and its result is sent as a conditional replace.
+func TestNode_UpdateDeleteAnywhere(t *testing.T) {
+	nodes := threeNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	list := listFor("update", nodes[0], nodes)
+	e, err := nodes[0].AddEntry(ctx, list, todo.Entry{Date: day, Title: "v0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		got, err := n.UpdateEntry(ctx, list, e.ID, func(e todo.Entry) todo.Entry {
+			e.Title = fmt.Sprintf("%s+%d", e.Title, i)
+			return e
+		})
+		if err != nil {
+			t.Fatalf("update through %s: %v", n.Name(), err)
+		}
+		if want := "v0+0+1+2"[:4+2*i]; got.Title != want {
+			t.Fatalf("update through %s: %q, want %q", n.Name(), got.Title, want)
+		}
+	}
+	if _, err := nodes[1].UpdateEntry(ctx, list, 99, func(e todo.Entry) todo.Entry { return e }); !errors.Is(err, todo.ErrEntryNotFound) {
+		t.Fatalf("update of a missing id through a non-owner: %v", err)
+	}
+	if _, err := nodes[2].UpdateEntry(ctx, list, e.ID, func(e todo.Entry) todo.Entry { panic("boom") }); !errors.Is(err, todo.ErrCrashed) {
+		t.Fatalf("panicking updater on a non-owner: %v", err)
+	}
+	if err := nodes[2].DeleteEntry(ctx, list, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[1].DeleteEntry(ctx, list, e.ID); !errors.Is(err, todo.ErrEntryNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// A list over 1 MiB (NATS's default max_payload) is stored, loaded back
+// and forwarded.
+func TestNode_ListOverOneMiB(t *testing.T) {
+	nodes := threeNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	list := listFor("big", nodes[0], nodes)
+	title := strings.Repeat("x", 32<<10)
+	const count = 40 // 1.25 MiB of titles
+	for i := range count {
+		if _, err := nodes[0].AddEntry(ctx, list, todo.Entry{Date: day, Title: fmt.Sprint(i, title)}); err != nil {
+			t.Fatalf("add %d: %v", i, err)
+		}
+	}
+	final := stored(t, nodes, list)
+	if len(final[list]) != count {
+		t.Fatalf("%d entries after a reload, want %d", len(final[list]), count)
+	}
+	all, err := nodes[1].AllEntries(ctx, list) // forwarded: the answer is over 1 MiB too
+	if err != nil || len(all) != count {
+		t.Fatalf("forwarded read: %d entries, %v", len(all), err)
+	}
+	if nodes[0].Stats().Snapshots == 0 {
+		t.Fatal("no snapshot written")
+	}
+}
+
+// staleOwner runs the stale-owner scenario on nodes: the owner of a list
+// stops renewing its liveness but goes on believing its lease (a frozen
+// process), another node takes the list over and writes it, then the
+// stale owner writes. It returns the history and what is stored.
+func staleOwner(t *testing.T, nodes []*cluster.Node) (*clustertest.History, map[string][]todo.Entry, string) {
+	a, b := nodes[0], nodes[1]
+	list := listFor("stale", a, nodes)
+	h := clustertest.NewHistory()
+	for i := range 3 {
+		if err := add(h, a, list, fmt.Sprint("a-before-", i), addTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !a.Holds(list) {
+		t.Fatalf("%s does not hold %q", a.Name(), list)
+	}
+	a.PauseLiveness()
+	defer func() {
+		a.ResumeLiveness()
+		waitCanWrite(t, nodes)
+	}()
+	// Writes through b go to a while a looks alive, then to the node
+	// that takes the list over once a looks dead.
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; a.Owner(list) == a.Name(); i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("nobody took %q over from %s", list, a.Name())
+		}
+		add(h, b, list, fmt.Sprint("b-", i), addTimeout)
+		time.Sleep(100 * time.Millisecond) // pace the writes; the loop waits on the owner record
+	}
+	if err := add(h, b, list, "b-after-takeover", addTimeout); err != nil {
+		t.Fatal(err)
+	}
+	// a still believes it owns the list, and writes.
+	add(h, a, list, "a-stale-1", addTimeout)
+	add(h, a, list, "a-stale-2", addTimeout)
+	return h, stored(t, nodes, list), list
+}
+
+// A stale owner's write is refused by the fence: it learns it lost the
+// list, stops serving it, and its caller's write goes to the new owner;
+// nothing acknowledged is lost or duplicated.
+func TestNode_StaleOwnerLosesFence(t *testing.T) {
+	nodes := threeNodes(t)
+	before := nodes[0].Stats().FenceFailures
+	h, final, list := staleOwner(t, nodes)
+	checkHistory(t, h, final)
+	if acked, _, _ := h.Counts(); acked != len(h.Ops()) {
+		t.Errorf("%d of %d adds acknowledged: every add should succeed, the stale one through the new owner", acked, len(h.Ops()))
+	}
+	if got := nodes[0].Stats().FenceFailures - before; got < 1 {
+		t.Errorf("the stale owner had %d fence failures, want at least 1", got)
+	}
+	if nodes[0].Holds(list) {
+		t.Errorf("the stale owner still serves %q", list)
+	}
+}
+
+// The broken twin: without the fence, the stale owner's write lands on a
+// stale view of the list and the history checker finds a write lost.
+func TestNode_StaleOwnerWithoutFence_LosesWrites(t *testing.T) {
+	dir := t.TempDir()
+	nodes, err := startNodes(dir, 3, nil, cluster.WithoutFence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(nodes)
+	h, final, _ := staleOwner(t, nodes)
+	if problems := h.Check(final); len(problems) == 0 {
+		t.Fatal("without the fence, the checker found nothing wrong: the stale-owner test cannot fail")
+	} else {
+		t.Logf("without the fence, as expected: %q", problems)
+	}
+}
+
+// A 4th node joins: about a quarter of 1,000 lists move to it while
+// requests keep succeeding; then it leaves gracefully and hands them off.
+func TestNode_JoinAndLeave(t *testing.T) {
+	nodes := threeNodes(t)
+	const count = 1000
+	lists := make([]string, count)
+	for i := range lists {
+		lists[i] = fmt.Sprint("move-", i)
+	}
+	h := clustertest.NewHistory()
+	var seq sync.Mutex
+	next := 0
+	title := func(prefix string) string {
+		seq.Lock()
+		defer seq.Unlock()
+		next++
+		return fmt.Sprint(prefix, next)
+	}
+	// Every list gets an entry and an owner.
+	parallel(64, count, func(i int) {
+		if err := add(h, nodes[i%3], lists[i], title("init-"), addTimeout); err != nil {
+			t.Errorf("add to %s: %v", lists[i], err)
+		}
+	})
+	before := make([]string, count)
+	for i, l := range lists {
+		before[i] = nodes[0].Owner(l)
+	}
+	stop := make(chan struct{})
+	var load sync.WaitGroup
+	var failures []string
+	var failMu sync.Mutex
+	all := slices.Clone(nodes)
+	var allMu sync.RWMutex
+	for w := range 8 {
+		load.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 7))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				allMu.RLock()
+				n := all[r.IntN(len(all))]
+				allMu.RUnlock()
+				if err := add(h, n, lists[r.IntN(count)], title("load-"), addTimeout); err != nil {
+					failMu.Lock()
+					failures = append(failures, err.Error())
+					failMu.Unlock()
+				}
+			}
+		})
+	}
+	n4s, err := startNodes(shared.dir, 1, addrs(nodes), func(o *cluster.Options) { o.Name, o.Dir = "n4", shared.dir+"/n4" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	n4 := n4s[0]
+	allMu.Lock()
+	all = append(all, n4)
+	allMu.Unlock()
+	// Touch every list, so that idle ones move too.
+	parallel(32, count, func(i int) {
+		if err := add(h, all[i%4], lists[i], title("touch-"), addTimeout); err != nil {
+			t.Errorf("add to %s after the join: %v", lists[i], err)
+		}
+	})
+	moved, toN4 := 0, 0
+	for i, l := range lists {
+		if o := nodes[0].Owner(l); o != before[i] {
+			moved++
+			if o == "n4" {
+				toN4++
+			}
+		}
+	}
+	t.Logf("after the join %d of %d lists moved, %d of them to n4; n4 holds %d", moved, count, toN4, n4.Stats().OwnedLists)
+	if moved < count*20/100 || moved > count*30/100 || toN4 != moved {
+		t.Errorf("%d lists moved (%d to n4), want 20-30%% of %d, all to n4", moved, toN4, count)
+	}
+	// The graceful leave, under load.
+	allMu.Lock()
+	all = all[:3]
+	allMu.Unlock()
+	if err := n4.Close(); err != nil {
+		t.Fatalf("n4 leaving: %v", err)
+	}
+	parallel(32, count, func(i int) {
+		if err := add(h, nodes[i%3], lists[i], title("after-"), addTimeout); err != nil {
+			t.Errorf("add to %s after the leave: %v", lists[i], err)
+		}
+	})
+	close(stop)
+	load.Wait()
+	for _, f := range failures {
+		t.Error("a request failed during the join or the leave:", f)
+	}
+	for _, l := range lists {
+		if o := nodes[0].Owner(l); o == "n4" {
+			t.Fatalf("%s still owned by n4 after it left", l)
+		}
+	}
+	acked, refused, unknown := h.Counts()
+	t.Logf("%d adds acknowledged, %d refused, %d unknown", acked, refused, unknown)
+	checkHistory(t, h, stored(t, nodes, lists...))
+}
+
+func addrs(nodes []*cluster.Node) []string {
+	var as []string
+	for _, n := range nodes {
+		as = append(as, n.ClusterAddr())
+	}
+	return as
+}
+
+// parallel runs fn(0..count-1) on workers goroutines.
+func parallel(workers, count int, fn func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				fn(i)
+			}
+		})
+	}
+	for i := range count {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// Remote updates of one entry from two non-owners at once: each updater
+// runs where it was called, and a replace whose entry changed meanwhile
+// is refused and run again, so no increment is lost.
+func TestNode_RemoteUpdatesDoNotLoseIncrements(t *testing.T) {
+	nodes := threeNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	list := listFor("counter", nodes[0], nodes)
+	e, err := nodes[0].AddEntry(ctx, list, todo.Entry{Date: day, Title: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const callers, each = 4, 5
+	var wg sync.WaitGroup
+	for _, n := range nodes[1:] {
+		for range callers {
+			wg.Go(func() {
+				for range each {
+					_, err := n.UpdateEntry(ctx, list, e.ID, func(e todo.Entry) todo.Entry {
+						var v int
+						fmt.Sscan(e.Title, &v)
+						e.Title = fmt.Sprint(v + 1)
+						return e
+					})
+					if err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	all, err := nodes[0].AllEntries(ctx, list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprint(2 * callers * each); all[0].Title != want {
+		t.Fatalf("counter is %s, want %s", all[0].Title, want)
+	}
+	t.Logf("conflicts retried: %d", nodes[1].Stats().Conflicts+nodes[2].Stats().Conflicts)
+}
+
+// Pages of lists and of entries, cut on the owner, from every node.
+func TestNode_Pages(t *testing.T) {
+	nodes := threeNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	list := listFor("pages", nodes[0], nodes)
+	other := todo.Date{Year: 2014, Month: 1, Day: 2}
+	for i := range 10 {
+		d := day
+		if i%2 == 1 {
+			d = other
+		}
+		if _, err := nodes[0].AddEntry(ctx, list, todo.Entry{Date: d, Title: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes {
+		var ids []int
+		for after := 0; ; {
+			page, err := n.EntriesPage(ctx, list, todo.Date{}, after, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, e := range page {
+				ids = append(ids, e.ID)
+			}
+			after = page[len(page)-1].ID
+		}
+		if !slices.Equal(ids, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
+			t.Fatalf("%s: pages gave ids %v", n.Name(), ids)
+		}
+		page, err := n.EntriesPage(ctx, list, other, 2, 2)
+		if err != nil || len(page) != 2 || page[0].ID != 4 || page[1].ID != 6 {
+			t.Fatalf("%s: a page of one date: %v, %v", n.Name(), page, err)
+		}
+		if _, err := n.EntriesPage(ctx, list, other, 0, 0); err == nil {
+			t.Fatalf("%s: limit 0 accepted", n.Name())
+		}
+		names, err := n.ListsPage(ctx, list, 1)
+		if err != nil || len(names) > 1 || len(names) == 1 && names[0] <= list {
+			t.Fatalf("%s: ListsPage after %q: %v, %v", n.Name(), list, names, err)
+		}
+	}
+}

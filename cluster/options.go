@@ -1,0 +1,190 @@
+package cluster
+
+import (
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/gotodo/todo"
+)
+
+// Options configure a node. Name and Dir are required; every other field
+// has the default written on it.
+type Options struct {
+	// Name names the node in the cluster: unique, stable across restarts
+	// (a node's lists and its place in the cluster are found by it), at
+	// most 64 bytes of letters, digits, '-', '_' and '.'.
+	Name string
+
+	// Dir is the node's data directory: the embedded server's JetStream
+	// files (under jetstream/) and the peers it has learned
+	// (cluster-peers), so that a restart rejoins through all of them.
+	Dir string
+
+	// ClusterAddr is the host:port the embedded server listens on for its
+	// peers' routes. Port 0 picks a free one (see Node.ClusterAddr).
+	// Empty means 127.0.0.1:6222.
+	ClusterAddr string
+
+	// Peers are the cluster addresses (host:port) of other nodes: at
+	// least one that runs, to join the cluster. The node adds those it
+	// has learned before, and every node tells the others of all the
+	// rest, so one live peer is enough to join. Empty for the first node
+	// of a cluster, which waits for the others.
+	Peers []string
+
+	// ClientAddr, if set, is a host:port where the embedded server also
+	// accepts NATS clients (the nats command, for one). The node itself
+	// talks to its server in-process. Empty means a free port on
+	// 127.0.0.1 (the server will not route without a client listener).
+	ClientAddr string
+
+	// NATSURL, if set, connects the node to an existing NATS cluster with
+	// JetStream instead of embedding a server: ClusterAddr, Peers and
+	// ClientAddr are then unused. Its servers should fsync before they
+	// acknowledge (sync_interval: always), and their max_payload bounds
+	// the largest list.
+	NATSURL string
+
+	// Replicas is how many servers store each list (and the ownership
+	// records). Zero means 3. With fewer servers in the cluster, as many
+	// as there are (but at least 2) are used until more join.
+	Replicas int
+
+	// LeaseTTL is how long a node's liveness lasts without a renewal: a
+	// node that cannot renew its liveness stops serving its lists this
+	// long after its last renewal, and the others take them over once it
+	// has been silent for LeaseTTL + ClockSkew. Zero means 4s.
+	LeaseTTL time.Duration
+
+	// ClockSkew is how far the clocks of two nodes may disagree. Zero
+	// means 500ms.
+	ClockSkew time.Duration
+
+	// RequestTimeout bounds a request forwarded to another node when the
+	// caller's ctx has no deadline. Zero means 5s.
+	RequestTimeout time.Duration
+
+	// AckTimeout bounds the wait for one acknowledgement from JetStream.
+	// Zero means 2s.
+	AckTimeout time.Duration
+
+	// WriteTimeout is how long a write whose acknowledgement does not
+	// come is published again before it is settled by a fence marker
+	// (see the package doc). Zero means 5s.
+	WriteTimeout time.Duration
+
+	// System configures the node's local todo.System: idle expiry, the
+	// mailboxes, the workers committing to JetStream (Workers), and the
+	// largest list (MaxFileSize, at most 63 MiB in a cluster). Nil means
+	// the defaults.
+	System *todo.Options
+
+	// Logger receives what the node and its embedded server report. Nil
+	// means the System's Logger, or nothing.
+	Logger *slog.Logger
+
+	// Test hooks, set through export_test.go.
+	noFence bool // store without the fence: the broken twin
+}
+
+// maxClusterPayload is the largest message NATS takes (max_payload caps
+// at 64 MiB); a list must fit in one, with its headers.
+const maxClusterPayload = 64 << 20
+
+func (o *Options) withDefaults() (Options, error) {
+	c := *o
+	if c.Name == "" {
+		return c, errInvalidOptions("Name is empty")
+	}
+	if len(c.Name) > 64 {
+		return c, errInvalidOptions("Name %q is over 64 bytes", c.Name)
+	}
+	for _, r := range c.Name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return c, errInvalidOptions("Name %q: only letters, digits, '-', '_' and '.'", c.Name)
+		}
+	}
+	if c.Dir == "" {
+		return c, errInvalidOptions("Dir is empty")
+	}
+	if c.ClusterAddr == "" {
+		c.ClusterAddr = "127.0.0.1:6222"
+	}
+	if c.NATSURL == "" {
+		if err := checkHostPort("ClusterAddr", c.ClusterAddr); err != nil {
+			return c, err
+		}
+		for _, p := range c.Peers {
+			if err := checkHostPort("Peers", p); err != nil {
+				return c, err
+			}
+		}
+		if c.ClientAddr != "" {
+			if err := checkHostPort("ClientAddr", c.ClientAddr); err != nil {
+				return c, err
+			}
+		}
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 3
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return c, errInvalidOptions("Replicas %d is not in 1..5", c.Replicas)
+	}
+	defaults := []struct {
+		p *time.Duration
+		d time.Duration
+	}{
+		{&c.LeaseTTL, 4 * time.Second},
+		{&c.ClockSkew, 500 * time.Millisecond},
+		{&c.RequestTimeout, 5 * time.Second},
+		{&c.AckTimeout, 2 * time.Second},
+		{&c.WriteTimeout, 5 * time.Second},
+	}
+	for _, d := range defaults {
+		if *d.p == 0 {
+			*d.p = d.d
+		}
+		if *d.p < 0 {
+			return c, errInvalidOptions("a timeout is negative: %v", *d.p)
+		}
+	}
+	if c.LeaseTTL < 500*time.Millisecond {
+		return c, errInvalidOptions("LeaseTTL %v is under 500ms", c.LeaseTTL)
+	}
+	var sys todo.Options
+	if c.System != nil {
+		sys = *c.System
+	}
+	if sys.MaxFileSize == 0 {
+		sys.MaxFileSize = 16 << 20
+	}
+	if sys.MaxFileSize > maxClusterPayload-headerRoom-1<<20 {
+		return c, errInvalidOptions("System.MaxFileSize %d: a list must fit in one NATS message, at most %d bytes", sys.MaxFileSize, maxClusterPayload-headerRoom-1<<20)
+	}
+	if c.Logger == nil {
+		c.Logger = sys.Logger
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if sys.Logger == nil {
+		sys.Logger = c.Logger
+	}
+	c.System = &sys
+	return c, nil
+}
+
+func checkHostPort(field, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errInvalidOptions("%s %q: %v", field, addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return errInvalidOptions("%s %q: bad port", field, addr)
+	}
+	_ = host
+	return nil
+}

@@ -1,0 +1,354 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gotodo/todo"
+	"github.com/nats-io/nats.go"
+)
+
+// Forwarded requests travel over NATS request/reply to the owner's own
+// subject (todo.rpc.<node>), in a compact binary form written with the
+// codec's entry encoding. Per-node subjects cost one subscription per
+// node, however many lists; per-list subjects would cost one per list.
+
+// rpcOp is what a forwarded request asks.
+type rpcOp byte
+
+const (
+	rpcAdd     rpcOp = iota + 1
+	rpcReplace       // UpdateEntry's conditional replace: expected → entry
+	rpcDelete
+	rpcEntries // one date
+	rpcAll
+	rpcGet  // one entry by id, for UpdateEntry
+	rpcPage // a page of entries: after id, at most limit
+)
+
+// rpcRequest is a forwarded request.
+type rpcRequest struct {
+	op   rpcOp
+	hops int
+	// deadline is the caller's, as an absolute time: a request that
+	// reaches the owner late (held in a route while the network was
+	// cut, and delivered when it healed) is refused, not served after
+	// its caller was told it timed out.
+	deadline time.Time
+	list     string
+	id       int
+	entry    todo.Entry // add: the entry; replace: the new entry; entries, page: its Date
+	expected todo.Entry // replace: the entry the updater ran on
+	limit    int        // page: the most entries to return
+	key      string     // add, replace, delete: the caller's idempotency key, or ""
+}
+
+func (r *rpcRequest) encode() []byte {
+	b := []byte{codecVersion, byte(r.op), byte(r.hops)}
+	b = binary.AppendUvarint(b, uint64(max(r.deadline.UnixMilli(), 0)))
+	b = binary.AppendUvarint(b, uint64(len(r.list)))
+	b = append(b, r.list...)
+	b = binary.AppendUvarint(b, uint64(r.id))
+	b = appendEntry(b, r.entry)
+	b = appendEntry(b, r.expected)
+	b = binary.AppendUvarint(b, uint64(max(r.limit, 0)))
+	b = binary.AppendUvarint(b, uint64(len(r.key)))
+	return append(b, r.key...)
+}
+
+func decodeRequest(b []byte) (rpcRequest, error) {
+	d := decoder{b: b}
+	var r rpcRequest
+	if v := d.byte("version"); d.err == nil && v != codecVersion {
+		d.fail("version %d", v)
+	}
+	r.op = rpcOp(d.byte("op"))
+	r.hops = int(d.byte("hops"))
+	r.deadline = time.UnixMilli(int64(d.uvarint("deadline", 1<<62)))
+	r.list = d.bytes("list")
+	r.id = int(d.uvarint("id", todo.MaxID))
+	r.entry = d.entry()
+	r.expected = d.entry()
+	r.limit = int(d.uvarint("limit", 1<<31))
+	r.key = d.bytes("key")
+	return r, d.end()
+}
+
+// Error kinds in answers: each maps back to the sentinel the owner's
+// error wrapped, so that errors.Is works across nodes.
+const (
+	errKindNone byte = iota
+	errKindNotOwner
+	errKindUnavailable
+	errKindNotFound
+	errKindInvalidName
+	errKindInvalidDate
+	errKindInvalidTitle
+	errKindListFull
+	errKindCrashed
+	errKindCorrupt
+	errKindTooLarge
+	errKindClosed
+	errKindDeadline
+	errKindCanceled
+	errKindConflict
+	errKindInvalidKey
+	errKindKeyReused
+	errKindInvalidLimit
+	errKindOther
+)
+
+var errKinds = []struct {
+	kind byte
+	err  error
+}{
+	{errKindNotOwner, ErrNotOwner},
+	{errKindNotFound, todo.ErrEntryNotFound},
+	{errKindInvalidName, todo.ErrInvalidName},
+	{errKindInvalidDate, todo.ErrInvalidDate},
+	{errKindInvalidTitle, todo.ErrInvalidTitle},
+	{errKindListFull, todo.ErrListFull},
+	{errKindCrashed, todo.ErrCrashed},
+	{errKindCorrupt, todo.ErrCorrupt},
+	{errKindTooLarge, todo.ErrTooLarge},
+	{errKindClosed, todo.ErrClosed},
+	{errKindDeadline, context.DeadlineExceeded},
+	{errKindCanceled, context.Canceled},
+	{errKindConflict, errConflict},
+	{errKindInvalidKey, todo.ErrInvalidKey},
+	{errKindKeyReused, todo.ErrKeyReused},
+	{errKindInvalidLimit, todo.ErrInvalidLimit},
+	{errKindUnavailable, todo.ErrUnavailable}, // after ErrNotOwner, which wraps it
+}
+
+// errConflict is a conditional replace refused: the entry changed since
+// it was read. UpdateEntry reads it again and reruns its updater.
+var errConflict = errors.New("todo: entry changed meanwhile")
+
+func errKind(err error) byte {
+	if err == nil {
+		return errKindNone
+	}
+	for _, k := range errKinds {
+		if errors.Is(err, k.err) {
+			return k.kind
+		}
+	}
+	return errKindOther
+}
+
+// remoteError rebuilds an owner's error: its sentinel, and its message,
+// which already names the list.
+type remoteError struct {
+	node string
+	msg  string
+	err  error
+}
+
+func (e *remoteError) Error() string { return e.msg + " (on node " + e.node + ")" }
+func (e *remoteError) Unwrap() error { return e.err }
+
+func kindError(kind byte, node, msg string) error {
+	for _, k := range errKinds {
+		if k.kind == kind {
+			return &remoteError{node, msg, k.err}
+		}
+	}
+	return &remoteError{node, msg, nil}
+}
+
+// rpcReply is the answer to a forwarded request.
+type rpcReply struct {
+	errKind byte
+	errMsg  string
+	entry   todo.Entry
+	entries []todo.Entry
+	// servedBy is the owner that served the request, with its epoch: the
+	// node asked forwarded it on when the list had moved, and the caller
+	// then sends the next request there straight away.
+	servedBy    string
+	servedEpoch uint64
+}
+
+// served is where a node notes who served a forwarded request, carried
+// in its ctx (see withServed).
+type served struct {
+	node  string
+	epoch uint64
+}
+
+type servedKey struct{}
+
+func withServed(ctx context.Context, s *served) context.Context {
+	return context.WithValue(ctx, servedKey{}, s)
+}
+
+// noteServed records who served a request, if its ctx asks.
+func noteServed(ctx context.Context, node string, epoch uint64) {
+	if s, ok := ctx.Value(servedKey{}).(*served); ok {
+		s.node, s.epoch = node, epoch
+	}
+}
+
+func (r *rpcReply) encode() []byte {
+	n := 32 + len(r.errMsg)
+	for _, e := range r.entries {
+		n += 16 + len(e.Title)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, codecVersion, r.errKind)
+	b = binary.AppendUvarint(b, uint64(len(r.errMsg)))
+	b = append(b, r.errMsg...)
+	b = appendEntry(b, r.entry)
+	b = binary.AppendUvarint(b, uint64(len(r.entries)))
+	for _, e := range r.entries {
+		b = appendEntry(b, e)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.servedBy)))
+	b = append(b, r.servedBy...)
+	return binary.AppendUvarint(b, r.servedEpoch)
+}
+
+func decodeReply(b []byte) (rpcReply, error) {
+	d := decoder{b: b}
+	var r rpcReply
+	if v := d.byte("version"); d.err == nil && v != codecVersion {
+		d.fail("version %d", v)
+	}
+	r.errKind = d.byte("error kind")
+	r.errMsg = d.bytes("message")
+	r.entry = d.entry()
+	count := int(d.uvarint("count", uint64(len(d.b))))
+	if count > 0 && d.err == nil {
+		r.entries = make([]todo.Entry, 0, count)
+	}
+	for i := 0; i < count && d.err == nil; i++ {
+		r.entries = append(r.entries, d.entry())
+	}
+	r.servedBy = d.bytes("served by")
+	r.servedEpoch = d.uvarint("epoch", 1<<63)
+	return r, d.end()
+}
+
+// forward sends req to node and returns its answer. A node that is gone
+// (no responders) gives a retryable error: nobody got the request. A
+// request whose answer does not come within ctx gives ctx's error: it may
+// have been served, as with any call timeout.
+func (n *Node) forward(ctx context.Context, node string, req *rpcRequest) (rpcReply, error) {
+	n.stats.forwarded.Add(1)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.opts.RequestTimeout)
+		defer cancel()
+	}
+	req.deadline, _ = ctx.Deadline()
+	req.key = todo.IdempotencyKey(ctx)
+	msg, err := n.nc.RequestWithContext(ctx, rpcSubject(node), req.encode())
+	if errors.Is(err, nats.ErrNoResponders) {
+		n.ownerCache.forget(req.list)
+		return rpcReply{}, fmt.Errorf("%w: node %s does not answer", ErrNotOwner, node)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return rpcReply{}, fmt.Errorf("list %q: forwarded to node %s: %w", req.list, node, ctx.Err())
+		}
+		return rpcReply{}, fmt.Errorf("%w: forward to node %s: %w", ErrNotReady, node, err)
+	}
+	rep, err := decodeReply(msg.Data)
+	if err != nil {
+		return rpcReply{}, fmt.Errorf("cluster: answer of node %s: %w", node, err)
+	}
+	if rep.servedBy != "" {
+		noteServed(ctx, rep.servedBy, rep.servedEpoch)
+		if rep.servedBy != node && rep.servedBy != n.opts.Name {
+			n.ownerCache.put(req.list, ownerRecord{rep.servedBy, rep.servedEpoch})
+		}
+	}
+	if rep.errKind != errKindNone {
+		if rep.errKind == errKindNotOwner {
+			n.ownerCache.forget(req.list)
+		}
+		return rep, kindError(rep.errKind, node, rep.errMsg)
+	}
+	return rep, nil
+}
+
+// serveRPC takes a forwarded request off the subscription and serves it
+// on a goroutine of its own, at most cap(rpcSem) at once.
+func (n *Node) serveRPC(msg *nats.Msg) {
+	select {
+	case n.rpcSem <- struct{}{}:
+	default:
+		rep := rpcReply{errKind: errKindUnavailable, errMsg: "todo: node " + n.opts.Name + " is overloaded"}
+		msg.Respond(rep.encode())
+		return
+	}
+	n.rpcWG.Add(1)
+	go func() {
+		defer n.rpcWG.Done()
+		defer func() { <-n.rpcSem }()
+		n.stats.served.Add(1)
+		req, err := decodeRequest(msg.Data)
+		var rep rpcReply
+		if err != nil {
+			rep = rpcReply{errKind: errKindOther, errMsg: "cluster: bad request: " + err.Error()}
+		} else {
+			rep = n.serveForwarded(&req)
+		}
+		msg.Respond(rep.encode())
+	}()
+}
+
+// serveForwarded serves a request another node forwarded here, with what
+// is left of its caller's deadline.
+func (n *Node) serveForwarded(req *rpcRequest) (rep rpcReply) {
+	// The caller's deadline, bounded: a clock far off must not make a
+	// request wait for ever.
+	deadline := req.deadline
+	if limit := time.Now().Add(time.Hour); deadline.After(limit) {
+		deadline = limit
+	}
+	if !time.Now().Before(deadline) {
+		n.stats.late.Add(1)
+		return rpcReply{errKind: errKindDeadline, errMsg: fmt.Sprintf("list %q: the request reached node %s after its deadline", req.list, n.opts.Name)}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if req.key != "" {
+		ctx = todo.WithIdempotencyKey(ctx, req.key)
+	}
+	var by served
+	ctx = withServed(ctx, &by)
+	defer func() { rep.servedBy, rep.servedEpoch = by.node, by.epoch }()
+	var err error
+	switch req.op {
+	case rpcAdd:
+		rep.entry, err = n.addEntry(ctx, req.list, req.entry, req.hops)
+	case rpcReplace:
+		rep.entry, err = n.replace(ctx, req.list, req.id, req.expected, req.entry, req.hops)
+	case rpcDelete:
+		err = n.deleteEntry(ctx, req.list, req.id, req.hops)
+	case rpcEntries:
+		rep.entries, err = n.appendEntries(ctx, req.list, nil, req.entry.Date, req.hops)
+	case rpcAll:
+		rep.entries, err = n.allEntries(ctx, req.list, req.hops)
+	case rpcGet:
+		rep.entry, err = n.getEntry(ctx, req.list, req.id, req.hops)
+	case rpcPage:
+		rep.entries, err = n.entriesPage(ctx, req.list, req.entry.Date, req.id, req.limit, req.hops)
+	default:
+		err = fmt.Errorf("cluster: unknown request %d", req.op)
+	}
+	if errors.Is(err, todo.ErrClosed) {
+		// This node is leaving, not the caller's: the list is served
+		// elsewhere next.
+		err = fmt.Errorf("%w: node %s is leaving", ErrNotOwner, n.opts.Name)
+	}
+	if err != nil {
+		rep.errKind, rep.errMsg = errKind(err), err.Error()
+	}
+	return rep
+}

@@ -1,0 +1,327 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/gotodo/todo"
+)
+
+var _ todo.Service = (*Node)(nil)
+
+// do runs a call on list where it is served: through the local System
+// when this node owns the list, else forwarded to the owner. A call
+// refused with a retryable error (the list is moving, its owner died, the
+// fence failed: nothing was changed) is routed and sent again, with a
+// growing pause, until ctx ends, bounded by RequestTimeout when ctx has
+// no deadline; then the last refusal is returned. Only the node the call
+// came to retries it.
+func (n *Node) do(ctx context.Context, list string, hops int, local func(context.Context) error, remote func(context.Context, string) error) error {
+	if err := validName(list); err != nil {
+		return err
+	}
+	if n.leaving.Load() && hops == 0 && n.isClosed() {
+		return todo.ErrClosed
+	}
+	if !n.isReady() {
+		return ErrNotReady
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.opts.RequestTimeout)
+		defer cancel()
+	}
+	pause := 5 * time.Millisecond
+	for {
+		err := n.try(ctx, list, hops, local, remote)
+		if err == nil || !isRetryable(err) || hops > 0 {
+			// A forwarded call is retried by the node it came from,
+			// which routes it afresh: retries at every hop would
+			// multiply.
+			return err
+		}
+		n.stats.retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
+}
+
+func (n *Node) try(ctx context.Context, list string, hops int, local func(context.Context) error, remote func(context.Context, string) error) error {
+	isLocal, node, err := n.route(ctx, list)
+	if err != nil {
+		return err
+	}
+	if isLocal {
+		defer n.held.release(list)
+		noteServed(ctx, n.opts.Name, n.lease.valid(time.Now()))
+		return local(ctx)
+	}
+	if hops >= maxHops {
+		return fmt.Errorf("%w: list %q is served by node %s", ErrNotOwner, list, node)
+	}
+	return remote(ctx, node)
+}
+
+func (n *Node) isClosed() bool {
+	select {
+	case <-n.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// AddEntry adds e to the list, on the node that owns it.
+func (n *Node) AddEntry(ctx context.Context, list string, e todo.Entry) (todo.Entry, error) {
+	return n.addEntry(ctx, list, e, 0)
+}
+
+func (n *Node) addEntry(ctx context.Context, list string, e todo.Entry, hops int) (res todo.Entry, err error) {
+	err = n.do(ctx, list, hops, func(ctx context.Context) (err error) {
+		res, err = n.sys.AddEntry(ctx, list, e)
+		return err
+	}, func(ctx context.Context, node string) error {
+		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcAdd, hops: hops + 1, list: list, entry: e})
+		res = rep.entry
+		return err
+	})
+	return res, err
+}
+
+// UpdateEntry replaces the entry with the given id by what update returns.
+// On the owner, update runs in the list's server, as with a System. A
+// closure cannot travel to another node: elsewhere, the current entry is
+// read from the owner, update runs here, and the result is sent back as
+// a conditional replace, which is refused if the entry changed meanwhile;
+// then the entry is read again and update runs again. So update may run
+// more than once, and must not have side effects that matter.
+func (n *Node) UpdateEntry(ctx context.Context, list string, id int, update func(todo.Entry) todo.Entry) (res todo.Entry, err error) {
+	err = n.do(ctx, list, 0, func(ctx context.Context) (err error) {
+		res, err = n.sys.UpdateEntry(ctx, list, id, update)
+		return err
+	}, func(ctx context.Context, node string) error {
+		for {
+			rep, err := n.forward(ctx, node, &rpcRequest{op: rpcGet, hops: 1, list: list, id: id})
+			if err != nil {
+				return err
+			}
+			cur := rep.entry
+			e, err := n.runUpdater(list, update, cur)
+			if err != nil {
+				return err
+			}
+			rep, err = n.forward(ctx, node, &rpcRequest{op: rpcReplace, hops: 1, list: list, id: id, expected: cur, entry: e})
+			if errors.Is(err, errConflict) {
+				n.stats.conflicts.Add(1)
+				continue
+			}
+			res = rep.entry
+			return err
+		}
+	})
+	return res, err
+}
+
+// runUpdater runs a caller's updater on a goroutine of its own, so that a
+// panic, or runtime.Goexit, fails only this call, as in a list's server.
+func (n *Node) runUpdater(list string, update func(todo.Entry) todo.Entry, cur todo.Entry) (e todo.Entry, err error) {
+	done := make(chan struct{})
+	ok := false
+	go func() {
+		defer close(done)
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%w: list %q: %v", todo.ErrCrashed, list, r)
+				n.log.Error("todo: updater panicked", "list", list, "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		e = update(cur)
+		ok = true
+	}()
+	<-done
+	if !ok && err == nil {
+		err = fmt.Errorf("%w: list %q: the updater called runtime.Goexit", todo.ErrCrashed, list)
+	}
+	e.ID = cur.ID
+	return e, err
+}
+
+// replace is the owner's side of a remote UpdateEntry: it replaces the
+// entry by e if it still is expected, else fails with errConflict.
+func (n *Node) replace(ctx context.Context, list string, id int, expected, e todo.Entry, hops int) (res todo.Entry, err error) {
+	err = n.do(ctx, list, hops, func(ctx context.Context) (err error) {
+		conflict := false
+		res, err = n.sys.UpdateEntry(ctx, list, id, func(cur todo.Entry) todo.Entry {
+			if cur != expected {
+				conflict = true
+				return cur
+			}
+			return e
+		})
+		if err == nil && conflict {
+			return errConflict
+		}
+		return err
+	}, func(ctx context.Context, node string) error {
+		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcReplace, hops: hops + 1, list: list, id: id, expected: expected, entry: e})
+		res = rep.entry
+		return err
+	})
+	return res, err
+}
+
+// getEntry returns one entry, for a remote UpdateEntry.
+func (n *Node) getEntry(ctx context.Context, list string, id int, hops int) (res todo.Entry, err error) {
+	err = n.do(ctx, list, hops, func(ctx context.Context) error {
+		all, err := n.sys.AllEntries(ctx, list)
+		if err != nil {
+			return err
+		}
+		i, ok := slices.BinarySearchFunc(all, id, func(e todo.Entry, id int) int { return e.ID - id })
+		if !ok {
+			return fmt.Errorf("%w: id %d", todo.ErrEntryNotFound, id)
+		}
+		res = all[i]
+		return nil
+	}, func(ctx context.Context, node string) error {
+		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcGet, hops: hops + 1, list: list, id: id})
+		res = rep.entry
+		return err
+	})
+	return res, err
+}
+
+// DeleteEntry removes the entry with the given id, on the owner.
+func (n *Node) DeleteEntry(ctx context.Context, list string, id int) error {
+	return n.deleteEntry(ctx, list, id, 0)
+}
+
+func (n *Node) deleteEntry(ctx context.Context, list string, id int, hops int) error {
+	return n.do(ctx, list, hops, func(ctx context.Context) error {
+		return n.sys.DeleteEntry(ctx, list, id)
+	}, func(ctx context.Context, node string) error {
+		_, err := n.forward(ctx, node, &rpcRequest{op: rpcDelete, hops: hops + 1, list: list, id: id})
+		return err
+	})
+}
+
+// AppendEntries appends the entries of date d of the list to dst, read on
+// the owner: it holds the list's latest state.
+func (n *Node) AppendEntries(ctx context.Context, list string, dst []todo.Entry, d todo.Date) ([]todo.Entry, error) {
+	return n.appendEntries(ctx, list, dst, d, 0)
+}
+
+func (n *Node) appendEntries(ctx context.Context, list string, dst []todo.Entry, d todo.Date, hops int) ([]todo.Entry, error) {
+	mark := len(dst)
+	err := n.do(ctx, list, hops, func(ctx context.Context) (err error) {
+		dst, err = n.sys.AppendEntries(ctx, list, dst[:mark], d)
+		return err
+	}, func(ctx context.Context, node string) error {
+		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcEntries, hops: hops + 1, list: list, entry: todo.Entry{Date: d}})
+		dst = append(dst[:mark], rep.entries...)
+		return err
+	})
+	return dst, err
+}
+
+// AllEntries returns every entry of the list, read on the owner.
+func (n *Node) AllEntries(ctx context.Context, list string) ([]todo.Entry, error) {
+	return n.allEntries(ctx, list, 0)
+}
+
+func (n *Node) allEntries(ctx context.Context, list string, hops int) (res []todo.Entry, err error) {
+	err = n.do(ctx, list, hops, func(ctx context.Context) (err error) {
+		res, err = n.sys.AllEntries(ctx, list)
+		return err
+	}, func(ctx context.Context, node string) error {
+		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcAll, hops: hops + 1, list: list})
+		res = rep.entries
+		return err
+	})
+	return res, err
+}
+
+// Lists returns the names of every list stored in the cluster, sorted:
+// those whose changes some node has stored in the stream.
+func (n *Node) Lists(ctx context.Context) ([]string, error) {
+	if n.isClosed() {
+		return nil, todo.ErrClosed
+	}
+	if !n.isReady() {
+		return nil, ErrNotReady
+	}
+	names, err := n.store.Lists(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// errInvalidLimit is the error of a page limit below 1.
+func errInvalidLimit(limit int) error {
+	return fmt.Errorf("%w: page limit %d is below 1", todo.ErrInvalidLimit, limit)
+}
+
+// ListsPage returns, sorted, the names of at most limit lists that sort
+// after after ("" for the first page), of those Lists returns.
+func (n *Node) ListsPage(ctx context.Context, after string, limit int) ([]string, error) {
+	if limit < 1 {
+		return nil, errInvalidLimit(limit)
+	}
+	names, err := n.Lists(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i, found := slices.BinarySearch(names, after)
+	if found {
+		i++
+	}
+	names = names[i:]
+	return slices.Clip(names[:min(limit, len(names))]), nil
+}
+
+// EntriesPage returns, in id order, at most limit entries of the list
+// whose ids are over afterID: those of date d, or of every date when d is
+// the zero Date. The page is cut on the owner, so only it travels.
+func (n *Node) EntriesPage(ctx context.Context, list string, d todo.Date, afterID, limit int) ([]todo.Entry, error) {
+	if limit < 1 {
+		return nil, errInvalidLimit(limit)
+	}
+	return n.entriesPage(ctx, list, d, afterID, limit, 0)
+}
+
+func (n *Node) entriesPage(ctx context.Context, list string, d todo.Date, afterID, limit, hops int) (res []todo.Entry, err error) {
+	err = n.do(ctx, list, hops, func(ctx context.Context) error {
+		var all []todo.Entry
+		var err error
+		if d == (todo.Date{}) {
+			all, err = n.sys.AllEntries(ctx, list)
+		} else {
+			all, err = n.sys.AppendEntries(ctx, list, nil, d)
+		}
+		if err != nil {
+			return err
+		}
+		i, found := slices.BinarySearchFunc(all, afterID, func(e todo.Entry, id int) int { return e.ID - id })
+		if found {
+			i++
+		}
+		all = all[i:]
+		res = slices.Clone(all[:min(limit, len(all))])
+		return nil
+	}, func(ctx context.Context, node string) error {
+		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcPage, hops: hops + 1, list: list, id: afterID, limit: limit, entry: todo.Entry{Date: d}})
+		res = rep.entries
+		return err
+	})
+	return res, err
+}

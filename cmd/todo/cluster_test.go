@@ -1,0 +1,484 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/cluster/clustertest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The tests of this file run clusters of the built binary as child
+// processes: on 127.0.0.1, or in network namespaces the test makes, and
+// stop them by PID.
+
+// clusterChild is one node of a cluster running as a child process.
+type clusterChild struct {
+	name     string
+	args     []string
+	netns    string // run in this network namespace, or ""
+	cmd      *exec.Cmd
+	addr     string // HTTP
+	natsAddr string
+	exited   chan struct{}
+	err      error
+	logs     syncBuffer
+}
+
+// start starts the node and waits until it listens. A node still running
+// when the test ends is killed.
+func (c *clusterChild) start(t *testing.T, bin string) {
+	t.Helper()
+	c.exited = make(chan struct{})
+	if c.netns != "" {
+		// ip netns exec sets the namespace and execs the binary: the PID
+		// is the binary's.
+		c.cmd = exec.Command("ip", append([]string{"netns", "exec", c.netns, bin}, c.args...)...)
+	} else {
+		c.cmd = exec.Command(bin, c.args...)
+	}
+	c.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	stderr, err := c.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	listening := make(chan string, 1)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			c.logs.Write(append(sc.Bytes(), '\n'))
+			var l struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "listening" {
+				listening <- l.Addr
+			}
+		}
+	}()
+	exited := c.exited
+	go func() {
+		<-drained
+		c.err = c.cmd.Wait()
+		close(exited)
+	}()
+	cmd := c.cmd
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	select {
+	case c.addr = <-listening:
+	case <-exited:
+		t.Fatalf("node %s exited before listening: %v\n%s", c.name, c.err, c.logs.String())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("node %s is not listening:\n%s", c.name, c.logs.String())
+	}
+}
+
+// kill sends SIGKILL to the node's PID and waits for it to die.
+func (c *clusterChild) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.exited
+}
+
+// stop sends SIGTERM to the node's PID: it leaves the cluster gracefully
+// and must exit 0.
+func (c *clusterChild) stop(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node %s did not exit:\n%s", c.name, c.logs.String())
+	}
+	if c.err != nil {
+		t.Errorf("node %s exited with %v:\n%s", c.name, c.err, c.logs.String())
+	}
+}
+
+// freeLoopbackAddr returns a 127.0.0.1 address that was free a moment ago.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitHealthy waits until the node's /healthz says it can write.
+func waitHealthy(t *testing.T, client *http.Client, c *clusterChild, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last string
+	for time.Since(start) < within {
+		resp, err := client.Get("http://" + c.addr + "/healthz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(start)
+			}
+			last = string(body)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("node %s not healthy after %v: %s\n%s", c.name, within, last, c.logs.String())
+	return 0
+}
+
+// httpAdd adds an entry with a unique title to list through the node at
+// addr and records what the client learned.
+func httpAdd(client *http.Client, h *clustertest.History, node, addr, list, title string) clustertest.Outcome {
+	start := time.Now()
+	body, _ := json.Marshal(map[string]string{"date": "2013-12-19", "title": title})
+	op := clustertest.Op{List: list, Title: title, Node: node}
+	resp, err := client.Post("http://"+addr+"/lists/"+list+"/entries", "application/json", bytes.NewReader(body))
+	if err != nil {
+		op.Outcome, op.Err = clustertest.Unknown, err.Error()
+		h.Record(op, start)
+		return op.Outcome
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var out struct {
+		ID    int
+		Error string
+	}
+	json.Unmarshal(data, &out)
+	switch {
+	case resp.StatusCode == http.StatusCreated:
+		op.Outcome, op.ID = clustertest.Acked, out.ID
+	case resp.StatusCode == http.StatusServiceUnavailable &&
+		(strings.Contains(out.Error, "unavailable for now") || strings.Contains(out.Error, "shutting down")):
+		// A refusal that says nothing was changed (docs/http.md): the list
+		// is moving or cannot be served, or the node is stopping. A 503
+		// after a timeout may have been applied.
+		op.Outcome, op.Err = clustertest.Refused, out.Error
+	default:
+		op.Outcome, op.Err = clustertest.Unknown, fmt.Sprintf("%d %s", resp.StatusCode, out.Error)
+	}
+	h.Record(op, start)
+	return op.Outcome
+}
+
+// readAll reads lists through the node at addr. A list that is moving,
+// or whose stream is electing a leader, answers 503 for a while: that is
+// retried for up to 30s, since what is read here is the data, not the
+// availability.
+func readAll(t *testing.T, client *http.Client, addr string, lists []string) map[string][]todo.Entry {
+	t.Helper()
+	out := make(map[string][]todo.Entry)
+	for _, l := range lists {
+		deadline := time.Now().Add(30 * time.Second)
+		after := 0
+		for {
+			// Every page of the list: the JSON API answers at most limit
+			// entries, and "next" when there are more.
+			resp, err := client.Get(fmt.Sprintf("http://%s/lists/%s/entries?limit=1000&after=%d", addr, l, after))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body struct {
+				Entries []struct {
+					ID    int
+					Title string
+				}
+				Next string
+			}
+			err = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("read %s through %s: %d %v", l, addr, resp.StatusCode, err)
+			}
+			for _, e := range body.Entries {
+				out[l] = append(out[l], todo.Entry{ID: e.ID, Title: e.Title})
+				after = e.ID
+			}
+			if body.Next == "" {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// driver sends adds to the nodes that targets returns, from two clients
+// per node, over lists, until stop is closed.
+func driver(client *http.Client, h *clustertest.History, targets func() []*clusterChild, lists []string, stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	var seq sync.Mutex
+	n := 0
+	next := func() int {
+		seq.Lock()
+		defer seq.Unlock()
+		n++
+		return n
+	}
+	for w := range 6 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ts := targets()
+				c := ts[w%len(ts)]
+				i := next()
+				httpAdd(client, h, c.name, c.addr, lists[i%len(lists)], fmt.Sprintf("%s-%d", c.name, i))
+			}
+		})
+	}
+	return &wg
+}
+
+// streamLeader asks a node's embedded server which node leads the lists'
+// stream.
+func streamLeader(t *testing.T, natsAddr string) string {
+	t.Helper()
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		s, err := js.Stream(ctx, "TODO_LISTS")
+		if err == nil {
+			info, err := s.Info(ctx)
+			if err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
+				return info.Cluster.Leader
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no leader for the lists' stream: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// replicaCurrent waits until the node's replica of the lists' stream has
+// caught up with the leader, and returns how long that took.
+func replicaCurrent(t *testing.T, natsAddr, node string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for time.Since(start) < within {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s, err := js.Stream(ctx, "TODO_LISTS")
+		if err == nil {
+			if info, err := s.Info(ctx); err == nil && info.Cluster != nil {
+				if info.Cluster.Leader == node {
+					cancel()
+					return time.Since(start)
+				}
+				for _, r := range info.Cluster.Replicas {
+					if r.Name == node && r.Current && r.Lag == 0 {
+						cancel()
+						return time.Since(start)
+					}
+				}
+			}
+		}
+		cancel()
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("node %s's replica did not catch up within %v", node, within)
+	return 0
+}
+
+// A 3-node cluster of processes on 127.0.0.1 under adds at all three:
+// SIGKILL of the lists' stream leader stalls writes for less than 10s and
+// loses no acknowledged entry; restarted on its data directory, the node
+// catches up.
+func TestCluster_KillStreamLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the multi-process cluster test")
+	}
+	// Not parallel: the stall it bounds grows with the load of the
+	// other tests on the machine.
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	nodes := make([]*clusterChild, 3)
+	clusterAddrs := make([]string, 3)
+	for i := range nodes {
+		clusterAddrs[i] = freeLoopbackAddr(t)
+	}
+	for i := range nodes {
+		name := fmt.Sprint("k", i+1)
+		var peers []string
+		for j, a := range clusterAddrs {
+			if j != i {
+				peers = append(peers, a)
+			}
+		}
+		natsAddr := freeLoopbackAddr(t)
+		nodes[i] = &clusterChild{name: name, natsAddr: natsAddr, args: []string{
+			"-node", name, "-cluster", clusterAddrs[i], "-peers", strings.Join(peers, ","),
+			"-nats-addr", natsAddr, "-addr", "127.0.0.1:0", "-data", filepath.Join(dir, name),
+			"-log-format", "json", "-timeout", "3s",
+		}}
+	}
+	for _, c := range nodes {
+		c.start(t, bin)
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 8}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for _, c := range nodes {
+		waitHealthy(t, client, c, 15*time.Second)
+	}
+	lists := make([]string, 20)
+	for i := range lists {
+		lists[i] = fmt.Sprint("kill-", i)
+	}
+	h := clustertest.NewHistory()
+	var mu sync.Mutex
+	targets := nodes
+	stop := make(chan struct{})
+	load := driver(client, h, func() []*clusterChild { mu.Lock(); defer mu.Unlock(); return targets }, lists, stop)
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		load.Wait()
+	}()
+	time.Sleep(2 * time.Second) // load before the kill
+
+	leader := streamLeader(t, nodes[0].natsAddr)
+	var victim *clusterChild
+	var survivors []*clusterChild
+	for _, c := range nodes {
+		if c.name == leader {
+			victim = c
+		} else {
+			survivors = append(survivors, c)
+		}
+	}
+	if victim == nil {
+		t.Fatalf("the leader %q is none of the nodes", leader)
+	}
+	mu.Lock()
+	targets = survivors
+	mu.Unlock()
+	killedAt := h.Since()
+	victim.kill(t)
+	t.Logf("killed %s, the lists' stream leader, by PID %d at %v", victim.name, victim.cmd.Process.Pid, killedAt)
+	time.Sleep(12 * time.Second) // load through the failover
+
+	gap, gapAt := h.LongestGap(killedAt, h.Since())
+	t.Logf("longest stall of acknowledgements after the kill: %v (from %v)", gap.Round(time.Millisecond), gapAt.Round(time.Millisecond))
+	if gap >= 10*time.Second {
+		t.Errorf("writes stalled %v after the kill, more than 10s", gap)
+	}
+	acked := 0
+	for _, op := range h.Ops() {
+		if op.Outcome == clustertest.Acked && op.Start > killedAt+gap {
+			acked++
+		}
+	}
+	if acked == 0 {
+		t.Fatal("no write succeeded after the kill")
+	}
+
+	// The killed node comes back on its data directory and catches up.
+	restartedAt := h.Since()
+	victim.start(t, bin)
+	took := waitHealthy(t, client, victim, 20*time.Second)
+	caught := replicaCurrent(t, victim.natsAddr, victim.name, 20*time.Second)
+	t.Logf("%s restarted: healthy after %v, its replica current after %v more", victim.name, took.Round(time.Millisecond), caught.Round(time.Millisecond))
+	mu.Lock()
+	targets = nodes
+	mu.Unlock()
+	time.Sleep(2 * time.Second) // load on all three again
+	close(stop)
+	load.Wait()
+
+	after, afterAt := h.LongestGap(restartedAt, 0)
+	t.Logf("after the restart: longest stall of acknowledgements %v (from %v)", after.Round(time.Millisecond), afterAt.Round(time.Millisecond))
+	a, r, u := h.Counts()
+	t.Logf("%d adds acknowledged, %d refused, %d unknown", a, r, u)
+	for _, p := range h.Check(readAll(t, client, victim.addr, lists)) {
+		t.Error(p)
+	}
+	for _, c := range nodes {
+		c.stop(t)
+	}
+}
+
+// The cluster flags: cluster mode is opt-in, and needs a node name.
+func TestParseConfig_ClusterFlags(t *testing.T) {
+	env := func(string) string { return "" }
+	cfg, err := parseConfig([]string{"-node", "n2", "-join", "127.0.0.1:6222", "-peers", "127.0.0.1:6223,127.0.0.1:6224"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.cluster
+	if !c.enabled() || c.node != "n2" || c.addr != "127.0.0.1:0" || c.peers != "127.0.0.1:6222,127.0.0.1:6223,127.0.0.1:6224" {
+		t.Fatalf("%+v", c)
+	}
+	if cfg, err := parseConfig(nil, env); err != nil || cfg.cluster.enabled() {
+		t.Fatalf("no cluster flag: %+v, %v", cfg, err)
+	}
+	for _, args := range [][]string{
+		{"-cluster", "127.0.0.1:6222"},        // no -node
+		{"-node", "n1"},                       // no cluster
+		{"-node", "n1", "-peers", "nohost"},   // not host:port
+		{"-node", "n1", "-join", "127.0.0.1"}, // no port
+	} {
+		if _, err := parseConfig(args, env); err == nil || errors.Is(err, flag.ErrHelp) {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}
