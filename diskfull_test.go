@@ -256,8 +256,9 @@ func TestDiskFull_BrokenTwin(t *testing.T) {
 }
 
 // TestDiskFull_Async fills the disk under Async durability, where adds are
-// acknowledged from memory and the file is written in the background: the
-// background write fails, and Close retries it. If the space came back,
+// acknowledged from memory and written in the background: the background
+// write fails (once the room the log preallocated is used up), and Close
+// retries it. If the space came back,
 // the retry writes everything; if not, Close reports the loss with an
 // error wrapping ENOSPC.
 func TestDiskFull_Async(t *testing.T) {
@@ -276,7 +277,8 @@ func TestDiskFull_Async(t *testing.T) {
 				}
 				return err
 			}
-			sys, err := todo.OpenHooked(dir, &todo.Options{Durability: todo.Async}, hook)
+			// AsyncDelay -1: background writes go as soon as a worker is free.
+			sys, err := todo.OpenHooked(dir, &todo.Options{Durability: todo.Async, AsyncDelay: -1}, hook)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -284,15 +286,39 @@ func TestDiskFull_Async(t *testing.T) {
 			persistAdd(t, sys, "bob", diskFullTitle(0))
 			filler := filepath.Join(mnt, "filler")
 			fillDisk(t, filler, 0)
+			// The log may have zero-filled room ahead of its records from
+			// before the disk filled up (see lane.preallocate): add until a
+			// background write fails, which it must well before 20,000
+			// entries of 200 bytes, four times the disk.
 			var acked []todo.Entry
-			for i := 1; i <= 20; i++ {
-				acked = append(acked, persistAdd(t, sys, "bob", diskFullTitle(i)))
+			var failure error
+			for i := 1; i <= 20_000 && failure == nil; i++ {
+				e, err := sys.ServerProcess("bob").AddEntry(context.Background(), todo.Entry{Date: persistDay, Title: diskFullTitle(i)})
+				if err != nil {
+					// An add that reserves ids waits for its write, which fails
+					// too: not acknowledged, and as good a sign of a full disk.
+					failure = err
+					break
+				}
+				acked = append(acked, e)
+				select {
+				case failure = <-failures:
+				default:
+				}
 			}
-			if err := <-failures; !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("background write on a full disk: %v, want ENOSPC", err)
+			if failure == nil {
+				select {
+				case failure = <-failures:
+				case <-time.After(30 * time.Second):
+					t.Fatalf("%d adds on a full disk and no write failed in 30s", len(acked))
+				}
 			}
-			if got := persistAll(t, sys, "bob"); len(got) != 21 {
-				t.Errorf("on a full disk bob serves %d entries, want 21", len(got))
+			if !errors.Is(failure, syscall.ENOSPC) {
+				t.Fatalf("write on a full disk: %v, want ENOSPC", failure)
+			}
+			t.Logf("%d adds acknowledged on the full disk before a write failed", len(acked))
+			if got := persistAll(t, sys, "bob"); len(got) != 1+len(acked) {
+				t.Errorf("on a full disk bob serves %d entries, want %d", len(got), 1+len(acked))
 			}
 			if freed {
 				if err := os.Remove(filler); err != nil {
@@ -302,8 +328,8 @@ func TestDiskFull_Async(t *testing.T) {
 					t.Errorf("Close after space came back: %v", err)
 				}
 				sys = persistOpen(t, dir, nil)
-				if got := persistAll(t, sys, "bob"); len(got) != 21 || !slices.Equal(got[1:], acked) {
-					t.Errorf("after reopen bob has %d entries, want all 21", len(got))
+				if got := persistAll(t, sys, "bob"); len(got) != 1+len(acked) || !slices.Equal(got[1:], acked) {
+					t.Errorf("after reopen bob has %d entries, want all %d", len(got), 1+len(acked))
 				}
 				return
 			}
