@@ -112,10 +112,24 @@ func BenchmarkDurableAdds(b *testing.B) {
 	}
 	b.Run("store=cluster-r3", func(b *testing.B) {
 		nodes := threeNodes(b)
+		stats := func() (commits, changes int64) {
+			for _, n := range nodes {
+				st := n.Stats().System
+				commits, changes = commits+st.Commits, changes+st.ChangesStored
+			}
+			return commits, changes
+		}
+		var commits0, changes0 int64
 		run(b, func(c, i int, list string) error {
+			if i == 0 && c == 0 {
+				commits0, changes0 = stats()
+			}
 			_, err := nodes[c%len(nodes)].AddEntry(ctx, list, todo.Entry{Date: day, Title: "Dentist"})
 			return err
 		})
+		if commits, changes := stats(); commits > commits0 {
+			b.ReportMetric(float64(changes-changes0)/float64(commits-commits0), "changes/commit")
+		}
 	})
 	b.Run("store=file-fsync", func(b *testing.B) {
 		sys, err := todo.Open(b.TempDir(), &todo.Options{Durability: todo.Fsync})
