@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -330,9 +329,19 @@ func (s *dirStore) laneOf(list string) *lane {
 	return s.w.lanes[laneIndex(list, len(s.w.lanes))]
 }
 
-// laneIndex hashes a list's name to one of n lanes, or workers.
+// laneIndex hashes a list's name to one of n lanes, or workers. It costs
+// no allocation: with one lane (the default) it hashes nothing.
 func laneIndex(list string, n int) int {
-	return int(crc32.Checksum([]byte(list), castagnoli) % uint32(n))
+	if n == 1 {
+		return 0
+	}
+	// crc32.Checksum(list) in the table's simple loop: a []byte of the
+	// name would escape to the heap through the package's assembly.
+	crc := ^uint32(0)
+	for i := 0; i < len(list); i++ {
+		crc = castagnoli[byte(crc)^list[i]] ^ crc>>8
+	}
+	return int(^crc % uint32(n))
 }
 
 // Commit appends a record for each change to the log, in one write and one
