@@ -207,16 +207,17 @@ func (n *Node) run() {
 	}()
 	maintain := time.NewTicker(time.Second)
 	defer maintain.Stop()
-	var placed uint64 // the view version the lists were last placed for
+	var placed uint64 // the view version the lists were last all placed for
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-maintain.C:
 			n.maintain()
-			if v := n.view.versionNow(); v != placed {
+			// A rebalance that left a list behind (its unload failed)
+			// tries again on the next tick, not at the next view change.
+			if v := n.view.versionNow(); v != placed && n.rebalance() {
 				placed = v
-				n.rebalance()
 			}
 		}
 	}

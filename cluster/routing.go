@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -156,18 +157,20 @@ func (n *Node) confirmedAlive(ctx context.Context, rec ownerRecord) bool {
 }
 
 // rebalance hands off the lists held here that another live node is now
-// preferred for: a node joined, or came back.
-func (n *Node) rebalance() {
+// preferred for: a node joined, or came back. It reports whether it is
+// done: false when a handoff failed and left a list here that belongs
+// elsewhere, for the next tick to try again.
+func (n *Node) rebalance() bool {
 	if n.leaving.Load() {
-		return
+		return true
 	}
 	now := time.Now()
 	epoch := n.lease.valid(now)
 	if epoch == 0 {
-		return
+		return true
 	}
 	live, epochs := n.liveNodes(now, epoch)
-	n.handOff(live, epochs)
+	return n.handOff(live, epochs) == 0
 }
 
 // handOffAll hands every held list to the node preferred among the others:
@@ -182,10 +185,11 @@ func (n *Node) handOffAll() {
 }
 
 // handOff hands each held list whose preferred node among live is another
-// one to it, eight at a time.
-func (n *Node) handOff(live []string, epochs map[string]uint64) {
+// one to it, eight at a time. It returns how many of them stay here.
+func (n *Node) handOff(live []string, epochs map[string]uint64) (left int) {
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
+	var failed atomic.Int64
 	for _, list := range n.held.all() {
 		target := preferred(list, live)
 		if target == "" || target == n.opts.Name {
@@ -194,19 +198,23 @@ func (n *Node) handOff(live []string, epochs map[string]uint64) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			n.handOffOne(list, ownerRecord{target, epochs[target]})
+			if !n.handOffOne(list, ownerRecord{target, epochs[target]}) {
+				failed.Add(1)
+			}
 		})
 	}
 	wg.Wait()
+	return int(failed.Load())
 }
 
 // handOffOne drains a list of its local calls, unloads it (its last
 // change is stored and the store lets go of it), and moves its owner
 // record to the target. No data is copied: the target loads the list
-// from the stream on its first request.
-func (n *Node) handOffOne(list string, to ownerRecord) {
+// from the stream on its first request. It reports false when the list
+// stays held here: its unload failed.
+func (n *Node) handOffOne(list string, to ownerRecord) bool {
 	if !n.held.startMoving(list) {
-		return
+		return true // no longer held here, or moving already
 	}
 	defer n.held.drop(list)
 	n.ownerCache.forget(list)
@@ -214,20 +222,24 @@ func (n *Node) handOffOne(list string, to ownerRecord) {
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.WriteTimeout+2*n.opts.AckTimeout)
 	defer cancel()
 	if err := n.sys.Unload(ctx, list); err != nil {
-		n.log.Warn("cluster: handoff: unload failed; the list stays here", "list", list, "err", err)
-		return
+		n.log.Warn("cluster: handoff: unload failed; the list stays here for now", "list", list, "err", err)
+		return false
 	}
+	// Unloaded: whatever happens to the record now, the list is no longer
+	// held here, and the next request for it routes it afresh (an idle list
+	// whose record still names this node is handed over on the way).
 	key := encodeName(list)
 	e, err := n.owners.Get(ctx, key)
 	if err != nil {
-		return
+		return true
 	}
 	rec, err := decodeOwner(e.Value())
 	if err != nil || rec.Node != n.opts.Name {
-		return
+		return true
 	}
 	if _, err := n.owners.Update(ctx, key, encodeOwner(to), e.Revision()); err == nil {
 		n.log.Debug("cluster: list handed off", "node", n.opts.Name, "list", list, "to", to.Node)
 		n.stats.handoffs.Add(1)
 	}
+	return true
 }
