@@ -64,8 +64,8 @@ func (c *clusterConfig) check() error {
 	if c.addr == "" && c.natsURL == "" {
 		c.addr = "127.0.0.1:0" // -join alone: any free port, learned by the peers
 	}
-	if c.lease < 0 {
-		return fmt.Errorf("-lease %v is negative", c.lease)
+	if c.lease <= 0 {
+		return fmt.Errorf("-lease %v: want a positive duration, such as 4s", c.lease)
 	}
 	return nil
 }

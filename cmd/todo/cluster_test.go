@@ -465,17 +465,19 @@ func TestParseConfig_ClusterFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := cfg.cluster
-	if !c.enabled() || c.node != "n2" || c.addr != "127.0.0.1:0" || c.peers != "127.0.0.1:6222,127.0.0.1:6223,127.0.0.1:6224" {
+	if !c.enabled() || c.node != "n2" || c.addr != "127.0.0.1:0" || c.peers != "127.0.0.1:6222,127.0.0.1:6223,127.0.0.1:6224" || c.lease != 4*time.Second {
 		t.Fatalf("%+v", c)
 	}
 	if cfg, err := parseConfig(nil, env); err != nil || cfg.cluster.enabled() {
 		t.Fatalf("no cluster flag: %+v, %v", cfg, err)
 	}
 	for _, args := range [][]string{
-		{"-cluster", "127.0.0.1:6222"},        // no -node
-		{"-node", "n1"},                       // no cluster
-		{"-node", "n1", "-peers", "nohost"},   // not host:port
-		{"-node", "n1", "-join", "127.0.0.1"}, // no port
+		{"-cluster", "127.0.0.1:6222"},                                 // no -node
+		{"-node", "n1"},                                                // no cluster
+		{"-node", "n1", "-peers", "nohost"},                            // not host:port
+		{"-node", "n1", "-join", "127.0.0.1"},                          // no port
+		{"-node", "n1", "-cluster", "127.0.0.1:6222", "-lease", "0"},   // 0 would mean 4s: refused
+		{"-node", "n1", "-cluster", "127.0.0.1:6222", "-lease", "-1s"}, // negative
 	} {
 		if _, err := parseConfig(args, env); err == nil || errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%q: no error", args)

@@ -42,7 +42,7 @@ func TestParseConfig(t *testing.T) {
 	defaults := config{
 		addr: "127.0.0.1:5454", data: "./persist", idle: time.Minute, durability: todo.Fsync, workers: 1, maxLoaded: 20_000,
 		timeout: 5 * time.Second, shutdownTimeout: 10 * time.Second, watchdog: 5 * time.Second,
-		logFormat: "text", logLevel: slog.LevelInfo,
+		logFormat: "text", logLevel: slog.LevelInfo, cluster: clusterConfig{lease: 4 * time.Second},
 	}
 	for _, c := range []struct {
 		name string

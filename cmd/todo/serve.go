@@ -114,6 +114,7 @@ func defaultConfig() *config {
 		watchdog:        5 * time.Second,
 		logFormat:       "text",
 		logLevel:        slog.LevelInfo,
+		cluster:         clusterConfig{lease: 4 * time.Second}, // cluster.Options' default
 	}
 }
 
