@@ -31,13 +31,20 @@ type limits struct {
 	MaxHeaderBytes    int           // request line (with the query) and headers
 }
 
-// serverLimits are the limits for a request timeout: writing may take as
-// long as the handler's timeout, and a little more.
-func serverLimits(timeout time.Duration) limits {
+// serverLimits are the limits for a request timeout: a request may take
+// 10s to arrive, body included.
+func serverLimits(timeout time.Duration) limits { return limitsFor(10*time.Second, timeout) }
+
+// limitsFor are the limits for a request that may take read to arrive and
+// timeout to be handled. The write deadline counts from the end of the
+// headers, so it must cover the body's read, the handling and a little
+// more: at ReadTimeout + 5s, a body stalled until the read timeout got
+// no answer at all where it should get its 408 (both deadlines fell at 10s).
+func limitsFor(read, timeout time.Duration) limits {
 	return limits{
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      timeout + 5*time.Second,
+		ReadTimeout:       read,
+		WriteTimeout:      read + timeout + 5*time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,6 +14,59 @@ import (
 
 	"github.com/gotodo/todo"
 )
+
+// TestServer_StalledBodyGets408: a request whose body stops arriving is
+// answered 408 once the read timeout passes, not dropped unanswered: the
+// write deadline outlasts the read deadline for every request timeout.
+func TestServer_StalledBodyGets408(t *testing.T) {
+	t.Parallel()
+	for _, timeout := range []time.Duration{time.Second, 5 * time.Second, time.Minute} {
+		if l := serverLimits(timeout); l.WriteTimeout < l.ReadTimeout+timeout {
+			t.Errorf("-timeout %v: WriteTimeout %v ends before ReadTimeout %v plus the handling", timeout, l.WriteTimeout, l.ReadTimeout)
+		}
+	}
+	sys, err := todo.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(lists, slog.New(slog.DiscardHandler), limitsFor(300*time.Millisecond, time.Second))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Error(err)
+		}
+		if err := sys.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// 9 bytes of 100, then nothing.
+	if _, err := io.WriteString(c, "POST /lists/bob/entries HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"date\":\""); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading the answer: %v (after %q)", err, answer)
+	}
+	if !bytes.HasPrefix(answer, []byte("HTTP/1.1 408 ")) {
+		t.Fatalf("a stalled body was answered %q, want a 408", answer)
+	}
+}
 
 // TestServer_Slowloris opens 200 connections that send a request's headers
 // one byte a second: the server built by newServer closes every one of
