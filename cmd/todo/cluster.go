@@ -131,7 +131,7 @@ func serveCluster(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return errors.Join(err, node.Close())
 	}
-	h, err := clusterHandler(node, log, cfg.timeout)
+	h, err := clusterHandler(node, log, cfg)
 	if err != nil {
 		return errors.Join(err, ln.Close(), node.Close())
 	}
@@ -169,7 +169,7 @@ func serveCluster(ctx context.Context, cfg *config, log *slog.Logger) error {
 // library's handler over the node (any node answers for any list), the
 // web page, /metrics, /healthz with the node's view of the cluster, and
 // /debug/vars with its Stats.
-func clusterHandler(node *cluster.Node, log *slog.Logger, timeout time.Duration) (http.Handler, error) {
+func clusterHandler(node *cluster.Node, log *slog.Logger, cfg *config) (http.Handler, error) {
 	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := node.Health()
 		w.Header().Set("Content-Type", "application/json")
@@ -194,5 +194,5 @@ func clusterHandler(node *cluster.Node, log *slog.Logger, timeout time.Duration)
 		w.Write(append(body, '\n'))
 	})
 	m := newMetrics(func() todo.Stats { return node.Stats().System }, func() bool { return node.Health().CanWrite })
-	return newApp(node, health, vars, m, log, timeout)
+	return newApp(node, health, vars, m, log, cfg)
 }

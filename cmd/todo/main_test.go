@@ -110,6 +110,9 @@ func TestParseConfig_Errors(t *testing.T) {
 		{[]string{"-shutdown-timeout", "-1s"}, nil, "-shutdown-timeout -1s (TODO_SHUTDOWN_TIMEOUT): want a positive duration"},
 		{[]string{"-watchdog", "-1s"}, nil, "-watchdog -1s (TODO_WATCHDOG): want a positive duration"},
 		{[]string{"-data", ""}, nil, "-data (TODO_DB_FOLDER) is empty"},
+		{[]string{"-allowed-hosts", "todo.example.com:443"}, nil, `-allowed-hosts (TODO_ALLOWED_HOSTS): "todo.example.com:443" is not a host name or an IP address without port`},
+		{nil, map[string]string{"TODO_ALLOWED_HOSTS": "ok.example, http://x"}, `-allowed-hosts (TODO_ALLOWED_HOSTS): "http://x" is not a host name or an IP address without port`},
+		{[]string{"-trusted-origins", "todo.example.com"}, nil, `-trusted-origins (TODO_TRUSTED_ORIGINS): invalid origin "todo.example.com": scheme is required`},
 		{[]string{"-nope"}, nil, "flag provided but not defined: -nope"},
 		{[]string{"-data", "d", "extra"}, nil, `unexpected arguments ["extra"]`},
 	} {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +71,8 @@ type config struct {
 	shutdownTimeout time.Duration
 	watchdog        time.Duration
 	debugAddr       string
+	allowedHosts    string // comma-separated; kept a string so that config stays comparable
+	trustedOrigins  string // comma-separated
 	logFormat       string
 	logLevel        slog.Level
 	version         bool          // print the version instead of serving
@@ -95,6 +98,8 @@ func serveFlags(cfg *config) []serveFlag {
 		{"timeout", "TODO_TIMEOUT", "bound on each request (a Go `duration`)", durationValue{&cfg.timeout, false}},
 		{"shutdown-timeout", "TODO_SHUTDOWN_TIMEOUT", "bound on finishing in-flight requests when stopping (a Go `duration`)", durationValue{&cfg.shutdownTimeout, false}},
 		{"watchdog", "TODO_WATCHDOG", "how often the data directory is checked (a Go `duration`)", durationValue{&cfg.watchdog, false}},
+		{"allowed-hosts", "TODO_ALLOWED_HOSTS", "comma-separated host `names` requests may name besides the loopback ones (the names a proxy or DNS gives this server); * allows any", stringValue{&cfg.allowedHosts}},
+		{"trusted-origins", "TODO_TRUSTED_ORIGINS", "comma-separated `origins` (https://host[:port]) whose web pages may also write here", stringValue{&cfg.trustedOrigins}},
 		{"debug-addr", "TODO_DEBUG_ADDR", "loopback `address` for pprof, /debug/vars and /metrics; empty means none", stringValue{&cfg.debugAddr}},
 		{"log-format", "TODO_LOG_FORMAT", "log `format`: text or json", choiceValue{&cfg.logFormat, []string{"text", "json"}}},
 		{"log-level", "TODO_LOG_LEVEL", "log `level`: debug, info, warn or error", levelValue{&cfg.logLevel}},
@@ -171,7 +176,27 @@ func (cfg *config) check() error {
 	if err := cfg.cluster.check(); err != nil {
 		return usagef("serve", "%v", err)
 	}
+	for _, h := range splitList(cfg.allowedHosts) {
+		if h != "*" && net.ParseIP(h) == nil && (strings.ContainsAny(h, ":/[] @") || strings.Trim(h, ".") == "") {
+			return usagef("serve", "-allowed-hosts (TODO_ALLOWED_HOSTS): %q is not a host name or an IP address without port", h)
+		}
+	}
+	for _, o := range splitList(cfg.trustedOrigins) {
+		if err := http.NewCrossOriginProtection().AddTrustedOrigin(o); err != nil {
+			return usagef("serve", "-trusted-origins (TODO_TRUSTED_ORIGINS): %v", err)
+		}
+	}
 	return nil
+}
+
+// handlerOptions are the library handler's options that cfg asks for.
+func (cfg *config) handlerOptions(log *slog.Logger) *todo.HandlerOptions {
+	return &todo.HandlerOptions{
+		Timeout:        cfg.timeout,
+		Logger:         log,
+		AllowedHosts:   splitList(cfg.allowedHosts),
+		TrustedOrigins: splitList(cfg.trustedOrigins),
+	}
 }
 
 // idleString is the idle time as the log shows it.

@@ -67,8 +67,8 @@ func newServer(h http.Handler, log *slog.Logger, l limits) *http.Server {
 // listsHandler is the library's handler of svc (a System, or a cluster
 // node): the original protocol and the JSON API. It is the command's only
 // call of todo.NewHandler.
-func listsHandler(svc todo.Service, log *slog.Logger, timeout time.Duration) (http.Handler, error) {
-	return todo.NewHandler(svc, &todo.HandlerOptions{Timeout: timeout, Logger: log})
+func listsHandler(svc todo.Service, log *slog.Logger, cfg *config) (http.Handler, error) {
+	return todo.NewHandler(svc, cfg.handlerOptions(log))
 }
 
 // app is what the main listener serves: the library's handler, and beside
@@ -82,8 +82,8 @@ type app struct {
 
 // newApp mounts the library's handler of svc beside the command's paths:
 // health answers /healthz and vars /debug/vars.
-func newApp(svc todo.Service, health, vars http.Handler, m *metrics, log *slog.Logger, timeout time.Duration) (*app, error) {
-	lists, err := listsHandler(svc, log, timeout)
+func newApp(svc todo.Service, health, vars http.Handler, m *metrics, log *slog.Logger, cfg *config) (*app, error) {
+	lists, err := listsHandler(svc, log, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +289,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 	}
 	h := &health{storage: sys.Health}
 	m := newMetrics(sys.Stats, h.healthy)
-	a, err := newApp(sys, h, varsHandler(sys), m, log, cfg.timeout)
+	a, err := newApp(sys, h, varsHandler(sys), m, log, cfg)
 	if err != nil {
 		return abandon(err)
 	}

@@ -29,7 +29,7 @@ func TestServer_StalledBodyGets408(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), time.Second)
+	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), &config{timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +68,61 @@ func TestServer_StalledBodyGets408(t *testing.T) {
 	}
 }
 
+// TestServer_AllowedHosts: on a loopback listener, a request naming a
+// foreign host (DNS rebinding, or a proxy that passes its own Host on) is
+// refused 421, unless -allowed-hosts names it; a page of an origin named
+// by -trusted-origins may write, and other origins may not.
+func TestServer_AllowedHosts(t *testing.T) {
+	t.Parallel()
+	sys, err := todo.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sys.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	cfg, err := parseConfig([]string{"-allowed-hosts", "todo.example.com", "-trusted-origins", "https://todo.example.com"}, envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cfg          *config
+		host, origin string
+		want         int
+	}{
+		{&config{timeout: time.Second}, "todo.example.com", "", 421},
+		{cfg, "todo.example.com", "", 200},
+		{cfg, "evil.example", "", 421},
+		{cfg, "127.0.0.1", "", 200},
+		{cfg, "todo.example.com", "https://todo.example.com", 200},
+		{cfg, "todo.example.com", "https://evil.example", 403},
+	} {
+		h, err := listsHandler(sys, slog.New(slog.DiscardHandler), c.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(h) // on 127.0.0.1
+		req, _ := http.NewRequest("POST", srv.URL+"/add_entry?list=bob&date=20131219&title=Dentist", nil)
+		req.Host = c.host
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		srv.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("allowed %q, trusted %q: Host %q, Origin %q answered %d, want %d",
+				c.cfg.allowedHosts, c.cfg.trustedOrigins, c.host, c.origin, resp.StatusCode, c.want)
+		}
+	}
+}
+
 // TestServer_Slowloris opens 200 connections that send a request's headers
 // one byte a second: the server built by newServer closes every one of
 // them once ReadHeaderTimeout has passed, and keeps serving others
@@ -80,7 +135,7 @@ func TestServer_Slowloris(t *testing.T) {
 	}
 	l := serverLimits(5 * time.Second)
 	l.ReadHeaderTimeout = time.Second
-	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), 5*time.Second)
+	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), &config{timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
