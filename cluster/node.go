@@ -226,10 +226,19 @@ func (n *Node) run() {
 // setupUntilReady creates or finds the JetStream assets, retrying until
 // the cluster has a quorum, then begins the node's first epoch and
 // subscribes to its requests. It reports false if Close came first.
+//
+// Until the servers have routed to each other and elected a meta leader,
+// JetStream's API answers nothing and each attempt waits out its timeout:
+// the first attempts are short (250ms, doubling up to 3 AckTimeouts), so
+// that a node is ready within a second or so of its quorum, where a first
+// attempt of 3 AckTimeouts kept the nodes of the README's three-terminal
+// start answering 503 for 6-13s. An attempt that times out leaves what it
+// created in place: the next one finds it.
 func (n *Node) setupUntilReady() bool {
 	wait := 200 * time.Millisecond
+	timeout := 250 * time.Millisecond
 	for {
-		err := n.setup()
+		err := n.setup(timeout)
 		if err == nil {
 			close(n.ready)
 			n.log.Info("cluster: node ready", "node", n.opts.Name, "epoch", n.lease.valid(time.Now()))
@@ -241,12 +250,13 @@ func (n *Node) setupUntilReady() bool {
 			return false
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, 2*time.Second)
+		wait = min(2*wait, time.Second)
+		timeout = min(2*timeout, 3*n.opts.AckTimeout)
 	}
 }
 
-func (n *Node) setup() error {
-	ctx, cancel := context.WithTimeout(n.ctx, 3*n.opts.AckTimeout)
+func (n *Node) setup(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(n.ctx, timeout)
 	defer cancel()
 	var err error
 	if n.stream == nil {
