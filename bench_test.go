@@ -599,3 +599,57 @@ func buildOpenImage(b *testing.B, lists int) string {
 	// lock is held by an open file, not by the file's existence.
 	return image
 }
+
+// BenchmarkListsPage: the first page (100 names) of a data directory's
+// 10,000 stored lists, by ListsPage (impl=page, a look at each name) and
+// by the first 100 names of ScanLists (impl=scan, a sort of them all),
+// in one run.
+//
+//	go test -run '^$' -bench BenchmarkListsPage -count=10 . > pages.bench
+//	benchstat -col /impl pages.bench
+func BenchmarkListsPage(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	fill, err := todo.Open(dir, &todo.Options{Durability: todo.Async})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range listNames(10_000) {
+		if _, err := fill.AddEntry(ctx, n, todo.Entry{Date: benchDates[0], Title: "Dentist"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := fill.Close(); err != nil {
+		b.Fatal(err)
+	}
+	sys, err := todo.Open(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sys.Close()
+	if _, err := sys.Lists(ctx); err != nil { // the directories' walk, once
+		b.Fatal(err)
+	}
+	b.Run("impl=page", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if page, err := sys.ListsPage(ctx, "", 100); err != nil || len(page) != 100 {
+				b.Fatal(len(page), err)
+			}
+		}
+	})
+	b.Run("impl=scan", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			n := 0
+			for _, err := range sys.ScanLists(ctx, "") {
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n++; n == 100 {
+					break
+				}
+			}
+		}
+	})
+}

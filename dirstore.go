@@ -506,20 +506,26 @@ func (s *dirStore) Lists(ctx context.Context) ([]string, error) {
 		s.walked = walked
 		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	names := make([]string, 0, len(s.lists)+len(s.written)+len(walked))
-	for name := range s.lists {
-		names = append(names, name)
-	}
-	for name := range s.written {
-		names = append(names, name)
-	}
-	s.mu.Unlock()
+	// The union, each name once, in no order (a System sorts what it
+	// needs): walked's, then those of lists and written it lacks.
+	names := make([]string, 0, len(walked)+1)
 	for name := range walked { // never written to once made
 		names = append(names, name)
 	}
-	slices.Sort(names)
-	return slices.Compact(names), nil
+	s.mu.Lock()
+	for name := range s.lists {
+		if _, ok := walked[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	for name := range s.written {
+		_, inWalked := walked[name]
+		if _, inLists := s.lists[name]; !inWalked && !inLists {
+			names = append(names, name)
+		}
+	}
+	s.mu.Unlock()
+	return names, nil
 }
 
 // checkpointer writes dirty lists to their files, as the work comes (see

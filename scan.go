@@ -2,6 +2,7 @@ package todo
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"fmt"
 	"iter"
@@ -17,8 +18,8 @@ import (
 // in place: they are never written to again (see List), so nothing is
 // copied, whatever the list holds. ScanLists reads System.Lists once per
 // scan: the store keeps the names in memory (the data directory's store
-// walks its directories once, at the first call), so a page of a listing
-// costs a sort of the names, not a walk.
+// walks its directories once, at the first call), so a scan costs a sort
+// of the names, not a walk; ListsPage not even the sort.
 
 // scanCheckEvery is how many items a scan yields between two looks at its
 // ctx: a look may cost the allocations of a lazy request context.
@@ -121,8 +122,64 @@ func (s *Server) view(ctx context.Context, d Date) ([]Entry, error) {
 // ListsPage returns at most limit names of ScanLists(ctx, after): a page
 // of a listing. A limit below 1 gives an error wrapping
 // [ErrInvalidLimit].
+//
+// It costs a look at each name, not a sort of them all: of 100,000 lists,
+// it keeps the limit smallest names after the cursor as it looks.
 func (sys *System) ListsPage(ctx context.Context, after string, limit int) ([]string, error) {
-	return page(sys.ScanLists(ctx, after), limit)
+	if limit < 1 {
+		return nil, fmt.Errorf("%w: %d", ErrInvalidLimit, limit)
+	}
+	sel := smallest{limit: limit, in: make(map[string]struct{})}
+	err := sys.eachList(ctx, func(name string) {
+		if name > after {
+			sel.offer(name)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(sel.names)
+	return sel.names, nil
+}
+
+// smallest keeps the limit smallest distinct names offered to it: a
+// max-heap of them (names[0] the largest), and the set of them.
+type smallest struct {
+	limit int
+	names []string
+	in    map[string]struct{}
+}
+
+func (s *smallest) offer(name string) {
+	if _, ok := s.in[name]; ok {
+		return
+	}
+	if len(s.names) < s.limit {
+		s.in[name] = struct{}{}
+		heap.Push((*maxHeap)(&s.names), name)
+		return
+	}
+	if name >= s.names[0] {
+		return
+	}
+	delete(s.in, s.names[0])
+	s.in[name] = struct{}{}
+	s.names[0] = name
+	heap.Fix((*maxHeap)(&s.names), 0)
+}
+
+// maxHeap is a heap of names, the largest first.
+type maxHeap []string
+
+func (h maxHeap) Len() int           { return len(h) }
+func (h maxHeap) Less(i, j int) bool { return h[i] > h[j] }
+func (h maxHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *maxHeap) Push(x any)        { *h = append(*h, x.(string)) }
+func (h *maxHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // EntriesPage returns at most limit entries of

@@ -3,8 +3,10 @@ package todo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gotodo/todo"
 )
@@ -171,5 +173,70 @@ func TestServer_Scan(t *testing.T) {
 	}
 	if got, err := collect(sys.ServerProcess("").Scan(ctx, todo.Date{}, 0), 0); !errors.Is(err, todo.ErrInvalidName) || len(got) != 0 {
 		t.Errorf("Scan of an invalid name: %v %v", got, err)
+	}
+}
+
+// TestSystem_ListsPage_DataDir pages through the lists of a data
+// directory that are stored only (from before a reopen), both stored and
+// in memory, and in memory with changes not yet stored (Async): every
+// page size gives each name once, in order, as Lists does.
+func TestSystem_ListsPage_DataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	var want []string
+	add := func(sys *todo.System, n string) {
+		if _, err := sys.AddEntry(ctx, n, todo.Entry{Date: scanDay(19), Title: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, n)
+	}
+	sys, err := todo.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 150 {
+		add(sys, fmt.Sprintf("old-%03d", i))
+	}
+	if err := sys.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sys, err = todo.Open(dir, &todo.Options{Durability: todo.Async, AsyncDelay: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	for i := range 50 { // loaded again: in memory and stored
+		if _, err := sys.AddEntry(ctx, fmt.Sprintf("old-%03d", i*3), todo.Entry{Date: scanDay(20), Title: "y"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 { // in memory, not stored yet
+		add(sys, fmt.Sprintf("new-%03d", 99-i))
+	}
+	slices.Sort(want)
+	all, err := sys.Lists(ctx)
+	if err != nil || !slices.Equal(all, want) {
+		t.Fatalf("Lists: %d names, %v; want %d", len(all), err, len(want))
+	}
+	for _, limit := range []int{1, 7, 100, 1000} {
+		var paged []string
+		for after := ""; ; {
+			page, err := sys.ListsPage(ctx, after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.IsSorted(page) || len(page) > limit {
+				t.Fatalf("limit %d: a page of %d, sorted %v", limit, len(page), slices.IsSorted(page))
+			}
+			paged = append(paged, page...)
+			if len(page) < limit {
+				break
+			}
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(paged, want) {
+			t.Errorf("pages of %d: %d names, want %d", limit, len(paged), len(want))
+		}
 	}
 }

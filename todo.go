@@ -319,31 +319,40 @@ func (sys *System) ServerProcess(name string) *Server {
 
 // Lists returns the names of every list, stored or in memory, sorted.
 func (sys *System) Lists(ctx context.Context) ([]string, error) {
+	names := make(map[string]struct{})
+	if err := sys.eachList(ctx, func(n string) { names[n] = struct{}{} }); err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(names)), nil
+}
+
+// eachList calls fn with the name of every list, stored or in memory, in
+// no order, some more than once.
+func (sys *System) eachList(ctx context.Context, fn func(name string)) error {
 	if sys.closed.Load() {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	// A list's state moves from its server to the pool to the store: look
 	// in that order, so a list that moves on while we look is still found.
-	names := make(map[string]struct{})
 	for n, p := range sys.registry.All() {
 		if p.hasEntries.Load() {
-			names[n] = struct{}{}
+			fn(n)
 		}
 	}
 	for _, n := range sys.pool.unstoredLists() {
-		names[n] = struct{}{}
+		fn(n)
 	}
 	stored, err := sys.store.Lists(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, n := range stored {
-		names[n] = struct{}{}
+		fn(n)
 	}
-	return slices.Sorted(maps.Keys(names)), nil
+	return nil
 }
 
 // Dir returns the data directory the System was opened on.

@@ -26,8 +26,12 @@ import (
 
 const (
 	defaultServerURL = "http://127.0.0.1:5454"
-	// clientTimeout bounds a whole command, retries included.
+	// clientTimeout bounds a whole command, retries included; for lists
+	// and entries, which may take many pages, each page.
 	clientTimeout = 30 * time.Second
+	// pageLimit is the page size the listing commands ask for: the API's
+	// largest, so that 100,000 lists take 100 requests, not 1,000.
+	pageLimit = "1000"
 	// writeAttempts is how many times a write is sent in all when no
 	// answer came or the server answered 503: each try carries the same
 	// Idempotency-Key, so that the server applies it at most once.
@@ -253,7 +257,9 @@ func (c *client) try(ctx context.Context, method string, u *url.URL, payload []b
 func (c *client) pages(ctx context.Context, path string, query url.Values, page func(data []byte) (next string, err error)) error {
 	const maxPages = 1 << 20 // a server that loops must not keep us forever
 	for range maxPages {
-		data, err := c.request(ctx, http.MethodGet, path, query, nil, "", nil)
+		pageCtx, cancel := context.WithTimeout(ctx, clientTimeout)
+		data, err := c.request(pageCtx, http.MethodGet, path, query, nil, "", nil)
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -316,9 +322,7 @@ func runLists(ctx context.Context, std *stdio, args []string) error {
 	if err != nil {
 		return helpIsDone(err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
-	defer cancel()
-	return c.pages(ctx, "/lists", nil, func(data []byte) (string, error) {
+	return c.pages(ctx, "/lists", url.Values{"limit": {pageLimit}}, func(data []byte) (string, error) {
 		var page struct {
 			Lists []string        `json:"lists"`
 			Next  json.RawMessage `json:"next"`
@@ -355,7 +359,7 @@ func runEntries(ctx context.Context, std *stdio, args []string) error {
 		return helpIsDone(err)
 	}
 	list := rest[0]
-	query := url.Values{}
+	query := url.Values{"limit": {pageLimit}}
 	if len(rest) == 2 {
 		d, err := parseDateArg(rest[1])
 		if err != nil {
@@ -363,8 +367,6 @@ func runEntries(ctx context.Context, std *stdio, args []string) error {
 		}
 		query.Set("date", d)
 	}
-	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
-	defer cancel()
 	return c.pages(ctx, listPath(list), query, func(data []byte) (string, error) {
 		var page struct {
 			Entries []entryJSON     `json:"entries"`

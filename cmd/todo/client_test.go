@@ -262,6 +262,11 @@ func TestClient_FollowsNext(t *testing.T) {
 	url := rec.start(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch q := r.URL.Query(); {
+		case q.Get("limit") == "" || (q.Get("limit") != "1000" && q.Get("after") != "c"):
+			// The listing commands ask for the largest page, and keep
+			// asking for it, but where the server's next link says.
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"error":"limit %q: want the largest page"}`, q.Get("limit"))
 		case r.URL.Path == "/lists" && q.Get("after") == "":
 			fmt.Fprint(w, `{"lists":["a","b"],"next":"b"}`)
 		case r.URL.Path == "/lists" && q.Get("after") == "b":
