@@ -473,3 +473,25 @@ func RetryOnlyAtClose(sys *System) {
 }
 
 // ---- end of the crash and fault tests' declarations ----
+
+// ---- Hibernation (hibernate_test.go) ----
+
+// HibernateOverMail makes sys the broken twin of hibernation: a server
+// hibernates even when a request came into its mailbox in the moment
+// before, and that request is never answered. Call it before any server
+// starts.
+func HibernateOverMail(sys *System) { sys.sleepOverMail = true }
+
+// MailboxCap returns the capacity of the mailbox of the running server
+// of a list, 0 when it hibernates, or -1 when it has no server.
+func MailboxCap(sys *System, name string) int {
+	p, ok := sys.registry.Lookup(name)
+	if !ok || !p.tryAcquire() {
+		if ok && p.senders.Load() == hibernatingSenders {
+			return 0
+		}
+		return -1
+	}
+	defer p.release()
+	return cap(p.mailbox)
+}

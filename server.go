@@ -404,7 +404,7 @@ func (p *proc) hibernateIfIdle() bool {
 		p.sleepTimer.Reset(after) // a caller is sending right now
 		return false
 	}
-	if len(p.mailbox) > 0 {
+	if len(p.mailbox) > 0 && !p.sys.sleepOverMail {
 		// A request came in before the CAS: serve it first. Nobody
 		// could change senders meanwhile: wakers wait for wakeMu.
 		p.senders.Store(0)

@@ -227,6 +227,11 @@ type System struct {
 	servers   sync.WaitGroup
 	closeMu   sync.Mutex // serializes Close calls
 	done      bool       // guarded by closeMu: Close has finished
+
+	// sleepOverMail is for tests alone (export_test.go sets it before
+	// any server starts): the broken twin of hibernation, which ends the
+	// goroutine even with requests in the mailbox, and loses them.
+	sleepOverMail bool
 }
 
 // Open opens the System over the data directory dir, creating it if
