@@ -6,6 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -598,4 +602,136 @@ func buildOpenImage(b *testing.B, lists int) string {
 	// The copy has the open System's lock file, which is no lock: a
 	// lock is held by an open file, not by the file's existence.
 	return image
+}
+
+// BenchmarkMemory measures what a loaded list costs while its server
+// hibernates: 100,000 lists of 10 entries each (all on 2013-12-19, titled
+// "Dentist", as the BEAM harness of /work/shared/anchors/membeam.erl
+// holds them), added with Async durability on a data directory, no idle
+// expiry and no cap, then left until every server hibernates. It reports
+// per list the growth of the heap and the goroutine stacks after a GC
+// (runtime.MemStats HeapAlloc+StackInuse), and of the process's RSS
+// (VmRSS, after debug.FreeOSMemory), from before Open. Each iteration
+// builds its lists anew; one is enough:
+//
+//	go test -run '^$' -bench BenchmarkMemory -benchtime=1x -count=4 .
+func BenchmarkMemory(b *testing.B) {
+	const lists, entries = 100_000, 10
+	ctx := context.Background()
+	day := todo.Date{Year: 2013, Month: time.December, Day: 19}
+	b.Run(fmt.Sprintf("lists=%d/entries=%d/state=hibernating", lists, entries), func(b *testing.B) {
+		var heapPerList, rssPerList float64
+		for b.Loop() {
+			dir := b.TempDir()
+			names := listNames(lists)
+			heap0, rss0 := memoryInUse(b)
+			sys, err := todo.Open(dir, &todo.Options{Durability: todo.Async, IdleTimeout: time.Hour, MaxLoaded: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					for i := int(next.Add(1) - 1); i < lists; i = int(next.Add(1) - 1) {
+						s := sys.ServerProcess(names[i])
+						for range entries {
+							if _, err := s.AddEntry(ctx, todo.Entry{Date: day, Title: "Dentist"}); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			for deadline := time.Now().Add(time.Minute); sys.Stats().ServersHibernating < lists; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatalf("%d of %d lists hibernating a minute after the last add", sys.Stats().ServersHibernating, lists)
+				}
+			}
+			names = nil // the names are the System's now: its registry holds them
+			heap1, rss1 := memoryInUse(b)
+			heapPerList = float64(heap1-heap0) / lists
+			rssPerList = float64(rss1-rss0) / lists
+			if st := sys.Stats(); st.ServersRunning != lists || st.ServersHibernating != lists {
+				b.Fatalf("%d lists loaded, %d hibernating; want %d of each", st.ServersRunning, st.ServersHibernating, lists)
+			}
+			b.StopTimer()
+			if err := sys.Close(); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(heapPerList, "heap+stack-B/list")
+		b.ReportMetric(rssPerList, "rss-B/list")
+	})
+}
+
+// memoryInUse returns, after a GC that returns what it frees to the OS,
+// the bytes of the heap and of goroutine stacks in use, and the process's
+// resident set size.
+func memoryInUse(tb testing.TB) (heapAndStacks, rss int64) {
+	tb.Helper()
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				tb.Fatalf("VmRSS: %q: %v", v, err)
+			}
+			rss = kb << 10
+		}
+	}
+	return int64(ms.HeapAlloc + ms.StackInuse), rss
+}
+
+// BenchmarkWake compares AddEntry (Async, in memory) on a list whose
+// server is awake with AddEntry on one whose server hibernates, which
+// wakes it: a new goroutine, the add, the publication. Both spread the
+// adds over 1,000 lists, one client; with a HibernateAfter of a
+// nanosecond each list is back asleep long before its next add, which
+// the wakes/op metric shows (1 when every add woke its list). Compare:
+//
+//	go test -run '^$' -bench BenchmarkWake -count=10 . > wake.bench
+//	benchstat -col /state wake.bench
+func BenchmarkWake(b *testing.B) {
+	const lists = 1000
+	ctx := context.Background()
+	for _, state := range []struct {
+		name  string
+		after time.Duration
+	}{
+		{"awake", -1},
+		{"hibernating", time.Nanosecond},
+	} {
+		b.Run("op=add/state="+state.name, func(b *testing.B) {
+			sys, err := todo.OpenInMemory(&todo.Options{Durability: todo.Async, HibernateAfter: state.after, IdleTimeout: -1, MaxLoaded: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sys.Close()
+			servers := make([]*todo.Server, lists)
+			for i, n := range listNames(lists) {
+				servers[i] = sys.ServerProcess(n)
+				if _, err := servers[i].AddEntry(ctx, todo.Entry{Date: benchDates[0], Title: "first"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			before := sys.Stats()
+			runClients(b, 1, func(_, i int) {
+				if _, err := servers[i%lists].AddEntry(ctx, todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist"}); err != nil {
+					b.Error(err)
+				}
+			})
+			b.ReportMetric(float64(sys.Stats().Wakes-before.Wakes)/float64(b.N), "wakes/op")
+		})
+	}
 }

@@ -65,7 +65,7 @@ type proc struct {
 	// crowded is set by a caller that found the mailbox full (see grow).
 	crowded atomic.Bool
 	// The timers of expiry and of hibernation (see run). The idle timer
-	// lives as long as the server, asleep or not; the hibernation timer
+	// runs as long as the server, asleep or not; the hibernation timer
 	// only while it is awake.
 	idleTimer, sleepTimer *time.Timer
 	lastRequest           time.Time // when the last batch began
@@ -335,7 +335,11 @@ func (p *proc) armTimers() {
 		p.idleTimer = time.AfterFunc(idle, func() { p.postFromTimer(expireSignal, &p.expireMissed, true) })
 	}
 	if after := p.sys.opts.HibernateAfter; after > 0 {
-		p.sleepTimer = time.AfterFunc(after, func() { p.postFromTimer(hibernateSignal, &p.hibernateMissed, false) })
+		if p.sleepTimer == nil {
+			p.sleepTimer = time.AfterFunc(after, func() { p.postFromTimer(hibernateSignal, &p.hibernateMissed, false) })
+		} else {
+			p.sleepTimer.Reset(after)
+		}
 	}
 }
 
@@ -415,20 +419,26 @@ func (p *proc) hibernateIfIdle() bool {
 	return true
 }
 
-// hibernate lets go of what only a running server needs: the mailbox, the
-// timer of hibernation, and the buffers of the last batch. wakeMu is held
-// and senders says hibernating.
+// hibernate lets go of what only a running server needs: the mailbox, and
+// the buffers of the batches, unless they are as small as a list changed
+// now and then needs, which are kept, as the stopped timer of
+// hibernation is: a wake costs less without allocating them again.
+// wakeMu is held and senders says hibernating.
 func (p *proc) hibernate() {
 	p.sleepTimer.Stop()
-	p.sleepTimer = nil
 	if p.regroupTimer != nil {
 		p.regroupTimer.Stop()
 		p.regroupTimer = nil
 	}
 	p.mailbox = nil
-	p.batch, p.ops, p.undo = nil, nil, undoLog{}
+	if cap(p.batch) > smallBatch || cap(p.ops) > smallBatch || cap(p.undo.dates) > smallBatch {
+		p.batch, p.ops, p.undo = nil, nil, undoLog{}
+	}
 	p.sys.stats.hibernations.Add(1)
 }
+
+// smallBatch is the most requests a hibernating server keeps buffers for.
+const smallBatch = 4
 
 // grow moves the mailbox into one four times larger, up to MailboxSize,
 // when callers found it full, at a moment when none is sending; if one
@@ -703,75 +713,113 @@ func (p *proc) waitRegroup(batch []*call, wait time.Duration) []*call {
 // the operation to store. A panic fails that request alone; the updater,
 // the request's own code, runs before anything is changed, so the list is
 // untouched.
+//
+// Each kind of change has a function of its own: besides reading better,
+// that keeps this frame small, and the server's stack with it. A server
+// woken from hibernation starts on a new goroutine's smallest stack, and
+// with every change inlined here the first add outgrew it: a stack copy
+// on every wake.
 func (p *proc) apply(c *call) {
 	defer func() {
 		if r := recover(); r != nil {
 			p.crashed(c, r, debug.Stack())
 		}
 	}()
-	l := p.list
-	if c.key != "" {
-		if op, ok := l.keyed(c.key); ok {
-			p.answerKeyed(c, op)
-			return
-		}
-	}
-	var op Op
-	switch c.op {
-	case opAdd:
-		if l.LastID() >= MaxID {
-			c.err = fmt.Errorf("%w: list %q has given out every id up to %d", ErrListFull, p.name, MaxID)
-			return
-		}
-		c.res = l.Add(c.entry)
-		op = Op{Entry: c.res}
-	case opUpdate:
-		old, ok := l.get(c.id)
-		if !ok {
-			c.err = fmt.Errorf("%w: id %d", ErrEntryNotFound, c.id)
-			return
-		}
-		e, ok := p.runUpdater(c, old)
-		if !ok {
-			return
-		}
-		if !e.Date.Valid() {
-			c.err = fmt.Errorf("%w: the updater returned %v", ErrInvalidDate, e.Date)
-			return
-		}
-		if err := validTitle(e.Title); err != nil {
-			c.err = err
-			return
-		}
-		if c.res, c.err = l.Update(c.id, func(Entry) Entry { return e }); c.err != nil {
-			return
-		}
-		op = Op{Entry: c.res}
-	case opDelete:
-		if c.err = l.Delete(c.id); c.err != nil {
-			return
-		}
-		op = Op{Entry: Entry{ID: c.id}, Delete: true}
-	default:
+	if c.key != "" && p.answerKeyed(c) {
 		return
 	}
+	switch c.op {
+	case opAdd:
+		p.applyAdd(c)
+	case opUpdate:
+		p.applyUpdate(c)
+	case opDelete:
+		p.applyDelete(c)
+	}
+}
+
+// record notes the operation of a change made, to be stored, and the
+// idempotency key of its request.
+func (p *proc) record(c *call, op Op) {
 	if c.key != "" {
 		op.Key = c.key
-		l.noteKey(op)
+		p.list.noteKey(op)
 	}
 	p.ops = append(p.ops, op)
 }
 
+// applyAdd adds the entry of c, or fails c.
+func (p *proc) applyAdd(c *call) {
+	if p.list.LastID() >= MaxID {
+		c.err = p.listFull()
+		return
+	}
+	c.res = p.list.Add(c.entry)
+	p.record(c, Op{Entry: c.res})
+}
+
+//go:noinline
+func (p *proc) listFull() error {
+	return fmt.Errorf("%w: list %q has given out every id up to %d", ErrListFull, p.name, MaxID)
+}
+
+// applyUpdate runs the updater of c on the entry it names and puts the
+// result in its place, or fails c.
+//
+//go:noinline
+func (p *proc) applyUpdate(c *call) {
+	l := p.list
+	old, ok := l.get(c.id)
+	if !ok {
+		c.err = fmt.Errorf("%w: id %d", ErrEntryNotFound, c.id)
+		return
+	}
+	e, ok := p.runUpdater(c, old)
+	if !ok {
+		return
+	}
+	if !e.Date.Valid() {
+		c.err = fmt.Errorf("%w: the updater returned %v", ErrInvalidDate, e.Date)
+		return
+	}
+	if err := validTitle(e.Title); err != nil {
+		c.err = err
+		return
+	}
+	if c.res, c.err = l.Update(c.id, func(Entry) Entry { return e }); c.err != nil {
+		return
+	}
+	p.record(c, Op{Entry: c.res})
+}
+
+// applyDelete deletes the entry c names, or fails c.
+//
+//go:noinline
+func (p *proc) applyDelete(c *call) {
+	if c.err = p.list.Delete(c.id); c.err != nil {
+		return
+	}
+	p.record(c, Op{Entry: Entry{ID: c.id}, Delete: true})
+}
+
 // answerKeyed answers a change whose idempotency key the list remembers
-// as the change first made with it was answered, and changes nothing.
-func (p *proc) answerKeyed(c *call, op Op) {
+// as the change first made with it was answered, changing nothing, and
+// reports true; or reports false when the list does not remember the key.
+//
+//go:noinline
+func (p *proc) answerKeyed(c *call) bool {
+	op, ok := p.list.keyed(c.key)
+	if !ok {
+		return false
+	}
 	if op.Delete != (c.op == opDelete) {
 		c.err = fmt.Errorf("%w: key %q of list %q", ErrKeyReused, c.key, p.name)
-		return
+		return true
 	}
 	if !op.Delete {
 		c.res = op.Entry
 	}
+	return true
 }
 
 // runUpdater runs the caller's updater on a goroutine of its own and waits
