@@ -495,3 +495,25 @@ func MailboxCap(sys *System, name string) int {
 	defer p.release()
 	return cap(p.mailbox)
 }
+
+// DateView returns the entries of date d as l holds them, shared, and
+// whether they are a slice of l's slice of all entries rather than a
+// copy.
+func DateView(l *List, d Date) (entries []Entry, sharesAll bool) {
+	entries = l.entriesOf(d.key())
+	if len(entries) == 0 {
+		return nil, false
+	}
+	for i := range l.all {
+		if &l.all[i] == &entries[0] {
+			return entries, true
+		}
+	}
+	return entries, false
+}
+
+// ListFromEntries rebuilds a list from stored entries, as a server loads
+// one.
+func ListFromEntries(entries []Entry) *List {
+	return listFromState(ListState{LastID: len(entries), Entries: entries})
+}
