@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -615,6 +616,9 @@ func buildOpenImage(b *testing.B, lists int) string {
 // builds its lists anew; one is enough:
 //
 //	go test -run '^$' -bench BenchmarkMemory -benchtime=1x -count=4 .
+//
+// With TODO_MEMPROFILE=file it writes a heap profile of the hibernating
+// lists there, for go tool pprof -sample_index=inuse_space.
 func BenchmarkMemory(b *testing.B) {
 	const lists, entries = 100_000, 10
 	ctx := context.Background()
@@ -652,6 +656,9 @@ func BenchmarkMemory(b *testing.B) {
 			}
 			names = nil // the names are the System's now: its registry holds them
 			heap1, rss1 := memoryInUse(b)
+			if path := os.Getenv("TODO_MEMPROFILE"); path != "" {
+				writeHeapProfile(b, path)
+			}
 			heapPerList = float64(heap1-heap0) / lists
 			rssPerList = float64(rss1-rss0) / lists
 			if st := sys.Stats(); st.ServersRunning != lists || st.ServersHibernating != lists {
@@ -666,6 +673,19 @@ func BenchmarkMemory(b *testing.B) {
 		b.ReportMetric(heapPerList, "heap+stack-B/list")
 		b.ReportMetric(rssPerList, "rss-B/list")
 	})
+}
+
+// writeHeapProfile writes a heap profile of what is in use now to path.
+func writeHeapProfile(tb testing.TB, path string) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // memoryInUse returns, after a GC that returns what it frees to the OS,
@@ -695,12 +715,15 @@ func memoryInUse(tb testing.TB) (heapAndStacks, rss int64) {
 
 // BenchmarkWake compares AddEntry (Async, in memory) on a list whose
 // server is awake with AddEntry on one whose server hibernates, which
-// wakes it: a new goroutine, the add, the publication. Both spread the
-// adds over 1,000 lists, one client; with a HibernateAfter of a
-// nanosecond each list is back asleep long before its next add, which
-// the wakes/op metric shows (1 when every add woke its list). Compare:
+// wakes it: a new goroutine, the add, the publication. The adds go round
+// 1,000 lists, one client. With state=hibernating every list is left to
+// hibernate (HibernateAfter 20ms) between rounds, with the timer stopped,
+// so what is timed is the wake and the add; with state=churning it
+// hibernates a nanosecond after each add, so the timed loop also pays
+// for going back to sleep, on the other core. wakes/op is 1 when every
+// add woke its list. Compare:
 //
-//	go test -run '^$' -bench BenchmarkWake -count=10 . > wake.bench
+//	go test -run '^$' -bench BenchmarkWake -count=10 -benchtime=200ms . > wake.bench
 //	benchstat -col /state wake.bench
 func BenchmarkWake(b *testing.B) {
 	const lists = 1000
@@ -708,9 +731,11 @@ func BenchmarkWake(b *testing.B) {
 	for _, state := range []struct {
 		name  string
 		after time.Duration
+		round bool // wait, untimed, for every list to hibernate after each round
 	}{
-		{"awake", -1},
-		{"hibernating", time.Nanosecond},
+		{"awake", -1, false},
+		{"hibernating", 20 * time.Millisecond, true},
+		{"churning", time.Nanosecond, false},
 	} {
 		b.Run("op=add/state="+state.name, func(b *testing.B) {
 			sys, err := todo.OpenInMemory(&todo.Options{Durability: todo.Async, HibernateAfter: state.after, IdleTimeout: -1, MaxLoaded: -1})
@@ -725,12 +750,30 @@ func BenchmarkWake(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			before := sys.Stats()
-			runClients(b, 1, func(_, i int) {
-				if _, err := servers[i%lists].AddEntry(ctx, todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist"}); err != nil {
-					b.Error(err)
+			asleep := func() {
+				if !state.round {
+					return
 				}
-			})
+				b.StopTimer()
+				for sys.Stats().ServersHibernating < lists {
+					time.Sleep(time.Millisecond)
+				}
+				b.StartTimer()
+			}
+			before := sys.Stats()
+			b.ReportAllocs()
+			b.ResetTimer()
+			asleep()
+			for i := range b.N {
+				if i > 0 && i%lists == 0 {
+					asleep()
+				}
+				if _, err := servers[i%lists].AddEntry(ctx, todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 			b.ReportMetric(float64(sys.Stats().Wakes-before.Wakes)/float64(b.N), "wakes/op")
 		})
 	}

@@ -295,6 +295,7 @@ func (p *proc) signal(c *call) bool {
 // time the server wakes from hibernation.
 func (p *proc) run() {
 	defer p.sys.servers.Done()
+	growStack()
 	p.armTimers()
 	for {
 		if c := <-p.mailbox; !p.signal(c) {
@@ -323,6 +324,22 @@ func (p *proc) run() {
 		}
 	}
 }
+
+// growStack grows a new goroutine's stack, while it holds one frame or
+// two, to the size a server's first batch needs. Each wake starts a new
+// goroutine on the smallest stack (2 KB), and an add outgrows it deep in
+// its call chain, where copying the stack costs a walk of every frame: a
+// tenth of a wake's time. Grown here it costs a copy of almost nothing.
+// CockroachDB's growstack.Grow does the same for the same reason.
+//
+//go:noinline
+func growStack() {
+	var pad [1536]byte
+	keepStack(pad[:])
+}
+
+//go:noinline
+func keepStack([]byte) {}
 
 // armTimers sets the timers of expiry, once for the server's life, and of
 // hibernation, each time its goroutine starts. A timer puts its signal in

@@ -374,7 +374,7 @@ func (sys *System) Dir() string { return sys.dir }
 
 // Stats are counters of a System's life since Open. Every field is exact.
 type Stats struct {
-	ServersRunning int64 // list servers running now
+	ServersRunning int64 // list servers running now, hibernating or not: one per list loaded
 	ServersStarted int64 // list servers started
 	ServersExpired int64 // list servers stopped after IdleTimeout
 	ServersEvicted int64 // list servers retired early to keep within MaxLoaded
