@@ -618,61 +618,79 @@ func buildOpenImage(b *testing.B, lists int) string {
 //	go test -run '^$' -bench BenchmarkMemory -benchtime=1x -count=4 .
 //
 // With TODO_MEMPROFILE=file it writes a heap profile of the hibernating
-// lists there, for go tool pprof -sample_index=inuse_space.
+// lists there, for go tool pprof -sample_index=inuse_space. The
+// state=awake case, with hibernation off, is the cost without it.
 func BenchmarkMemory(b *testing.B) {
 	const lists, entries = 100_000, 10
+	for _, state := range []struct {
+		name  string
+		after time.Duration // Options.HibernateAfter
+	}{
+		{"hibernating", 0},
+		{"awake", -1}, // for comparison: every list with its goroutine
+	} {
+		b.Run(fmt.Sprintf("lists=%d/entries=%d/state=%s", lists, entries, state.name), func(b *testing.B) {
+			benchmarkMemory(b, lists, entries, state.after)
+		})
+	}
+}
+
+// benchmarkMemory is one case of BenchmarkMemory.
+func benchmarkMemory(b *testing.B, lists, entries int, hibernateAfter time.Duration) {
 	ctx := context.Background()
 	day := todo.Date{Year: 2013, Month: time.December, Day: 19}
-	b.Run(fmt.Sprintf("lists=%d/entries=%d/state=hibernating", lists, entries), func(b *testing.B) {
-		var heapPerList, rssPerList float64
-		for b.Loop() {
-			dir := b.TempDir()
-			names := listNames(lists)
-			heap0, rss0 := memoryInUse(b)
-			sys, err := todo.Open(dir, &todo.Options{Durability: todo.Async, IdleTimeout: time.Hour, MaxLoaded: -1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			for range 4 {
-				wg.Go(func() {
-					for i := int(next.Add(1) - 1); i < lists; i = int(next.Add(1) - 1) {
-						s := sys.ServerProcess(names[i])
-						for range entries {
-							if _, err := s.AddEntry(ctx, todo.Entry{Date: day, Title: "Dentist"}); err != nil {
-								b.Error(err)
-								return
-							}
+	var heapPerList, rssPerList float64
+	for b.Loop() {
+		dir := b.TempDir()
+		names := listNames(lists)
+		heap0, rss0 := memoryInUse(b)
+		sys, err := todo.Open(dir, &todo.Options{Durability: todo.Async, IdleTimeout: time.Hour, MaxLoaded: -1, HibernateAfter: hibernateAfter})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for i := int(next.Add(1) - 1); i < lists; i = int(next.Add(1) - 1) {
+					s := sys.ServerProcess(names[i])
+					for range entries {
+						if _, err := s.AddEntry(ctx, todo.Entry{Date: day, Title: "Dentist"}); err != nil {
+							b.Error(err)
+							return
 						}
 					}
-				})
-			}
-			wg.Wait()
-			for deadline := time.Now().Add(time.Minute); sys.Stats().ServersHibernating < lists; time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					b.Fatalf("%d of %d lists hibernating a minute after the last add", sys.Stats().ServersHibernating, lists)
 				}
-			}
-			names = nil // the names are the System's now: its registry holds them
-			heap1, rss1 := memoryInUse(b)
-			if path := os.Getenv("TODO_MEMPROFILE"); path != "" {
-				writeHeapProfile(b, path)
-			}
-			heapPerList = float64(heap1-heap0) / lists
-			rssPerList = float64(rss1-rss0) / lists
-			if st := sys.Stats(); st.ServersRunning != lists || st.ServersHibernating != lists {
-				b.Fatalf("%d lists loaded, %d hibernating; want %d of each", st.ServersRunning, st.ServersHibernating, lists)
-			}
-			b.StopTimer()
-			if err := sys.Close(); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
+			})
 		}
-		b.ReportMetric(heapPerList, "heap+stack-B/list")
-		b.ReportMetric(rssPerList, "rss-B/list")
-	})
+		wg.Wait()
+		for deadline := time.Now().Add(time.Minute); hibernateAfter >= 0 && sys.Stats().ServersHibernating < int64(lists); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d lists hibernating a minute after the last add", sys.Stats().ServersHibernating, lists)
+			}
+		}
+		names = nil // the names are the System's now: its registry holds them
+		heap1, rss1 := memoryInUse(b)
+		if path := os.Getenv("TODO_MEMPROFILE"); path != "" {
+			writeHeapProfile(b, path)
+		}
+		heapPerList = float64(heap1-heap0) / float64(lists)
+		rssPerList = float64(rss1-rss0) / float64(lists)
+		want := int64(lists)
+		if hibernateAfter < 0 {
+			want = 0
+		}
+		if st := sys.Stats(); st.ServersRunning != int64(lists) || st.ServersHibernating != want {
+			b.Fatalf("%d lists loaded, %d hibernating; want %d and %d", st.ServersRunning, st.ServersHibernating, lists, want)
+		}
+		b.StopTimer()
+		if err := sys.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(heapPerList, "heap+stack-B/list")
+	b.ReportMetric(rssPerList, "rss-B/list")
 }
 
 // writeHeapProfile writes a heap profile of what is in use now to path.
