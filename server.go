@@ -398,16 +398,24 @@ func (p *proc) expireIfIdle() bool {
 		p.idleTimer.Reset(idle - quiet)
 		return false
 	}
-	if p.touched.Swap(false) || !p.senders.CompareAndSwap(0, retiredSenders) {
-		// Read since the timer was armed, or a caller is sending
-		// right now.
-		p.idleTimer.Reset(idle)
+	if p.touched.Swap(false) {
+		p.idleTimer.Reset(idle) // read since the timer was armed
+		return false
+	}
+	if !p.senders.CompareAndSwap(0, retiredSenders) {
+		p.idleTimer.Reset(retryShortly(idle))
 		return false
 	}
 	p.stop()
 	p.sys.stats.expired.Add(1)
 	return true
 }
+
+// retryShortly is when a timer looks again after its signal found a
+// caller sending: often the timer itself, which holds its place in
+// senders until it has sent, and lets go a moment later. A real caller's
+// request counts as one when it is served, and the next look sees it.
+func retryShortly(d time.Duration) time.Duration { return min(d, time.Millisecond) }
 
 // hibernateIfIdle ends the server goroutine if its mailbox has stayed
 // empty for HibernateAfter, and reports whether it did; otherwise it sets
@@ -422,7 +430,7 @@ func (p *proc) hibernateIfIdle() bool {
 	p.wakeMu.Lock()
 	defer p.wakeMu.Unlock()
 	if !p.senders.CompareAndSwap(0, hibernatingSenders) {
-		p.sleepTimer.Reset(after) // a caller is sending right now
+		p.sleepTimer.Reset(retryShortly(after))
 		return false
 	}
 	if len(p.mailbox) > 0 && !p.sys.sleepOverMail {
