@@ -735,11 +735,14 @@ func memoryInUse(tb testing.TB) (heapAndStacks, rss int64) {
 // server is awake with AddEntry on one whose server hibernates, which
 // wakes it: a new goroutine, the add, the publication. The adds go round
 // 1,000 lists, one client. With state=hibernating every list is left to
-// hibernate (HibernateAfter 20ms) between rounds, with the timer stopped,
-// so what is timed is the wake and the add; with state=churning it
-// hibernates a nanosecond after each add, so the timed loop also pays
-// for going back to sleep, on the other core. wakes/op is 1 when every
-// add woke its list. Compare:
+// fall asleep (HibernateAfter 20ms) between rounds of 1,000 adds, the
+// clock stopped, so what is timed is the wake and the add;
+// state=awake-rounds is the same rounds and pauses with hibernation off,
+// its baseline like for like (a pause leaves caches and cores cold, which
+// costs an awake list too); state=awake adds without a pause. With
+// state=churning each list falls asleep a nanosecond after its add, so the
+// loop also pays for going to sleep, on the other core. wakes/op is 1 when
+// every add woke its list. Compare:
 //
 //	go test -run '^$' -bench BenchmarkWake -count=10 -benchtime=200ms . > wake.bench
 //	benchstat -col /state wake.bench
@@ -752,6 +755,7 @@ func BenchmarkWake(b *testing.B) {
 		round bool // wait, untimed, for every list to hibernate after each round
 	}{
 		{"awake", -1, false},
+		{"awake-rounds", -1, true},
 		{"hibernating", 20 * time.Millisecond, true},
 		{"churning", time.Nanosecond, false},
 	} {
@@ -773,7 +777,8 @@ func BenchmarkWake(b *testing.B) {
 					return
 				}
 				b.StopTimer()
-				for sys.Stats().ServersHibernating < lists {
+				time.Sleep(25 * time.Millisecond) // as long as the lists take to fall asleep
+				for sys.Stats().ServersHibernating < lists && state.after > 0 {
 					time.Sleep(time.Millisecond)
 				}
 				b.StartTimer()
