@@ -6,6 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -652,4 +657,201 @@ func BenchmarkListsPage(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkMemory measures what a loaded list costs while its server
+// hibernates: 100,000 lists of 10 entries each (all on 2013-12-19, titled
+// "Dentist", as the BEAM harness of /work/shared/anchors/membeam.erl
+// holds them), added with Async durability on a data directory, no idle
+// expiry and no cap, then left until every server hibernates. It reports
+// per list the growth of the heap and the goroutine stacks after a GC
+// (runtime.MemStats HeapAlloc+StackInuse), and of the process's RSS
+// (VmRSS, after debug.FreeOSMemory), from before Open. Each iteration
+// builds its lists anew; one is enough:
+//
+//	go test -run '^$' -bench BenchmarkMemory -benchtime=1x -count=4 .
+//
+// With TODO_MEMPROFILE=file it writes a heap profile of the hibernating
+// lists there, for go tool pprof -sample_index=inuse_space. The
+// state=awake case, with hibernation off, is the cost without it.
+func BenchmarkMemory(b *testing.B) {
+	const lists, entries = 100_000, 10
+	for _, state := range []struct {
+		name  string
+		after time.Duration // Options.HibernateAfter
+	}{
+		{"hibernating", 0},
+		{"awake", -1}, // for comparison: every list with its goroutine
+	} {
+		b.Run(fmt.Sprintf("lists=%d/entries=%d/state=%s", lists, entries, state.name), func(b *testing.B) {
+			benchmarkMemory(b, lists, entries, state.after)
+		})
+	}
+}
+
+// benchmarkMemory is one case of BenchmarkMemory.
+func benchmarkMemory(b *testing.B, lists, entries int, hibernateAfter time.Duration) {
+	ctx := context.Background()
+	day := todo.Date{Year: 2013, Month: time.December, Day: 19}
+	var heapPerList, rssPerList float64
+	for b.Loop() {
+		dir := b.TempDir()
+		names := listNames(lists)
+		heap0, rss0 := memoryInUse(b)
+		sys, err := todo.Open(dir, &todo.Options{Durability: todo.Async, IdleTimeout: time.Hour, MaxLoaded: -1, HibernateAfter: hibernateAfter})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for i := int(next.Add(1) - 1); i < lists; i = int(next.Add(1) - 1) {
+					s := sys.ServerProcess(names[i])
+					for range entries {
+						if _, err := s.AddEntry(ctx, todo.Entry{Date: day, Title: "Dentist"}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for deadline := time.Now().Add(time.Minute); hibernateAfter >= 0 && sys.Stats().ServersHibernating < int64(lists); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d lists hibernating a minute after the last add", sys.Stats().ServersHibernating, lists)
+			}
+		}
+		names = nil // the names are the System's now: its registry holds them
+		heap1, rss1 := memoryInUse(b)
+		if path := os.Getenv("TODO_MEMPROFILE"); path != "" {
+			writeHeapProfile(b, path)
+		}
+		heapPerList = float64(heap1-heap0) / float64(lists)
+		rssPerList = float64(rss1-rss0) / float64(lists)
+		want := int64(lists)
+		if hibernateAfter < 0 {
+			want = 0
+		}
+		if st := sys.Stats(); st.ServersRunning != int64(lists) || st.ServersHibernating != want {
+			b.Fatalf("%d lists loaded, %d hibernating; want %d and %d", st.ServersRunning, st.ServersHibernating, lists, want)
+		}
+		b.StopTimer()
+		if err := sys.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(heapPerList, "heap+stack-B/list")
+	b.ReportMetric(rssPerList, "rss-B/list")
+}
+
+// writeHeapProfile writes a heap profile of what is in use now to path.
+func writeHeapProfile(tb testing.TB, path string) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// memoryInUse returns, after a GC that returns what it frees to the OS,
+// the bytes of the heap and of goroutine stacks in use, and the process's
+// resident set size.
+func memoryInUse(tb testing.TB) (heapAndStacks, rss int64) {
+	tb.Helper()
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				tb.Fatalf("VmRSS: %q: %v", v, err)
+			}
+			rss = kb << 10
+		}
+	}
+	return int64(ms.HeapAlloc + ms.StackInuse), rss
+}
+
+// BenchmarkWake compares AddEntry (Async, in memory) on a list whose
+// server is awake with AddEntry on one whose server hibernates, which
+// wakes it: a new goroutine, the add, the publication. The adds go round
+// 1,000 lists, one client. With state=hibernating every list is left to
+// fall asleep (HibernateAfter 20ms) between rounds of 1,000 adds, the
+// clock stopped, so what is timed is the wake and the add;
+// state=awake-rounds is the same rounds and pauses with hibernation off,
+// its baseline like for like (a pause leaves caches and cores cold, which
+// costs an awake list too); state=awake adds without a pause. With
+// state=churning each list falls asleep a nanosecond after its add, so the
+// loop also pays for going to sleep, on the other core. wakes/op is 1 when
+// every add woke its list. Compare:
+//
+//	go test -run '^$' -bench BenchmarkWake -count=10 -benchtime=200ms . > wake.bench
+//	benchstat -col /state wake.bench
+func BenchmarkWake(b *testing.B) {
+	const lists = 1000
+	ctx := context.Background()
+	for _, state := range []struct {
+		name  string
+		after time.Duration
+		round bool // wait, untimed, for every list to hibernate after each round
+	}{
+		{"awake", -1, false},
+		{"awake-rounds", -1, true},
+		{"hibernating", 20 * time.Millisecond, true},
+		{"churning", time.Nanosecond, false},
+	} {
+		b.Run("op=add/state="+state.name, func(b *testing.B) {
+			sys, err := todo.OpenInMemory(&todo.Options{Durability: todo.Async, HibernateAfter: state.after, IdleTimeout: -1, MaxLoaded: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sys.Close()
+			servers := make([]*todo.Server, lists)
+			for i, n := range listNames(lists) {
+				servers[i] = sys.ServerProcess(n)
+				if _, err := servers[i].AddEntry(ctx, todo.Entry{Date: benchDates[0], Title: "first"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			asleep := func() {
+				if !state.round {
+					return
+				}
+				b.StopTimer()
+				time.Sleep(25 * time.Millisecond) // as long as the lists take to fall asleep
+				for sys.Stats().ServersHibernating < lists && state.after > 0 {
+					time.Sleep(time.Millisecond)
+				}
+				b.StartTimer()
+			}
+			before := sys.Stats()
+			b.ReportAllocs()
+			b.ResetTimer()
+			asleep()
+			for i := range b.N {
+				if i > 0 && i%lists == 0 {
+					asleep()
+				}
+				if _, err := servers[i%lists].AddEntry(ctx, todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+			b.ReportMetric(float64(sys.Stats().Wakes-before.Wakes)/float64(b.N), "wakes/op")
+		})
+	}
 }

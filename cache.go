@@ -293,6 +293,9 @@ func (s *Server) send(c *call) error {
 		case p.mailbox <- c:
 		default:
 			sys.stats.mailboxWaits.Add(1)
+			if !p.crowded.Load() {
+				p.crowded.Store(true) // the server grows its mailbox (see grow)
+			}
 			select {
 			case p.mailbox <- c:
 			case <-ctx.Done():
@@ -489,7 +492,8 @@ func (c *loadedCap) loaded() int {
 func (c *loadedCap) loadedLocked() int { return len(c.ring) - len(c.free) + c.reserved }
 
 // victims returns up to n lists to retire: unused since the hand last
-// came by, with nothing queued. It goes round at most twice.
+// came by, with nothing queued (hibernating ones among them). It goes
+// round at most twice.
 func (c *loadedCap) victims(n int) []*proc {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -503,7 +507,7 @@ func (c *loadedCap) victims(n int) []*proc {
 		switch {
 		case p == nil, p.retiring:
 		case p.recent.Swap(false): // used lately: spared, this once
-		case len(p.mailbox) > 0 || p.senders.Load() != 0: // busy
+		case !p.idle(): // busy
 		default:
 			p.retiring = true
 			vs = append(vs, p)
@@ -535,11 +539,13 @@ func (sys *System) capLoaded() {
 				}
 			}
 			for _, p := range vs {
-				select {
-				case p.mailbox <- closeSignal:
-				case <-p.done:
-				case <-sys.closing:
-					return
+				// A hibernating list is woken to retire: one path for all.
+				if !p.post(closeSignal, sys.closing) {
+					select {
+					case <-sys.closing:
+						return
+					default: // retired on its own meanwhile
+					}
 				}
 			}
 			for _, p := range vs {

@@ -10,6 +10,9 @@
 // them to the [Store]: by default an append-only log in the data directory,
 // written once and fdatasynced once for every change waiting (group
 // commit), checkpointed in the background into one msgpack file per list.
+// A server whose mailbox stays empty for [Options.HibernateAfter]
+// hibernates, like a BEAM process with hibernate_after: its goroutine ends
+// while its list stays loaded and readable, and the next change wakes it.
 // Servers idle for [Options.IdleTimeout] stop and leave memory, and at most
 // [Options.MaxLoaded] lists stay loaded. [NewHandler] serves the original
 // HTTP protocol and a JSON API over a System.

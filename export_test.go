@@ -473,3 +473,47 @@ func RetryOnlyAtClose(sys *System) {
 }
 
 // ---- end of the crash and fault tests' declarations ----
+
+// ---- Hibernation (hibernate_test.go) ----
+
+// HibernateOverMail makes sys the broken twin of hibernation: a server
+// hibernates even when a request came into its mailbox in the moment
+// before, and that request is never answered. Call it before any server
+// starts.
+func HibernateOverMail(sys *System) { sys.sleepOverMail = true }
+
+// MailboxCap returns the capacity of the mailbox of the running server
+// of a list, 0 when it hibernates, or -1 when it has no server.
+func MailboxCap(sys *System, name string) int {
+	p, ok := sys.registry.Lookup(name)
+	if !ok || !p.tryAcquire() {
+		if ok && p.senders.Load() == hibernatingSenders {
+			return 0
+		}
+		return -1
+	}
+	defer p.release()
+	return cap(p.mailbox)
+}
+
+// DateView returns the entries of date d as l holds them, shared, and
+// whether they are a slice of l's slice of all entries rather than a
+// copy.
+func DateView(l *List, d Date) (entries []Entry, sharesAll bool) {
+	entries = l.entriesOf(d.key())
+	if len(entries) == 0 {
+		return nil, false
+	}
+	for i := range l.all {
+		if &l.all[i] == &entries[0] {
+			return entries, true
+		}
+	}
+	return entries, false
+}
+
+// ListFromEntries rebuilds a list from stored entries, as a server loads
+// one.
+func ListFromEntries(entries []Entry) *List {
+	return listFromState(ListState{LastID: len(entries), Entries: entries})
+}

@@ -157,6 +157,10 @@ type Entry struct {
 // A List never writes to a slice element it has stored: Add appends, and
 // Update and Delete build new slices. That lets its owner hand the slices to
 // concurrent readers and writers of files without copying them.
+//
+// The entries of a date are, where they can be, a slice of the slice of
+// all entries rather than a copy (see dateWith): a list holds each entry
+// once when its entries come date by date.
 type List struct {
 	lastID int
 	size   int                  // the bytes its entries take encoded (see encodedSize)
@@ -207,6 +211,7 @@ func (l *List) Add(e Entry) Entry {
 	}
 	l.lastID++
 	e.ID = l.lastID
+	old := l.all
 	l.all = append(l.all, e)
 	l.size += encodedSize(e)
 	k := e.Date.key()
@@ -215,8 +220,26 @@ func (l *List) Add(e Entry) Entry {
 	if slot != nil {
 		cur = slot.entries
 	}
-	l.setSlot(k, slot, append(cur, e))
+	l.setSlot(k, slot, dateWith(cur, old, l.all))
 	return e
+}
+
+// dateWith returns the entries of a date, date, with the entry that was
+// just appended to all added; old is all before. When date holds the
+// entries at the end of old, as it does when a list gets its entries
+// date by date (or all on one date), the result is a slice of all, not
+// a copy: the list then holds each entry once. Its capacity ends where
+// its entries do, so that an append to it, anywhere, copies it and never
+// writes into all's array.
+func dateWith(date, old, all []Entry) []Entry {
+	n := len(old)
+	if len(date) == 0 {
+		return all[n : n+1 : n+1]
+	}
+	if start := n - len(date); start >= 0 && &old[start] == &date[0] {
+		return all[start : n+1 : n+1]
+	}
+	return append(date, all[n])
 }
 
 // Entries returns the entries of date d in id order. It costs time in
@@ -440,7 +463,7 @@ func (l *List) state() ListState { return ListState{LastID: l.lastID, Entries: l
 // s.Entries, which it never writes to.
 func listFromState(s ListState) *List {
 	l := &List{lastID: s.LastID, all: s.Entries, keys: s.Keys}
-	for _, e := range s.Entries {
+	for i, e := range s.Entries {
 		l.size += encodedSize(e)
 		if l.byDate == nil {
 			l.byDate = make(map[dayKey]*dateSlot)
@@ -451,7 +474,7 @@ func listFromState(s ListState) *List {
 			slot = &dateSlot{}
 			l.byDate[k] = slot
 		}
-		slot.entries = append(slot.entries, e)
+		slot.entries = dateWith(slot.entries, s.Entries[:i], s.Entries[:i+1])
 	}
 	return l
 }
@@ -484,8 +507,9 @@ func (l *List) applyOp(op Op) {
 	i, _ := l.find(id)
 	if i == len(l.all) {
 		// The usual case, an entry added: appended, as Add does.
+		old := l.all
 		l.all = append(l.all, op.Entry)
-		l.setSlot(k, l.byDate[k], append(l.entriesOf(k), op.Entry))
+		l.setSlot(k, l.byDate[k], dateWith(l.entriesOf(k), old, l.all))
 		return
 	}
 	l.replaceAll(slices.Concat(l.all[:i], []Entry{op.Entry}, l.all[i:]))

@@ -938,3 +938,64 @@ func TestList_BatchRollback(t *testing.T) {
 		t.Errorf("after commit: Len %d, Entries %v", l.Len(), l.Entries(d))
 	}
 }
+
+// A list holds each entry once when its entries come date by date: the
+// entries of a date are a slice of the list's slice of all entries. That
+// sharing never lets a change show through a slice handed out before it.
+func TestList_DatesShareEntries(t *testing.T) {
+	t.Parallel()
+	d19 := todo.Date{Year: 2013, Month: time.December, Day: 19}
+	d20 := todo.Date{Year: 2013, Month: time.December, Day: 20}
+	l := &todo.List{}
+	for i := range 10 {
+		l.Add(todo.Entry{Date: d19, Title: fmt.Sprint("a", i)})
+	}
+	held, shared := todo.DateView(l, d19)
+	if !shared {
+		t.Errorf("10 entries on one date: the date holds a copy of them")
+	}
+	heldCopy := slices.Clone(held)
+	for i := range 3 {
+		l.Add(todo.Entry{Date: d20, Title: fmt.Sprint("b", i)})
+	}
+	if _, shared := todo.DateView(l, d20); !shared {
+		t.Errorf("entries added date by date: the second date holds a copy")
+	}
+	// Interleaved: the first date's entries are no longer together.
+	l.Add(todo.Entry{Date: d19, Title: "late"})
+	if got := l.Entries(d19); len(got) != 11 || got[10].Title != "late" {
+		t.Errorf("Entries(d19) = %v", got)
+	}
+	if _, err := l.Update(2, func(e todo.Entry) todo.Entry { e.Title = "changed"; return e }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Delete(3); err != nil {
+		t.Fatal(err)
+	}
+	l.Add(todo.Entry{Date: d20, Title: "b3"})
+	if !slices.Equal(held, heldCopy) {
+		t.Errorf("a date's entries handed out before later changes changed:\n got %v\nwant %v", held, heldCopy)
+	}
+	checkDates := func(l *todo.List) {
+		t.Helper()
+		for _, d := range []todo.Date{d19, d20} {
+			var want []todo.Entry
+			for _, e := range l.All() {
+				if e.Date == d {
+					want = append(want, e)
+				}
+			}
+			if got := l.Entries(d); !slices.Equal(got, want) {
+				t.Errorf("Entries(%v) = %v, want %v", d, got, want)
+			}
+		}
+	}
+	checkDates(l)
+	// Loaded from stored entries, as a server loads a list.
+	loaded := todo.ListFromEntries(l.All())
+	checkDates(loaded)
+	one := todo.ListFromEntries(heldCopy)
+	if _, shared := todo.DateView(one, d19); !shared {
+		t.Errorf("a loaded list of one date holds a copy of its entries")
+	}
+}

@@ -3,7 +3,9 @@ package todo
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -13,16 +15,25 @@ import (
 // its mailbox; readers of a loaded list never reach it at all, they read
 // what it published in the System's table.
 type proc struct {
-	sys     *System
-	name    string
+	sys  *System
+	name string
+	// mailbox is where callers put requests. It starts small and grows
+	// towards Options.MailboxSize when callers find it full (see grow),
+	// and a hibernating server has none (see hibernate). It is replaced
+	// only while no caller is sending (senders at 0, then not a count),
+	// so a caller that holds a place in senders may read it.
 	mailbox chan *call
 
 	// senders counts callers between acquire and release, that is, callers
-	// that may still put a request in the mailbox; -1 means the server has
-	// retired and takes nothing more. Retiring is a CAS from 0 to -1, so a
-	// request is either in the mailbox before the server retires or never
-	// sent to it.
+	// that may still put a request in the mailbox, when it is 0 or more.
+	// Below 0 it is a state (see retiredSenders): retiring, hibernating
+	// and growing the mailbox are each a CAS from 0, so a request is
+	// either in the mailbox before the server changes state or sent after.
 	senders atomic.Int64
+
+	// wakeMu serializes waking a hibernating server with its going to
+	// sleep, so that of concurrent wakers exactly one starts a goroutine.
+	wakeMu sync.Mutex
 
 	loaded     atomic.Bool   // the list is loaded and published
 	touched    atomic.Bool   // a table read happened since the idle timer was last armed
@@ -39,7 +50,8 @@ type proc struct {
 	slot     int  // its place in the cap's ring
 	retiring bool // chosen by the cap to retire
 
-	// Owned by the server goroutine.
+	// Owned by the server goroutine, and kept while it hibernates (see
+	// wakeMu: who wakes the server hands them to its new goroutine).
 	cells    map[dayKey]*dayCell // what it has published in the table
 	list     *List
 	undo     undoLog
@@ -47,9 +59,16 @@ type proc struct {
 	ops      []Op // the operations of the batch being applied
 	reserved int  // ids up to this are reserved durably (see store)
 	// Signals drained from the mailbox and not acted on yet.
-	expireDue, closeDue bool
-	// expireMissed is set by the idle timer when the mailbox was full.
-	expireMissed atomic.Bool
+	expireDue, closeDue, hibernateDue bool
+	// Set by the idle and hibernation timers when the mailbox was full.
+	expireMissed, hibernateMissed atomic.Bool
+	// crowded is set by a caller that found the mailbox full (see grow).
+	crowded atomic.Bool
+	// The timers of expiry and of hibernation (see run). The idle timer
+	// runs as long as the server, asleep or not; the hibernation timer
+	// only while it is awake.
+	idleTimer, sleepTimer *time.Timer
+	lastRequest           time.Time // when the last batch began
 	// How many requests the next batch waits for, and for how long; see
 	// waitRegroup.
 	regroup       int
@@ -61,6 +80,13 @@ type proc struct {
 	answeredAt time.Time // when the last batch that set regroup was answered
 }
 
+// The states of proc.senders below 0.
+const (
+	retiredSenders     = -1 // the server has retired and takes nothing more
+	hibernatingSenders = -2 // the server has no goroutine until a caller wakes it
+	growingSenders     = -3 // the server is moving its mailbox into a larger one
+)
+
 // op is what a request asks of a server.
 type op uint8
 
@@ -68,10 +94,11 @@ const (
 	opAdd op = iota
 	opUpdate
 	opDelete
-	opEntries // read one date of a list that is not loaded yet
-	opAll     // read all of a list that is not loaded yet
-	opExpire  // expireSignal
-	opClose   // closeSignal
+	opEntries   // read one date of a list that is not loaded yet
+	opAll       // read all of a list that is not loaded yet
+	opExpire    // expireSignal
+	opClose     // closeSignal
+	opHibernate // hibernateSignal
 )
 
 // call is one request and its reply. Calls are pooled, and the reply
@@ -100,29 +127,130 @@ func newProc(sys *System, name string) *proc {
 	return &proc{
 		sys:     sys,
 		name:    name,
-		mailbox: make(chan *call, sys.opts.MailboxSize),
+		mailbox: make(chan *call, sys.firstMailboxSize()),
 		done:    make(chan struct{}),
 		saved:   make(chan error, 1),
 	}
 }
 
-// acquire registers a caller that is about to send; it fails once the
-// server has retired.
+// firstMailboxSize is the capacity of a server's mailbox when it starts
+// or wakes: most lists get a request now and then, and a full buffer of
+// MailboxSize would cost them 8 bytes a slot for nothing. A mailbox that
+// callers find full grows (see grow).
+func (sys *System) firstMailboxSize() int { return min(sys.opts.MailboxSize, 4) }
+
+// acquire registers a caller that is about to send, waking the server if
+// it hibernates; it fails once the server has retired.
 func (p *proc) acquire() bool {
 	for {
-		n := p.senders.Load()
-		if n < 0 {
+		switch n := p.senders.Load(); {
+		case n >= 0:
+			if p.senders.CompareAndSwap(n, n+1) {
+				return true
+			}
+		case n == retiredSenders:
 			return false
+		case n == hibernatingSenders:
+			if p.wake() {
+				return true
+			}
+		default: // growingSenders: a few channel operations
+			runtime.Gosched()
 		}
-		if p.senders.CompareAndSwap(n, n+1) {
-			return true
+	}
+}
+
+// tryAcquire is acquire for the server's timers: it fails, and wakes
+// nothing, when the server hibernates.
+func (p *proc) tryAcquire() bool {
+	for {
+		switch n := p.senders.Load(); {
+		case n >= 0:
+			if p.senders.CompareAndSwap(n, n+1) {
+				return true
+			}
+		case n == growingSenders:
+			runtime.Gosched()
+		default:
+			return false
 		}
 	}
 }
 
 func (p *proc) release() { p.senders.Add(-1) }
 
-func (p *proc) retired() bool { return p.senders.Load() < 0 }
+func (p *proc) retired() bool { return p.senders.Load() == retiredSenders }
+
+// wake starts a new goroutine for a hibernating server and reports true,
+// the caller holding the first place in senders; or reports false when
+// the server was not hibernating by the time wakeMu was held (another
+// caller woke it, say). The list stays as the server left it: nothing is
+// loaded again.
+func (p *proc) wake() bool {
+	p.wakeMu.Lock()
+	defer p.wakeMu.Unlock()
+	if p.senders.Load() != hibernatingSenders {
+		return false
+	}
+	p.mailbox = make(chan *call, p.sys.firstMailboxSize())
+	// Close posts to every server in the registry, waking those that
+	// hibernate, before it waits for the goroutines; and a server that has
+	// taken Close's signal never hibernates again. So this Add comes before
+	// Close's Wait, as a WaitGroup needs.
+	p.sys.servers.Add(1)
+	p.sys.stats.wakes.Add(1)
+	p.senders.Store(1)
+	go p.run()
+	return true
+}
+
+// post puts a signal in the server's mailbox, waking the server if it
+// hibernates, and reports true; or false, having sent nothing, when the
+// server has retired or cancel is closed first. While the signal waits for
+// room the server cannot retire (the poster counts in senders), so it
+// will take it.
+func (p *proc) post(sig *call, cancel <-chan struct{}) bool {
+	if !p.acquire() {
+		return false
+	}
+	defer p.release()
+	select {
+	case p.mailbox <- sig:
+		return true
+	case <-cancel:
+		return false
+	}
+}
+
+// postFromTimer puts a timer's signal in the mailbox if there is room, and
+// otherwise sets missed, which the server checks after its batch: a full
+// mailbox means a busy server, which sees the flag soon. With wake false
+// it sends nothing to a hibernating server.
+func (p *proc) postFromTimer(sig *call, missed *atomic.Bool, wake bool) {
+	if wake && !p.acquire() || !wake && !p.tryAcquire() {
+		return
+	}
+	select {
+	case p.mailbox <- sig:
+	default:
+		missed.Store(true)
+	}
+	p.release()
+}
+
+// idle reports whether the server has nothing queued and no caller
+// sending: a hibernating server is idle.
+func (p *proc) idle() bool {
+	if p.senders.Load() == hibernatingSenders {
+		return true
+	}
+	if !p.tryAcquire() {
+		return false // retired, or went to sleep just now: look next time
+	}
+	idle := len(p.mailbox) == 0 && p.senders.Load() == 1
+	p.release()
+	return idle
+}
 
 // touch tells the server its list was read, which keeps it from expiring.
 // The flag is written only when it changes, so that readers on many cores
@@ -142,8 +270,9 @@ func (p *proc) touch() {
 // locking three channels every time the server sleeps and wakes, and with
 // many lists a server sleeps and wakes for almost every request.
 var (
-	expireSignal = &call{op: opExpire} // the idle timer fired
-	closeSignal  = &call{op: opClose}  // the System is closing
+	expireSignal    = &call{op: opExpire}    // the idle timer fired
+	closeSignal     = &call{op: opClose}     // the System is closing
+	hibernateSignal = &call{op: opHibernate} // the hibernation timer fired
 )
 
 // signal notes a signal drained from the mailbox, to be acted on once the
@@ -154,75 +283,207 @@ func (p *proc) signal(c *call) bool {
 		p.expireDue = true
 	case closeSignal:
 		p.closeDue = true
+	case hibernateSignal:
+		p.hibernateDue = true
 	default:
 		return false
 	}
 	return true
 }
 
-// run is the server goroutine.
+// run is the server goroutine. It starts with the server, and again each
+// time the server wakes from hibernation.
 func (p *proc) run() {
 	defer p.sys.servers.Done()
-	idle := p.sys.opts.IdleTimeout
-	// The timer puts expireSignal in the mailbox. It is not reset on every
-	// request, which would cost more than the request: lastRequest is
-	// noted instead, and checked when the signal comes. Only this
-	// goroutine resets or stops the timer.
-	var timer *time.Timer
-	if idle > 0 {
-		timer = time.AfterFunc(idle, func() {
-			select {
-			case p.mailbox <- expireSignal:
-			default:
-				// A full mailbox: the server is busy, and sees this
-				// after its batch.
-				p.expireMissed.Store(true)
-			}
-		})
-		defer timer.Stop()
-	}
-	var lastRequest time.Time
+	growStack()
+	p.armTimers()
 	for {
 		if c := <-p.mailbox; !p.signal(c) {
 			p.serveBatch(c)
-			lastRequest = p.batchStart
-			if p.expireMissed.Load() {
-				p.expireMissed.Store(false)
-				p.expireDue = true
+			p.lastRequest = p.batchStart
+			p.noteMissedSignals()
+			if p.crowded.Load() {
+				p.grow()
 			}
 		}
 		if p.closeDue {
-			for !p.senders.CompareAndSwap(0, -1) {
-				// Callers are sending; serve them until none is left.
-				select {
-				case c := <-p.mailbox:
-					if !p.signal(c) {
-						p.serveBatch(c)
-					}
-				case <-time.After(time.Millisecond):
-				}
-			}
-			p.stop()
+			p.retireForClose()
 			return
 		}
-		if !p.expireDue {
-			continue
+		if p.expireDue {
+			p.expireDue = false
+			if p.expireIfIdle() {
+				return
+			}
 		}
-		p.expireDue = false
-		if quiet := time.Since(lastRequest); quiet < idle {
-			timer.Reset(idle - quiet)
-			continue
+		if p.hibernateDue {
+			p.hibernateDue = false
+			if p.hibernateIfIdle() {
+				return
+			}
 		}
-		if p.touched.Swap(false) || !p.senders.CompareAndSwap(0, -1) {
-			// Read since the timer was armed, or a caller is sending
-			// right now.
-			timer.Reset(idle)
-			continue
+	}
+}
+
+// growStack grows a new goroutine's stack, while it holds one frame or
+// two, to the size a server's first batch needs. Each wake starts a new
+// goroutine on the smallest stack (2 KB), and an add outgrows it deep in
+// its call chain, where copying the stack costs a walk of every frame: a
+// tenth of a wake's time. Grown here it costs a copy of almost nothing.
+// CockroachDB's growstack.Grow does the same for the same reason.
+//
+//go:noinline
+func growStack() {
+	var pad [1536]byte
+	keepStack(pad[:])
+}
+
+//go:noinline
+func keepStack([]byte) {}
+
+// armTimers sets the timers of expiry, once for the server's life, and of
+// hibernation, each time its goroutine starts. A timer puts its signal in
+// the mailbox. It is not reset on every request, which would cost more
+// than the request: lastRequest is noted instead, and checked when the
+// signal comes. Only the server goroutine resets or stops the timers.
+func (p *proc) armTimers() {
+	if idle := p.sys.opts.IdleTimeout; idle > 0 && p.idleTimer == nil {
+		// A hibernating server is woken to expire.
+		p.idleTimer = time.AfterFunc(idle, func() { p.postFromTimer(expireSignal, &p.expireMissed, true) })
+	}
+	if after := p.sys.opts.HibernateAfter; after > 0 {
+		if p.sleepTimer == nil {
+			p.sleepTimer = time.AfterFunc(after, func() { p.postFromTimer(hibernateSignal, &p.hibernateMissed, false) })
+		} else {
+			p.sleepTimer.Reset(after)
 		}
-		p.stop()
-		p.sys.stats.expired.Add(1)
+	}
+}
+
+// noteMissedSignals acts on the signals the timers could not send while
+// the mailbox was full.
+func (p *proc) noteMissedSignals() {
+	if p.expireMissed.Load() {
+		p.expireMissed.Store(false)
+		p.expireDue = true
+	}
+	if p.hibernateMissed.Load() {
+		p.hibernateMissed.Store(false)
+		p.hibernateDue = true
+	}
+}
+
+// retireForClose retires the server on Close's (or Unload's, or the cap's)
+// signal, once every caller sending has sent.
+func (p *proc) retireForClose() {
+	for !p.senders.CompareAndSwap(0, retiredSenders) {
+		// Callers are sending; serve them until none is left.
+		select {
+		case c := <-p.mailbox:
+			if !p.signal(c) {
+				p.serveBatch(c)
+			}
+		case <-time.After(time.Millisecond):
+		}
+	}
+	p.stop()
+}
+
+// expireIfIdle retires the server if it has had no request and its list
+// no read for IdleTimeout, and reports whether it did; otherwise it sets
+// the idle timer again.
+func (p *proc) expireIfIdle() bool {
+	idle := p.sys.opts.IdleTimeout
+	if quiet := time.Since(p.lastRequest); quiet < idle {
+		p.idleTimer.Reset(idle - quiet)
+		return false
+	}
+	if p.touched.Swap(false) {
+		p.idleTimer.Reset(idle) // read since the timer was armed
+		return false
+	}
+	if !p.senders.CompareAndSwap(0, retiredSenders) {
+		p.idleTimer.Reset(retryShortly(idle))
+		return false
+	}
+	p.stop()
+	p.sys.stats.expired.Add(1)
+	return true
+}
+
+// retryShortly is when a timer looks again after its signal found a
+// caller sending: often the timer itself, which holds its place in
+// senders until it has sent, and lets go a moment later. A real caller's
+// request counts as one when it is served, and the next look sees it.
+func retryShortly(d time.Duration) time.Duration { return min(d, time.Millisecond) }
+
+// hibernateIfIdle ends the server goroutine if its mailbox has stayed
+// empty for HibernateAfter, and reports whether it did; otherwise it sets
+// the hibernation timer again. The list stays loaded and published:
+// readers never notice, and the next caller wakes the server (see wake).
+func (p *proc) hibernateIfIdle() bool {
+	after := p.sys.opts.HibernateAfter
+	if quiet := time.Since(p.lastRequest); quiet < after {
+		p.sleepTimer.Reset(after - quiet)
+		return false
+	}
+	p.wakeMu.Lock()
+	defer p.wakeMu.Unlock()
+	if !p.senders.CompareAndSwap(0, hibernatingSenders) {
+		p.sleepTimer.Reset(retryShortly(after))
+		return false
+	}
+	if len(p.mailbox) > 0 && !p.sys.sleepOverMail {
+		// A request came in before the CAS: serve it first. Nobody
+		// could change senders meanwhile: wakers wait for wakeMu.
+		p.senders.Store(0)
+		p.sleepTimer.Reset(after)
+		return false
+	}
+	p.hibernate()
+	return true
+}
+
+// hibernate lets go of what only a running server needs: the mailbox, and
+// the buffers of the batches, unless they are as small as a list changed
+// now and then needs, which are kept, as the stopped timer of
+// hibernation is: a wake costs less without allocating them again.
+// wakeMu is held and senders says hibernating.
+func (p *proc) hibernate() {
+	p.sleepTimer.Stop()
+	if p.regroupTimer != nil {
+		p.regroupTimer.Stop()
+		p.regroupTimer = nil
+	}
+	p.mailbox = nil
+	if cap(p.batch) > smallBatch || cap(p.ops) > smallBatch || cap(p.undo.dates) > smallBatch {
+		p.batch, p.ops, p.undo = nil, nil, undoLog{}
+	}
+	p.sys.stats.hibernations.Add(1)
+}
+
+// smallBatch is the most requests a hibernating server keeps buffers for.
+const smallBatch = 4
+
+// grow moves the mailbox into one four times larger, up to MailboxSize,
+// when callers found it full, at a moment when none is sending; if one
+// is, it tries again after the next batch.
+func (p *proc) grow() {
+	limit := p.sys.opts.MailboxSize
+	if cap(p.mailbox) >= limit {
+		p.crowded.Store(false)
 		return
 	}
+	if !p.senders.CompareAndSwap(0, growingSenders) {
+		return
+	}
+	p.crowded.Store(false)
+	box := make(chan *call, min(limit, 4*cap(p.mailbox)))
+	for len(p.mailbox) > 0 {
+		box <- <-p.mailbox
+	}
+	p.mailbox = box
+	p.senders.Store(0)
 }
 
 // stop serves what is left in the mailbox (every sender has finished, see
@@ -239,6 +500,12 @@ func (p *proc) stop() {
 		default:
 		}
 		break
+	}
+	if p.idleTimer != nil {
+		p.idleTimer.Stop()
+	}
+	if p.sleepTimer != nil {
+		p.sleepTimer.Stop()
 	}
 	if p.list != nil {
 		// The ids reserved ahead and not given out are free again: the
@@ -471,75 +738,113 @@ func (p *proc) waitRegroup(batch []*call, wait time.Duration) []*call {
 // the operation to store. A panic fails that request alone; the updater,
 // the request's own code, runs before anything is changed, so the list is
 // untouched.
+//
+// Each kind of change has a function of its own: besides reading better,
+// that keeps this frame small, and the server's stack with it. A server
+// woken from hibernation starts on a new goroutine's smallest stack, and
+// with every change inlined here the first add outgrew it: a stack copy
+// on every wake.
 func (p *proc) apply(c *call) {
 	defer func() {
 		if r := recover(); r != nil {
 			p.crashed(c, r, debug.Stack())
 		}
 	}()
-	l := p.list
-	if c.key != "" {
-		if op, ok := l.keyed(c.key); ok {
-			p.answerKeyed(c, op)
-			return
-		}
-	}
-	var op Op
-	switch c.op {
-	case opAdd:
-		if l.LastID() >= MaxID {
-			c.err = fmt.Errorf("%w: list %q has given out every id up to %d", ErrListFull, p.name, MaxID)
-			return
-		}
-		c.res = l.Add(c.entry)
-		op = Op{Entry: c.res}
-	case opUpdate:
-		old, ok := l.get(c.id)
-		if !ok {
-			c.err = fmt.Errorf("%w: id %d", ErrEntryNotFound, c.id)
-			return
-		}
-		e, ok := p.runUpdater(c, old)
-		if !ok {
-			return
-		}
-		if !e.Date.Valid() {
-			c.err = fmt.Errorf("%w: the updater returned %v", ErrInvalidDate, e.Date)
-			return
-		}
-		if err := validTitle(e.Title); err != nil {
-			c.err = err
-			return
-		}
-		if c.res, c.err = l.Update(c.id, func(Entry) Entry { return e }); c.err != nil {
-			return
-		}
-		op = Op{Entry: c.res}
-	case opDelete:
-		if c.err = l.Delete(c.id); c.err != nil {
-			return
-		}
-		op = Op{Entry: Entry{ID: c.id}, Delete: true}
-	default:
+	if c.key != "" && p.answerKeyed(c) {
 		return
 	}
+	switch c.op {
+	case opAdd:
+		p.applyAdd(c)
+	case opUpdate:
+		p.applyUpdate(c)
+	case opDelete:
+		p.applyDelete(c)
+	}
+}
+
+// record notes the operation of a change made, to be stored, and the
+// idempotency key of its request.
+func (p *proc) record(c *call, op Op) {
 	if c.key != "" {
 		op.Key = c.key
-		l.noteKey(op)
+		p.list.noteKey(op)
 	}
 	p.ops = append(p.ops, op)
 }
 
+// applyAdd adds the entry of c, or fails c.
+func (p *proc) applyAdd(c *call) {
+	if p.list.LastID() >= MaxID {
+		c.err = p.listFull()
+		return
+	}
+	c.res = p.list.Add(c.entry)
+	p.record(c, Op{Entry: c.res})
+}
+
+//go:noinline
+func (p *proc) listFull() error {
+	return fmt.Errorf("%w: list %q has given out every id up to %d", ErrListFull, p.name, MaxID)
+}
+
+// applyUpdate runs the updater of c on the entry it names and puts the
+// result in its place, or fails c.
+//
+//go:noinline
+func (p *proc) applyUpdate(c *call) {
+	l := p.list
+	old, ok := l.get(c.id)
+	if !ok {
+		c.err = fmt.Errorf("%w: id %d", ErrEntryNotFound, c.id)
+		return
+	}
+	e, ok := p.runUpdater(c, old)
+	if !ok {
+		return
+	}
+	if !e.Date.Valid() {
+		c.err = fmt.Errorf("%w: the updater returned %v", ErrInvalidDate, e.Date)
+		return
+	}
+	if err := validTitle(e.Title); err != nil {
+		c.err = err
+		return
+	}
+	if c.res, c.err = l.Update(c.id, func(Entry) Entry { return e }); c.err != nil {
+		return
+	}
+	p.record(c, Op{Entry: c.res})
+}
+
+// applyDelete deletes the entry c names, or fails c.
+//
+//go:noinline
+func (p *proc) applyDelete(c *call) {
+	if c.err = p.list.Delete(c.id); c.err != nil {
+		return
+	}
+	p.record(c, Op{Entry: Entry{ID: c.id}, Delete: true})
+}
+
 // answerKeyed answers a change whose idempotency key the list remembers
-// as the change first made with it was answered, and changes nothing.
-func (p *proc) answerKeyed(c *call, op Op) {
+// as the change first made with it was answered, changing nothing, and
+// reports true; or reports false when the list does not remember the key.
+//
+//go:noinline
+func (p *proc) answerKeyed(c *call) bool {
+	op, ok := p.list.keyed(c.key)
+	if !ok {
+		return false
+	}
 	if op.Delete != (c.op == opDelete) {
 		c.err = fmt.Errorf("%w: key %q of list %q", ErrKeyReused, c.key, p.name)
-		return
+		return true
 	}
 	if !op.Delete {
 		c.res = op.Entry
 	}
+	return true
 }
 
 // runUpdater runs the caller's updater on a goroutine of its own and waits

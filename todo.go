@@ -65,10 +65,26 @@ type Options struct {
 
 	// MailboxSize is how many requests may wait for one list's server.
 	// When the mailbox is full a caller waits until its ctx ends. Zero
-	// means 256; at most 1<<20. The server's idle timer and Close signal
-	// it through the same mailbox, the timer only when there is room:
-	// such a signal holds a place until the server takes it.
+	// means 256; at most 1<<20. A mailbox starts with room for 4 and
+	// grows, four times at a time, once callers find it full: a list
+	// that gets a request a minute never pays for 256. The server's
+	// timers and Close signal it through the same mailbox, the timers
+	// only when there is room: such a signal holds a place until the
+	// server takes it.
 	MailboxSize int
+
+	// HibernateAfter is how long a list's server waits without requests
+	// before it hibernates, the way a BEAM process does with
+	// hibernate_after: its goroutine ends and its mailbox is let go, while
+	// its list stays loaded and published, so reads go on as before and
+	// never wake it. The next request (a change, or Close) wakes it: a new
+	// goroutine, nothing loaded again. A hibernating list costs its
+	// entries and little more, no goroutine stack (docs/performance.md has
+	// the figures). It still counts against MaxLoaded, and IdleTimeout
+	// still unloads it; a list read but not changed is woken once per
+	// IdleTimeout, to decide that it stays. Zero means 1s; a negative
+	// value means servers never hibernate.
+	HibernateAfter time.Duration
 
 	// Logger receives what the System has to report: panics recovered in
 	// requests, failed writes, corrupt files. Nil discards it all.
@@ -137,6 +153,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.MailboxSize == 0 {
 		c.MailboxSize = 256
+	}
+	if c.HibernateAfter == 0 {
+		c.HibernateAfter = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -208,6 +227,11 @@ type System struct {
 	servers   sync.WaitGroup
 	closeMu   sync.Mutex // serializes Close calls
 	done      bool       // guarded by closeMu: Close has finished
+
+	// sleepOverMail is for tests alone (export_test.go sets it before
+	// any server starts): the broken twin of hibernation, which ends the
+	// goroutine even with requests in the mailbox, and loses them.
+	sleepOverMail bool
 }
 
 // Open opens the System over the data directory dir, creating it if
@@ -265,12 +289,10 @@ func (sys *System) Close() error {
 	close(sys.closing)
 	sys.startMu.Unlock()
 	// No server starts from now on. Tell every running one to stop; one
-	// that has just retired on its own leaves without reading it.
+	// that has just retired on its own leaves without reading it, and a
+	// hibernating one is woken to read it.
 	for _, p := range sys.registry.All() {
-		select {
-		case p.mailbox <- closeSignal:
-		case <-p.done:
-		}
+		p.post(closeSignal, nil) // waking it if it hibernates
 	}
 	sys.capDone.Wait()
 	sys.servers.Wait()
@@ -291,11 +313,12 @@ func (sys *System) Unload(ctx context.Context, name string) error {
 		return ErrClosed
 	}
 	if p, ok := sys.registry.Lookup(name); ok {
-		select {
-		case p.mailbox <- closeSignal: // the same signal Close sends every server
-		case <-p.done:
-		case <-ctx.Done():
-			return ctx.Err()
+		// The same signal Close sends every server. A server that has
+		// retired on its own takes nothing, and is waited for below.
+		if !p.post(closeSignal, ctx.Done()) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-p.done:
@@ -360,29 +383,36 @@ func (sys *System) Dir() string { return sys.dir }
 
 // Stats are counters of a System's life since Open. Every field is exact.
 type Stats struct {
-	ServersRunning  int64 // list servers running now
-	ServersStarted  int64 // list servers started
-	ServersExpired  int64 // list servers stopped after IdleTimeout
-	ServersEvicted  int64 // list servers retired early to keep within MaxLoaded
-	RequestsServed  int64 // requests answered by list servers
-	PanicsRecovered int64 // requests that panicked and failed with ErrCrashed
-	TableReads      int64 // reads answered from the table, without a server
-	MailboxWaits    int64 // calls that found a mailbox full and had to wait
-	Commits         int64 // batches of changes committed to the store (group commits)
-	ChangesStored   int64 // lists' changes stored; a change holds a batch of one list's requests
-	WriteErrors     int64 // changes whose commit failed
-	WriteRetries    int64 // acknowledged changes queued again for a retry after a failed commit
-	Unstored        int64 // lists holding acknowledged changes that failed to commit, now
-	FilesWritten    int64 // list files written by checkpoints (the data directory's store)
-	Checkpoints     int64 // lists checkpointed into their files (the data directory's store)
-	LogSegments     int64 // segments of the log, now (the data directory's store)
-	LogBytes        int64 // bytes in the log's segments, now (the data directory's store)
+	ServersRunning int64 // list servers running now, hibernating or not: one per list loaded
+	ServersStarted int64 // list servers started
+	ServersExpired int64 // list servers stopped after IdleTimeout
+	ServersEvicted int64 // list servers retired early to keep within MaxLoaded
+	// ServersHibernating counts the servers among ServersRunning that
+	// hibernate now: their lists are loaded, without a goroutine (see
+	// Options.HibernateAfter).
+	ServersHibernating int64
+	Hibernations       int64 // times a list server hibernated
+	Wakes              int64 // times a hibernating server was woken, by a request, Close, Unload, MaxLoaded or its idle timer
+	RequestsServed     int64 // requests answered by list servers
+	PanicsRecovered    int64 // requests that panicked and failed with ErrCrashed
+	TableReads         int64 // reads answered from the table, without a server
+	MailboxWaits       int64 // calls that found a mailbox full and had to wait
+	Commits            int64 // batches of changes committed to the store (group commits)
+	ChangesStored      int64 // lists' changes stored; a change holds a batch of one list's requests
+	WriteErrors        int64 // changes whose commit failed
+	WriteRetries       int64 // acknowledged changes queued again for a retry after a failed commit
+	Unstored           int64 // lists holding acknowledged changes that failed to commit, now
+	FilesWritten       int64 // list files written by checkpoints (the data directory's store)
+	Checkpoints        int64 // lists checkpointed into their files (the data directory's store)
+	LogSegments        int64 // segments of the log, now (the data directory's store)
+	LogBytes           int64 // bytes in the log's segments, now (the data directory's store)
 }
 
 // counters are the live form of Stats. The ones bumped on hot paths by many
 // goroutines at once are striped.
 type counters struct {
 	started, expired, evicted, panics atomic.Int64
+	hibernations, wakes               atomic.Int64
 	mailboxWaits                      atomic.Int64
 	commits, changesStored            atomic.Int64
 	writeErrors, writeRetries         atomic.Int64
@@ -401,6 +431,8 @@ func (sys *System) Stats() Stats {
 		ServersStarted:  c.started.Load(),
 		ServersExpired:  c.expired.Load(),
 		ServersEvicted:  c.evicted.Load(),
+		Hibernations:    c.hibernations.Load(),
+		Wakes:           c.wakes.Load(),
 		RequestsServed:  c.requests.Value(),
 		PanicsRecovered: c.panics.Load(),
 		TableReads:      c.tableReads.Value(),
@@ -411,6 +443,7 @@ func (sys *System) Stats() Stats {
 		WriteRetries:    c.writeRetries.Load(),
 		Unstored:        sys.pool.unstored.Load(),
 	}
+	st.ServersHibernating = st.Hibernations - st.Wakes
 	if sys.storeStats != nil {
 		sys.storeStats(&st)
 	}

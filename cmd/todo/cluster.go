@@ -117,10 +117,11 @@ func serveCluster(ctx context.Context, cfg *config, log *slog.Logger) error {
 		NATSURL:     c.natsURL,
 		LeaseTTL:    c.lease,
 		System: &todo.Options{
-			IdleTimeout: cfg.idle,
-			Durability:  cfg.durability,
-			Workers:     cfg.workers,
-			Logger:      log,
+			IdleTimeout:    cfg.idle,
+			HibernateAfter: cfg.hibernateAfter,
+			Durability:     cfg.durability,
+			Workers:        cfg.workers,
+			Logger:         log,
 		},
 		Logger: log,
 	})

@@ -40,7 +40,7 @@ func envOf(m map[string]string) func(string) string {
 func TestParseConfig(t *testing.T) {
 	t.Parallel()
 	defaults := config{
-		addr: "127.0.0.1:5454", data: "./persist", idle: time.Minute, durability: todo.Fsync, workers: 1, maxLoaded: 20_000,
+		addr: "127.0.0.1:5454", data: "./persist", idle: time.Minute, hibernateAfter: time.Second, durability: todo.Fsync, workers: 1, maxLoaded: 20_000,
 		timeout: 5 * time.Second, shutdownTimeout: 10 * time.Second, watchdog: 5 * time.Second,
 		logFormat: "text", logLevel: slog.LevelInfo, cluster: clusterConfig{lease: 4 * time.Second},
 	}
@@ -69,6 +69,10 @@ func TestParseConfig(t *testing.T) {
 				c.timeout, c.shutdownTimeout, c.watchdog, c.logLevel = time.Second, 2*time.Second, 3*time.Second, slog.LevelWarn
 			}},
 		{"a bare port flag", []string{"-addr", "0"}, nil, func(c *config) { c.addr = "127.0.0.1:0" }},
+		{"hibernation from the environment", nil, map[string]string{"TODO_HIBERNATE_AFTER": "250ms"},
+			func(c *config) { c.hibernateAfter = 250 * time.Millisecond }},
+		{"hibernation never", []string{"-hibernate-after", "-1s"}, map[string]string{"TODO_HIBERNATE_AFTER": "250ms"},
+			func(c *config) { c.hibernateAfter = -time.Second }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := parseConfig(c.args, envOf(c.env))
@@ -104,6 +108,7 @@ func TestParseConfig_Errors(t *testing.T) {
 		// refused, so that the log never shows a value not in force.
 		{[]string{"-idle", "0"}, nil, "-idle 0 (TODO_SERVER_EXPIRY): want a positive duration, or a negative one for never"},
 		{nil, map[string]string{"TODO_SERVER_EXPIRY": "0s"}, "-idle 0 (TODO_SERVER_EXPIRY): want a positive duration, or a negative one for never"},
+		{[]string{"-hibernate-after", "0s"}, nil, "-hibernate-after 0 (TODO_HIBERNATE_AFTER): want a positive duration, or a negative one for never"},
 		{[]string{"-workers", "0"}, nil, "-workers 0 (TODO_WORKERS): want at least 1"},
 		{[]string{"-workers", "-1"}, nil, "-workers -1 (TODO_WORKERS): want at least 1"},
 		{[]string{"-timeout", "0s"}, nil, "-timeout 0s (TODO_TIMEOUT): want a positive duration"},

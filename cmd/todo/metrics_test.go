@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gotodo/todo"
 	"github.com/prometheus/client_golang/prometheus"
@@ -171,6 +172,35 @@ func TestMetrics_Exposition(t *testing.T) {
 	}
 	if got, _ := metricValue(after, "todo_http_requests_total", "route", "GET /metrics", "code", "200"); got != 1 {
 		t.Errorf("the first scrape counted %v times", got)
+	}
+}
+
+// A list whose server hibernates shows in the gauge of hibernating
+// servers and the counter of hibernations; the change that wakes it, in
+// the counter of wakes.
+func TestMetrics_Hibernation(t *testing.T) {
+	t.Parallel()
+	r := startRun(t, "-hibernate-after", "1ms")
+	base := "http://" + r.addr
+	get(t, "POST", base+"/add_entry?list=bob&date=20131219&title=Dentist")
+	value := func(name string) float64 {
+		got, ok := metricValue(scrape(t, base), name)
+		if !ok {
+			t.Fatalf("no %s", name)
+		}
+		return got
+	}
+	for deadline := time.Now().Add(10 * time.Second); value("todo_list_servers_hibernating") != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("todo_list_servers_hibernating is not 1 10s after the only add")
+		}
+	}
+	if got := value("todo_list_server_hibernations_total"); got != 1 {
+		t.Errorf("todo_list_server_hibernations_total = %v, want 1", got)
+	}
+	get(t, "POST", base+"/add_entry?list=bob&date=20131219&title=Again")
+	if got := value("todo_list_server_wakes_total"); got != 1 {
+		t.Errorf("todo_list_server_wakes_total = %v after the add that woke it, want 1", got)
 	}
 }
 

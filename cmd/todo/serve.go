@@ -37,11 +37,12 @@ func runServe(ctx context.Context, std *stdio, args []string) error {
 	}
 
 	sys, err := todo.Open(cfg.data, &todo.Options{
-		IdleTimeout: cfg.idle,
-		Durability:  cfg.durability,
-		Workers:     cfg.workers,
-		MaxLoaded:   cfg.maxLoaded,
-		Logger:      log,
+		IdleTimeout:    cfg.idle,
+		HibernateAfter: cfg.hibernateAfter,
+		Durability:     cfg.durability,
+		Workers:        cfg.workers,
+		MaxLoaded:      cfg.maxLoaded,
+		Logger:         log,
 	})
 	if err != nil {
 		return err
@@ -64,6 +65,7 @@ type config struct {
 	addr            string
 	data            string
 	idle            time.Duration
+	hibernateAfter  time.Duration
 	durability      todo.Durability
 	workers         int
 	maxLoaded       int
@@ -92,6 +94,7 @@ func serveFlags(cfg *config) []serveFlag {
 		{"addr", "TODO_HTTP_PORT", "listen `address`; a bare port means 127.0.0.1:PORT", addrValue{&cfg.addr}},
 		{"data", "TODO_DB_FOLDER", "data `directory`", stringValue{&cfg.data}},
 		{"idle", "TODO_SERVER_EXPIRY", "how long an unused list stays in memory: seconds or a Go `duration`; negative means forever", durationValue{&cfg.idle, true}},
+		{"hibernate-after", "TODO_HIBERNATE_AFTER", "how long a list's server waits without requests before it hibernates (its goroutine ends, its list stays loaded): a Go `duration`; negative means never", durationValue{&cfg.hibernateAfter, false}},
 		{"durability", "TODO_DURABILITY", "`mode` of acknowledging a change: fsync, write or async", durabilityValue{&cfg.durability}},
 		{"workers", "TODO_WORKERS", "`number` of goroutines committing changes to the log, at least 1 (more split its group commits)", intValue{&cfg.workers}},
 		{"max-loaded", "TODO_MAX_LOADED", "most `lists` held in memory; past it the least recently used idle ones leave early; negative means no cap", intValue{&cfg.maxLoaded}},
@@ -111,6 +114,7 @@ func defaultConfig() *config {
 		addr:            "127.0.0.1:5454",
 		data:            "./persist",
 		idle:            60 * time.Second,
+		hibernateAfter:  time.Second,
 		durability:      todo.Fsync,
 		workers:         1,
 		maxLoaded:       20_000,
@@ -160,6 +164,8 @@ func (cfg *config) check() error {
 	switch {
 	case cfg.idle == 0:
 		return usagef("serve", "-idle 0 (TODO_SERVER_EXPIRY): want a positive duration, or a negative one for never")
+	case cfg.hibernateAfter == 0:
+		return usagef("serve", "-hibernate-after 0 (TODO_HIBERNATE_AFTER): want a positive duration, or a negative one for never")
 	case cfg.workers < 1:
 		return usagef("serve", "-workers %d (TODO_WORKERS): want at least 1", cfg.workers)
 	case cfg.maxLoaded == 0:

@@ -1,0 +1,439 @@
+package todo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gotodo/todo"
+	"go.uber.org/goleak"
+)
+
+// Every time.Sleep in this file but in the tests named RealClock runs
+// inside a synctest bubble: it moves the bubble's fake clock.
+
+// serverGoroutines counts the goroutines of the caller's synctest bubble
+// that run a list's server: those of other tests, running in parallel in
+// other bubbles, are not counted.
+func serverGoroutines(t testing.TB) int {
+	t.Helper()
+	own := make([]byte, 1<<12)
+	own = own[:runtime.Stack(own, false)]
+	header, _, _ := strings.Cut(string(own), "\n")
+	i := strings.Index(header, "synctest bubble ")
+	if i < 0 {
+		t.Fatalf("serverGoroutines called outside a synctest bubble: %q", header)
+	}
+	bubble := ", " + strings.TrimSuffix(header[i:], ":")
+	all := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(all, true)
+		if n < len(all) {
+			all = all[:n]
+			break
+		}
+		all = make([]byte, 2*len(all))
+	}
+	count := 0
+	for g := range strings.SplitSeq(string(all), "\n\n") {
+		head, _, _ := strings.Cut(g, "\n")
+		if strings.HasSuffix(strings.TrimSuffix(head, ":"), bubble) && strings.Contains(g, "todo.(*proc).run(") {
+			count++
+		}
+	}
+	return count
+}
+
+// checkServers checks the server goroutines of the bubble and the
+// hibernation counters.
+func checkServers(t testing.TB, sys *todo.System, when string, goroutines int, hibernations, wakes int64) {
+	t.Helper()
+	synctest.Wait()
+	st := sys.Stats()
+	if g := serverGoroutines(t); g != goroutines || st.Hibernations != hibernations || st.Wakes != wakes {
+		t.Fatalf("%s: %d server goroutines, Hibernations = %d, Wakes = %d; want %d, %d and %d",
+			when, g, st.Hibernations, st.Wakes, goroutines, hibernations, wakes)
+	}
+	if st.ServersHibernating != hibernations-wakes {
+		t.Errorf("%s: ServersHibernating = %d, want %d", when, st.ServersHibernating, hibernations-wakes)
+	}
+}
+
+// A server hibernates once its mailbox has been empty for HibernateAfter:
+// its goroutine ends, its list stays loaded, reads are served from the
+// table without waking it, and the next change wakes it without loading
+// the list again.
+func TestServer_Hibernate_WakesOnChange(t *testing.T) {
+	t.Parallel()
+	for _, sc := range storageCases {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				sys := sc.open(t, todo.Options{HibernateAfter: time.Second, IdleTimeout: time.Hour})
+				s := sys.ServerProcess("sleepy")
+				mustAddEntry(t, s, day19, "first")
+				checkServers(t, sys, "after the first add", 1, 0, 0)
+
+				time.Sleep(time.Second - time.Millisecond)
+				checkServers(t, sys, "just before HibernateAfter", 1, 0, 0)
+				time.Sleep(2 * time.Millisecond)
+				checkServers(t, sys, "just after HibernateAfter", 0, 1, 0)
+				if st := sys.Stats(); st.ServersRunning != 1 || st.ServersStarted != 1 {
+					t.Errorf("hibernating: ServersRunning = %d, ServersStarted = %d; want 1 and 1", st.ServersRunning, st.ServersStarted)
+				}
+
+				before := sys.Stats()
+				for range 5 {
+					if got := mustEntriesOf(t, s, day19); len(got) != 1 || got[0].Title != "first" {
+						t.Fatalf("Entries of a hibernating list = %v", got)
+					}
+					if got := mustAllEntries(t, s); len(got) != 1 {
+						t.Fatalf("AllEntries of a hibernating list = %v", got)
+					}
+				}
+				checkServers(t, sys, "after reads", 0, 1, 0)
+				if st := sys.Stats(); st.TableReads-before.TableReads != 10 || st.RequestsServed != before.RequestsServed {
+					t.Errorf("reads of a hibernating list: %d from the table, %d served by a server; want 10 and 0",
+						st.TableReads-before.TableReads, st.RequestsServed-before.RequestsServed)
+				}
+
+				if e := mustAddEntry(t, s, day19, "second"); e.ID != 2 {
+					t.Errorf("AddEntry after hibernation gave id %d, want 2", e.ID)
+				}
+				checkServers(t, sys, "after the add that woke it", 1, 1, 1)
+				if st := sys.Stats(); st.ServersStarted != 1 {
+					t.Errorf("ServersStarted = %d after a wake, want 1: waking starts no server", st.ServersStarted)
+				}
+				checkInIDOrder(t, mustAllEntries(t, s), 1, 2)
+
+				// The time counts from the last request, again.
+				time.Sleep(time.Second / 2)
+				mustAddEntry(t, s, day19, "third")
+				time.Sleep(time.Second - time.Millisecond)
+				checkServers(t, sys, "a second after the first add of the wake", 1, 1, 1)
+				time.Sleep(2 * time.Millisecond)
+				checkServers(t, sys, "a second after the last add", 0, 2, 1)
+			})
+		})
+	}
+}
+
+// HibernateAfter's zero is 1s, and a negative value never hibernates.
+func TestServer_Hibernate_DefaultAndNever(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		after time.Duration
+		sleep time.Duration
+		want  int64 // hibernations after sleep
+	}{
+		{0, time.Second - time.Millisecond, 0},
+		{0, time.Second + time.Millisecond, 1},
+		{-1, time.Hour, 0},
+	} {
+		t.Run(fmt.Sprintf("after=%v/sleep=%v", tc.after, tc.sleep), func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				sys := openMemSystem(t, &todo.Options{HibernateAfter: tc.after, IdleTimeout: -1})
+				mustAddEntry(t, sys.ServerProcess("l"), day19, "x")
+				time.Sleep(tc.sleep)
+				checkServers(t, sys, "", int(1-tc.want), tc.want, 0)
+			})
+		})
+	}
+}
+
+// A list with no entries yet, loaded and hibernating, takes 1,000 first
+// adds at once: they get the ids 1 to 1,000, and exactly one of them wakes
+// the server. Several rounds, each on a new list.
+func TestServer_Hibernate_ConcurrentFirstWritesWakeOnce(t *testing.T) {
+	t.Parallel()
+	const callers, rounds = 1000, 4
+	for _, sc := range storageCases {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				sys := sc.open(t, todo.Options{HibernateAfter: time.Second, IdleTimeout: time.Hour})
+				ctx := context.Background()
+				for round := range rounds {
+					s := sys.ServerProcess(fmt.Sprint("round ", round))
+					// Loads the list, empty, and gives it a server.
+					if err := s.DeleteEntry(ctx, 1); !errors.Is(err, todo.ErrEntryNotFound) {
+						t.Fatalf("DeleteEntry on a new list: %v, want ErrEntryNotFound", err)
+					}
+					time.Sleep(2 * time.Second)
+					synctest.Wait()
+					before := sys.Stats()
+					if before.ServersHibernating != int64(round+1) || serverGoroutines(t) != 0 {
+						t.Fatalf("round %d: %d hibernating, %d server goroutines; want %d and 0", round, before.ServersHibernating, serverGoroutines(t), round+1)
+					}
+					ids := make(chan int, callers)
+					var wg sync.WaitGroup
+					for range callers {
+						wg.Go(func() {
+							e, err := sys.ServerProcess(s.Name()).AddEntry(ctx, todo.Entry{Date: day19, Title: "racing"})
+							if err != nil {
+								t.Errorf("round %d: %v", round, err)
+								return
+							}
+							ids <- e.ID
+						})
+					}
+					wg.Wait()
+					close(ids)
+					checkIDRange(t, slices.Collect(chanValues(ids)), 1, callers)
+					checkInIDOrder(t, mustAllEntries(t, s), 1, callers)
+					after := sys.Stats()
+					if wakes := after.Wakes - before.Wakes; wakes != 1 {
+						t.Errorf("round %d: %d callers woke the server %d times, want once", round, callers, wakes)
+					}
+					if after.ServersStarted != before.ServersStarted {
+						t.Errorf("round %d: %d servers started by the wake, want none", round, after.ServersStarted-before.ServersStarted)
+					}
+					time.Sleep(2 * time.Second) // the round's server hibernates again
+					if t.Failed() {
+						t.Fatalf("round %d failed; stats %+v", round, sys.Stats())
+					}
+				}
+			})
+		})
+	}
+}
+
+// hibernationRace has callers add to one list and read it back while its
+// server hibernates as soon as it can (HibernateAfter of a nanosecond, on
+// the real clock), and returns what went wrong: a change not answered, an
+// id given twice or never, an acknowledged change a read did not see.
+func hibernationRace(t *testing.T, sys *todo.System) (problems []string) {
+	const callers, perCaller = 16, 60
+	var mu sync.Mutex
+	problem := func(format string, args ...any) {
+		mu.Lock()
+		problems = append(problems, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	ids := make(chan int, callers*perCaller)
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			s := sys.ServerProcess("insomniac")
+			for i := range perCaller {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				title := fmt.Sprintf("caller %d add %d", c, i)
+				e, err := s.AddEntry(ctx, todo.Entry{Date: day19, Title: title})
+				cancel()
+				if err != nil {
+					problem("caller %d, add %d: %v", c, i, err)
+					return
+				}
+				ids <- e.ID
+				// The change is acknowledged: every read from now on sees it.
+				es, err := s.Entries(context.Background(), day19)
+				if err != nil {
+					problem("caller %d: Entries: %v", c, err)
+					return
+				}
+				if !slices.ContainsFunc(es, func(x todo.Entry) bool { return x == e }) {
+					problem("caller %d: entry %d, acknowledged, missing from a read of %d entries", c, e.ID, len(es))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(ids)
+	got := slices.Sorted(chanValues(ids))
+	for i, id := range got {
+		if id != i+1 {
+			problem("ids given: %d at position %d of %d, want 1 to %d each once", id, i, len(got), len(got))
+			break
+		}
+	}
+	if len(got) < callers*perCaller {
+		problem("%d of %d adds answered", len(got), callers*perCaller)
+	}
+	return problems
+}
+
+// A request that comes at the moment the server hibernates is served
+// once, by that goroutine or by the one it wakes; reads never miss an
+// acknowledged change.
+func TestServer_Hibernate_RacingRequests_RealClock(t *testing.T) {
+	t.Parallel()
+	sys := openMemSystem(t, &todo.Options{HibernateAfter: time.Nanosecond, IdleTimeout: -1})
+	for _, p := range hibernationRace(t, sys) {
+		t.Error(p)
+	}
+	st := sys.Stats()
+	t.Logf("stats %+v", st)
+	if st.Hibernations == 0 {
+		t.Error("the server never hibernated: the test raced nothing")
+	}
+}
+
+// TestServer_Hibernate_RacingRequests_BrokenTwin runs the race over the
+// broken twin of hibernation (see HibernateOverMail), which ends the
+// goroutine with a request just put in its mailbox: that request is never
+// answered. Run it with TODO_BROKEN_TWINS=1.
+func TestServer_Hibernate_RacingRequests_BrokenTwin(t *testing.T) {
+	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
+		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
+	}
+	sys := openMemSystem(t, &todo.Options{HibernateAfter: time.Nanosecond, IdleTimeout: -1})
+	todo.HibernateOverMail(sys)
+	problems := hibernationRace(t, sys)
+	for _, p := range problems[:min(len(problems), 10)] {
+		t.Logf("broken twin: %s", p)
+	}
+	t.Logf("broken twin: %d problems in all", len(problems))
+	if len(problems) == 0 {
+		t.Error("the test saw no request lost by a hibernation that ignores its mailbox")
+	}
+}
+
+// IdleTimeout unloads a hibernating list: it is woken to expire, and a
+// list that is read while it hibernates stays.
+func TestServer_Hibernate_IdleTimeoutUnloads(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const idle = time.Minute
+		sys := openMemSystem(t, &todo.Options{HibernateAfter: time.Second, IdleTimeout: idle})
+		read, unread := sys.ServerProcess("read"), sys.ServerProcess("unread")
+		mustAddEntry(t, read, day19, "r")
+		mustAddEntry(t, unread, day19, "u")
+		time.Sleep(2 * time.Second)
+		checkServers(t, sys, "both hibernating", 0, 2, 0)
+		for range 4 { // two minutes, a read every 30s
+			time.Sleep(idle / 2)
+			mustEntriesOf(t, read, day19)
+		}
+		synctest.Wait()
+		st := sys.Stats()
+		if st.ServersRunning != 1 || st.ServersExpired != 1 || st.ServersHibernating != 1 || serverGoroutines(t) != 0 {
+			t.Fatalf("after 2 minutes: ServersRunning = %d, ServersExpired = %d, ServersHibernating = %d, %d goroutines; want 1, 1, 1, 0 (stats %+v)",
+				st.ServersRunning, st.ServersExpired, st.ServersHibernating, serverGoroutines(t), st)
+		}
+		if got := mustAllEntries(t, unread); len(got) != 1 || got[0].Title != "u" {
+			t.Errorf("the expired list holds %v, want its entry", got)
+		}
+	})
+}
+
+// MaxLoaded counts hibernating lists, and retires them like the others.
+func TestServer_Hibernate_MaxLoadedCountsHibernating(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const maxLoaded, lists = 10, 30
+		sys := openMemSystem(t, &todo.Options{HibernateAfter: time.Second, IdleTimeout: -1, MaxLoaded: maxLoaded})
+		for i := range lists {
+			mustAddEntry(t, sys.ServerProcess(fmt.Sprint("list ", i)), day19, fmt.Sprint("entry ", i))
+			time.Sleep(2 * time.Second) // it hibernates before the next starts
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		// Every list loaded now hibernates, and still there are no more
+		// than MaxLoaded. (The cap may also retire a list that is idle
+		// but not yet asleep, the one just added: it counts the same.)
+		st := sys.Stats()
+		if st.ServersRunning > maxLoaded || st.ServersHibernating != st.ServersRunning || st.ServersEvicted < lists-maxLoaded {
+			t.Errorf("%d lists, each hibernating before the next: ServersRunning = %d, ServersHibernating = %d, ServersEvicted = %d; want at most %d, all, at least %d",
+				lists, st.ServersRunning, st.ServersHibernating, st.ServersEvicted, maxLoaded, lists-maxLoaded)
+		}
+		for i := range lists {
+			if es := mustAllEntries(t, sys.ServerProcess(fmt.Sprint("list ", i))); len(es) != 1 || es[0].Title != fmt.Sprint("entry ", i) {
+				t.Errorf("list %d: %v", i, es)
+			}
+		}
+	})
+}
+
+// A mailbox starts small, grows when callers find it full, and goes with
+// the server's goroutine when it hibernates.
+func TestServer_Hibernate_MailboxGrowsAndGoes(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		sys, _, err := todo.OpenInMemorySlow(&todo.Options{HibernateAfter: time.Second, IdleTimeout: -1}, time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sys.Close() })
+		s := sys.ServerProcess("busy")
+		mustAddEntry(t, s, day19, "first")
+		if c := todo.MailboxCap(sys, "busy"); c != 4 {
+			t.Errorf("mailbox of a new server: capacity %d, want 4", c)
+		}
+		var wg sync.WaitGroup
+		for range 200 {
+			wg.Go(func() { mustAddEntry(t, s, day19, "crowd") })
+		}
+		wg.Wait()
+		if c := todo.MailboxCap(sys, "busy"); c <= 4 || c > 256 {
+			t.Errorf("mailbox after 200 callers at once: capacity %d, want more than 4, at most MailboxSize", c)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if c := todo.MailboxCap(sys, "busy"); c != 0 {
+			t.Errorf("mailbox of a hibernating server: capacity %d, want none", c)
+		}
+		mustAddEntry(t, s, day19, "wakes it")
+		if c := todo.MailboxCap(sys, "busy"); c != 4 {
+			t.Errorf("mailbox of a woken server: capacity %d, want 4", c)
+		}
+	})
+}
+
+// TestSystem_Close_WritesHibernatingLists is not parallel: it checks that
+// no goroutine it started outlives Close. Close wakes every hibernating
+// list to retire it, and writes everything: reopened, each list holds its
+// entries.
+func TestSystem_Close_WritesHibernatingLists(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const lists, perList = 50, 3
+	dir := t.TempDir()
+	// Async, with writes held back a minute: Close writes them.
+	sys, err := todo.Open(dir, &todo.Options{Durability: todo.Async, AsyncDelay: time.Minute, HibernateAfter: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range lists {
+		wg.Go(func() {
+			s := sys.ServerProcess(fmt.Sprint("list ", i))
+			for j := range perList {
+				mustAddEntry(t, s, day19, fmt.Sprintf("entry %d of %d", j, i))
+			}
+		})
+	}
+	wg.Wait()
+	hibernating := sys.Stats().ServersHibernating
+	for deadline := time.Now().Add(10 * time.Second); hibernating != lists && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		hibernating = sys.Stats().ServersHibernating
+	}
+	if hibernating != lists {
+		t.Fatalf("%d of %d lists hibernating 10s after their last add", hibernating, lists)
+	}
+	if err := sys.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if st := sys.Stats(); st.ServersRunning != 0 || st.ServersHibernating != 0 {
+		t.Errorf("after Close: ServersRunning = %d, ServersHibernating = %d; want 0", st.ServersRunning, st.ServersHibernating)
+	}
+	sys = openDirSystem(t, dir, nil)
+	defer sys.Close() // before goleak looks
+	for i := range lists {
+		es := mustAllEntries(t, sys.ServerProcess(fmt.Sprint("list ", i)))
+		checkInIDOrder(t, es, 1, perList)
+		for j, e := range es {
+			if want := fmt.Sprintf("entry %d of %d", j, i); e.Title != want {
+				t.Errorf("list %d, entry %d: %q, want %q", i, e.ID, e.Title, want)
+			}
+		}
+	}
+}
