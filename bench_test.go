@@ -661,7 +661,7 @@ func BenchmarkListsPage(b *testing.B) {
 
 // BenchmarkMemory measures what a loaded list costs while its server
 // hibernates: 100,000 lists of 10 entries each (all on 2013-12-19, titled
-// "Dentist", as the BEAM harness of /work/shared/anchors/membeam.erl
+// "Dentist", as the BEAM harness scripts/membeam.erl
 // holds them), added with Async durability on a data directory, no idle
 // expiry and no cap, then left until every server hibernates. It reports
 // per list the growth of the heap and the goroutine stacks after a GC
