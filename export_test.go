@@ -482,6 +482,17 @@ func RetryOnlyAtClose(sys *System) {
 // starts.
 func HibernateOverMail(sys *System) { sys.sleepOverMail = true }
 
+// OnExpiryMissed calls f when a server's idle timer finds its mailbox
+// full, at the moment between finding it full and noting the miss. Call it
+// before any server starts.
+func OnExpiryMissed(sys *System, f func()) {
+	sys.timerMissHook = func(sig *call) {
+		if sig == expireSignal {
+			f()
+		}
+	}
+}
+
 // MailboxCap returns the capacity of the mailbox of the running server
 // of a list, 0 when it hibernates, or -1 when it has no server.
 func MailboxCap(sys *System, name string) int {

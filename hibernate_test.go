@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -435,5 +436,109 @@ func TestSystem_Close_WritesHibernatingLists(t *testing.T) {
 				t.Errorf("list %d, entry %d: %q, want %q", i, e.ID, e.Title, want)
 			}
 		}
+	}
+}
+
+// TestServer_MissedExpiryNotStrandedRealClock: the idle timer fires while
+// the server is busy and its mailbox full, and is held, between finding
+// the mailbox full and noting the miss, until the server has served
+// everything and looked for missed signals. The list must still expire
+// within a few IdleTimeouts: before the fix, the server then hibernated
+// with the miss noted and nobody to read it, and the list stayed loaded
+// until its next change.
+func TestServer_MissedExpiryNotStrandedRealClock(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	sys, err := todo.OpenInMemory(&todo.Options{IdleTimeout: idle, HibernateAfter: 50 * time.Millisecond, MailboxSize: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	unblock := make(chan struct{})
+	missed := make(chan struct{}, 1)
+	todo.OnExpiryMissed(sys, func() {
+		select {
+		case missed <- struct{}{}:
+		default:
+			return // once
+		}
+		close(unblock)                     // let the server serve its mailbox
+		time.Sleep(100 * time.Millisecond) // and look for missed signals meanwhile
+	})
+	ctx := context.Background()
+	s := sys.ServerProcess("l")
+	e, err := s.AddEntry(ctx, todo.Entry{Date: day19, Title: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { // the server, busy until the timer has found its mailbox full
+		if _, err := s.UpdateEntry(ctx, e.ID, func(e todo.Entry) todo.Entry { <-unblock; return e }); err != nil {
+			t.Error(err)
+		}
+	})
+	time.Sleep(20 * time.Millisecond)
+	for range 4 { // a mailbox starts with 4 slots
+		wg.Go(func() {
+			if _, err := s.AddEntry(ctx, todo.Entry{Date: day19, Title: "b"}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	select {
+	case <-missed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle timer never found the mailbox full")
+	}
+	wg.Wait()
+	deadline := time.Now().Add(20 * idle)
+	for sys.Stats().ServersExpired == 0 && time.Now().Before(deadline) {
+		time.Sleep(idle / 4)
+	}
+	if st := sys.Stats(); st.ServersExpired != 1 || st.ServersRunning != 0 {
+		t.Fatalf("after 20 IdleTimeouts: %d running (%d hibernating), %d expired; want the list expired",
+			st.ServersRunning, st.ServersHibernating, st.ServersExpired)
+	}
+}
+
+// TestStats_HibernatingConsistentRealClock reads Stats while servers wake
+// and hibernate many times a millisecond: ServersHibernating is never
+// negative and never more than the servers running (it was the
+// difference of two counters read apart, and went as low as -16).
+func TestStats_HibernatingConsistentRealClock(t *testing.T) {
+	sys := openMemSystem(t, &todo.Options{HibernateAfter: 20 * time.Microsecond, IdleTimeout: time.Hour})
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			s := sys.ServerProcess(fmt.Sprint("l", i))
+			for !stop.Load() {
+				if _, err := s.AddEntry(context.Background(), todo.Entry{Date: day19, Title: "x"}); err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(50 * time.Microsecond)
+			}
+		})
+	}
+	bad, reads := 0, 0
+	var first todo.Stats
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); reads++ {
+		if st := sys.Stats(); st.ServersHibernating < 0 || st.ServersHibernating > st.ServersRunning {
+			if bad == 0 {
+				first = st
+			}
+			bad++
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	st := sys.Stats()
+	t.Logf("%d reads of Stats; %d hibernations, %d wakes", reads, st.Hibernations, st.Wakes)
+	if st.Hibernations < 100 {
+		t.Errorf("only %d hibernations: the test did not make servers sleep and wake", st.Hibernations)
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d Stats inconsistent; the first: ServersHibernating %d, ServersRunning %d (hibernations %d, wakes %d)",
+			bad, reads, first.ServersHibernating, first.ServersRunning, first.Hibernations, first.Wakes)
 	}
 }

@@ -233,7 +233,20 @@ func (p *proc) postFromTimer(sig *call, missed *atomic.Bool, wake bool) {
 	select {
 	case p.mailbox <- sig:
 	default:
+		if h := p.sys.timerMissHook; h != nil {
+			h(sig)
+		}
 		missed.Store(true)
+		// The server may have served the requests that filled the
+		// mailbox, and looked at missed, before the store: then nobody
+		// would look at it again (a list left loaded past IdleTimeout).
+		// So try once more. A mailbox still full holds a request whose
+		// batch ends after the store and sees the flag; a signal both
+		// sent and flagged is harmless, as the server checks again.
+		select {
+		case p.mailbox <- sig:
+		default:
+		}
 	}
 	p.release()
 }
@@ -450,6 +463,11 @@ func (p *proc) hibernateIfIdle() bool {
 // hibernation is: a wake costs less without allocating them again.
 // wakeMu is held and senders says hibernating.
 func (p *proc) hibernate() {
+	// A signal of the idle timer that found the mailbox full must not
+	// sleep with the server: expiry would wait for its next request.
+	if p.expireMissed.Swap(false) && p.idleTimer != nil {
+		p.idleTimer.Reset(0)
+	}
 	p.sleepTimer.Stop()
 	if p.regroupTimer != nil {
 		p.regroupTimer.Stop()
