@@ -542,3 +542,97 @@ func TestStats_HibernatingConsistentRealClock(t *testing.T) {
 			bad, reads, first.ServersHibernating, first.ServersRunning, first.Hibernations, first.Wakes)
 	}
 }
+
+// TestServer_HibernateWakeRetireRealClock: short hibernations (30µs)
+// racing adds, reads, Unload and MaxLoaded evictions (MaxLoaded 3 of 6
+// lists, IdleTimeout 3ms), then Close and a reopen: every acknowledged add
+// is there exactly once, and no id is given twice. (Written in review;
+// 200 runs under -race passed.)
+func TestServer_HibernateWakeRetireRealClock(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sys, err := todo.Open(dir, &todo.Options{Durability: todo.Async, HibernateAfter: 30 * time.Microsecond,
+		IdleTimeout: 3 * time.Millisecond, MaxLoaded: 3, MailboxSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lists, writers, per = 6, 4, 150
+	var mu sync.Mutex
+	acked := map[string]map[string]int{} // list -> title -> id
+	var wg sync.WaitGroup
+	for l := range lists {
+		acked[fmt.Sprint("l", l)] = map[string]int{}
+	}
+	for l := range lists {
+		name := fmt.Sprint("l", l)
+		for w := range writers {
+			wg.Go(func() {
+				s := sys.ServerProcess(name)
+				for i := range per {
+					title := fmt.Sprintf("w%d-%d", w, i)
+					e, err := s.AddEntry(context.Background(), todo.Entry{Date: day19, Title: title})
+					if err != nil {
+						t.Errorf("add: %v", err)
+						return
+					}
+					mu.Lock()
+					acked[name][title] = e.ID
+					mu.Unlock()
+					if i%7 == 0 {
+						time.Sleep(50 * time.Microsecond) // let it hibernate
+					}
+				}
+			})
+		}
+		wg.Go(func() { // reader
+			s := sys.ServerProcess(name)
+			for range per {
+				if _, err := s.Entries(context.Background(), day19); err != nil {
+					t.Errorf("entries: %v", err)
+				}
+				time.Sleep(20 * time.Microsecond)
+			}
+		})
+	}
+	wg.Go(func() { // unloader
+		for i := range 200 {
+			if err := sys.Unload(context.Background(), fmt.Sprint("l", i%lists)); err != nil {
+				t.Errorf("unload: %v", err)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	})
+	wg.Wait()
+	st := sys.Stats()
+	t.Logf("hibernations %d wakes %d started %d evicted %d expired %d", st.Hibernations, st.Wakes, st.ServersStarted, st.ServersEvicted, st.ServersExpired)
+	if st.Hibernations == 0 || st.Wakes == 0 || st.ServersEvicted == 0 {
+		t.Errorf("the test raced nothing: %d hibernations, %d wakes, %d evictions", st.Hibernations, st.Wakes, st.ServersEvicted)
+	}
+	if err := sys.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := sys.Stats(); st.ServersHibernating != 0 || st.ServersRunning != 0 {
+		t.Errorf("after Close: %+v", st)
+	}
+	sys = openDirSystem(t, dir, nil)
+	for name, m := range acked {
+		es := mustAllEntries(t, sys.ServerProcess(name))
+		seen := map[int]bool{}
+		titles := map[string]int{}
+		for _, e := range es {
+			if seen[e.ID] {
+				t.Errorf("%s: id %d twice", name, e.ID)
+			}
+			seen[e.ID] = true
+			titles[e.Title]++
+		}
+		for title, id := range m {
+			if titles[title] != 1 {
+				t.Errorf("%s: %q (id %d) appears %d times", name, title, id, titles[title])
+			}
+		}
+		if len(es) != len(m) {
+			t.Errorf("%s: %d entries, %d acknowledged", name, len(es), len(m))
+		}
+	}
+}
