@@ -540,7 +540,7 @@ func (sys *System) capLoaded() {
 			}
 			for _, p := range vs {
 				// A hibernating list is woken to retire: one path for all.
-				if !p.post(closeSignal, sys.closing) {
+				if !p.post(evictSignal, sys.closing) {
 					select {
 					case <-sys.closing:
 						return
@@ -550,8 +550,7 @@ func (sys *System) capLoaded() {
 			}
 			for _, p := range vs {
 				select {
-				case <-p.done:
-					sys.stats.evicted.Add(1)
+				case <-p.done: // counted evicted by p, if it was
 				case <-sys.closing:
 					return
 				}

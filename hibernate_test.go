@@ -636,3 +636,43 @@ func TestServer_HibernateWakeRetireRealClock(t *testing.T) {
 		}
 	}
 }
+
+// TestStats_RetirementsCountedOnceRealClock: lists retire by idle expiry
+// and by the MaxLoaded cap at once, hibernating in between; once the
+// writers stop and the retirements settle, every server started is
+// running, expired or evicted, and counted once: ServersStarted ==
+// ServersRunning + ServersExpired + ServersEvicted.
+func TestStats_RetirementsCountedOnceRealClock(t *testing.T) {
+	t.Parallel()
+	sys := openMemSystem(t, &todo.Options{HibernateAfter: 30 * time.Microsecond,
+		IdleTimeout: 2 * time.Millisecond, MaxLoaded: 3})
+	var wg sync.WaitGroup
+	for l := range 8 {
+		wg.Go(func() {
+			s := sys.ServerProcess(fmt.Sprint("l", l))
+			for i := range 300 {
+				if _, err := s.AddEntry(context.Background(), todo.Entry{Date: day19, Title: "x"}); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%5 == 0 {
+					time.Sleep(time.Duration(i%3) * time.Millisecond) // expire, or hibernate, or neither
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var st todo.Stats
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if st = sys.Stats(); st.ServersStarted == st.ServersRunning+st.ServersExpired+st.ServersEvicted && st.ServersRunning == 0 {
+			break
+		}
+	}
+	t.Logf("started %d, running %d, expired %d, evicted %d; hibernations %d", st.ServersStarted, st.ServersRunning, st.ServersExpired, st.ServersEvicted, st.Hibernations)
+	if st.ServersStarted != st.ServersRunning+st.ServersExpired+st.ServersEvicted {
+		t.Errorf("started %d != running %d + expired %d + evicted %d", st.ServersStarted, st.ServersRunning, st.ServersExpired, st.ServersEvicted)
+	}
+	if st.ServersExpired == 0 || st.ServersEvicted == 0 {
+		t.Errorf("the test raced nothing: %d expired, %d evicted", st.ServersExpired, st.ServersEvicted)
+	}
+}

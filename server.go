@@ -60,6 +60,7 @@ type proc struct {
 	reserved int  // ids up to this are reserved durably (see store)
 	// Signals drained from the mailbox and not acted on yet.
 	expireDue, closeDue, hibernateDue bool
+	evictDue                          bool // the close signal was the cap's
 	// Set by the idle and hibernation timers when the mailbox was full.
 	expireMissed, hibernateMissed atomic.Bool
 	// crowded is set by a caller that found the mailbox full (see grow).
@@ -284,7 +285,8 @@ func (p *proc) touch() {
 // many lists a server sleeps and wakes for almost every request.
 var (
 	expireSignal    = &call{op: opExpire}    // the idle timer fired
-	closeSignal     = &call{op: opClose}     // the System is closing
+	closeSignal     = &call{op: opClose}     // the System is closing, or Unload
+	evictSignal     = &call{op: opClose}     // the MaxLoaded cap retires the list
 	hibernateSignal = &call{op: opHibernate} // the hibernation timer fired
 )
 
@@ -296,6 +298,8 @@ func (p *proc) signal(c *call) bool {
 		p.expireDue = true
 	case closeSignal:
 		p.closeDue = true
+	case evictSignal:
+		p.closeDue, p.evictDue = true, true
 	case hibernateSignal:
 		p.hibernateDue = true
 	default:
@@ -400,6 +404,12 @@ func (p *proc) retireForClose() {
 		}
 	}
 	p.stop()
+	// Counted by the server that retires, not by the cap that asked: a
+	// list that expired on its own first never reads the cap's signal,
+	// and counts once, as expired.
+	if p.evictDue {
+		p.sys.stats.evicted.Add(1)
+	}
 }
 
 // expireIfIdle retires the server if it has had no request and its list
