@@ -447,26 +447,10 @@ func BenchmarkPersist(b *testing.B) {
 	// whatever the list holds.
 	for _, size := range []int{10, 100_000} {
 		b.Run(fmt.Sprintf("durability=fsync/size=%d", size), func(b *testing.B) {
-			dir := b.TempDir()
-			fill, err := todo.Open(dir, &todo.Options{Durability: todo.Async})
-			if err != nil {
-				b.Fatal(err)
-			}
-			s := fill.ServerProcess("big")
-			for i := range size {
-				if _, err := s.AddEntry(ctx, todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist appointment"}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := fill.Close(); err != nil {
-				b.Fatal(err)
-			}
-			sys, err := todo.Open(dir, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer sys.Close()
-			s = sys.ServerProcess("big")
+			sys := openFilled(b, size, func(i int) (string, todo.Entry) {
+				return "big", todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist appointment"}
+			})
+			s := sys.ServerProcess("big")
 			if _, err := s.AllEntries(ctx); err != nil { // load before timing
 				b.Fatal(err)
 			}
@@ -605,22 +589,21 @@ func buildOpenImage(b *testing.B, lists int) string {
 	return image
 }
 
-// BenchmarkListsPage: the first page (100 names) of a data directory's
-// 10,000 stored lists, by ListsPage (impl=page, a look at each name) and
-// by the first 100 names of ScanLists (impl=scan, a sort of them all),
-// in one run.
-//
-//	go test -run '^$' -bench BenchmarkListsPage -count=10 . > pages.bench
-//	benchstat -col /impl pages.bench
-func BenchmarkListsPage(b *testing.B) {
+// openFilled makes a data directory holding the count entries add gives
+// (the list of each, and the entry), added with Async durability, closes
+// it, and opens it again with the default options, for the benchmark to
+// time; it is closed when b ends.
+func openFilled(b *testing.B, count int, add func(i int) (string, todo.Entry)) *todo.System {
+	b.Helper()
 	ctx := context.Background()
 	dir := b.TempDir()
 	fill, err := todo.Open(dir, &todo.Options{Durability: todo.Async})
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, n := range listNames(10_000) {
-		if _, err := fill.AddEntry(ctx, n, todo.Entry{Date: benchDates[0], Title: "Dentist"}); err != nil {
+	for i := range count {
+		list, e := add(i)
+		if _, err := fill.AddEntry(ctx, list, e); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -631,7 +614,23 @@ func BenchmarkListsPage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer sys.Close()
+	b.Cleanup(func() { sys.Close() })
+	return sys
+}
+
+// BenchmarkListsPage: the first page (100 names) of a data directory's
+// 10,000 stored lists, by ListsPage (impl=page, a look at each name) and
+// by the first 100 names of ScanLists (impl=scan, a sort of them all),
+// in one run.
+//
+//	go test -run '^$' -bench BenchmarkListsPage -count=10 . > pages.bench
+//	benchstat -col /impl pages.bench
+func BenchmarkListsPage(b *testing.B) {
+	ctx := context.Background()
+	names := listNames(10_000)
+	sys := openFilled(b, len(names), func(i int) (string, todo.Entry) {
+		return names[i], todo.Entry{Date: benchDates[0], Title: "Dentist"}
+	})
 	if _, err := sys.Lists(ctx); err != nil { // the directories' walk, once
 		b.Fatal(err)
 	}

@@ -74,24 +74,7 @@ func TestServerProcess_AddEntry_ConcurrentStartsOneServer(t *testing.T) {
 			sys, reopen := open(t)
 			for round := range rounds {
 				list := listName(round)
-				start := make(chan struct{})
-				ids := make(chan int, callers)
-				var wg sync.WaitGroup
-				for i := range callers {
-					wg.Go(func() {
-						<-start
-						e, err := sys.ServerProcess(list).AddEntry(context.Background(), todo.Entry{Date: day19, Title: "caller"})
-						if err != nil {
-							t.Errorf("%s: caller %d: %v", list, i, err)
-							return
-						}
-						ids <- e.ID
-					})
-				}
-				close(start)
-				wg.Wait()
-				close(ids)
-				checkIDRange(t, slices.Collect(chanValues(ids)), 1, callers)
+				checkIDRange(t, racingAdds(t, sys, list, callers, "caller", list), 1, callers)
 				st := sys.Stats()
 				if st.ServersStarted != int64(round+1) || st.ServersRunning != int64(round+1) {
 					t.Fatalf("%s: ServersStarted = %d, ServersRunning = %d; want %d and %d (one per list)",
@@ -111,6 +94,31 @@ func TestServerProcess_AddEntry_ConcurrentStartsOneServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// racingAdds has callers goroutines add an entry titled title to list,
+// all let go at once, and returns the ids they were given; a failed add is
+// reported as an error of label.
+func racingAdds(t testing.TB, sys *todo.System, list string, callers int, title, label string) []int {
+	t.Helper()
+	start := make(chan struct{})
+	ids := make(chan int, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			e, err := sys.ServerProcess(list).AddEntry(context.Background(), todo.Entry{Date: day19, Title: title})
+			if err != nil {
+				t.Errorf("%s: caller %d: %v", label, i, err)
+				return
+			}
+			ids <- e.ID
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(ids)
+	return slices.Collect(chanValues(ids))
 }
 
 // chanValues yields what c delivers until it is closed.
@@ -274,21 +282,7 @@ func TestCache_IdleExpiry_RacingRequestsAreServedOnce(t *testing.T) {
 				for round := range rounds {
 					// Land just before, exactly at, or just after the expiry.
 					time.Sleep(idle + time.Duration(round%3-1))
-					ids := make(chan int, callers)
-					var wg sync.WaitGroup
-					for range callers {
-						wg.Go(func() {
-							e, err := sys.ServerProcess("racy").AddEntry(context.Background(), todo.Entry{Date: day19, Title: "racing"})
-							if err != nil {
-								t.Errorf("round %d: %v", round, err)
-								return
-							}
-							ids <- e.ID
-						})
-					}
-					wg.Wait()
-					close(ids)
-					checkIDRange(t, slices.Collect(chanValues(ids)), next, next+callers-1)
+					checkIDRange(t, racingAdds(t, sys, "racy", callers, "racing", fmt.Sprint("round ", round)), next, next+callers-1)
 					next += callers
 					checkInIDOrder(t, mustAllEntries(t, s), 1, next-1)
 					if t.Failed() {

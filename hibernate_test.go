@@ -175,21 +175,7 @@ func TestServer_Hibernate_ConcurrentFirstWritesWakeOnce(t *testing.T) {
 					if before.ServersHibernating != int64(round+1) || serverGoroutines(t) != 0 {
 						t.Fatalf("round %d: %d hibernating, %d server goroutines; want %d and 0", round, before.ServersHibernating, serverGoroutines(t), round+1)
 					}
-					ids := make(chan int, callers)
-					var wg sync.WaitGroup
-					for range callers {
-						wg.Go(func() {
-							e, err := sys.ServerProcess(s.Name()).AddEntry(ctx, todo.Entry{Date: day19, Title: "racing"})
-							if err != nil {
-								t.Errorf("round %d: %v", round, err)
-								return
-							}
-							ids <- e.ID
-						})
-					}
-					wg.Wait()
-					close(ids)
-					checkIDRange(t, slices.Collect(chanValues(ids)), 1, callers)
+					checkIDRange(t, racingAdds(t, sys, s.Name(), callers, "racing", fmt.Sprint("round ", round)), 1, callers)
 					checkInIDOrder(t, mustAllEntries(t, s), 1, callers)
 					after := sys.Stats()
 					if wakes := after.Wakes - before.Wakes; wakes != 1 {

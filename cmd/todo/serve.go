@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -182,14 +181,18 @@ func (cfg *config) check() error {
 	if err := cfg.cluster.check(); err != nil {
 		return usagef("serve", "%v", err)
 	}
-	for _, h := range splitList(cfg.allowedHosts) {
-		if h != "*" && net.ParseIP(h) == nil && (strings.ContainsAny(h, ":/[] @") || strings.Trim(h, ".") == "") {
-			return usagef("serve", "-allowed-hosts (TODO_ALLOWED_HOSTS): %q is not a host name or an IP address without port", h)
-		}
-	}
-	for _, o := range splitList(cfg.trustedOrigins) {
-		if err := http.NewCrossOriginProtection().AddTrustedOrigin(o); err != nil {
-			return usagef("serve", "-trusted-origins (TODO_TRUSTED_ORIGINS): %v", err)
+	// The library's handler checks its hosts and origins; ask it now, over
+	// no lists, so that a mistake stops the start before anything opens.
+	for _, f := range []struct {
+		flag, field string
+		opts        todo.HandlerOptions
+	}{
+		{"-allowed-hosts (TODO_ALLOWED_HOSTS)", "AllowedHosts", todo.HandlerOptions{AllowedHosts: splitList(cfg.allowedHosts)}},
+		{"-trusted-origins (TODO_TRUSTED_ORIGINS)", "TrustedOrigins", todo.HandlerOptions{TrustedOrigins: splitList(cfg.trustedOrigins)}},
+	} {
+		if _, err := todo.NewHandler(struct{ todo.Service }{}, &f.opts); err != nil {
+			why := strings.TrimPrefix(err.Error(), todo.ErrInvalidOptions.Error()+": "+f.field+": ")
+			return usagef("serve", "%s: %s", f.flag, why)
 		}
 	}
 	return nil

@@ -15,25 +15,20 @@ import (
 	"github.com/gotodo/todo"
 )
 
-// TestServer_StalledBodyGets408: a request whose body stops arriving is
-// answered 408 once the read timeout passes, not dropped unanswered: the
-// write deadline outlasts the read deadline for every request timeout.
-func TestServer_StalledBodyGets408(t *testing.T) {
-	t.Parallel()
-	for _, timeout := range []time.Duration{time.Second, 5 * time.Second, time.Minute} {
-		if l := serverLimits(timeout); l.WriteTimeout < l.ReadTimeout+timeout {
-			t.Errorf("-timeout %v: WriteTimeout %v ends before ReadTimeout %v plus the handling", timeout, l.WriteTimeout, l.ReadTimeout)
-		}
-	}
+// serveLimited serves a System's lists on 127.0.0.1 with the server newServer
+// builds for l and a request timeout, until the test ends, and returns
+// its address.
+func serveLimited(t *testing.T, l limits, timeout time.Duration) string {
+	t.Helper()
 	sys, err := todo.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), &config{timeout: time.Second})
+	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), &config{timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newServer(lists, slog.New(slog.DiscardHandler), limitsFor(300*time.Millisecond, time.Second))
+	srv := newServer(lists, slog.New(slog.DiscardHandler), l)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +44,21 @@ func TestServer_StalledBodyGets408(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	c, err := net.Dial("tcp", ln.Addr().String())
+	return ln.Addr().String()
+}
+
+// TestServer_StalledBodyGets408: a request whose body stops arriving is
+// answered 408 once the read timeout passes, not dropped unanswered: the
+// write deadline outlasts the read deadline for every request timeout.
+func TestServer_StalledBodyGets408(t *testing.T) {
+	t.Parallel()
+	for _, timeout := range []time.Duration{time.Second, 5 * time.Second, time.Minute} {
+		if l := serverLimits(timeout); l.WriteTimeout < l.ReadTimeout+timeout {
+			t.Errorf("-timeout %v: WriteTimeout %v ends before ReadTimeout %v plus the handling", timeout, l.WriteTimeout, l.ReadTimeout)
+		}
+	}
+	addr := serveLimited(t, limitsFor(300*time.Millisecond, time.Second), time.Second)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,42 +138,19 @@ func TestServer_AllowedHosts(t *testing.T) {
 // meanwhile. It runs on the real clock, as the network does.
 func TestServer_Slowloris(t *testing.T) {
 	t.Parallel()
-	sys, err := todo.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	l := serverLimits(5 * time.Second)
 	l.ReadHeaderTimeout = time.Second
-	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), &config{timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := newServer(lists, slog.New(slog.DiscardHandler), l)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Error(err)
-		}
-		if err := sys.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	addr := serveLimited(t, l, 5*time.Second)
 
 	const conns = 200
 	start := time.Now()
 	deadline := start.Add(5 * time.Second)
 	results := make(chan error, conns)
 	for range conns {
-		go func() { results <- dribble(ln.Addr().String(), deadline) }()
+		go func() { results <- dribble(addr, deadline) }()
 	}
 	// The server answers a well-behaved client while the dribblers hang on.
-	if code, body := get(t, "GET", "http://"+ln.Addr().String()+"/entries?list=bob&date=20131219"); code != 200 || body != "" {
+	if code, body := get(t, "GET", "http://"+addr+"/entries?list=bob&date=20131219"); code != 200 || body != "" {
 		t.Errorf("a normal request among the dribblers: %d %q", code, body)
 	}
 	for range conns {
