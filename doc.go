@@ -14,8 +14,9 @@
 // hibernates, like a BEAM process with hibernate_after: its goroutine ends
 // while its list stays loaded and readable, and the next change wakes it.
 // Servers idle for [Options.IdleTimeout] stop and leave memory, and at most
-// [Options.MaxLoaded] lists stay loaded. [NewHandler] serves the original
-// HTTP protocol and a JSON API over a System.
+// [Options.MaxLoaded] lists stay loaded. Package todohttp's NewHandler
+// (import path github.com/gotodo/todo/todohttp) serves the original HTTP
+// protocol and a JSON API over a System, or over any [Service].
 //
 // # Reads and writes
 //

@@ -1,8 +1,9 @@
-package todo
+package todohttp
 
 import (
 	"context"
 	"fmt"
+	"github.com/gotodo/todo"
 	"net"
 	"net/http"
 	"net/netip"
@@ -46,7 +47,7 @@ func newHostPolicy(hosts []string) (hostPolicy, error) {
 		}
 		name, ok := canonicalHost(host)
 		if !ok {
-			return p, fmt.Errorf("%w: AllowedHosts: %q is not a host name or an IP address without port", ErrInvalidOptions, host)
+			return p, fmt.Errorf("%w: AllowedHosts: %q is not a host name or an IP address without port", todo.ErrInvalidOptions, host)
 		}
 		if p.names == nil {
 			p.names = make(map[string]struct{})
@@ -146,7 +147,7 @@ func newOriginPolicy(trusted []string) (*http.CrossOriginProtection, error) {
 	c := http.NewCrossOriginProtection()
 	for _, o := range trusted {
 		if err := c.AddTrustedOrigin(o); err != nil {
-			return nil, fmt.Errorf("%w: TrustedOrigins: %v", ErrInvalidOptions, err)
+			return nil, fmt.Errorf("%w: TrustedOrigins: %v", todo.ErrInvalidOptions, err)
 		}
 	}
 	return c, nil

@@ -1,9 +1,10 @@
-package todo
+package todohttp
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/gotodo/todo"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,7 +15,7 @@ import (
 // HandlerOptions configure the handler returned by [NewHandler]. The zero
 // value, like a nil *HandlerOptions, gives the defaults written on each
 // field; NewHandler refuses a value out of range with an error wrapping
-// [ErrInvalidOptions] that names the field.
+// [todo.ErrInvalidOptions] that names the field.
 type HandlerOptions struct {
 	// Timeout bounds every request: it is the deadline of the ctx passed
 	// to the Service, the book's 5-second call timeout. A request still
@@ -84,12 +85,12 @@ var (
 	zeroLenHeader  = []string{"0"}
 )
 
-// NewHandler returns the HTTP face of s (a [*System], or a node of a
+// NewHandler returns the HTTP face of s (a [*todo.System], or a node of a
 // cluster), the Go form of Todo.Web: the original protocol, byte for byte,
 // and a JSON API beside it, on a ServeMux of its own (never net/http's
 // default one). Mount it on any mux, at the root: its routes are absolute.
 // opts may be nil; a field out of range gives an error wrapping
-// [ErrInvalidOptions].
+// [todo.ErrInvalidOptions].
 //
 // The original protocol:
 //
@@ -136,17 +137,17 @@ var (
 // (the error, with the file's path, goes to the log only), other lists
 // working on; 503 with Retry-After when the list stays busy until the
 // timeout, is unavailable for now, or the System is closed; 507 when a
-// list can no longer be stored (it outgrew [Options.MaxFileSize], or the
+// list can no longer be stored (it outgrew [todo.Options.MaxFileSize], or the
 // disk is full). docs/http.md has every case.
 //
 // The handler is safe for concurrent use by multiple goroutines.
-func NewHandler(s Service, opts *HandlerOptions) (http.Handler, error) {
+func NewHandler(s todo.Service, opts *HandlerOptions) (http.Handler, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if s == nil {
-		return nil, fmt.Errorf("%w: NewHandler needs a Service", ErrInvalidOptions)
+		return nil, fmt.Errorf("%w: NewHandler needs a Service", todo.ErrInvalidOptions)
 	}
 	h := &handler{svc: s, timeout: o.Timeout, maxTitle: o.MaxTitle, maxBody: o.MaxBody,
 		log: o.Logger, scanPairs: scanPairs()}
@@ -201,9 +202,9 @@ func (o *HandlerOptions) withDefaults() (HandlerOptions, error) {
 	}
 	switch {
 	case c.MaxTitle < 0 || c.MaxTitle > maxMaxTitle:
-		return c, fmt.Errorf("%w: MaxTitle %d is not in 1..%d", ErrInvalidOptions, c.MaxTitle, maxMaxTitle)
+		return c, fmt.Errorf("%w: MaxTitle %d is not in 1..%d", todo.ErrInvalidOptions, c.MaxTitle, maxMaxTitle)
 	case c.MaxBody < 0 || c.MaxBody > maxMaxBody:
-		return c, fmt.Errorf("%w: MaxBody %d is not in 1..%d", ErrInvalidOptions, c.MaxBody, maxMaxBody)
+		return c, fmt.Errorf("%w: MaxBody %d is not in 1..%d", todo.ErrInvalidOptions, c.MaxBody, maxMaxBody)
 	}
 	return c, nil
 }
@@ -211,7 +212,7 @@ func (o *HandlerOptions) withDefaults() (HandlerOptions, error) {
 // handler serves a Service over HTTP. Its fields are set by NewHandler and
 // never change, but for bufs, which is safe for concurrent use.
 type handler struct {
-	svc       Service
+	svc       todo.Service
 	mux       *http.ServeMux
 	timeout   time.Duration
 	maxTitle  int

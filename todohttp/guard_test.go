@@ -1,4 +1,4 @@
-package todo_test
+package todohttp_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // guardCase is one request of the Host and cross-origin tables: its
@@ -196,7 +196,7 @@ func TestHandler_CrossOrigin(t *testing.T) {
 // TrustedOrigins the origins whose pages may write.
 func TestHandler_AllowedHosts(t *testing.T) {
 	t.Parallel()
-	s := startWebServer(t, nil, &todo.HandlerOptions{
+	s := startWebServer(t, nil, &todohttp.HandlerOptions{
 		AllowedHosts:   []string{"todo.example.com", "Todo.Example.Org.", "192.0.2.7", "2001:db8::7"},
 		TrustedOrigins: []string{"https://app.example.com"},
 	})
@@ -221,7 +221,7 @@ func TestHandler_AllowedHosts(t *testing.T) {
 	}
 
 	// "*" turns the Host check off.
-	open := startWebServer(t, nil, &todo.HandlerOptions{AllowedHosts: []string{"*"}})
+	open := startWebServer(t, nil, &todohttp.HandlerOptions{AllowedHosts: []string{"*"}})
 	guardCase{method: "POST", target: add, host: "anything.example", status: 200}.run(t, open)
 }
 
@@ -235,8 +235,8 @@ func TestHandler_Host_NotLoopback(t *testing.T) {
 	t.Parallel()
 	public := &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 5454}
 	loopback := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5454}
-	open := newHandler(t, memorySystem(t), nil)
-	listed := newHandler(t, memorySystem(t), &todo.HandlerOptions{AllowedHosts: []string{"todo.example.com"}})
+	open := newHandler(t, memorySystem(t, nil), nil)
+	listed := newHandler(t, memorySystem(t, nil), &todohttp.HandlerOptions{AllowedHosts: []string{"todo.example.com"}})
 	for _, c := range []struct {
 		name  string
 		h     http.Handler

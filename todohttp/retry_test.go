@@ -1,4 +1,4 @@
-package todo_test
+package todohttp_test
 
 import (
 	"encoding/json"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // retryStorm has clients add entries to one list through the JSON API with
@@ -23,7 +24,7 @@ import (
 // holds for the adds made.
 func retryStorm(t *testing.T, withKeys bool) (timeouts int64, adds, stored int) {
 	const clients, perClient = 8, 25
-	srv := startWebServer(t, &todo.Options{Durability: todo.Fsync}, &todo.HandlerOptions{Timeout: 500 * time.Microsecond})
+	srv := startWebServer(t, &todo.Options{Durability: todo.Fsync}, &todohttp.HandlerOptions{Timeout: 500 * time.Microsecond})
 	var timedOut atomic.Int64
 	var wg sync.WaitGroup
 	for c := range clients {

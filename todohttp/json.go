@@ -1,7 +1,8 @@
-package todo
+package todohttp
 
 import (
 	"context"
+	"github.com/gotodo/todo"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,7 +25,9 @@ type entryJSON struct {
 	Title string `json:"title"`
 }
 
-func toJSON(e Entry) entryJSON { return entryJSON{ID: e.ID, Date: e.Date.String(), Title: e.Title} }
+func toJSON(e todo.Entry) entryJSON {
+	return entryJSON{ID: e.ID, Date: e.Date.String(), Title: e.Title}
+}
 
 func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	q, err := jsonQuery(r, "after", "limit")
@@ -40,7 +43,7 @@ func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		if after, err = param(q, "after"); err != nil {
 			return err
 		}
-		if err := validName(after); err != nil {
+		if err := todo.ValidName(after); err != nil {
 			return badRequest("after", "bad cursor: %s", strings.TrimPrefix(err.Error(), "todo: "))
 		}
 	}
@@ -77,13 +80,13 @@ func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *htt
 	if err != nil {
 		return err
 	}
-	var date Date // zero: every date
+	var date todo.Date // zero: every date
 	if _, ok := q["date"]; ok {
 		s, err := param(q, "date")
 		if err != nil {
 			return err
 		}
-		if date, err = ParseDate(s); err != nil {
+		if date, err = todo.ParseDate(s); err != nil {
 			return err
 		}
 	}
@@ -93,7 +96,7 @@ func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *htt
 		if err != nil {
 			return err
 		}
-		if afterID, err = decimal("after", s, 0, MaxID); err != nil {
+		if afterID, err = decimal("after", s, 0, todo.MaxID); err != nil {
 			return err
 		}
 	}
@@ -105,7 +108,7 @@ func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *htt
 	if len(entries) > limit {
 		entries = entries[:limit]
 		v := url.Values{"after": {strconv.Itoa(entries[limit-1].ID)}, "limit": {strconv.Itoa(limit)}}
-		if date != (Date{}) {
+		if date != (todo.Date{}) {
 			v.Set("date", date.String())
 		}
 		next = entryPath(list) + "?" + v.Encode()
@@ -205,7 +208,7 @@ func (h *handler) updateEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	if ctx, err = withKey(ctx, r); err != nil {
 		return err
 	}
-	e, err := h.svc.UpdateEntry(ctx, list, id, func(e Entry) Entry {
+	e, err := h.svc.UpdateEntry(ctx, list, id, func(e todo.Entry) todo.Entry {
 		if setDate {
 			e.Date = patch.Date
 		}
@@ -252,10 +255,10 @@ func withKey(ctx context.Context, r *http.Request) (context.Context, error) {
 	case 0:
 		return ctx, nil
 	case 1:
-		if err := validKey(keys[0]); err != nil {
+		if err := todo.ValidKey(keys[0]); err != nil {
 			return ctx, err
 		}
-		return WithIdempotencyKey(ctx, keys[0]), nil
+		return todo.WithIdempotencyKey(ctx, keys[0]), nil
 	}
 	return ctx, badRequest("Idempotency-Key", "Idempotency-Key given %d times", len(keys))
 }
@@ -272,13 +275,13 @@ func (h *handler) readObject(w http.ResponseWriter, r *http.Request) (map[string
 
 // parseEntry checks the date and title of a body; one absent is left
 // zero in the entry.
-func (h *handler) parseEntry(body map[string]string) (Entry, error) {
-	var e Entry
+func (h *handler) parseEntry(body map[string]string) (todo.Entry, error) {
+	var e todo.Entry
 	if s, ok := body["date"]; ok {
 		if s == "" {
 			return e, badRequest("date", `missing or empty "date"`)
 		}
-		d, err := ParseDate(s)
+		d, err := todo.ParseDate(s)
 		if err != nil {
 			return e, err
 		}
@@ -299,7 +302,7 @@ func (h *handler) parseEntry(body map[string]string) (Entry, error) {
 // listParam reads the {list} of a path.
 func listParam(r *http.Request) (string, error) {
 	list := r.PathValue("list")
-	return list, validName(list)
+	return list, todo.ValidName(list)
 }
 
 // entryID reads the {id} of a path: a decimal integer, written the way
