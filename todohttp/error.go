@@ -51,15 +51,9 @@ type renderer func(w http.ResponseWriter, e *httpError)
 // protocol's errors.
 func renderText(w http.ResponseWriter, e *httpError) { writeText(w, e.status, e.reason) }
 
-// errorJSON is the body of the JSON API's errors.
-type errorJSON struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
-}
-
 // renderJSON writes {"error":reason,"field":field}: the JSON API's errors.
 func renderJSON(w http.ResponseWriter, e *httpError) {
-	writeJSON(w, e.status, errorJSON{e.reason, e.field})
+	writeJSON(w, e.status, ErrorBody{Error: e.reason, Field: e.field})
 }
 
 // rendererFor returns the renderer of the API that path belongs to, for a

@@ -18,17 +18,6 @@ const (
 	maxPageLimit     = 1000
 )
 
-// entryJSON is an entry as the JSON API writes it.
-type entryJSON struct {
-	ID    int    `json:"id"`
-	Date  string `json:"date"`
-	Title string `json:"title"`
-}
-
-func toJSON(e todo.Entry) entryJSON {
-	return entryJSON{ID: e.ID, Date: e.Date.String(), Title: e.Title}
-}
-
 func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	q, err := jsonQuery(r, "after", "limit")
 	if err != nil {
@@ -60,10 +49,7 @@ func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if names == nil {
 		names = []string{}
 	}
-	writePage(w, next, struct {
-		Lists []string `json:"lists"`
-		Next  string   `json:"next,omitempty"`
-	}{names, next})
+	writePage(w, next, ListsPage{Lists: names, Next: next})
 	return nil
 }
 
@@ -113,14 +99,11 @@ func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *htt
 		}
 		next = entryPath(list) + "?" + v.Encode()
 	}
-	out := make([]entryJSON, len(entries))
+	out := make([]Entry, len(entries))
 	for i, e := range entries {
-		out[i] = toJSON(e)
+		out[i] = wireEntry(e)
 	}
-	writePage(w, next, struct {
-		Entries []entryJSON `json:"entries"`
-		Next    string      `json:"next,omitempty"`
-	}{out, next})
+	writePage(w, next, EntriesPage{Entries: out, Next: next})
 	return nil
 }
 
@@ -176,7 +159,7 @@ func (h *handler) createEntry(ctx context.Context, w http.ResponseWriter, r *htt
 		return inList(list, err)
 	}
 	w.Header().Set("Location", entryPath(list)+"/"+strconv.Itoa(e.ID))
-	writeJSON(w, http.StatusCreated, toJSON(e))
+	writeJSON(w, http.StatusCreated, wireEntry(e))
 	return nil
 }
 
@@ -220,7 +203,7 @@ func (h *handler) updateEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	if err != nil {
 		return inList(list, err)
 	}
-	writeJSON(w, http.StatusOK, toJSON(e))
+	writeJSON(w, http.StatusOK, wireEntry(e))
 	return nil
 }
 
