@@ -20,8 +20,8 @@ var (
 	ErrInvalidKey = errors.New("todo: invalid idempotency key")
 
 	// ErrKeyReused is returned when an idempotency key that made a change
-	// of one kind (a put: an add or an update) comes with a request of the
-	// other (a delete).
+	// of one kind (an add, an update or a delete) comes with a request of
+	// another.
 	ErrKeyReused = errors.New("todo: idempotency key reused for another kind of request")
 
 	// ErrEntryNotFound is returned when no entry of a list has the given id.

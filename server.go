@@ -792,10 +792,10 @@ func (p *proc) apply(c *call) {
 }
 
 // record notes the operation of a change made, to be stored, and the
-// idempotency key of its request.
+// idempotency key of its request with the kind of request it was.
 func (p *proc) record(c *call, op Op) {
 	if c.key != "" {
-		op.Key = c.key
+		op.Key, op.Update = c.key, c.op == opUpdate
 		p.list.noteKey(op)
 	}
 	p.ops = append(p.ops, op)
@@ -865,14 +865,38 @@ func (p *proc) answerKeyed(c *call) bool {
 	if !ok {
 		return false
 	}
-	if op.Delete != (c.op == opDelete) {
-		c.err = fmt.Errorf("%w: key %q of list %q", ErrKeyReused, c.key, p.name)
+	if made := madeBy(op); made != c.op {
+		c.err = fmt.Errorf("%w: key %q of list %q made %s, not %s", ErrKeyReused, c.key, p.name, made, c.op)
 		return true
 	}
 	if !op.Delete {
 		c.res = op.Entry
 	}
 	return true
+}
+
+// madeBy returns the kind of request that made a keyed operation.
+func madeBy(o Op) op {
+	switch {
+	case o.Delete:
+		return opDelete
+	case o.Update:
+		return opUpdate
+	}
+	return opAdd
+}
+
+// String names a change as ErrKeyReused's message does.
+func (o op) String() string {
+	switch o {
+	case opAdd:
+		return "an add"
+	case opUpdate:
+		return "an update"
+	case opDelete:
+		return "a delete"
+	}
+	return fmt.Sprintf("op %d", uint8(o))
 }
 
 // runUpdater runs the caller's updater on a goroutine of its own and waits
