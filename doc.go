@@ -35,9 +35,9 @@
 // goroutines. [List] is a plain value and is not. At most one server runs
 // per list name in a System. Every call that can block takes a
 // [context.Context] and honours its deadline and cancellation. A panic in a
-// request (UpdateEntry runs the caller's updater in the list's server) fails
-// that request with [ErrCrashed]; the list keeps the state it had before,
-// and other lists never notice.
+// request ([Server.UpdateEntry] runs the caller's updater in the list's
+// server) fails that request with [ErrCrashed]; the list keeps the state it
+// had before, and other lists never notice.
 //
 // # Durability
 //

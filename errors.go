@@ -24,6 +24,10 @@ var (
 	// another.
 	ErrKeyReused = errors.New("todo: idempotency key reused for another kind of request")
 
+	// ErrEmptyPatch is returned when an update's [Patch] sets neither a
+	// date nor a title.
+	ErrEmptyPatch = errors.New("todo: patch sets nothing")
+
 	// ErrEntryNotFound is returned when no entry of a list has the given id.
 	ErrEntryNotFound = errors.New("todo: entry not found")
 

@@ -110,8 +110,9 @@ type call struct {
 	op     op
 	entry  Entry // opAdd: the entry; opEntries: its Date is the date read
 	id     int
-	update func(Entry) Entry
-	key    string // the idempotency key of a change, or ""
+	update func(Entry) Entry // opUpdate: the caller's updater, or nil to apply patch
+	patch  Patch             // opUpdate without an updater: what to set
+	key    string            // the idempotency key of a change, or ""
 
 	// Set by the server before it replies.
 	res     Entry
@@ -816,8 +817,8 @@ func (p *proc) listFull() error {
 	return fmt.Errorf("%w: list %q has given out every id up to %d", ErrListFull, p.name, MaxID)
 }
 
-// applyUpdate runs the updater of c on the entry it names and puts the
-// result in its place, or fails c.
+// applyUpdate applies the patch of c, or runs its updater, on the entry
+// it names and puts the result in its place, or fails c.
 //
 //go:noinline
 func (p *proc) applyUpdate(c *call) {
@@ -827,8 +828,10 @@ func (p *proc) applyUpdate(c *call) {
 		c.err = fmt.Errorf("%w: id %d", ErrEntryNotFound, c.id)
 		return
 	}
-	e, ok := p.runUpdater(c, old)
-	if !ok {
+	var e Entry
+	if c.update == nil {
+		e = c.patch.apply(old) // checked by its caller
+	} else if e, ok = p.runUpdater(c, old); !ok {
 		return
 	}
 	if !e.Date.Valid() {

@@ -105,6 +105,8 @@ func (h *handler) classify(r *http.Request, err error) *httpError {
 		return client(http.StatusBadRequest, "title")
 	case errors.Is(err, todo.ErrInvalidLimit):
 		return client(http.StatusBadRequest, "limit")
+	case errors.Is(err, todo.ErrEmptyPatch):
+		return client(http.StatusBadRequest, "body")
 	case errors.Is(err, todo.ErrInvalidKey):
 		return client(http.StatusBadRequest, "Idempotency-Key")
 	case errors.Is(err, todo.ErrKeyReused):

@@ -93,6 +93,12 @@ type webResponse struct {
 // do sends a request whose query is sent exactly as rawQuery is written.
 func (s *webServer) do(t testing.TB, method, path, rawQuery, body string) webResponse {
 	t.Helper()
+	return s.doWith(t, method, path, rawQuery, body, nil)
+}
+
+// doWith is do with the headers in header added.
+func (s *webServer) doWith(t testing.TB, method, path, rawQuery, body string, header http.Header) webResponse {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -102,6 +108,9 @@ func (s *webServer) do(t testing.TB, method, path, rawQuery, body string) webRes
 		t.Fatal(err)
 	}
 	req.URL.RawQuery = rawQuery
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
 	resp, err := s.Client().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s?%s: %v", method, path, rawQuery, err)

@@ -182,24 +182,16 @@ func (h *handler) updateEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	if len(body) == 0 {
 		return badRequest("body", `nothing to change: give "date", "title" or both`)
 	}
-	patch, err := h.parseEntry(body)
+	// What the body leaves out is zero in the entry parsed, and so left
+	// as it is by the patch.
+	set, err := h.parseEntry(body)
 	if err != nil {
 		return err
 	}
-	_, setDate := body["date"]
-	_, setTitle := body["title"]
 	if ctx, err = withKey(ctx, r); err != nil {
 		return err
 	}
-	e, err := h.svc.UpdateEntry(ctx, list, id, func(e todo.Entry) todo.Entry {
-		if setDate {
-			e.Date = patch.Date
-		}
-		if setTitle {
-			e.Title = patch.Title
-		}
-		return e
-	})
+	e, err := h.svc.UpdateEntry(ctx, list, id, todo.Patch{Date: set.Date, Title: set.Title})
 	if err != nil {
 		return inList(list, err)
 	}

@@ -107,3 +107,64 @@ func TestHandler_IdempotencyKey_RetryStorm_BrokenTwin(t *testing.T) {
 		t.Errorf("retries without keys stored %d entries for %d adds: no duplicate, the storm cannot tell", stored, adds)
 	}
 }
+
+// TestHandler_IdempotencyKey checks the Idempotency-Key of each change of
+// the JSON API: a retry with the key of a change of its kind is answered
+// as the first time and changes nothing; a key reused for another kind
+// (the key of an add for a PATCH, say) is answered 422 with a one-line
+// reason about the header; a malformed key, or two, 400. Nothing refused
+// is written.
+func TestHandler_IdempotencyKey(t *testing.T) {
+	t.Parallel()
+	s := startWebServer(t, nil, nil)
+	send := func(method, path, body string, keys ...string) webResponse {
+		t.Helper()
+		return s.doWith(t, method, path, "", body, http.Header{"Idempotency-Key": keys})
+	}
+	const entries = "/lists/bob/entries"
+	steps := []struct {
+		name, method, path, body, key string
+		status                        int
+		want                          string // the body, or a part of the reason of a refusal
+	}{
+		{"add", "POST", entries, `{"date":"2013-12-19","title":"Dentist"}`, "add-1", 201, `{"id":1,"date":"2013-12-19","title":"Dentist"}`},
+		{"add retried", "POST", entries, `{"date":"2013-12-20","title":"other"}`, "add-1", 201, `{"id":1,"date":"2013-12-19","title":"Dentist"}`},
+		{"the add's key for a PATCH", "PATCH", entries + "/1", `{"title":"x"}`, "add-1", 422, "made an add, not an update"},
+		{"the add's key for a DELETE", "DELETE", entries + "/1", "", "add-1", 422, "made an add, not a delete"},
+		{"add", "POST", entries, `{"date":"2013-12-19","title":"Movies"}`, "add-2", 201, `{"id":2,"date":"2013-12-19","title":"Movies"}`},
+		{"update", "PATCH", entries + "/1", `{"title":"Dentist at 10"}`, "upd-1", 200, `{"id":1,"date":"2013-12-19","title":"Dentist at 10"}`},
+		{"update retried", "PATCH", entries + "/1", `{"date":"2013-12-21"}`, "upd-1", 200, `{"id":1,"date":"2013-12-19","title":"Dentist at 10"}`},
+		{"the update's key for a POST", "POST", entries, `{"date":"2013-12-19","title":"x"}`, "upd-1", 422, "made an update, not an add"},
+		{"the update's key for a DELETE", "DELETE", entries + "/1", "", "upd-1", 422, "made an update, not a delete"},
+		{"delete", "DELETE", entries + "/2", "", "del-1", 204, ""},
+		{"delete retried", "DELETE", entries + "/2", "", "del-1", 204, ""},
+		{"the delete's key for a PATCH", "PATCH", entries + "/1", `{"title":"x"}`, "del-1", 422, "made a delete, not an update"},
+		{"the delete's key for a POST", "POST", entries, `{"date":"2013-12-19","title":"x"}`, "del-1", 422, "made a delete, not an add"},
+		{"a key with a space", "POST", entries, `{"date":"2013-12-19","title":"x"}`, "has space", 400, "invalid idempotency key"},
+		{"an empty key", "PATCH", entries + "/1", `{"title":"x"}`, "", 400, "invalid idempotency key"},
+	}
+	for _, c := range steps {
+		r := send(c.method, c.path, c.body, c.key)
+		if r.status != c.status {
+			t.Fatalf("%s: %d %q, want %d", c.name, r.status, r.body, c.status)
+		}
+		if c.status < 400 {
+			if strings.TrimSuffix(r.body, "\n") != c.want {
+				t.Errorf("%s: %q, want %q", c.name, r.body, c.want)
+			}
+			continue
+		}
+		var e struct{ Error, Field string }
+		if err := json.Unmarshal([]byte(r.body), &e); err != nil || e.Field != "Idempotency-Key" ||
+			!strings.Contains(e.Error, c.want) || strings.ContainsAny(e.Error, "\r\n") {
+			t.Errorf("%s: %q, want a one-line reason with %q about Idempotency-Key", c.name, r.body, c.want)
+		}
+	}
+	if r := send("POST", entries, `{"date":"2013-12-19","title":"x"}`, "k-1", "k-2"); r.status != 400 || !strings.Contains(r.body, "given 2 times") {
+		t.Errorf("two keys: %d %q, want 400", r.status, r.body)
+	}
+	r := s.do(t, "GET", entries, "", "")
+	if want := `{"entries":[{"id":1,"date":"2013-12-19","title":"Dentist at 10"}]}` + "\n"; r.body != want {
+		t.Errorf("entries %q, want %q", r.body, want)
+	}
+}
