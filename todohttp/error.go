@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gotodo/todo"
 	"net/http"
 	"strings"
 	"syscall"
+
+	"github.com/gotodo/todo"
 )
 
 // httpError is an answer decided by the handler itself: a status, a

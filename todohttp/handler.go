@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/gotodo/todo"
 	"io"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/gotodo/todo"
 )
 
 // HandlerOptions configure the handler returned by [NewHandler]. The zero
@@ -45,7 +46,8 @@ type HandlerOptions struct {
 	// under a name of its own. When it is not empty, every request must
 	// name one of its hosts, or a loopback host on a loopback connection.
 	// "*" allows every host: for a proxy in front that checks Host itself.
-	// A refused request is answered 421 Misdirected Request.
+	// A refused request is answered 421 Misdirected Request; a Host that
+	// is not host[:port] at all, 400, whatever this allows.
 	AllowedHosts []string
 
 	// TrustedOrigins are the origins ("https://todo.example.com", scheme,
@@ -124,16 +126,23 @@ var (
 // string values (or null for absent), valid UTF-8 and no lone UTF-16
 // surrogate escape, nothing after it.
 //
-// Every request must name an allowed host (see
-// [HandlerOptions.AllowedHosts]; 421 otherwise), and a browser may send
-// unsafe requests only from the same origin or a trusted one (see
-// [HandlerOptions.TrustedOrigins]; 403 otherwise).
+// Every request must name a host in its Host header, host[:port] with a
+// port in 0..65535 (400 otherwise; an HTTP/1.0 request may name none), an
+// allowed one (see [HandlerOptions.AllowedHosts]; 421 otherwise), and a
+// browser may send unsafe requests only from the same origin or a trusted
+// one (see [HandlerOptions.TrustedOrigins]; 403 otherwise).
+//
+// An Idempotency-Key header on POST, PATCH or DELETE makes the change
+// idempotent (see [todo.WithIdempotencyKey]): a retry with the key is
+// answered as the first request was; a key that made a change of another
+// kind is answered 422.
 //
 // Status codes: 400 for bad input, with a one-line reason, and nothing is
 // written; 404 for an unknown entry id and for unknown paths; 405, with
 // Allow, for a known path with the wrong method; 408 for a body that does
 // not arrive before the server's read timeout; 413 for a body over
-// [HandlerOptions.MaxBody]; 500 naming the list when its file is corrupt
+// [HandlerOptions.MaxBody]; 422 for an Idempotency-Key reused for another
+// kind of change; 500 naming the list when its file is corrupt
 // (the error, with the file's path, goes to the log only), other lists
 // working on; 503 with Retry-After when the list stays busy until the
 // timeout, is unavailable for now, or the System is closed; 507 when a

@@ -2,11 +2,12 @@ package todohttp
 
 import (
 	"context"
-	"github.com/gotodo/todo"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/gotodo/todo"
 )
 
 // The JSON API: lists and their entries as resources, in pages.

@@ -2,11 +2,12 @@ package todohttp
 
 import (
 	"context"
-	"github.com/gotodo/todo"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/gotodo/todo"
 )
 
 // The original protocol: POST /add_entry and GET /entries, answered in
