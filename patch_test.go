@@ -3,6 +3,9 @@ package todo_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -117,4 +120,33 @@ func TestSystem_UpdateEntry_PatchKeyed(t *testing.T) {
 	if got := mustAllEntries(t, sys.ServerProcess("bob")); !slices.Equal(got, want) {
 		t.Errorf("entries %v, want %v", got, want)
 	}
+}
+
+// ExampleSystem_UpdateEntry changes an entry with a Patch: the title
+// alone, then the date alone; what a patch leaves zero stays as it was.
+func ExampleSystem_UpdateEntry() {
+	dir, err := os.MkdirTemp("", "todo-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sys, err := todo.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sys.Close()
+
+	ctx := context.Background()
+	e, err := sys.AddEntry(ctx, "bob", todo.Entry{Date: todo.Date{Year: 2013, Month: 12, Day: 19}, Title: "Dentist"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(sys.UpdateEntry(ctx, "bob", e.ID, todo.Patch{Title: "Dentist at 10"}))
+	fmt.Println(sys.UpdateEntry(ctx, "bob", e.ID, todo.Patch{Date: todo.Date{Year: 2013, Month: 12, Day: 20}}))
+	_, err = sys.UpdateEntry(ctx, "bob", e.ID, todo.Patch{})
+	fmt.Println(errors.Is(err, todo.ErrEmptyPatch))
+	// Output:
+	// {1 2013-12-19 Dentist at 10} <nil>
+	// {1 2013-12-20 Dentist at 10} <nil>
+	// true
 }

@@ -1,6 +1,6 @@
 package todohttp_test
 
-// This file tests two internals of http.go, exposed by export_test.go,
+// This file tests two internals of the handler, exposed by export_test.go,
 // against the standard library functions they stand for:
 // requestContext against context.WithTimeout, and scanQuery against
 // url.ParseQuery. Every time.Sleep in it runs inside a synctest bubble: it
