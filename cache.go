@@ -70,7 +70,11 @@ func keyOf(ctx context.Context) (string, error) {
 	return key, validKey(key)
 }
 
-// validKey checks an idempotency key (see WithIdempotencyKey).
+// ValidKey returns nil if key is a valid idempotency key (see
+// [WithIdempotencyKey]), or else an error wrapping [ErrInvalidKey] that
+// says why: for a Service that checks keys before it forwards them.
+func ValidKey(key string) error { return validKey(key) }
+
 func validKey(key string) error {
 	if key == "" || len(key) > 255 {
 		return fmt.Errorf("%w: %d bytes, want 1 to 255", ErrInvalidKey, len(key))

@@ -14,8 +14,9 @@
 // hibernates, like a BEAM process with hibernate_after: its goroutine ends
 // while its list stays loaded and readable, and the next change wakes it.
 // Servers idle for [Options.IdleTimeout] stop and leave memory, and at most
-// [Options.MaxLoaded] lists stay loaded. [NewHandler] serves the original
-// HTTP protocol and a JSON API over a System.
+// [Options.MaxLoaded] lists stay loaded. Package todohttp's NewHandler
+// (import path github.com/gotodo/todo/todohttp) serves the original HTTP
+// protocol and a JSON API over a System, or over any [Service].
 //
 // # Reads and writes
 //
@@ -34,9 +35,9 @@
 // goroutines. [List] is a plain value and is not. At most one server runs
 // per list name in a System. Every call that can block takes a
 // [context.Context] and honours its deadline and cancellation. A panic in a
-// request (UpdateEntry runs the caller's updater in the list's server) fails
-// that request with [ErrCrashed]; the list keeps the state it had before,
-// and other lists never notice.
+// request ([Server.UpdateEntry] runs the caller's updater in the list's
+// server) fails that request with [ErrCrashed]; the list keeps the state it
+// had before, and other lists never notice.
 //
 // # Durability
 //

@@ -20,9 +20,13 @@ var (
 	ErrInvalidKey = errors.New("todo: invalid idempotency key")
 
 	// ErrKeyReused is returned when an idempotency key that made a change
-	// of one kind (a put: an add or an update) comes with a request of the
-	// other (a delete).
+	// of one kind (an add, an update or a delete) comes with a request of
+	// another.
 	ErrKeyReused = errors.New("todo: idempotency key reused for another kind of request")
+
+	// ErrEmptyPatch is returned when an update's [Patch] sets neither a
+	// date nor a title.
+	ErrEmptyPatch = errors.New("todo: patch sets nothing")
 
 	// ErrEntryNotFound is returned when no entry of a list has the given id.
 	ErrEntryNotFound = errors.New("todo: entry not found")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"hash/crc32"
-	"net/http"
 	"os"
 	"path"
 	"slices"
@@ -227,43 +226,6 @@ func Batch(l *List, change func(*List), rollback bool) []Date {
 	return touched
 }
 
-// The declarations below serve the tests of http.go's internals
-// (http_internal_test.go).
-
-// RequestContext is the handler's lazy request context, with End, which
-// the handler calls when the request is answered.
-type RequestContext interface {
-	context.Context
-	End()
-}
-
-type requestContextEnd struct{ *requestContext }
-
-func (c requestContextEnd) End() { c.end() }
-
-// NewRequestContext returns the context h would give a request under
-// parent.
-func NewRequestContext(h http.Handler, parent context.Context) RequestContext {
-	return requestContextEnd{h.(*handler).newContext(parent)}
-}
-
-// OriginalQuery is what the handler reads of an original route's query:
-// the first list, date and title, and how many of each there were.
-type OriginalQuery struct {
-	List, Date, Title    string
-	NList, NDate, NTitle int
-}
-
-// ScanQuery is the handler's in-place query reader; ok is false when it
-// leaves the query to url.ParseQuery.
-func ScanQuery(h http.Handler, raw string) (OriginalQuery, bool) {
-	q, ok := h.(*handler).scanQuery(raw)
-	return OriginalQuery{q.list, q.date, q.title, q.nList, q.nDate, q.nTitle}, ok
-}
-
-// MaxScanPairs is how many pairs ScanQuery reads at most.
-const MaxScanPairs = maxScanPairs
-
 // ListSizes returns the encoded size a List keeps track of, and the size
 // of its entries encoded for real: they must agree.
 func ListSizes(l *List) (tracked, actual int) {
@@ -294,19 +256,6 @@ func WaitCheckpoints(sys *System) {
 // WithLogLanes sets the number of lanes of the log, which is otherwise
 // Workers: the benchmarks compare one shared log with one per worker.
 func WithLogLanes(o *Options, lanes int) { o.logLanes = lanes }
-
-// ---- HTTP handler internals (http_body.go), for http_internal_test.go ----
-
-// DecodeObject is the handler's strict reader of JSON bodies.
-func DecodeObject(data []byte, fields ...string) (map[string]string, error) {
-	return decodeObject(data, fields...)
-}
-
-// LoneSurrogate reports whether raw JSON text holds a lone UTF-16
-// surrogate escape.
-func LoneSurrogate(raw []byte) bool { return loneSurrogate(raw) }
-
-// ---- end of HTTP handler internals ----
 
 // ---- Crash and fault tests of the log store (lock_test.go, ids_test.go,
 // log_test.go, crash_test.go, diskfull_test.go): broken twins and hooks ----

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gotodo/todo"
@@ -79,6 +81,68 @@ func TestIdempotencyKey_Retries(t *testing.T) {
 	}
 }
 
+// TestIdempotencyKey_KindReused checks that a key that made a change of
+// one kind (an add, an update or a delete) is refused for a request of
+// any other kind with ErrKeyReused, which says what the key made, and
+// that the refusal changes nothing; retries of the same kind are answered
+// as the first time.
+func TestIdempotencyKey_KindReused(t *testing.T) {
+	sys := openMemSystem(t, nil)
+	s := sys.ServerProcess("bob")
+	added, err := s.AddEntry(keyed("add-1"), todo.Entry{Date: day19, Title: "Dentist"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doomed := mustAddEntry(t, s, day19, "to delete")
+	updated, err := s.UpdateEntry(keyed("upd-1"), added.ID, func(e todo.Entry) todo.Entry { e.Title = "Dentist at 10"; return e })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteEntry(keyed("del-1"), doomed.ID); err != nil {
+		t.Fatal(err)
+	}
+	want := mustAllEntries(t, s)
+
+	rename := func(e todo.Entry) todo.Entry { e.Title = "renamed"; return e }
+	for _, c := range []struct {
+		name, key, made string
+		call            func(ctx context.Context) error
+	}{
+		{"an add's key for an update", "add-1", "an add", func(ctx context.Context) error {
+			_, err := s.UpdateEntry(ctx, added.ID, rename)
+			return err
+		}},
+		{"an add's key for a delete", "add-1", "an add", func(ctx context.Context) error { return s.DeleteEntry(ctx, added.ID) }},
+		{"an update's key for an add", "upd-1", "an update", func(ctx context.Context) error {
+			_, err := s.AddEntry(ctx, todo.Entry{Date: day20, Title: "new"})
+			return err
+		}},
+		{"an update's key for a delete", "upd-1", "an update", func(ctx context.Context) error { return s.DeleteEntry(ctx, added.ID) }},
+		{"a delete's key for an add", "del-1", "a delete", func(ctx context.Context) error {
+			_, err := s.AddEntry(ctx, todo.Entry{Date: day20, Title: "new"})
+			return err
+		}},
+		{"a delete's key for an update", "del-1", "a delete", func(ctx context.Context) error {
+			_, err := s.UpdateEntry(ctx, added.ID, rename)
+			return err
+		}},
+	} {
+		err := c.call(keyed(c.key))
+		if !errors.Is(err, todo.ErrKeyReused) || !strings.Contains(err.Error(), "made "+c.made) {
+			t.Errorf("%s: %v, want ErrKeyReused saying the key made %s", c.name, err, c.made)
+		}
+	}
+	if got := mustAllEntries(t, s); !slices.Equal(got, want) {
+		t.Errorf("after the refused keys: %v, want %v unchanged", got, want)
+	}
+	if again, err := s.AddEntry(keyed("add-1"), todo.Entry{Date: day20, Title: "other"}); err != nil || again != added {
+		t.Errorf("retried add: %v, %v; want %v", again, err, added)
+	}
+	if again, err := s.UpdateEntry(keyed("upd-1"), added.ID, rename); err != nil || again != updated {
+		t.Errorf("retried update: %v, %v; want %v", again, err, updated)
+	}
+}
+
 // TestIdempotencyKey_Bound checks that a list remembers the last MaxKeys
 // keys, and forgets older ones: a retry after MaxKeys other keyed changes
 // makes a new change, as documented.
@@ -108,20 +172,28 @@ func TestIdempotencyKey_Bound(t *testing.T) {
 
 // TestIdempotencyKey_Durable checks that keys survive what their changes
 // survive: a Close and reopen (the key in the list file), and a crash
-// with Fsync durability (the key in the log), for adds and deletes.
+// with Fsync durability (the key in the log), for adds, updates and
+// deletes, each with the kind of request that made it.
 func TestIdempotencyKey_Durable(t *testing.T) {
-	var added todo.Entry
+	var added, updated todo.Entry
 	retry := func(t *testing.T, sys *todo.System) {
 		s := sys.ServerProcess("bob")
 		again, err := s.AddEntry(keyed("add-1"), todo.Entry{Date: day20, Title: "other"})
 		if err != nil || again != added {
 			t.Errorf("retried add: %v, %v; want the first answer %v", again, err, added)
 		}
+		again, err = s.UpdateEntry(keyed("upd-1"), added.ID, func(e todo.Entry) todo.Entry { e.Title = "other"; return e })
+		if err != nil || again != updated {
+			t.Errorf("retried update: %v, %v; want the first answer %v", again, err, updated)
+		}
+		if _, err := s.AddEntry(keyed("upd-1"), todo.Entry{Date: day20, Title: "other"}); !errors.Is(err, todo.ErrKeyReused) {
+			t.Errorf("the key of an update used for an add: %v, want ErrKeyReused", err)
+		}
 		if err := s.DeleteEntry(keyed("del-1"), 2); err != nil {
 			t.Errorf("retried delete: %v, want nil", err)
 		}
-		if got := mustAllEntries(t, s); !slices.Equal(got, []todo.Entry{added}) {
-			t.Errorf("after the retries: %v, want only %v", got, added)
+		if got := mustAllEntries(t, s); !slices.Equal(got, []todo.Entry{updated}) {
+			t.Errorf("after the retries: %v, want only %v", got, updated)
 		}
 	}
 	change := func(t *testing.T, sys *todo.System) {
@@ -131,6 +203,9 @@ func TestIdempotencyKey_Durable(t *testing.T) {
 			t.Fatal(err)
 		}
 		second := mustAddEntry(t, s, day19, "to delete")
+		if updated, err = s.UpdateEntry(keyed("upd-1"), added.ID, func(e todo.Entry) todo.Entry { e.Title = "Dentist at 10"; return e }); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.DeleteEntry(keyed("del-1"), second.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -173,5 +248,60 @@ func TestIdempotencyKey_FailedWrite(t *testing.T) {
 	}
 	if got := mustAllEntries(t, s); !slices.Equal(got, []todo.Entry{e}) {
 		t.Errorf("after the retry: %v, want %v", got, e)
+	}
+}
+
+// TestIdempotencyKey_FilesBeforeKinds opens data directories written
+// before a list remembered which kind of request made each key (by the
+// code of commit a3a563a; testdata/keys-before-kinds/README has the
+// steps): one closed, its keys in the list file, one crashed, its keys in
+// the log only. Both load whole; their keyed puts read as adds', so a
+// retried add, and a retried delete, are answered as the first time, and
+// the key of an update made then answers an add as that update was
+// answered, and refuses an update (ErrKeyReused). Nothing is changed by
+// the retries.
+func TestIdempotencyKey_FilesBeforeKinds(t *testing.T) {
+	for _, image := range []string{"closed", "crashed"} {
+		t.Run(image, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if err := os.CopyFS(dir, os.DirFS(filepath.Join("testdata", "keys-before-kinds", image))); err != nil {
+				t.Fatal(err)
+			}
+			sys := persistOpen(t, dir, nil)
+			s := sys.ServerProcess("bob")
+			want := []todo.Entry{{ID: 1, Date: day19, Title: "Dentist at 10"}}
+			if got := mustAllEntries(t, s); !slices.Equal(got, want) {
+				t.Fatalf("entries %v, want %v", got, want)
+			}
+			if e, err := s.AddEntry(keyed("add-1"), todo.Entry{Date: day20, Title: "other"}); err != nil || e != (todo.Entry{ID: 1, Date: day19, Title: "Dentist"}) {
+				t.Errorf("retried add: %v, %v; want the first answer", e, err)
+			}
+			if e, err := s.AddEntry(keyed("upd-1"), todo.Entry{Date: day20, Title: "other"}); err != nil || e != want[0] {
+				t.Errorf("an add with the key of an old update: %v, %v; want the update's answer", e, err)
+			}
+			rename := func(e todo.Entry) todo.Entry { e.Title = "renamed"; return e }
+			if _, err := s.UpdateEntry(keyed("upd-1"), 1, rename); !errors.Is(err, todo.ErrKeyReused) {
+				t.Errorf("an update with the key of an old update: %v, want ErrKeyReused (old keys read as adds')", err)
+			}
+			if err := s.DeleteEntry(keyed("del-1"), 2); err != nil {
+				t.Errorf("retried delete: %v", err)
+			}
+			if got := mustAllEntries(t, s); !slices.Equal(got, want) {
+				t.Errorf("after the retries: %v, want %v", got, want)
+			}
+			// A new keyed update is stored in the new form beside the old.
+			if _, err := s.UpdateEntry(keyed("upd-2"), 1, rename); err != nil {
+				t.Fatal(err)
+			}
+			persistClose(t, sys)
+			sys = persistOpen(t, dir, nil)
+			s = sys.ServerProcess("bob")
+			if _, err := s.AddEntry(keyed("upd-2"), todo.Entry{Date: day20, Title: "x"}); !errors.Is(err, todo.ErrKeyReused) {
+				t.Errorf("after a reopen, an add with the key of a new update: %v, want ErrKeyReused", err)
+			}
+			if e, err := s.AddEntry(keyed("add-1"), todo.Entry{Date: day20, Title: "x"}); err != nil || e.Title != "Dentist" {
+				t.Errorf("after a reopen, a retried old add: %v, %v", e, err)
+			}
+		})
 	}
 }

@@ -533,7 +533,7 @@ func (l *List) replay(ops []Op, lastID int) {
 func (l *List) encodedSize() int {
 	n := l.size + 16
 	for _, op := range l.keys {
-		n += encodedSize(op.Entry) + len(op.Key) + 3
+		n += encodedSize(op.Entry) + len(op.Key) + 4 // the key's header, the array's, a kind
 	}
 	return n
 }

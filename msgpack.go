@@ -61,7 +61,10 @@ func appendEntry(b []byte, e Entry) []byte {
 // appendOp appends an operation as log records and list files hold it: a
 // put as [id, yyyymmdd, title], a delete as [id], each with its
 // idempotency key after it when it has one ([id, yyyymmdd, title, key],
-// [id, key]): the array's length tells which.
+// [id, key]), and the put of an update with a key with opKindUpdate after
+// the key ([id, yyyymmdd, title, key, 1]): the array's length tells
+// which. A keyed put written before updates were marked, in a 4-array,
+// reads as an add's.
 func appendOp(b []byte, op Op) []byte {
 	e := op.Entry
 	n := 3
@@ -70,6 +73,9 @@ func appendOp(b []byte, op Op) []byte {
 	}
 	if op.Key != "" {
 		n++
+		if op.Update {
+			n++
+		}
 	}
 	b = appendArrayLen(b, n)
 	b = appendUint(b, uint64(e.ID))
@@ -79,9 +85,16 @@ func appendOp(b []byte, op Op) []byte {
 	}
 	if op.Key != "" {
 		b = appendString(b, op.Key)
+		if op.Update {
+			b = appendUint(b, opKindUpdate)
+		}
 	}
 	return b
 }
+
+// opKindUpdate is the last member of a keyed update's operation (see
+// appendOp): a number, so that other kinds could follow.
+const opKindUpdate = 1
 
 // reader reads the msgpack values that appendX write, from a byte slice,
 // checking every length against what is left: what it allocates is
@@ -219,8 +232,8 @@ func (r *reader) op(maxID int) Op {
 	if r.err != nil {
 		return Op{}
 	}
-	if n < 1 || n > 4 {
-		r.fail(fmt.Errorf("operation: array of %d, want 1 to 4", n))
+	if n < 1 || n > 5 {
+		r.fail(fmt.Errorf("operation: array of %d, want 1 to 5", n))
 		return Op{}
 	}
 	var op Op
@@ -234,10 +247,16 @@ func (r *reader) op(maxID int) Op {
 			r.fail(fmt.Errorf("entry %d: invalid date %d", id, ymd))
 		}
 	}
-	if n == 2 || n == 4 {
+	if n == 2 || n >= 4 {
 		if op.Key = r.str(); r.err == nil && validKey(op.Key) != nil {
 			r.fail(fmt.Errorf("entry %d: invalid idempotency key %q", id, op.Key))
 		}
+	}
+	if n == 5 {
+		if kind := r.uint(); r.err == nil && kind != opKindUpdate {
+			r.fail(fmt.Errorf("entry %d: unknown operation kind %d", id, kind))
+		}
+		op.Update = true
 	}
 	if r.err == nil && (id == 0 || id > uint64(maxID)) {
 		r.fail(fmt.Errorf("entry id %d out of range 1..%d", id, maxID))

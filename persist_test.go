@@ -181,6 +181,59 @@ func TestFiles_Format(t *testing.T) {
 	}
 }
 
+// TestFiles_FormatKeys checks the body of a list that keeps idempotency
+// keys, [2, lastID, entries, keys], each key the operation of its request
+// as docs/storage.md writes it: an add's put [id, yyyymmdd, title, key],
+// an update's with a 1 after the key, a delete [id, key]; and that a kind
+// other than 1 in that place is refused as corrupt, naming the file.
+func TestFiles_FormatKeys(t *testing.T) {
+	dir := t.TempDir()
+	sys := persistOpen(t, dir, nil)
+	s := sys.ServerProcess("bob")
+	ctx := context.Background()
+	keyed := func(key string) context.Context { return todo.WithIdempotencyKey(ctx, key) }
+	if _, err := s.AddEntry(keyed("add-1"), todo.Entry{Date: persistDay, Title: "Dentist"}); err != nil {
+		t.Fatal(err)
+	}
+	persistAdd(t, sys, "bob", "Shopping")
+	if _, err := s.UpdateEntry(keyed("upd-1"), 1, func(e todo.Entry) todo.Entry { e.Title = "Dentist at 10"; return e }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteEntry(keyed("del-1"), 2); err != nil {
+		t.Fatal(err)
+	}
+	persistClose(t, sys)
+
+	p := persistPath(dir, "bob")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []any
+	if err := msgpack.Unmarshal(data[16:], &body); err != nil {
+		t.Fatalf("body is not msgpack: %v", err)
+	}
+	want := "[2 2 [[1 20131219 Dentist at 10]] [[1 20131219 Dentist add-1] [1 20131219 Dentist at 10 upd-1 1] [2 del-1]]]"
+	if got := fmt.Sprint(body); got != want {
+		t.Fatalf("body = %s, want %s", got, want)
+	}
+
+	kind := bytes.Index(data, []byte("\xa5upd-1\x01"))
+	if kind < 0 {
+		t.Fatalf("no update kind after the key upd-1 in %x", data)
+	}
+	data[kind+6] = 2
+	data = persistFrame(data[16:]) // a sound frame around the unknown kind
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sys = persistOpen(t, dir, nil)
+	_, err = sys.ServerProcess("bob").AllEntries(ctx)
+	if !errors.Is(err, todo.ErrCorrupt) || !strings.Contains(err.Error(), "unknown operation kind 2") || !strings.Contains(err.Error(), p) {
+		t.Errorf("a key of kind 2: %v, want ErrCorrupt naming the kind and the file", err)
+	}
+}
+
 // TestFiles_Corrupt damages a stored list's file in every way a disk or a
 // person can, and checks that the list is reported as corrupt, naming the
 // file, rather than served as empty; that a failed change does not

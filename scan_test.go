@@ -32,7 +32,7 @@ func collect[T any](seq func(func(T, error) bool), stop int) ([]T, error) {
 
 func TestSystem_ScanLists(t *testing.T) {
 	t.Parallel()
-	sys := memorySystem(t)
+	sys := openMemSystem(t, nil)
 	ctx := context.Background()
 	names := []string{"b", "a", "é", "a/b", "ab", "Z"}
 	for _, n := range names {
@@ -84,7 +84,7 @@ func TestSystem_ScanLists(t *testing.T) {
 
 func TestSystem_ScanLists_Errors(t *testing.T) {
 	t.Parallel()
-	sys := memorySystem(t)
+	sys := openMemSystem(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	got, err := collect(sys.ScanLists(ctx, ""), 0)
@@ -112,7 +112,7 @@ func TestSystem_ScanLists_Errors(t *testing.T) {
 
 func TestServer_Scan(t *testing.T) {
 	t.Parallel()
-	sys := memorySystem(t)
+	sys := openMemSystem(t, nil)
 	ctx := context.Background()
 	s := sys.ServerProcess("bob")
 	for i := range 12 {

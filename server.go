@@ -110,8 +110,9 @@ type call struct {
 	op     op
 	entry  Entry // opAdd: the entry; opEntries: its Date is the date read
 	id     int
-	update func(Entry) Entry
-	key    string // the idempotency key of a change, or ""
+	update func(Entry) Entry // opUpdate: the caller's updater, or nil to apply patch
+	patch  Patch             // opUpdate without an updater: what to set
+	key    string            // the idempotency key of a change, or ""
 
 	// Set by the server before it replies.
 	res     Entry
@@ -792,10 +793,10 @@ func (p *proc) apply(c *call) {
 }
 
 // record notes the operation of a change made, to be stored, and the
-// idempotency key of its request.
+// idempotency key of its request with the kind of request it was.
 func (p *proc) record(c *call, op Op) {
 	if c.key != "" {
-		op.Key = c.key
+		op.Key, op.Update = c.key, c.op == opUpdate
 		p.list.noteKey(op)
 	}
 	p.ops = append(p.ops, op)
@@ -816,8 +817,8 @@ func (p *proc) listFull() error {
 	return fmt.Errorf("%w: list %q has given out every id up to %d", ErrListFull, p.name, MaxID)
 }
 
-// applyUpdate runs the updater of c on the entry it names and puts the
-// result in its place, or fails c.
+// applyUpdate applies the patch of c, or runs its updater, on the entry
+// it names and puts the result in its place, or fails c.
 //
 //go:noinline
 func (p *proc) applyUpdate(c *call) {
@@ -827,8 +828,10 @@ func (p *proc) applyUpdate(c *call) {
 		c.err = fmt.Errorf("%w: id %d", ErrEntryNotFound, c.id)
 		return
 	}
-	e, ok := p.runUpdater(c, old)
-	if !ok {
+	var e Entry
+	if c.update == nil {
+		e = c.patch.apply(old) // checked by its caller
+	} else if e, ok = p.runUpdater(c, old); !ok {
 		return
 	}
 	if !e.Date.Valid() {
@@ -865,14 +868,38 @@ func (p *proc) answerKeyed(c *call) bool {
 	if !ok {
 		return false
 	}
-	if op.Delete != (c.op == opDelete) {
-		c.err = fmt.Errorf("%w: key %q of list %q", ErrKeyReused, c.key, p.name)
+	if made := madeBy(op); made != c.op {
+		c.err = fmt.Errorf("%w: key %q of list %q made %s, not %s", ErrKeyReused, c.key, p.name, made, c.op)
 		return true
 	}
 	if !op.Delete {
 		c.res = op.Entry
 	}
 	return true
+}
+
+// madeBy returns the kind of request that made a keyed operation.
+func madeBy(o Op) op {
+	switch {
+	case o.Delete:
+		return opDelete
+	case o.Update:
+		return opUpdate
+	}
+	return opAdd
+}
+
+// String names a change as ErrKeyReused's message does.
+func (o op) String() string {
+	switch o {
+	case opAdd:
+		return "an add"
+	case opUpdate:
+		return "an update"
+	case opDelete:
+		return "a delete"
+	}
+	return fmt.Sprintf("op %d", uint8(o))
 }
 
 // runUpdater runs the caller's updater on a goroutine of its own and waits

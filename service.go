@@ -7,12 +7,20 @@ import "context"
 // the node serving it (package cluster). Every method is safe for
 // concurrent use and honours ctx.
 //
-// The methods mean what the [Server] methods of the same names mean; a
-// name that is not a valid list name gives an error wrapping
-// [ErrInvalidName].
+// The methods mean what the [Server] methods of the same names mean,
+// but for UpdateEntry, which takes a [Patch] where Server's takes a
+// closure: a value can travel to the node that serves the list. A name
+// that is not a valid list name gives an error wrapping [ErrInvalidName].
 type Service interface {
 	AddEntry(ctx context.Context, list string, e Entry) (Entry, error)
-	UpdateEntry(ctx context.Context, list string, id int, update func(Entry) Entry) (Entry, error)
+
+	// UpdateEntry sets what p sets in the entry of list with the given id,
+	// and returns the entry as stored. A patch that sets nothing gives an
+	// error wrapping [ErrEmptyPatch], an invalid date or title one wrapping
+	// [ErrInvalidDate] or [ErrInvalidTitle], an unknown id one wrapping
+	// [ErrEntryNotFound]; each leaves the list as it was.
+	UpdateEntry(ctx context.Context, list string, id int, p Patch) (Entry, error)
+
 	DeleteEntry(ctx context.Context, list string, id int) error
 	AppendEntries(ctx context.Context, list string, dst []Entry, d Date) ([]Entry, error)
 	AllEntries(ctx context.Context, list string) ([]Entry, error)
@@ -41,10 +49,13 @@ func (sys *System) AddEntry(ctx context.Context, list string, e Entry) (Entry, e
 	return s.AddEntry(ctx, e)
 }
 
-// UpdateEntry is ServerProcess(list).UpdateEntry(ctx, id, update).
-func (sys *System) UpdateEntry(ctx context.Context, list string, id int, update func(Entry) Entry) (Entry, error) {
+// UpdateEntry sets what p sets in the entry of list with the given id (see
+// [Service]). The list's server applies the patch itself: no updater
+// runs, as one does for ServerProcess(list).UpdateEntry, which in-process
+// callers may use to compute the new entry from the old.
+func (sys *System) UpdateEntry(ctx context.Context, list string, id int, p Patch) (Entry, error) {
 	s := Server{sys: sys, name: list, err: validName(list)}
-	return s.UpdateEntry(ctx, id, update)
+	return s.patchEntry(ctx, id, p)
 }
 
 // DeleteEntry is ServerProcess(list).DeleteEntry(ctx, id).

@@ -64,10 +64,15 @@ type Change struct {
 // with its id), or, when Delete is set, remove the entry whose id is
 // Entry.ID. Both are idempotent, so a store may replay them safely. Key
 // is the idempotency key of the request that made it, if it had one (see
-// [WithIdempotencyKey]).
+// [WithIdempotencyKey]). Update is set on the put of a request with a key
+// that updated an entry rather than added it: a list remembers which kind
+// of request made each key, to refuse a key reused for another kind
+// ([ErrKeyReused]). It is false on every operation without a Key, and a
+// store keeps it wherever it keeps Key.
 type Op struct {
 	Entry  Entry
 	Delete bool
+	Update bool
 	Key    string
 }
 

@@ -28,8 +28,9 @@ const (
 )
 
 // codecVersion is what the encoders write: 2 added the idempotency keys
-// of operations (op kinds 2 and 3) and of snapshots (after the entries).
-// Version 1, without keys, is still read.
+// of operations (op kinds 2 and 3) and of snapshots (after the entries),
+// and later op kind 4, which changed no layout. Version 1, without keys,
+// is still read.
 const codecVersion = 2
 
 // errBadRecord is wrapped by every decoding error, which names the list.
@@ -64,8 +65,10 @@ func encodeSnapshot(st todo.ListState) []byte {
 }
 
 // appendOp appends an operation: a kind byte (0 put, 1 delete, 2 put with
-// an idempotency key, 3 delete with one), the entry or the id, then the
-// key if any.
+// an idempotency key, 3 delete with one, 4 the put of an update with one:
+// todo.Op.Update), the entry or the id, then the key if any. Records
+// written before kind 4 read their keyed puts as adds', as the data
+// directory's do.
 func appendOp(b []byte, op todo.Op) []byte {
 	kind := byte(0)
 	if op.Delete {
@@ -73,6 +76,9 @@ func appendOp(b []byte, op todo.Op) []byte {
 	}
 	if op.Key != "" {
 		kind += 2
+		if op.Update && !op.Delete {
+			kind = 4
+		}
 	}
 	b = append(b, kind)
 	if op.Delete {
@@ -225,8 +231,9 @@ func (d *decoder) op() todo.Op {
 	var op todo.Op
 	kind := d.byte("operation")
 	switch kind {
-	case 0, 2:
+	case 0, 2, 4:
 		op.Entry = d.entry()
+		op.Update = kind == 4
 	case 1, 3:
 		op.Entry.ID, op.Delete = int(d.uvarint("id", todo.MaxID)), true
 	default:

@@ -13,15 +13,22 @@ import (
 )
 
 func TestCodec_RoundTrip(t *testing.T) {
+	// The keyed operations of each kind of request: an add, an update, a
+	// delete (see todo.ErrKeyReused).
+	keyed := []todo.Op{
+		{Entry: todo.Entry{ID: 1, Date: day, Title: "Dentist"}, Key: "add-1"},
+		{Entry: todo.Entry{ID: 1, Date: day, Title: "Dentist at 10"}, Update: true, Key: "upd-1"},
+		{Entry: todo.Entry{ID: 2}, Delete: true, Key: "del-1"},
+	}
 	st := todo.ListState{LastID: 9, Entries: []todo.Entry{
 		{ID: 1, Date: day, Title: "Dentist"},
 		{ID: 7, Date: todo.Date{Year: 9999, Month: 12, Day: 31}, Title: strings.Repeat("ü", 300)},
-	}}
+	}, Keys: keyed}
 	got, err := cluster.DecodeSnapshot(cluster.EncodeSnapshot(st))
 	if err != nil || !reflect.DeepEqual(got, st) {
 		t.Fatalf("snapshot: %+v, %v", got, err)
 	}
-	ops := []todo.Op{{Entry: todo.Entry{ID: 3, Date: day, Title: "x"}}, {Entry: todo.Entry{ID: 1}, Delete: true}}
+	ops := append([]todo.Op{{Entry: todo.Entry{ID: 3, Date: day, Title: "x"}}, {Entry: todo.Entry{ID: 1}, Delete: true}}, keyed...)
 	gotOps, lastID, err := cluster.DecodeDelta(cluster.EncodeDelta(ops, 12))
 	if err != nil || lastID != 12 || !reflect.DeepEqual(gotOps, ops) {
 		t.Fatalf("delta: %+v %d %v", gotOps, lastID, err)

@@ -192,35 +192,79 @@ func TestNode_EveryNodeServesEveryList(t *testing.T) {
 	}
 }
 
-// Update and delete work through every node: on a non-owner the updater
-// runs locally and its result is sent as a conditional replace.
+// Update and delete work through every node: a non-owner forwards the
+// patch to the owner, with the caller's idempotency key, and the owner's
+// refusals come back as the same errors, the list unchanged.
 func TestNode_UpdateDeleteAnywhere(t *testing.T) {
 	nodes := threeNodes(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	keyed := func(key string) context.Context { return todo.WithIdempotencyKey(ctx, key) }
 	list := listFor("update", nodes[0], nodes)
-	e, err := nodes[0].AddEntry(ctx, list, todo.Entry{Date: day, Title: "v0"})
+	e, err := nodes[0].AddEntry(keyed("add-1"), list, todo.Entry{Date: day, Title: "v0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, n := range nodes {
-		got, err := n.UpdateEntry(ctx, list, e.ID, func(e todo.Entry) todo.Entry {
-			e.Title = fmt.Sprintf("%s+%d", e.Title, i)
-			return e
-		})
-		if err != nil {
-			t.Fatalf("update through %s: %v", n.Name(), err)
+	forwarded := nodes[1].Stats().Forwarded + nodes[2].Stats().Forwarded
+	day2 := todo.Date{Year: 2013, Month: 12, Day: 20}
+	for i, c := range []struct {
+		n     *cluster.Node
+		patch todo.Patch
+		want  todo.Entry
+	}{
+		{nodes[0], todo.Patch{Title: "v1"}, todo.Entry{ID: e.ID, Date: day, Title: "v1"}},
+		{nodes[1], todo.Patch{Title: "v2"}, todo.Entry{ID: e.ID, Date: day, Title: "v2"}},
+		{nodes[2], todo.Patch{Date: day2}, todo.Entry{ID: e.ID, Date: day2, Title: "v2"}},
+		{nodes[1], todo.Patch{Date: day, Title: "both"}, todo.Entry{ID: e.ID, Date: day, Title: "both"}},
+	} {
+		got, err := c.n.UpdateEntry(ctx, list, e.ID, c.patch)
+		if err != nil || got != c.want {
+			t.Fatalf("update %d, %+v through %s: %v, %v; want %v", i, c.patch, c.n.Name(), got, err, c.want)
 		}
-		if want := "v0+0+1+2"[:4+2*i]; got.Title != want {
-			t.Fatalf("update through %s: %q, want %q", n.Name(), got.Title, want)
+	}
+	if n := nodes[1].Stats().Forwarded + nodes[2].Stats().Forwarded; n < forwarded+3 {
+		t.Fatalf("the non-owners forwarded %d calls for 3 updates", n-forwarded)
+	}
+	want := []todo.Entry{{ID: e.ID, Date: day, Title: "both"}}
+	for _, c := range []struct {
+		name  string
+		id    int
+		patch todo.Patch
+		err   error
+	}{
+		{"an unknown id", 99, todo.Patch{Title: "x"}, todo.ErrEntryNotFound},
+		{"a patch of nothing", e.ID, todo.Patch{}, todo.ErrEmptyPatch},
+		{"an invalid date", e.ID, todo.Patch{Date: todo.Date{Year: 2013, Month: 2, Day: 30}}, todo.ErrInvalidDate},
+		{"a title of two lines", e.ID, todo.Patch{Title: "two\nlines"}, todo.ErrInvalidTitle},
+		{"the key of an add", e.ID, todo.Patch{Title: "x"}, todo.ErrKeyReused},
+	} {
+		ctx := ctx
+		if c.err == todo.ErrKeyReused {
+			ctx = keyed("add-1")
+		}
+		if _, err := nodes[2].UpdateEntry(ctx, list, c.id, c.patch); !errors.Is(err, c.err) {
+			t.Errorf("%s through a non-owner: %v, want %v", c.name, err, c.err)
 		}
 	}
-	if _, err := nodes[1].UpdateEntry(ctx, list, 99, func(e todo.Entry) todo.Entry { return e }); !errors.Is(err, todo.ErrEntryNotFound) {
-		t.Fatalf("update of a missing id through a non-owner: %v", err)
+	if got, err := nodes[0].AllEntries(ctx, list); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("after the refused updates: %v, %v; want %v", got, err, want)
 	}
-	if _, err := nodes[2].UpdateEntry(ctx, list, e.ID, func(e todo.Entry) todo.Entry { panic("boom") }); !errors.Is(err, todo.ErrCrashed) {
-		t.Fatalf("panicking updater on a non-owner: %v", err)
+
+	first, err := nodes[1].UpdateEntry(keyed("upd-1"), list, e.ID, todo.Patch{Title: "keyed"})
+	if err != nil {
+		t.Fatal(err)
 	}
+	again, err := nodes[2].UpdateEntry(keyed("upd-1"), list, e.ID, todo.Patch{Title: "keyed again"})
+	if err != nil || again != first {
+		t.Fatalf("a keyed update retried through another node: %v, %v; want the first answer %v", again, err, first)
+	}
+	if _, err := nodes[2].AddEntry(keyed("upd-1"), list, todo.Entry{Date: day, Title: "x"}); !errors.Is(err, todo.ErrKeyReused) {
+		t.Fatalf("the key of an update used for an add: %v, want ErrKeyReused", err)
+	}
+	if got, err := nodes[0].AllEntries(ctx, list); err != nil || len(got) != 1 || got[0].Title != "keyed" {
+		t.Fatalf("after the retry: %v, %v; want one entry titled keyed", got, err)
+	}
+
 	if err := nodes[2].DeleteEntry(ctx, list, e.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -483,46 +527,43 @@ func parallel(workers, count int, fn func(i int)) {
 	wg.Wait()
 }
 
-// Remote updates of one entry from two non-owners at once: each updater
-// runs where it was called, and a replace whose entry changed meanwhile
-// is refused and run again, so no increment is lost.
-func TestNode_RemoteUpdatesDoNotLoseIncrements(t *testing.T) {
+// Remote updates of one entry from the two non-owners at once, one
+// setting its date, the other its title: a patch sets only what it names,
+// in the owner's list server, so neither undoes the other, and each
+// field ends as its last patch set it.
+func TestNode_RemotePatchesOfOtherFieldsKeepBoth(t *testing.T) {
 	nodes := threeNodes(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	list := listFor("counter", nodes[0], nodes)
+	list := listFor("patches", nodes[0], nodes)
 	e, err := nodes[0].AddEntry(ctx, list, todo.Entry{Date: day, Title: "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const callers, each = 4, 5
+	const each = 20
 	var wg sync.WaitGroup
-	for _, n := range nodes[1:] {
-		for range callers {
-			wg.Go(func() {
-				for range each {
-					_, err := n.UpdateEntry(ctx, list, e.ID, func(e todo.Entry) todo.Entry {
-						var v int
-						fmt.Sscan(e.Title, &v)
-						e.Title = fmt.Sprint(v + 1)
-						return e
-					})
-					if err != nil {
-						t.Error(err)
-					}
-				}
-			})
+	wg.Go(func() {
+		for i := 1; i <= each; i++ {
+			if _, err := nodes[1].UpdateEntry(ctx, list, e.ID, todo.Patch{Date: todo.Date{Year: 2014, Month: 1, Day: i}}); err != nil {
+				t.Error(err)
+			}
 		}
-	}
+	})
+	wg.Go(func() {
+		for i := 1; i <= each; i++ {
+			if _, err := nodes[2].UpdateEntry(ctx, list, e.ID, todo.Patch{Title: fmt.Sprint(i)}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 	wg.Wait()
 	all, err := nodes[0].AllEntries(ctx, list)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprint(2 * callers * each); all[0].Title != want {
-		t.Fatalf("counter is %s, want %s", all[0].Title, want)
+	if want := (todo.Entry{ID: e.ID, Date: todo.Date{Year: 2014, Month: 1, Day: each}, Title: fmt.Sprint(each)}); len(all) != 1 || all[0] != want {
+		t.Fatalf("entries %v, want only %v", all, want)
 	}
-	t.Logf("conflicts retried: %d", nodes[1].Stats().Conflicts+nodes[2].Stats().Conflicts)
 }
 
 // Pages of lists and of entries, cut on the owner, from every node.

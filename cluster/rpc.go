@@ -22,14 +22,20 @@ import (
 type rpcOp byte
 
 const (
-	rpcAdd     rpcOp = iota + 1
-	rpcReplace       // UpdateEntry's conditional replace: expected → entry
+	rpcAdd    rpcOp = iota + 1
+	rpcUpdate       // UpdateEntry: the entry's Date and Title are the patch's
 	rpcDelete
 	rpcEntries // one date
 	rpcAll
-	rpcGet  // one entry by id, for UpdateEntry
+	_       // was the read of UpdateEntry's compare-and-replace, before rpcVersion 3
 	rpcPage // a page of entries: after id, at most limit
 )
+
+// rpcVersion is what forwarded requests and their answers start with: 3
+// since UpdateEntry travels as a patch (rpcUpdate), where 2 read the
+// entry and replaced it if unchanged. A node refuses the other versions:
+// nodes of both kinds cannot serve one cluster.
+const rpcVersion = 3
 
 // rpcRequest is a forwarded request.
 type rpcRequest struct {
@@ -42,20 +48,18 @@ type rpcRequest struct {
 	deadline time.Time
 	list     string
 	id       int
-	entry    todo.Entry // add: the entry; replace: the new entry; entries, page: its Date
-	expected todo.Entry // replace: the entry the updater ran on
+	entry    todo.Entry // add: the entry; update: the patch's date and title; entries, page: its Date
 	limit    int        // page: the most entries to return
-	key      string     // add, replace, delete: the caller's idempotency key, or ""
+	key      string     // add, update, delete: the caller's idempotency key, or ""
 }
 
 func (r *rpcRequest) encode() []byte {
-	b := []byte{codecVersion, byte(r.op), byte(r.hops)}
+	b := []byte{rpcVersion, byte(r.op), byte(r.hops)}
 	b = binary.AppendUvarint(b, uint64(max(r.deadline.UnixMilli(), 0)))
 	b = binary.AppendUvarint(b, uint64(len(r.list)))
 	b = append(b, r.list...)
 	b = binary.AppendUvarint(b, uint64(r.id))
 	b = appendEntry(b, r.entry)
-	b = appendEntry(b, r.expected)
 	b = binary.AppendUvarint(b, uint64(max(r.limit, 0)))
 	b = binary.AppendUvarint(b, uint64(len(r.key)))
 	return append(b, r.key...)
@@ -64,8 +68,8 @@ func (r *rpcRequest) encode() []byte {
 func decodeRequest(b []byte) (rpcRequest, error) {
 	d := decoder{b: b}
 	var r rpcRequest
-	if v := d.byte("version"); d.err == nil && v != codecVersion {
-		d.fail("version %d", v)
+	if v := d.byte("version"); d.err == nil && v != rpcVersion {
+		d.fail("version %d, want %d", v, rpcVersion)
 	}
 	r.op = rpcOp(d.byte("op"))
 	r.hops = int(d.byte("hops"))
@@ -73,7 +77,6 @@ func decodeRequest(b []byte) (rpcRequest, error) {
 	r.list = d.bytes("list")
 	r.id = int(d.uvarint("id", todo.MaxID))
 	r.entry = d.entry()
-	r.expected = d.entry()
 	r.limit = int(d.uvarint("limit", 1<<31))
 	r.key = d.bytes("key")
 	return r, d.end()
@@ -96,11 +99,12 @@ const (
 	errKindClosed
 	errKindDeadline
 	errKindCanceled
-	errKindConflict
+	_ // was the refused compare-and-replace of UpdateEntry
 	errKindInvalidKey
 	errKindKeyReused
 	errKindInvalidLimit
 	errKindOther
+	errKindEmptyPatch
 )
 
 var errKinds = []struct {
@@ -119,16 +123,12 @@ var errKinds = []struct {
 	{errKindClosed, todo.ErrClosed},
 	{errKindDeadline, context.DeadlineExceeded},
 	{errKindCanceled, context.Canceled},
-	{errKindConflict, errConflict},
 	{errKindInvalidKey, todo.ErrInvalidKey},
 	{errKindKeyReused, todo.ErrKeyReused},
 	{errKindInvalidLimit, todo.ErrInvalidLimit},
+	{errKindEmptyPatch, todo.ErrEmptyPatch},
 	{errKindUnavailable, todo.ErrUnavailable}, // after ErrNotOwner, which wraps it
 }
-
-// errConflict is a conditional replace refused: the entry changed since
-// it was read. UpdateEntry reads it again and reruns its updater.
-var errConflict = errors.New("todo: entry changed meanwhile")
 
 func errKind(err error) byte {
 	if err == nil {
@@ -201,7 +201,7 @@ func (r *rpcReply) encode() []byte {
 		n += 16 + len(e.Title)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, codecVersion, r.errKind)
+	b = append(b, rpcVersion, r.errKind)
 	b = binary.AppendUvarint(b, uint64(len(r.errMsg)))
 	b = append(b, r.errMsg...)
 	b = appendEntry(b, r.entry)
@@ -217,8 +217,8 @@ func (r *rpcReply) encode() []byte {
 func decodeReply(b []byte) (rpcReply, error) {
 	d := decoder{b: b}
 	var r rpcReply
-	if v := d.byte("version"); d.err == nil && v != codecVersion {
-		d.fail("version %d", v)
+	if v := d.byte("version"); d.err == nil && v != rpcVersion {
+		d.fail("version %d, want %d", v, rpcVersion)
 	}
 	r.errKind = d.byte("error kind")
 	r.errMsg = d.bytes("message")
@@ -329,16 +329,14 @@ func (n *Node) serveForwarded(req *rpcRequest) (rep rpcReply) {
 	switch req.op {
 	case rpcAdd:
 		rep.entry, err = n.addEntry(ctx, req.list, req.entry, req.hops)
-	case rpcReplace:
-		rep.entry, err = n.replace(ctx, req.list, req.id, req.expected, req.entry, req.hops)
+	case rpcUpdate:
+		rep.entry, err = n.updateEntry(ctx, req.list, req.id, todo.Patch{Date: req.entry.Date, Title: req.entry.Title}, req.hops)
 	case rpcDelete:
 		err = n.deleteEntry(ctx, req.list, req.id, req.hops)
 	case rpcEntries:
 		rep.entries, err = n.appendEntries(ctx, req.list, nil, req.entry.Date, req.hops)
 	case rpcAll:
 		rep.entries, err = n.allEntries(ctx, req.list, req.hops)
-	case rpcGet:
-		rep.entry, err = n.getEntry(ctx, req.list, req.id, req.hops)
 	case rpcPage:
 		rep.entries, err = n.entriesPage(ctx, req.list, req.entry.Date, req.id, req.limit, req.hops)
 	default:

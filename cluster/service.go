@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -96,103 +94,19 @@ func (n *Node) addEntry(ctx context.Context, list string, e todo.Entry, hops int
 	return res, err
 }
 
-// UpdateEntry replaces the entry with the given id by what update returns.
-// On the owner, update runs in the list's server, as with a System. A
-// closure cannot travel to another node: elsewhere, the current entry is
-// read from the owner, update runs here, and the result is sent back as
-// a conditional replace, which is refused if the entry changed meanwhile;
-// then the entry is read again and update runs again. So update may run
-// more than once, and must not have side effects that matter.
-func (n *Node) UpdateEntry(ctx context.Context, list string, id int, update func(todo.Entry) todo.Entry) (res todo.Entry, err error) {
-	err = n.do(ctx, list, 0, func(ctx context.Context) (err error) {
-		res, err = n.sys.UpdateEntry(ctx, list, id, update)
-		return err
-	}, func(ctx context.Context, node string) error {
-		for {
-			rep, err := n.forward(ctx, node, &rpcRequest{op: rpcGet, hops: 1, list: list, id: id})
-			if err != nil {
-				return err
-			}
-			cur := rep.entry
-			e, err := n.runUpdater(list, update, cur)
-			if err != nil {
-				return err
-			}
-			rep, err = n.forward(ctx, node, &rpcRequest{op: rpcReplace, hops: 1, list: list, id: id, expected: cur, entry: e})
-			if errors.Is(err, errConflict) {
-				n.stats.conflicts.Add(1)
-				continue
-			}
-			res = rep.entry
-			return err
-		}
-	})
-	return res, err
+// UpdateEntry sets what p sets in the entry with the given id, on the
+// node that owns the list: the patch is forwarded there as an add is, and
+// applied in the list's server.
+func (n *Node) UpdateEntry(ctx context.Context, list string, id int, p todo.Patch) (todo.Entry, error) {
+	return n.updateEntry(ctx, list, id, p, 0)
 }
 
-// runUpdater runs a caller's updater on a goroutine of its own, so that a
-// panic, or runtime.Goexit, fails only this call, as in a list's server.
-func (n *Node) runUpdater(list string, update func(todo.Entry) todo.Entry, cur todo.Entry) (e todo.Entry, err error) {
-	done := make(chan struct{})
-	ok := false
-	go func() {
-		defer close(done)
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("%w: list %q: %v", todo.ErrCrashed, list, r)
-				n.log.Error("todo: updater panicked", "list", list, "panic", r, "stack", string(debug.Stack()))
-			}
-		}()
-		e = update(cur)
-		ok = true
-	}()
-	<-done
-	if !ok && err == nil {
-		err = fmt.Errorf("%w: list %q: the updater called runtime.Goexit", todo.ErrCrashed, list)
-	}
-	e.ID = cur.ID
-	return e, err
-}
-
-// replace is the owner's side of a remote UpdateEntry: it replaces the
-// entry by e if it still is expected, else fails with errConflict.
-func (n *Node) replace(ctx context.Context, list string, id int, expected, e todo.Entry, hops int) (res todo.Entry, err error) {
+func (n *Node) updateEntry(ctx context.Context, list string, id int, p todo.Patch, hops int) (res todo.Entry, err error) {
 	err = n.do(ctx, list, hops, func(ctx context.Context) (err error) {
-		conflict := false
-		res, err = n.sys.UpdateEntry(ctx, list, id, func(cur todo.Entry) todo.Entry {
-			if cur != expected {
-				conflict = true
-				return cur
-			}
-			return e
-		})
-		if err == nil && conflict {
-			return errConflict
-		}
+		res, err = n.sys.UpdateEntry(ctx, list, id, p)
 		return err
 	}, func(ctx context.Context, node string) error {
-		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcReplace, hops: hops + 1, list: list, id: id, expected: expected, entry: e})
-		res = rep.entry
-		return err
-	})
-	return res, err
-}
-
-// getEntry returns one entry, for a remote UpdateEntry.
-func (n *Node) getEntry(ctx context.Context, list string, id int, hops int) (res todo.Entry, err error) {
-	err = n.do(ctx, list, hops, func(ctx context.Context) error {
-		all, err := n.sys.AllEntries(ctx, list)
-		if err != nil {
-			return err
-		}
-		i, ok := slices.BinarySearchFunc(all, id, func(e todo.Entry, id int) int { return e.ID - id })
-		if !ok {
-			return fmt.Errorf("%w: id %d", todo.ErrEntryNotFound, id)
-		}
-		res = all[i]
-		return nil
-	}, func(ctx context.Context, node string) error {
-		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcGet, hops: hops + 1, list: list, id: id})
+		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcUpdate, hops: hops + 1, list: list, id: id, entry: todo.Entry{Date: p.Date, Title: p.Title}})
 		res = rep.entry
 		return err
 	})

@@ -9,7 +9,7 @@ import (
 
 // nodeCounters are the live form of Stats.
 type nodeCounters struct {
-	forwarded, served, late, claims, handoffs, lost, retries, conflicts atomic.Int64
+	forwarded, served, late, claims, handoffs, lost, retries atomic.Int64
 }
 
 // Stats are counters of a node's life since Start.
@@ -27,7 +27,6 @@ type Stats struct {
 	Markers          int64      // writes settled by a fence marker: no quorum answered in time
 	Snapshots        int64      // snapshots written (compactions of a list's log)
 	Retries          int64      // calls sent again after a retryable refusal
-	Conflicts        int64      // remote UpdateEntry replaces refused because the entry changed
 }
 
 // Stats returns the node's counters; System is zero before the node is
@@ -42,7 +41,6 @@ func (n *Node) Stats() Stats {
 		Handoffs:        n.stats.handoffs.Load(),
 		ListsLost:       n.stats.lost.Load(),
 		Retries:         n.stats.retries.Load(),
-		Conflicts:       n.stats.conflicts.Load(),
 	}
 	if n.isReady() {
 		s.System = n.sys.Stats()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // The browser test drives the web page in a real, headless Chromium
@@ -261,9 +262,7 @@ func (b *tab) setValue(selector, value string) {
 func apiEntries(t *testing.T, base, list, date string) []string {
 	t.Helper()
 	code, body := get(t, "GET", base+listPath(list)+"?date="+date)
-	var page struct {
-		Entries []entryJSON `json:"entries"`
-	}
+	var page todohttp.EntriesPage
 	if err := json.Unmarshal([]byte(body), &page); code != 200 || err != nil {
 		t.Fatalf("GET %s entries: %d %v %s", list, code, err, body)
 	}

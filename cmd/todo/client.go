@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // The client commands talk to a running server over its JSON API, the Go
@@ -230,10 +231,7 @@ func (c *client) try(ctx context.Context, method string, u *url.URL, payload []b
 		return data, 0, nil
 	}
 	ae := &apiError{status: resp.StatusCode, reason: strings.TrimSpace(string(data))}
-	var e struct {
-		Error string `json:"error"`
-		Field string `json:"field"`
-	}
+	var e todohttp.ErrorBody
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
 		ae.reason, ae.field = e.Error, e.Field
 	}
@@ -324,8 +322,8 @@ func runLists(ctx context.Context, std *stdio, args []string) error {
 	}
 	return c.pages(ctx, "/lists", url.Values{"limit": {pageLimit}}, func(data []byte) (string, error) {
 		var page struct {
-			Lists []string        `json:"lists"`
-			Next  json.RawMessage `json:"next"`
+			todohttp.ListsPage
+			Next json.RawMessage `json:"next"` // a path, or a cursor (see nextOf)
 		}
 		if err := json.Unmarshal(data, &page); err != nil {
 			return "", fmt.Errorf("GET /lists: the answer is not the JSON expected: %v", err)
@@ -344,14 +342,9 @@ func runLists(ctx context.Context, std *stdio, args []string) error {
 	})
 }
 
-// entryJSON is an entry as the JSON API writes it.
-type entryJSON struct {
-	ID    int    `json:"id"`
-	Date  string `json:"date"`
-	Title string `json:"title"`
-}
-
-func (e entryJSON) line() string { return fmt.Sprintf("%d\t%s\t%s\n", e.ID, e.Date, e.Title) }
+// entryLine is an entry as the listing commands print it: id, date and
+// title, separated by tabs.
+func entryLine(e todohttp.Entry) string { return fmt.Sprintf("%d\t%s\t%s\n", e.ID, e.Date, e.Title) }
 
 func runEntries(ctx context.Context, std *stdio, args []string) error {
 	c, rest, err := newClient(std, "entries", args, 1, 2)
@@ -369,8 +362,8 @@ func runEntries(ctx context.Context, std *stdio, args []string) error {
 	}
 	return c.pages(ctx, listPath(list), query, func(data []byte) (string, error) {
 		var page struct {
-			Entries []entryJSON     `json:"entries"`
-			Next    json.RawMessage `json:"next"`
+			todohttp.EntriesPage
+			Next json.RawMessage `json:"next"` // a path, or a cursor (see nextOf)
 		}
 		if err := json.Unmarshal(data, &page); err != nil {
 			return "", fmt.Errorf("the answer is not the JSON expected: %v", err)
@@ -381,7 +374,7 @@ func runEntries(ctx context.Context, std *stdio, args []string) error {
 		}
 		var b strings.Builder
 		for _, e := range page.Entries {
-			b.WriteString(e.line())
+			b.WriteString(entryLine(e))
 		}
 		_, err := io.WriteString(c.out, b.String())
 		return nextOf(page.Next), err
@@ -400,8 +393,8 @@ func runAdd(ctx context.Context, std *stdio, args []string) error {
 	title := strings.Join(rest[2:], " ")
 	ctx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
-	var e entryJSON
-	data, err := c.request(ctx, http.MethodPost, listPath(rest[0]), nil, map[string]string{"date": date, "title": title}, newKey(), &e)
+	var e todohttp.Entry
+	data, err := c.request(ctx, http.MethodPost, listPath(rest[0]), nil, todohttp.AddBody{Date: date, Title: title}, newKey(), &e)
 	if err != nil {
 		return err
 	}
@@ -409,7 +402,7 @@ func runAdd(ctx context.Context, std *stdio, args []string) error {
 		_, err = c.out.Write(data)
 		return err
 	}
-	_, err = io.WriteString(c.out, e.line())
+	_, err = io.WriteString(c.out, entryLine(e))
 	return err
 }
 

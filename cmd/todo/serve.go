@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // runServe is `todo serve`: it parses the flags, opens the System and
@@ -185,12 +186,12 @@ func (cfg *config) check() error {
 	// no lists, so that a mistake stops the start before anything opens.
 	for _, f := range []struct {
 		flag, field string
-		opts        todo.HandlerOptions
+		opts        todohttp.HandlerOptions
 	}{
-		{"-allowed-hosts (TODO_ALLOWED_HOSTS)", "AllowedHosts", todo.HandlerOptions{AllowedHosts: splitList(cfg.allowedHosts)}},
-		{"-trusted-origins (TODO_TRUSTED_ORIGINS)", "TrustedOrigins", todo.HandlerOptions{TrustedOrigins: splitList(cfg.trustedOrigins)}},
+		{"-allowed-hosts (TODO_ALLOWED_HOSTS)", "AllowedHosts", todohttp.HandlerOptions{AllowedHosts: splitList(cfg.allowedHosts)}},
+		{"-trusted-origins (TODO_TRUSTED_ORIGINS)", "TrustedOrigins", todohttp.HandlerOptions{TrustedOrigins: splitList(cfg.trustedOrigins)}},
 	} {
-		if _, err := todo.NewHandler(struct{ todo.Service }{}, &f.opts); err != nil {
+		if _, err := todohttp.NewHandler(struct{ todo.Service }{}, &f.opts); err != nil {
 			why := strings.TrimPrefix(err.Error(), todo.ErrInvalidOptions.Error()+": "+f.field+": ")
 			return usagef("serve", "%s: %s", f.flag, why)
 		}
@@ -199,8 +200,8 @@ func (cfg *config) check() error {
 }
 
 // handlerOptions are the library handler's options that cfg asks for.
-func (cfg *config) handlerOptions(log *slog.Logger) *todo.HandlerOptions {
-	return &todo.HandlerOptions{
+func (cfg *config) handlerOptions(log *slog.Logger) *todohttp.HandlerOptions {
+	return &todohttp.HandlerOptions{
 		Timeout:        cfg.timeout,
 		Logger:         log,
 		AllowedHosts:   splitList(cfg.allowedHosts),

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // limits are the bounds of the hardened http.Server. A zero http.Server
@@ -66,9 +67,9 @@ func newServer(h http.Handler, log *slog.Logger, l limits) *http.Server {
 
 // listsHandler is the library's handler of svc (a System, or a cluster
 // node): the original protocol and the JSON API. It is the command's only
-// call of todo.NewHandler.
+// call of todohttp.NewHandler.
 func listsHandler(svc todo.Service, log *slog.Logger, cfg *config) (http.Handler, error) {
-	return todo.NewHandler(svc, cfg.handlerOptions(log))
+	return todohttp.NewHandler(svc, cfg.handlerOptions(log))
 }
 
 // app is what the main listener serves: the library's handler, and beside

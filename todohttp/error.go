@@ -1,4 +1,4 @@
-package todo
+package todohttp
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"syscall"
+
+	"github.com/gotodo/todo"
 )
 
 // httpError is an answer decided by the handler itself: a status, a
@@ -50,15 +52,9 @@ type renderer func(w http.ResponseWriter, e *httpError)
 // protocol's errors.
 func renderText(w http.ResponseWriter, e *httpError) { writeText(w, e.status, e.reason) }
 
-// errorJSON is the body of the JSON API's errors.
-type errorJSON struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
-}
-
 // renderJSON writes {"error":reason,"field":field}: the JSON API's errors.
 func renderJSON(w http.ResponseWriter, e *httpError) {
-	writeJSON(w, e.status, errorJSON{e.reason, e.field})
+	writeJSON(w, e.status, ErrorBody{Error: e.reason, Field: e.field})
 }
 
 // rendererFor returns the renderer of the API that path belongs to, for a
@@ -102,28 +98,30 @@ func (h *handler) classify(r *http.Request, err error) *httpError {
 		return e
 	}
 	switch {
-	case errors.Is(err, ErrInvalidName):
+	case errors.Is(err, todo.ErrInvalidName):
 		return client(http.StatusBadRequest, "list")
-	case errors.Is(err, ErrInvalidDate):
+	case errors.Is(err, todo.ErrInvalidDate):
 		return client(http.StatusBadRequest, "date")
-	case errors.Is(err, ErrInvalidTitle):
+	case errors.Is(err, todo.ErrInvalidTitle):
 		return client(http.StatusBadRequest, "title")
-	case errors.Is(err, ErrInvalidLimit):
+	case errors.Is(err, todo.ErrInvalidLimit):
 		return client(http.StatusBadRequest, "limit")
-	case errors.Is(err, ErrInvalidKey):
+	case errors.Is(err, todo.ErrEmptyPatch):
+		return client(http.StatusBadRequest, "body")
+	case errors.Is(err, todo.ErrInvalidKey):
 		return client(http.StatusBadRequest, "Idempotency-Key")
-	case errors.Is(err, ErrKeyReused):
+	case errors.Is(err, todo.ErrKeyReused):
 		return client(http.StatusUnprocessableEntity, "Idempotency-Key")
-	case errors.Is(err, ErrEntryNotFound):
+	case errors.Is(err, todo.ErrEntryNotFound):
 		return client(http.StatusNotFound, "id")
-	case errors.Is(err, ErrCorrupt):
+	case errors.Is(err, todo.ErrCorrupt):
 		h.log.Error("todo: corrupt list file", "list", list, "method", r.Method, "path", r.URL.Path, "err", err)
 		return &httpError{status: http.StatusInternalServerError,
 			reason: fmt.Sprintf("list %q cannot be read: its file is corrupt", list)}
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, todo.ErrClosed):
 		h.log.Debug("todo: request after close", "list", list, "method", r.Method, "path", r.URL.Path)
 		return &httpError{status: http.StatusServiceUnavailable, reason: "shutting down"}
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, todo.ErrUnavailable):
 		h.log.Warn("todo: list unavailable", "list", list, "method", r.Method, "path", r.URL.Path, "err", err)
 		return &httpError{status: http.StatusServiceUnavailable, reason: aboutList(list, "unavailable for now")}
 	case errors.Is(err, context.DeadlineExceeded):
@@ -132,10 +130,10 @@ func (h *handler) classify(r *http.Request, err error) *httpError {
 	case errors.Is(err, context.Canceled):
 		h.log.Debug("todo: client went away", "list", list, "method", r.Method, "path", r.URL.Path)
 		return &httpError{status: http.StatusServiceUnavailable, reason: "request canceled"}
-	case errors.Is(err, ErrListFull):
+	case errors.Is(err, todo.ErrListFull):
 		h.log.Warn("todo: list full", "list", list, "method", r.Method, "path", r.URL.Path)
 		return &httpError{status: http.StatusInsufficientStorage, reason: aboutList(list, "full, no id left")}
-	case errors.Is(err, ErrTooLarge), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+	case errors.Is(err, todo.ErrTooLarge), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		h.log.Error("todo: list not stored", "list", list, "method", r.Method, "path", r.URL.Path, "err", err)
 		return &httpError{status: http.StatusInsufficientStorage, reason: aboutList(list, "cannot be stored")}
 	}

@@ -1,4 +1,4 @@
-package todo_test
+package todohttp_test
 
 import (
 	"context"
@@ -106,7 +106,7 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
-			sys := openMemory(b)
+			sys := memorySystem(b, &todo.Options{Durability: todo.Async})
 			reqs := c.setup(b, sys)
 			h := newHandler(b, sys, nil)
 			w := &discardWriter{header: http.Header{}}

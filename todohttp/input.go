@@ -1,4 +1,4 @@
-package todo
+package todohttp
 
 import (
 	"net/http"
@@ -89,7 +89,7 @@ func decimal(field, s string, lo, hi int) (int, error) {
 
 // checkTitle checks what the handler alone decides about a title: that it
 // is there and within [HandlerOptions.MaxTitle]. What makes a title one
-// line of text is the Service's to check ([ErrInvalidTitle]).
+// line of text is the Service's to check ([todo.ErrInvalidTitle]).
 func (h *handler) checkTitle(t string) error {
 	switch {
 	case t == "":

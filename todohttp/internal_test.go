@@ -1,6 +1,6 @@
-package todo_test
+package todohttp_test
 
-// This file tests two internals of http.go, exposed by export_test.go,
+// This file tests two internals of the handler, exposed by export_test.go,
 // against the standard library functions they stand for:
 // requestContext against context.WithTimeout, and scanQuery against
 // url.ParseQuery. Every time.Sleep in it runs inside a synctest bubble: it
@@ -18,7 +18,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // ctxState is what can be observed of a context at one moment.
@@ -59,7 +59,7 @@ func observe(ctx context.Context) ctxState {
 // Nothing looks at a request's context once the request is answered.
 func TestRequestContext(t *testing.T) {
 	const timeout = 5 * time.Second
-	sys := memorySystem(t) // served by no request: the handler needs one
+	sys := memorySystem(t, nil) // served by no request: the handler needs one
 	for _, c := range []struct {
 		name           string
 		parentDeadline time.Duration // 0: none
@@ -81,7 +81,7 @@ func TestRequestContext(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := newHandler(t, sys, &todo.HandlerOptions{Timeout: timeout})
+				h := newHandler(t, sys, &todohttp.HandlerOptions{Timeout: timeout})
 				parent := context.WithValue(context.Background(), ctxKey{}, "v")
 				var stop context.CancelFunc
 				if c.parentDeadline > 0 {
@@ -90,7 +90,7 @@ func TestRequestContext(t *testing.T) {
 					parent, stop = context.WithCancel(parent)
 				}
 				defer stop()
-				lazy := todo.NewRequestContext(h, parent)
+				lazy := todohttp.NewRequestContext(h, parent)
 				ref, refCancel := context.WithTimeout(parent, timeout)
 				defer refCancel()
 				defer lazy.End()
@@ -129,10 +129,10 @@ func TestRequestContext(t *testing.T) {
 // TestRequestContext_Derived checks what is built on a requestContext:
 // a child context and an AfterFunc end at its deadline.
 func TestRequestContext_Derived(t *testing.T) {
-	sys := memorySystem(t)
+	sys := memorySystem(t, nil)
 	synctest.Test(t, func(t *testing.T) {
-		h := newHandler(t, sys, &todo.HandlerOptions{Timeout: time.Second})
-		ctx := todo.NewRequestContext(h, context.Background())
+		h := newHandler(t, sys, &todohttp.HandlerOptions{Timeout: time.Second})
+		ctx := todohttp.NewRequestContext(h, context.Background())
 		defer ctx.End()
 		child, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -151,9 +151,9 @@ func TestRequestContext_Derived(t *testing.T) {
 // while the request ends, as a list's server may ask a queued request's
 // Err; the race detector watches.
 func TestRequestContext_Concurrent(t *testing.T) {
-	h := newHandler(t, memorySystem(t), nil)
+	h := newHandler(t, memorySystem(t, nil), nil)
 	for range 100 {
-		ctx := todo.NewRequestContext(h, context.Background())
+		ctx := todohttp.NewRequestContext(h, context.Background())
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Go(func() {
@@ -193,17 +193,17 @@ func FuzzScanQuery(f *testing.F) {
 		"x=%zz&list=bob",
 		"x;y=1&list=bob",
 		"list=é&date=20131219&title=x y",
-		strings.Repeat("&", todo.MaxScanPairs-1) + "list=bob",
-		strings.Repeat("&", todo.MaxScanPairs) + "list=bob",
+		strings.Repeat("&", todohttp.MaxScanPairs-1) + "list=bob",
+		strings.Repeat("&", todohttp.MaxScanPairs) + "list=bob",
 	} {
 		f.Add(q)
 	}
-	h := newHandler(f, memorySystem(f), nil)
+	h := newHandler(f, memorySystem(f, nil), nil)
 	f.Fuzz(func(t *testing.T, raw string) {
-		got, ok := todo.ScanQuery(h, raw)
+		got, ok := todohttp.ScanQuery(h, raw)
 		vs, err := url.ParseQuery(raw)
 		if !ok {
-			if err == nil && strings.Count(raw, "&") < todo.MaxScanPairs {
+			if err == nil && strings.Count(raw, "&") < todohttp.MaxScanPairs {
 				t.Fatalf("scanQuery left %q to url.ParseQuery, which accepts it", raw)
 			}
 			return
@@ -211,7 +211,7 @@ func FuzzScanQuery(f *testing.F) {
 		if err != nil {
 			t.Fatalf("scanQuery read %q, which url.ParseQuery refuses: %v", raw, err)
 		}
-		var want todo.OriginalQuery
+		var want todohttp.OriginalQuery
 		want.List, want.NList = firstValue(vs["list"])
 		want.Date, want.NDate = firstValue(vs["date"])
 		want.Title, want.NTitle = firstValue(vs["title"])
@@ -256,7 +256,7 @@ func TestLoneSurrogate(t *testing.T) {
 		{`: "\ud800`, true},
 		{`\u12`, false}, // cut short: the decoder's to refuse
 	} {
-		if got := todo.LoneSurrogate([]byte(c.raw)); got != c.want {
+		if got := todohttp.LoneSurrogate([]byte(c.raw)); got != c.want {
 			t.Errorf("%s: %v, want %v", c.raw, got, c.want)
 		}
 	}
@@ -282,7 +282,7 @@ func FuzzDecodeObject(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := todo.DecodeObject(data, "date", "title")
+		got, err := todohttp.DecodeObject(data, "date", "title")
 		if err != nil {
 			return
 		}
@@ -301,7 +301,7 @@ func FuzzDecodeObject(f *testing.F) {
 				t.Fatalf("%q: %s is %q (%v), encoding/json reads %v", data, name, v, ok, p)
 			}
 		}
-		if todo.LoneSurrogate(data) {
+		if todohttp.LoneSurrogate(data) {
 			t.Fatalf("%q accepted with a lone surrogate", data)
 		}
 	})

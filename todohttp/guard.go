@@ -1,12 +1,16 @@
-package todo
+package todohttp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
+
+	"github.com/gotodo/todo"
 )
 
 // The guards below refuse, before routing, the requests a web page the
@@ -19,7 +23,11 @@ import (
 // admit returns nil for a request the guards let through, or the error
 // that answers it.
 func (h *handler) admit(r *http.Request) error {
-	if !h.hosts.allows(r) {
+	host, err := requestHost(r)
+	if err != nil {
+		return err
+	}
+	if !h.hosts.allows(r.Context(), host) {
 		return &httpError{status: http.StatusMisdirectedRequest,
 			reason: fmt.Sprintf("host %q is not served here", r.Host)}
 	}
@@ -46,7 +54,7 @@ func newHostPolicy(hosts []string) (hostPolicy, error) {
 		}
 		name, ok := canonicalHost(host)
 		if !ok {
-			return p, fmt.Errorf("%w: AllowedHosts: %q is not a host name or an IP address without port", ErrInvalidOptions, host)
+			return p, fmt.Errorf("%w: AllowedHosts: %q is not a host name or an IP address without port", todo.ErrInvalidOptions, host)
 		}
 		if p.names == nil {
 			p.names = make(map[string]struct{})
@@ -56,17 +64,17 @@ func newHostPolicy(hosts []string) (hostPolicy, error) {
 	return p, nil
 }
 
-// allows reports whether r names a host it may name. A request without a
-// Host (HTTP/1.0 allows none; no browser sends one) names none and passes.
-func (p *hostPolicy) allows(r *http.Request) bool {
+// allows reports whether a request, under ctx, may name host (see
+// requestHost). An HTTP/1.0 request without a Host names none and passes:
+// no browser sends one.
+func (p *hostPolicy) allows(ctx context.Context, host string) bool {
 	if p.any {
 		return true
 	}
-	loopback := loopbackConn(r.Context())
+	loopback := loopbackConn(ctx)
 	if !loopback && p.names == nil {
 		return true
 	}
-	host := hostName(r.Host)
 	if host == "" {
 		return true
 	}
@@ -89,20 +97,69 @@ func loopbackConn(ctx context.Context) bool {
 	return ok && a.IP.IsLoopback()
 }
 
-// hostName returns the host of a Host header, without its port, its IPv6
-// brackets or a final dot.
-func hostName(host string) string {
-	if strings.HasPrefix(host, "[") {
-		end := strings.IndexByte(host, ']')
-		if end < 0 {
-			return host // not a valid host: matches nothing
+// requestHost returns the host r names in its Host header, without its
+// port, its IPv6 brackets or a final dot; or a 400 for a Host that names
+// no host a client could have connected to: an empty one, a port that is
+// not a number in 0..65535, or a host that is neither a name nor an IP
+// address (see parseHost). An HTTP/1.0 request may have no Host at all:
+// its host is "".
+func requestHost(r *http.Request) (string, error) {
+	if r.Host == "" {
+		if r.ProtoAtLeast(1, 1) {
+			return "", badRequest("Host", "empty Host header: name the host you connect to")
 		}
-		return host[1:end]
+		return "", nil
 	}
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host, ':') == i {
-		host = host[:i]
+	host, err := parseHost(r.Host)
+	if err != nil {
+		return "", badRequest("Host", "Host %q: %v", r.Host, err)
 	}
-	return strings.TrimSuffix(host, ".")
+	return host, nil
+}
+
+// parseHost reads a Host header, host[:port], as RFC 9110 writes it: a
+// name or an IPv4 address, or an IPv6 address in brackets, then a
+// decimal port in 0..65535 if there is a colon. It returns the host
+// without brackets or a final dot, or why h is not one.
+func parseHost(h string) (string, error) {
+	host, port, hasPort := h, "", false
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return "", errors.New("no ] after the IPv6 address")
+		}
+		host, port = h[1:end], h[end+1:]
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() {
+			return "", fmt.Errorf("%q is not an IPv6 address", host)
+		}
+		if port != "" {
+			if port[0] != ':' {
+				return "", fmt.Errorf("%q after the IPv6 address", port)
+			}
+			port, hasPort = port[1:], true
+		}
+	} else {
+		if strings.Count(h, ":") > 1 {
+			return "", errors.New("an IPv6 address must be in brackets")
+		}
+		host, port, hasPort = strings.Cut(h, ":")
+		host = strings.TrimSuffix(host, ".")
+		if host == "" {
+			return "", errors.New("no host before the port")
+		}
+		if !nameChars(host) { // an IPv4 address is made of them too
+			return "", fmt.Errorf("%q is not a host name or an IP address", host)
+		}
+	}
+	if hasPort && port != "" {
+		if strings.Trim(port, "0123456789") != "" {
+			return "", fmt.Errorf("port %q is not a number", port)
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return "", fmt.Errorf("port %s is out of range 0..65535", port)
+		}
+	}
+	return host, nil
 }
 
 // loopbackHost reports whether host (without port) is a name or address
@@ -127,16 +184,26 @@ func canonicalHost(host string) (string, bool) {
 		return a.Unmap().WithZone("").String(), true
 	}
 	host = strings.TrimSuffix(host, ".")
-	if host == "" || len(host) > 253 {
+	if !nameChars(host) {
 		return "", false
+	}
+	return strings.ToLower(host), true
+}
+
+// nameChars reports whether host, without a final dot, is 1 to 253 of the
+// characters of a host name: letters, digits, '-', '.' and '_'. It does
+// not allocate: every request asks.
+func nameChars(host string) bool {
+	if host == "" || len(host) > 253 {
+		return false
 	}
 	for i := 0; i < len(host); i++ {
 		c := host[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return "", false
+			return false
 		}
 	}
-	return strings.ToLower(host), true
+	return true
 }
 
 // newOriginPolicy returns the cross-origin protection of the handler:
@@ -146,7 +213,7 @@ func newOriginPolicy(trusted []string) (*http.CrossOriginProtection, error) {
 	c := http.NewCrossOriginProtection()
 	for _, o := range trusted {
 		if err := c.AddTrustedOrigin(o); err != nil {
-			return nil, fmt.Errorf("%w: TrustedOrigins: %v", ErrInvalidOptions, err)
+			return nil, fmt.Errorf("%w: TrustedOrigins: %v", todo.ErrInvalidOptions, err)
 		}
 	}
 	return c, nil

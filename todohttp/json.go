@@ -1,4 +1,4 @@
-package todo
+package todohttp
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/gotodo/todo"
 )
 
 // The JSON API: lists and their entries as resources, in pages.
@@ -16,15 +18,6 @@ const (
 	defaultPageLimit = 100
 	maxPageLimit     = 1000
 )
-
-// entryJSON is an entry as the JSON API writes it.
-type entryJSON struct {
-	ID    int    `json:"id"`
-	Date  string `json:"date"`
-	Title string `json:"title"`
-}
-
-func toJSON(e Entry) entryJSON { return entryJSON{ID: e.ID, Date: e.Date.String(), Title: e.Title} }
 
 func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	q, err := jsonQuery(r, "after", "limit")
@@ -40,7 +33,7 @@ func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		if after, err = param(q, "after"); err != nil {
 			return err
 		}
-		if err := validName(after); err != nil {
+		if err := todo.ValidName(after); err != nil {
 			return badRequest("after", "bad cursor: %s", strings.TrimPrefix(err.Error(), "todo: "))
 		}
 	}
@@ -57,10 +50,7 @@ func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if names == nil {
 		names = []string{}
 	}
-	writePage(w, next, struct {
-		Lists []string `json:"lists"`
-		Next  string   `json:"next,omitempty"`
-	}{names, next})
+	writePage(w, next, ListsPage{Lists: names, Next: next})
 	return nil
 }
 
@@ -77,13 +67,13 @@ func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *htt
 	if err != nil {
 		return err
 	}
-	var date Date // zero: every date
+	var date todo.Date // zero: every date
 	if _, ok := q["date"]; ok {
 		s, err := param(q, "date")
 		if err != nil {
 			return err
 		}
-		if date, err = ParseDate(s); err != nil {
+		if date, err = todo.ParseDate(s); err != nil {
 			return err
 		}
 	}
@@ -93,7 +83,7 @@ func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *htt
 		if err != nil {
 			return err
 		}
-		if afterID, err = decimal("after", s, 0, MaxID); err != nil {
+		if afterID, err = decimal("after", s, 0, todo.MaxID); err != nil {
 			return err
 		}
 	}
@@ -105,19 +95,16 @@ func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *htt
 	if len(entries) > limit {
 		entries = entries[:limit]
 		v := url.Values{"after": {strconv.Itoa(entries[limit-1].ID)}, "limit": {strconv.Itoa(limit)}}
-		if date != (Date{}) {
+		if date != (todo.Date{}) {
 			v.Set("date", date.String())
 		}
 		next = entryPath(list) + "?" + v.Encode()
 	}
-	out := make([]entryJSON, len(entries))
+	out := make([]Entry, len(entries))
 	for i, e := range entries {
-		out[i] = toJSON(e)
+		out[i] = wireEntry(e)
 	}
-	writePage(w, next, struct {
-		Entries []entryJSON `json:"entries"`
-		Next    string      `json:"next,omitempty"`
-	}{out, next})
+	writePage(w, next, EntriesPage{Entries: out, Next: next})
 	return nil
 }
 
@@ -173,7 +160,7 @@ func (h *handler) createEntry(ctx context.Context, w http.ResponseWriter, r *htt
 		return inList(list, err)
 	}
 	w.Header().Set("Location", entryPath(list)+"/"+strconv.Itoa(e.ID))
-	writeJSON(w, http.StatusCreated, toJSON(e))
+	writeJSON(w, http.StatusCreated, wireEntry(e))
 	return nil
 }
 
@@ -196,28 +183,20 @@ func (h *handler) updateEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	if len(body) == 0 {
 		return badRequest("body", `nothing to change: give "date", "title" or both`)
 	}
-	patch, err := h.parseEntry(body)
+	// What the body leaves out is zero in the entry parsed, and so left
+	// as it is by the patch.
+	set, err := h.parseEntry(body)
 	if err != nil {
 		return err
 	}
-	_, setDate := body["date"]
-	_, setTitle := body["title"]
 	if ctx, err = withKey(ctx, r); err != nil {
 		return err
 	}
-	e, err := h.svc.UpdateEntry(ctx, list, id, func(e Entry) Entry {
-		if setDate {
-			e.Date = patch.Date
-		}
-		if setTitle {
-			e.Title = patch.Title
-		}
-		return e
-	})
+	e, err := h.svc.UpdateEntry(ctx, list, id, todo.Patch{Date: set.Date, Title: set.Title})
 	if err != nil {
 		return inList(list, err)
 	}
-	writeJSON(w, http.StatusOK, toJSON(e))
+	writeJSON(w, http.StatusOK, wireEntry(e))
 	return nil
 }
 
@@ -252,10 +231,10 @@ func withKey(ctx context.Context, r *http.Request) (context.Context, error) {
 	case 0:
 		return ctx, nil
 	case 1:
-		if err := validKey(keys[0]); err != nil {
+		if err := todo.ValidKey(keys[0]); err != nil {
 			return ctx, err
 		}
-		return WithIdempotencyKey(ctx, keys[0]), nil
+		return todo.WithIdempotencyKey(ctx, keys[0]), nil
 	}
 	return ctx, badRequest("Idempotency-Key", "Idempotency-Key given %d times", len(keys))
 }
@@ -272,13 +251,13 @@ func (h *handler) readObject(w http.ResponseWriter, r *http.Request) (map[string
 
 // parseEntry checks the date and title of a body; one absent is left
 // zero in the entry.
-func (h *handler) parseEntry(body map[string]string) (Entry, error) {
-	var e Entry
+func (h *handler) parseEntry(body map[string]string) (todo.Entry, error) {
+	var e todo.Entry
 	if s, ok := body["date"]; ok {
 		if s == "" {
 			return e, badRequest("date", `missing or empty "date"`)
 		}
-		d, err := ParseDate(s)
+		d, err := todo.ParseDate(s)
 		if err != nil {
 			return e, err
 		}
@@ -299,7 +278,7 @@ func (h *handler) parseEntry(body map[string]string) (Entry, error) {
 // listParam reads the {list} of a path.
 func listParam(r *http.Request) (string, error) {
 	list := r.PathValue("list")
-	return list, validName(list)
+	return list, todo.ValidName(list)
 }
 
 // entryID reads the {id} of a path: a decimal integer, written the way

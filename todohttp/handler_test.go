@@ -1,4 +1,4 @@
-package todo_test
+package todohttp_test
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // webServer is a System served by NewHandler on a real listener on
@@ -34,22 +35,27 @@ type webServer struct {
 
 // startWebServer opens a System in a fresh temp dir and serves it; both
 // are closed when the test ends.
-func startWebServer(t testing.TB, opts *todo.Options, hopts *todo.HandlerOptions) *webServer {
+func startWebServer(t testing.TB, opts *todo.Options, hopts *todohttp.HandlerOptions) *webServer {
 	t.Helper()
 	return startWebServerWith(t, opts, hopts, nil)
 }
 
 // startWebServerWith is startWebServer with configure called on the
 // http.Server before it starts, given the logger the handler writes to.
-func startWebServerWith(t testing.TB, opts *todo.Options, hopts *todo.HandlerOptions, configure func(*http.Server, *slog.Logger)) *webServer {
+func startWebServerWith(t testing.TB, opts *todo.Options, hopts *todohttp.HandlerOptions, configure func(*http.Server, *slog.Logger)) *webServer {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "data")
+	return startWebServerIn(t, filepath.Join(t.TempDir(), "data"), opts, hopts, configure)
+}
+
+// startWebServerIn is startWebServerWith over the data directory dir.
+func startWebServerIn(t testing.TB, dir string, opts *todo.Options, hopts *todohttp.HandlerOptions, configure func(*http.Server, *slog.Logger)) *webServer {
+	t.Helper()
 	sys, err := todo.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &webLogBuffer{}
-	var ho todo.HandlerOptions
+	var ho todohttp.HandlerOptions
 	if hopts != nil {
 		ho = *hopts
 	}
@@ -68,25 +74,14 @@ func startWebServerWith(t testing.TB, opts *todo.Options, hopts *todo.HandlerOpt
 	return &webServer{Server: srv, sys: sys, dir: dir, log: logs}
 }
 
-// newHandler is todo.NewHandler, which must not fail.
-func newHandler(t testing.TB, s todo.Service, opts *todo.HandlerOptions) http.Handler {
+// newHandler is todohttp.NewHandler, which must not fail.
+func newHandler(t testing.TB, s todo.Service, opts *todohttp.HandlerOptions) http.Handler {
 	t.Helper()
-	h, err := todo.NewHandler(s, opts)
+	h, err := todohttp.NewHandler(s, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return h
-}
-
-// memorySystem opens an in-memory System, closed when the test ends.
-func memorySystem(t testing.TB) *todo.System {
-	t.Helper()
-	sys, err := todo.OpenInMemory(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sys.Close() })
-	return sys
 }
 
 type webResponse struct {
@@ -98,6 +93,12 @@ type webResponse struct {
 // do sends a request whose query is sent exactly as rawQuery is written.
 func (s *webServer) do(t testing.TB, method, path, rawQuery, body string) webResponse {
 	t.Helper()
+	return s.doWith(t, method, path, rawQuery, body, nil)
+}
+
+// doWith is do with the headers in header added.
+func (s *webServer) doWith(t testing.TB, method, path, rawQuery, body string, header http.Header) webResponse {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -107,6 +108,9 @@ func (s *webServer) do(t testing.TB, method, path, rawQuery, body string) webRes
 		t.Fatal(err)
 	}
 	req.URL.RawQuery = rawQuery
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
 	resp, err := s.Client().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s?%s: %v", method, path, rawQuery, err)
@@ -217,11 +221,7 @@ func TestHandler_Entries_Format(t *testing.T) {
 // paths, and leaves the others to it.
 func TestHandler_OriginalRoutes_Paths(t *testing.T) {
 	t.Parallel()
-	sys, err := todo.OpenInMemory(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sys.Close() })
+	sys := memorySystem(t, nil)
 	h := newHandler(t, sys, nil)
 	const q = "?list=bob&date=20131219"
 	const want = "2013-12-19    Dentist\n2013-12-19    Movies\n"
@@ -316,7 +316,7 @@ func TestHandler_MethodNotAllowed(t *testing.T) {
 // and reason and writes nothing to disk.
 func TestHandler_BadInput(t *testing.T) {
 	t.Parallel()
-	s := startWebServer(t, &todo.Options{Durability: todo.Fsync}, &todo.HandlerOptions{MaxBody: 1 << 10, MaxTitle: 999})
+	s := startWebServer(t, &todo.Options{Durability: todo.Fsync}, &todohttp.HandlerOptions{MaxBody: 1 << 10, MaxTitle: 999})
 	// Something on disk already, so that a rewrite of it would show.
 	if r := s.do(t, "POST", "/add_entry", "list=bob&date=20131219&title=Dentist", ""); r.status != 200 {
 		t.Fatal(r)
@@ -590,14 +590,9 @@ func TestHandler_Concurrent(t *testing.T) {
 
 func TestHandler_CorruptFile(t *testing.T) {
 	t.Parallel()
-	s := startWebServer(t, nil, nil)
-	file := filepath.Join(s.dir, filepath.FromSlash(todo.FileName("broken")))
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, []byte("TODO\x01\x00\x00\x00garbage"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := filepath.Join(t.TempDir(), "data")
+	damageListFile(t, dir, "broken")
+	s := startWebServerIn(t, dir, nil, nil, nil)
 	for _, c := range []struct{ method, path, query, body string }{
 		{"GET", "/entries", "list=broken&date=20131219", ""},
 		{"POST", "/add_entry", "list=broken&date=20131219&title=x", ""},
@@ -631,7 +626,7 @@ func TestHandler_CorruptFile(t *testing.T) {
 // it past the handler's timeout is answered 503 with Retry-After.
 func TestHandler_Overload(t *testing.T) {
 	t.Parallel()
-	s := startWebServer(t, &todo.Options{MailboxSize: 1}, &todo.HandlerOptions{Timeout: 50 * time.Millisecond})
+	s := startWebServer(t, &todo.Options{MailboxSize: 1}, &todohttp.HandlerOptions{Timeout: 50 * time.Millisecond})
 	ctx := context.Background()
 	busy := s.sys.ServerProcess("busy")
 	if _, err := busy.AddEntry(ctx, todo.Entry{Date: todo.Date{Year: 2013, Month: 12, Day: 19}, Title: "x"}); err != nil {
@@ -680,6 +675,30 @@ func TestHandler_Closed(t *testing.T) {
 		if r.status != 503 || r.header.Get("Retry-After") != "1" || !strings.Contains(r.body, "shutting down") {
 			t.Errorf("%s %s after Close: %d %v %q", c.method, c.path, r.status, r.header, r.body)
 		}
+	}
+}
+
+// damageListFile has a System write the file of the list called name (a
+// name of lower-case letters) in dir, as Close does, and then overwrites
+// the file with garbage.
+func damageListFile(t *testing.T, dir, name string) {
+	t.Helper()
+	sys, err := todo.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sys.AddEntry(context.Background(), name, todo.Entry{Date: todo.Date{Year: 2013, Month: 12, Day: 19}, Title: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*", name+".todo"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("the file of list %q: %v %v, want one", name, files, err)
+	}
+	if err := os.WriteFile(files[0], []byte("TODO\x01\x00\x00\x00garbage"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -772,32 +791,32 @@ func wireQuery(raw string) string {
 // replaced by a default.
 func TestNewHandler_Options(t *testing.T) {
 	t.Parallel()
-	sys := memorySystem(t)
+	sys := memorySystem(t, nil)
 	for _, c := range []struct {
 		name string
-		opts *todo.HandlerOptions
+		opts *todohttp.HandlerOptions
 		want string // a substring of the error; empty: no error
 	}{
 		{"nil", nil, ""},
-		{"zero", &todo.HandlerOptions{}, ""},
-		{"no timeout", &todo.HandlerOptions{Timeout: -1}, ""},
-		{"largest", &todo.HandlerOptions{MaxTitle: 1 << 20, MaxBody: 64 << 20}, ""},
-		{"smallest", &todo.HandlerOptions{MaxTitle: 1, MaxBody: 1}, ""},
-		{"hosts", &todo.HandlerOptions{AllowedHosts: []string{"*", "todo.example.com", "Todo.Example.com.", "192.0.2.1", "2001:db8::1", "my_host"}}, ""},
-		{"origins", &todo.HandlerOptions{TrustedOrigins: []string{"https://app.example.com", "http://localhost:3000"}}, ""},
-		{"negative MaxTitle", &todo.HandlerOptions{MaxTitle: -1}, "MaxTitle -1 is not in 1..1048576"},
-		{"MaxTitle over 1 MiB", &todo.HandlerOptions{MaxTitle: 1<<20 + 1}, "MaxTitle 1048577"},
-		{"negative MaxBody", &todo.HandlerOptions{MaxBody: -5}, "MaxBody -5 is not in 1..67108864"},
-		{"MaxBody over 64 MiB", &todo.HandlerOptions{MaxBody: 64<<20 + 1}, "MaxBody 67108865"},
-		{"host with port", &todo.HandlerOptions{AllowedHosts: []string{"todo.example.com:443"}}, `AllowedHosts: "todo.example.com:443"`},
-		{"host as URL", &todo.HandlerOptions{AllowedHosts: []string{"https://todo.example.com"}}, "AllowedHosts"},
-		{"bracketed address", &todo.HandlerOptions{AllowedHosts: []string{"[::1]"}}, "AllowedHosts"},
-		{"empty host", &todo.HandlerOptions{AllowedHosts: []string{""}}, "AllowedHosts"},
-		{"host with space", &todo.HandlerOptions{AllowedHosts: []string{"a b"}}, "AllowedHosts"},
-		{"origin without scheme", &todo.HandlerOptions{TrustedOrigins: []string{"app.example.com"}}, "TrustedOrigins"},
-		{"origin with path", &todo.HandlerOptions{TrustedOrigins: []string{"https://app.example.com/x"}}, "TrustedOrigins"},
+		{"zero", &todohttp.HandlerOptions{}, ""},
+		{"no timeout", &todohttp.HandlerOptions{Timeout: -1}, ""},
+		{"largest", &todohttp.HandlerOptions{MaxTitle: 1 << 20, MaxBody: 64 << 20}, ""},
+		{"smallest", &todohttp.HandlerOptions{MaxTitle: 1, MaxBody: 1}, ""},
+		{"hosts", &todohttp.HandlerOptions{AllowedHosts: []string{"*", "todo.example.com", "Todo.Example.com.", "192.0.2.1", "2001:db8::1", "my_host"}}, ""},
+		{"origins", &todohttp.HandlerOptions{TrustedOrigins: []string{"https://app.example.com", "http://localhost:3000"}}, ""},
+		{"negative MaxTitle", &todohttp.HandlerOptions{MaxTitle: -1}, "MaxTitle -1 is not in 1..1048576"},
+		{"MaxTitle over 1 MiB", &todohttp.HandlerOptions{MaxTitle: 1<<20 + 1}, "MaxTitle 1048577"},
+		{"negative MaxBody", &todohttp.HandlerOptions{MaxBody: -5}, "MaxBody -5 is not in 1..67108864"},
+		{"MaxBody over 64 MiB", &todohttp.HandlerOptions{MaxBody: 64<<20 + 1}, "MaxBody 67108865"},
+		{"host with port", &todohttp.HandlerOptions{AllowedHosts: []string{"todo.example.com:443"}}, `AllowedHosts: "todo.example.com:443"`},
+		{"host as URL", &todohttp.HandlerOptions{AllowedHosts: []string{"https://todo.example.com"}}, "AllowedHosts"},
+		{"bracketed address", &todohttp.HandlerOptions{AllowedHosts: []string{"[::1]"}}, "AllowedHosts"},
+		{"empty host", &todohttp.HandlerOptions{AllowedHosts: []string{""}}, "AllowedHosts"},
+		{"host with space", &todohttp.HandlerOptions{AllowedHosts: []string{"a b"}}, "AllowedHosts"},
+		{"origin without scheme", &todohttp.HandlerOptions{TrustedOrigins: []string{"app.example.com"}}, "TrustedOrigins"},
+		{"origin with path", &todohttp.HandlerOptions{TrustedOrigins: []string{"https://app.example.com/x"}}, "TrustedOrigins"},
 	} {
-		h, err := todo.NewHandler(sys, c.opts)
+		h, err := todohttp.NewHandler(sys, c.opts)
 		switch {
 		case c.want == "" && (err != nil || h == nil):
 			t.Errorf("%s: %v", c.name, err)
@@ -805,7 +824,7 @@ func TestNewHandler_Options(t *testing.T) {
 			t.Errorf("%s: %v, want an ErrInvalidOptions with %q", c.name, err, c.want)
 		}
 	}
-	if _, err := todo.NewHandler(nil, nil); !errors.Is(err, todo.ErrInvalidOptions) {
+	if _, err := todohttp.NewHandler(nil, nil); !errors.Is(err, todo.ErrInvalidOptions) {
 		t.Errorf("no Service: %v", err)
 	}
 }
@@ -813,7 +832,7 @@ func TestNewHandler_Options(t *testing.T) {
 // TestNewHandler_MaxTitle checks that a MaxTitle is the cap, to the byte.
 func TestNewHandler_MaxTitle(t *testing.T) {
 	t.Parallel()
-	s := startWebServer(t, &todo.Options{Durability: todo.Async}, &todo.HandlerOptions{MaxTitle: 3})
+	s := startWebServer(t, &todo.Options{Durability: todo.Async}, &todohttp.HandlerOptions{MaxTitle: 3})
 	if r := s.do(t, "POST", "/add_entry", "list=bob&date=20131219&title=abc", ""); r.status != 200 {
 		t.Errorf("3 bytes: %d %q", r.status, r.body)
 	}

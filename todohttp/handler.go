@@ -1,4 +1,4 @@
-package todo
+package todohttp
 
 import (
 	"context"
@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/gotodo/todo"
 )
 
 // HandlerOptions configure the handler returned by [NewHandler]. The zero
 // value, like a nil *HandlerOptions, gives the defaults written on each
 // field; NewHandler refuses a value out of range with an error wrapping
-// [ErrInvalidOptions] that names the field.
+// [todo.ErrInvalidOptions] that names the field.
 type HandlerOptions struct {
 	// Timeout bounds every request: it is the deadline of the ctx passed
 	// to the Service, the book's 5-second call timeout. A request still
@@ -44,7 +46,8 @@ type HandlerOptions struct {
 	// under a name of its own. When it is not empty, every request must
 	// name one of its hosts, or a loopback host on a loopback connection.
 	// "*" allows every host: for a proxy in front that checks Host itself.
-	// A refused request is answered 421 Misdirected Request.
+	// A refused request is answered 421 Misdirected Request; a Host that
+	// is not host[:port] at all, 400, whatever this allows.
 	AllowedHosts []string
 
 	// TrustedOrigins are the origins ("https://todo.example.com", scheme,
@@ -84,12 +87,12 @@ var (
 	zeroLenHeader  = []string{"0"}
 )
 
-// NewHandler returns the HTTP face of s (a [*System], or a node of a
+// NewHandler returns the HTTP face of s (a [*todo.System], or a node of a
 // cluster), the Go form of Todo.Web: the original protocol, byte for byte,
 // and a JSON API beside it, on a ServeMux of its own (never net/http's
 // default one). Mount it on any mux, at the root: its routes are absolute.
 // opts may be nil; a field out of range gives an error wrapping
-// [ErrInvalidOptions].
+// [todo.ErrInvalidOptions].
 //
 // The original protocol:
 //
@@ -123,30 +126,37 @@ var (
 // string values (or null for absent), valid UTF-8 and no lone UTF-16
 // surrogate escape, nothing after it.
 //
-// Every request must name an allowed host (see
-// [HandlerOptions.AllowedHosts]; 421 otherwise), and a browser may send
-// unsafe requests only from the same origin or a trusted one (see
-// [HandlerOptions.TrustedOrigins]; 403 otherwise).
+// Every request must name a host in its Host header, host[:port] with a
+// port in 0..65535 (400 otherwise; an HTTP/1.0 request may name none), an
+// allowed one (see [HandlerOptions.AllowedHosts]; 421 otherwise), and a
+// browser may send unsafe requests only from the same origin or a trusted
+// one (see [HandlerOptions.TrustedOrigins]; 403 otherwise).
+//
+// An Idempotency-Key header on POST, PATCH or DELETE makes the change
+// idempotent (see [todo.WithIdempotencyKey]): a retry with the key is
+// answered as the first request was; a key that made a change of another
+// kind is answered 422.
 //
 // Status codes: 400 for bad input, with a one-line reason, and nothing is
 // written; 404 for an unknown entry id and for unknown paths; 405, with
 // Allow, for a known path with the wrong method; 408 for a body that does
 // not arrive before the server's read timeout; 413 for a body over
-// [HandlerOptions.MaxBody]; 500 naming the list when its file is corrupt
+// [HandlerOptions.MaxBody]; 422 for an Idempotency-Key reused for another
+// kind of change; 500 naming the list when its file is corrupt
 // (the error, with the file's path, goes to the log only), other lists
 // working on; 503 with Retry-After when the list stays busy until the
 // timeout, is unavailable for now, or the System is closed; 507 when a
-// list can no longer be stored (it outgrew [Options.MaxFileSize], or the
+// list can no longer be stored (it outgrew [todo.Options.MaxFileSize], or the
 // disk is full). docs/http.md has every case.
 //
 // The handler is safe for concurrent use by multiple goroutines.
-func NewHandler(s Service, opts *HandlerOptions) (http.Handler, error) {
+func NewHandler(s todo.Service, opts *HandlerOptions) (http.Handler, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if s == nil {
-		return nil, fmt.Errorf("%w: NewHandler needs a Service", ErrInvalidOptions)
+		return nil, fmt.Errorf("%w: NewHandler needs a Service", todo.ErrInvalidOptions)
 	}
 	h := &handler{svc: s, timeout: o.Timeout, maxTitle: o.MaxTitle, maxBody: o.MaxBody,
 		log: o.Logger, scanPairs: scanPairs()}
@@ -201,9 +211,9 @@ func (o *HandlerOptions) withDefaults() (HandlerOptions, error) {
 	}
 	switch {
 	case c.MaxTitle < 0 || c.MaxTitle > maxMaxTitle:
-		return c, fmt.Errorf("%w: MaxTitle %d is not in 1..%d", ErrInvalidOptions, c.MaxTitle, maxMaxTitle)
+		return c, fmt.Errorf("%w: MaxTitle %d is not in 1..%d", todo.ErrInvalidOptions, c.MaxTitle, maxMaxTitle)
 	case c.MaxBody < 0 || c.MaxBody > maxMaxBody:
-		return c, fmt.Errorf("%w: MaxBody %d is not in 1..%d", ErrInvalidOptions, c.MaxBody, maxMaxBody)
+		return c, fmt.Errorf("%w: MaxBody %d is not in 1..%d", todo.ErrInvalidOptions, c.MaxBody, maxMaxBody)
 	}
 	return c, nil
 }
@@ -211,7 +221,7 @@ func (o *HandlerOptions) withDefaults() (HandlerOptions, error) {
 // handler serves a Service over HTTP. Its fields are set by NewHandler and
 // never change, but for bufs, which is safe for concurrent use.
 type handler struct {
-	svc       Service
+	svc       todo.Service
 	mux       *http.ServeMux
 	timeout   time.Duration
 	maxTitle  int

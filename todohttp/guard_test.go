@@ -1,4 +1,4 @@
-package todo_test
+package todohttp_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // guardCase is one request of the Host and cross-origin tables: its
@@ -196,7 +196,7 @@ func TestHandler_CrossOrigin(t *testing.T) {
 // TrustedOrigins the origins whose pages may write.
 func TestHandler_AllowedHosts(t *testing.T) {
 	t.Parallel()
-	s := startWebServer(t, nil, &todo.HandlerOptions{
+	s := startWebServer(t, nil, &todohttp.HandlerOptions{
 		AllowedHosts:   []string{"todo.example.com", "Todo.Example.Org.", "192.0.2.7", "2001:db8::7"},
 		TrustedOrigins: []string{"https://app.example.com"},
 	})
@@ -221,7 +221,7 @@ func TestHandler_AllowedHosts(t *testing.T) {
 	}
 
 	// "*" turns the Host check off.
-	open := startWebServer(t, nil, &todo.HandlerOptions{AllowedHosts: []string{"*"}})
+	open := startWebServer(t, nil, &todohttp.HandlerOptions{AllowedHosts: []string{"*"}})
 	guardCase{method: "POST", target: add, host: "anything.example", status: 200}.run(t, open)
 }
 
@@ -235,8 +235,8 @@ func TestHandler_Host_NotLoopback(t *testing.T) {
 	t.Parallel()
 	public := &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 5454}
 	loopback := &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5454}
-	open := newHandler(t, memorySystem(t), nil)
-	listed := newHandler(t, memorySystem(t), &todo.HandlerOptions{AllowedHosts: []string{"todo.example.com"}})
+	open := newHandler(t, memorySystem(t, nil), nil)
+	listed := newHandler(t, memorySystem(t, nil), &todohttp.HandlerOptions{AllowedHosts: []string{"todo.example.com"}})
 	for _, c := range []struct {
 		name  string
 		h     http.Handler
@@ -255,8 +255,15 @@ func TestHandler_Host_NotLoopback(t *testing.T) {
 		{"listed, loopback, localhost", listed, loopback, "localhost", 200},
 		{"listed, loopback, listed name", listed, loopback, "todo.example.com", 200},
 		{"any, no Host (HTTP/1.0)", listed, loopback, "", 200},
+		{"open, public, empty Host (HTTP/1.1)", open, public, "", 400},
+		{"open, public, port out of range", open, public, "whatever.example:65536", 400},
+		{"open, public, not a host", open, public, "what ever", 400},
+		{"listed, loopback, port out of range", listed, loopback, "localhost:99999999", 400},
 	} {
 		req := httptest.NewRequest("GET", "/entries?list=bob&date=20131219", nil)
+		if strings.HasSuffix(c.name, "(HTTP/1.0)") {
+			req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.0", 1, 0
+		}
 		req.Host = c.host
 		if c.local != nil {
 			req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, c.local))
@@ -267,6 +274,70 @@ func TestHandler_Host_NotLoopback(t *testing.T) {
 			t.Errorf("%s: %d %q, want %d", c.name, rec.Code, rec.Body, c.want)
 		}
 	}
+}
+
+// TestHandler_Host_Malformed sends, over raw connections, Host headers
+// that name no host a client could have connected to: each is answered
+// 400 with a one-line reason about the Host, in the format of the API
+// asked, before any guard or route, and nothing is written. The same
+// requests with a good Host, and an HTTP/1.0 request with no Host, which
+// that protocol allows, pass.
+func TestHandler_Host_Malformed(t *testing.T) {
+	t.Parallel()
+	s := startWebServer(t, nil, nil)
+	addr := s.Listener.Addr().String()
+	request := func(target, host string) string {
+		hostLine := "Host: " + host + "\r\n"
+		if host == "(none)" {
+			hostLine = ""
+		}
+		method, proto := "POST", "HTTP/1.1"
+		if strings.HasPrefix(target, "/lists") {
+			method = "GET"
+		}
+		if host == "(none)" || strings.HasPrefix(host, "(1.0)") {
+			proto = "HTTP/1.0"
+			hostLine = strings.Replace(hostLine, "(1.0)", "", 1)
+		}
+		return method + " " + target + " " + proto + "\r\n" + hostLine + "Content-Length: 0\r\nConnection: close\r\n\r\n"
+	}
+	const add = "/add_entry?list=bob&date=20131219&title=x"
+	for _, c := range []struct{ host, reason string }{
+		{"", "empty Host header"},
+		{"localhost:99999999", "port 99999999 is out of range 0..65535"},
+		{"localhost:65536", "port 65536 is out of range"},
+		{"127.0.0.1:5x", `port "5x" is not a number`},
+		{"localhost:-1", `port "-1" is not a number`},
+		{":5454", "no host before the port"},
+		{"::1", "an IPv6 address must be in brackets"},
+		{"[::1", "no ] after the IPv6 address"},
+		{"[127.0.0.1]:5454", `"127.0.0.1" is not an IPv6 address`},
+		{"[::1]5454", `"5454" after the IPv6 address`},
+		{"local!host", `"local!host" is not a host name or an IP address`},
+		{"a,b;c", `"a,b;c" is not a host name or an IP address`},
+	} {
+		r := sendRaw(t, addr, request(add, c.host), false)
+		if r.status != 400 || !strings.Contains(r.body, c.reason) || strings.ContainsAny(r.body, "\r\n") || r.header.Get("Content-Type") != textPlain {
+			t.Errorf("Host %q: %d %q %q, want 400 with %q", c.host, r.status, r.header.Get("Content-Type"), r.body, c.reason)
+		}
+		r = sendRaw(t, addr, request("/lists", c.host), false)
+		var e struct{ Error, Field string }
+		if err := json.Unmarshal([]byte(r.body), &e); err != nil || r.status != 400 || e.Field != "Host" || !strings.Contains(e.Error, c.reason) {
+			t.Errorf("Host %q on the JSON API: %d %q, want 400 about Host with %q", c.host, r.status, r.body, c.reason)
+		}
+	}
+	if r := s.do(t, "GET", "/entries", "list=bob&date=20131219", ""); r.status != 200 || r.body != "" {
+		t.Fatalf("a refused request wrote: %d %q", r.status, r.body)
+	}
+	for _, host := range []string{"localhost", "localhost:65535", "localhost:", "LOCALHOST.:0", "127.0.0.1:5454", "[::1]:5454", "(none)", "(1.0)localhost", "(1.0)"} {
+		if r := sendRaw(t, addr, request(add, host), false); r.status != 200 || r.body != "OK" {
+			t.Errorf("Host %q: %d %q, want 200", host, r.status, r.body)
+		}
+	}
+	if r := s.do(t, "GET", "/entries", "list=bob&date=20131219", ""); strings.Count(r.body, "\n") != 9 {
+		t.Errorf("entries %q, want the 9 adds with a good Host", r.body)
+	}
+	checkNoErrors(t, s)
 }
 
 // curlRequests are the requests of the book's curl session as curl 8

@@ -1,4 +1,4 @@
-package todo
+package todohttp
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/gotodo/todo"
 )
 
 // The original protocol: POST /add_entry and GET /entries, answered in
@@ -29,7 +31,7 @@ func (h *handler) addEntry(ctx context.Context, w http.ResponseWriter, r *http.R
 	if err := h.checkTitle(title); err != nil {
 		return err
 	}
-	if _, err := h.svc.AddEntry(ctx, list, Entry{Date: date, Title: title}); err != nil {
+	if _, err := h.svc.AddEntry(ctx, list, todo.Entry{Date: date, Title: title}); err != nil {
 		return inList(list, err)
 	}
 	writeText(w, http.StatusOK, "OK")
@@ -81,7 +83,7 @@ func (h *handler) entries(ctx context.Context, w http.ResponseWriter, r *http.Re
 // entriesBuf holds the buffers of one GET /entries, reused through
 // handler.bufs: the entries read and the body written.
 type entriesBuf struct {
-	entries []Entry
+	entries []todo.Entry
 	body    []byte
 }
 
@@ -187,17 +189,17 @@ func scanPairs() int {
 }
 
 // listAndDate reads the two parameters both original routes take.
-func listAndDate(q *originalQuery) (list string, date Date, err error) {
+func listAndDate(q *originalQuery) (list string, date todo.Date, err error) {
 	if list, err = checkParam("list", q.list, q.nList); err != nil {
-		return "", Date{}, err
+		return "", todo.Date{}, err
 	}
-	if err = validName(list); err != nil {
-		return "", Date{}, err
+	if err = todo.ValidName(list); err != nil {
+		return "", todo.Date{}, err
 	}
 	s, err := checkParam("date", q.date, q.nDate)
 	if err != nil {
-		return "", Date{}, err
+		return "", todo.Date{}, err
 	}
-	date, err = ParseDate(s)
+	date, err = todo.ParseDate(s)
 	return list, date, err
 }

@@ -1,4 +1,4 @@
-package todo_test
+package todohttp_test
 
 import (
 	"bufio"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // rawResponse is an answer read off a raw connection.
@@ -59,7 +59,7 @@ func sendRaw(t testing.TB, addr, req string, closeWrite bool) rawResponse {
 // startTimedWebServer is startWebServer whose http.Server gives up on a
 // request not read within readTimeout, and writes its own complaints to
 // the test's log at error level, where checkNoErrors finds them.
-func startTimedWebServer(t testing.TB, hopts *todo.HandlerOptions, readTimeout time.Duration) *webServer {
+func startTimedWebServer(t testing.TB, hopts *todohttp.HandlerOptions, readTimeout time.Duration) *webServer {
 	t.Helper()
 	return startWebServerWith(t, nil, hopts, func(srv *http.Server, logs *slog.Logger) {
 		srv.ReadTimeout = readTimeout
@@ -86,7 +86,7 @@ func checkNoErrors(t testing.TB, s *webServer) {
 func TestHandler_BadBodies(t *testing.T) {
 	t.Parallel()
 	const readTimeout = 500 * time.Millisecond
-	s := startTimedWebServer(t, &todo.HandlerOptions{MaxBody: 1 << 10}, readTimeout)
+	s := startTimedWebServer(t, &todohttp.HandlerOptions{MaxBody: 1 << 10}, readTimeout)
 	addr := s.Listener.Addr().String()
 	host := "Host: " + addr + "\r\n"
 	const good = `{"date":"2013-12-19","title":"Dentist"}` // 39 bytes

@@ -1,4 +1,4 @@
-package todo_test
+package todohttp_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // listsPage and entriesPage are the JSON API's pages, read strictly.
@@ -231,7 +232,7 @@ func TestHandler_EntriesPages(t *testing.T) {
 // line of JSON, "error" always, "field" only when an input is at fault.
 func TestHandler_ErrorShape(t *testing.T) {
 	t.Parallel()
-	s := startWebServer(t, nil, &todo.HandlerOptions{Timeout: time.Minute})
+	s := startWebServer(t, nil, &todohttp.HandlerOptions{Timeout: time.Minute})
 	for _, c := range []struct{ method, path, query, body, want string }{
 		{"POST", "/lists/bob/entries", "", `{"date":"2013-12-19"}`, `{"error":"missing or empty \"title\"","field":"title"}` + "\n"},
 		{"GET", "/lists", "limit=0", "", `{"error":"limit 0 is not in 1..1000","field":"limit"}` + "\n"},
