@@ -455,13 +455,14 @@ func TestDiskFullAsyncChild(t *testing.T) {
 	ctx := context.Background()
 	fail := func(format string, args ...any) { fmt.Printf("FAIL\t"+format+"\n", args...) }
 	logged := newErrorLines()
-	sys, err := todo.Open(dir, &todo.Options{Durability: todo.Async, AsyncDelay: 20 * time.Millisecond, Logger: slog.New(logged)})
+	open := todo.Open
+	if os.Getenv(asyncFullTwinEnv) == "1" {
+		open = todo.OpenRetryOnlyAtClose
+	}
+	sys, err := open(dir, &todo.Options{Durability: todo.Async, AsyncDelay: 20 * time.Millisecond, Logger: slog.New(logged)})
 	if err != nil {
 		fail("Open: %v", err)
 		t.Fatal(err)
-	}
-	if os.Getenv(asyncFullTwinEnv) == "1" {
-		todo.RetryOnlyAtClose(sys)
 	}
 	n := 0
 	add := func() {
@@ -599,7 +600,7 @@ func TestDiskFull_AsyncRetriesWhileRunning(t *testing.T) {
 }
 
 // TestDiskFull_AsyncRetriesWhileRunning_BrokenTwin runs it with a pool that
-// retries failed Async commits only at Close (see RetryOnlyAtClose), as
+// retries failed Async commits only at Close (see OpenRetryOnlyAtClose), as
 // the seed did: the kill must lose the entries acknowledged on the full
 // disk. Run it with TODO_BROKEN_TWINS=1.
 func TestDiskFull_AsyncRetriesWhileRunning_BrokenTwin(t *testing.T) {

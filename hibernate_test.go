@@ -265,15 +265,22 @@ func TestServer_Hibernate_RacingRequests_RealClock(t *testing.T) {
 }
 
 // TestServer_Hibernate_RacingRequests_BrokenTwin runs the race over the
-// broken twin of hibernation (see HibernateOverMail), which ends the
+// broken twin of hibernation (see OpenInMemoryHibernatingOverMail), which ends the
 // goroutine with a request just put in its mailbox: that request is never
 // answered. Run it with TODO_BROKEN_TWINS=1.
 func TestServer_Hibernate_RacingRequests_BrokenTwin(t *testing.T) {
 	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
 		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
 	}
-	sys := openMemSystem(t, &todo.Options{HibernateAfter: time.Nanosecond, IdleTimeout: -1})
-	todo.HibernateOverMail(sys)
+	sys, err := todo.OpenInMemoryHibernatingOverMail(&todo.Options{HibernateAfter: time.Nanosecond, IdleTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sys.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	problems := hibernationRace(t, sys)
 	for _, p := range problems[:min(len(problems), 10)] {
 		t.Logf("broken twin: %s", p)
@@ -434,14 +441,9 @@ func TestSystem_Close_WritesHibernatingLists(t *testing.T) {
 // until its next change.
 func TestServer_MissedExpiryNotStrandedRealClock(t *testing.T) {
 	const idle = 200 * time.Millisecond
-	sys, err := todo.OpenInMemory(&todo.Options{IdleTimeout: idle, HibernateAfter: 50 * time.Millisecond, MailboxSize: 256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
 	unblock := make(chan struct{})
 	missed := make(chan struct{}, 1)
-	todo.OnExpiryMissed(sys, func() {
+	onMiss := func() {
 		select {
 		case missed <- struct{}{}:
 		default:
@@ -449,7 +451,12 @@ func TestServer_MissedExpiryNotStrandedRealClock(t *testing.T) {
 		}
 		close(unblock)                     // let the server serve its mailbox
 		time.Sleep(100 * time.Millisecond) // and look for missed signals meanwhile
-	})
+	}
+	sys, err := todo.OpenInMemoryOnExpiryMissed(&todo.Options{IdleTimeout: idle, HibernateAfter: 50 * time.Millisecond, MailboxSize: 256}, onMiss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
 	ctx := context.Background()
 	s := sys.ServerProcess("l")
 	e, err := s.AddEntry(ctx, todo.Entry{Date: day19, Title: "a"})

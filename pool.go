@@ -31,6 +31,7 @@ type pool struct {
 	sync     bool          // commits are fsynced (Fsync, Async), not only written (Write)
 	delay    time.Duration // Async: how long a change waits to share a commit
 	queueCap int
+	knobs    knobs // the tests' seams (see knobs); zero in production
 	workers  []*worker
 	wg       sync.WaitGroup
 	closed   chan struct{} // closed when close begins: stop delaying
@@ -43,11 +44,6 @@ type pool struct {
 
 	lostMu sync.Mutex // guards lost
 	lost   []error    // acknowledged changes given up at Close
-
-	// backoffHook is for tests alone (export_test.go sets it, under every
-	// worker's mu): when set, it replaces the wait before the retry of
-	// acknowledged changes that failed.
-	backoffHook func(time.Duration) time.Duration
 }
 
 // worker commits the changes of the lists hashed to it.
@@ -96,7 +92,7 @@ type pending struct {
 	attempts   int       // failed commits of the acknowledged ops
 }
 
-func newPool(st Store, o Options, stats *counters) *pool {
+func newPool(st Store, o config, stats *counters) *pool {
 	p := &pool{
 		store:    st,
 		log:      o.Logger,
@@ -106,6 +102,7 @@ func newPool(st Store, o Options, stats *counters) *pool {
 		delay:    o.AsyncDelay,
 		queueCap: o.QueueSize,
 		closed:   make(chan struct{}),
+		knobs:    o.knobs,
 	}
 	p.errLog.log = o.Logger
 	for range o.Workers {
@@ -507,7 +504,7 @@ func (w *worker) setBackoff(failure error) {
 		return
 	}
 	w.backoff = min(max(2*w.backoff, minBackoff), maxBackoff)
-	if h := w.p.backoffHook; h != nil {
+	if h := w.p.knobs.retryBackoff; h != nil {
 		w.backoff = h(w.backoff)
 	}
 	w.retryAt = time.Now().Add(w.backoff)

@@ -204,7 +204,7 @@ func (o *Options) withDefaults() (Options, error) {
 // A System is safe for concurrent use by multiple goroutines. Two Systems
 // in one process are independent; two Systems must not share a directory.
 type System struct {
-	opts     Options
+	opts     config
 	dir      string
 	store    Store
 	pool     *pool
@@ -227,14 +227,6 @@ type System struct {
 	servers   sync.WaitGroup
 	closeMu   sync.Mutex // serializes Close calls
 	done      bool       // guarded by closeMu: Close has finished
-
-	// sleepOverMail is for tests alone (export_test.go sets it before
-	// any server starts): the broken twin of hibernation, which ends the
-	// goroutine even with requests in the mailbox, and loses them.
-	sleepOverMail bool
-	// timerMissHook is for tests alone (export_test.go): called by a
-	// timer that found the mailbox full, before it notes the miss.
-	timerMissHook func(sig *call)
 }
 
 // Open opens the System over the data directory dir, creating it if
@@ -254,16 +246,19 @@ func Open(dir string, opts *Options) (*System, error) {
 	return sys, nil
 }
 
-func newSystem(st Store, o Options) *System {
+func newSystem(st Store, o Options) *System { return newSystemWith(st, o, knobs{}) }
+
+// newSystemWith is newSystem with the knobs of the tests (see knobs).
+func newSystemWith(st Store, o Options, k knobs) *System {
 	sys := &System{
-		opts:     o,
+		opts:     config{Options: o, knobs: k},
 		store:    st,
 		registry: NewTable[string, *proc](),
 		table:    newTableWithHasher[tableKey, *dayCell](tableKeyHasher()),
 		stats:    newCounters(),
 		closing:  make(chan struct{}),
 	}
-	sys.pool = newPool(st, o, &sys.stats)
+	sys.pool = newPool(st, sys.opts, &sys.stats)
 	if o.MaxLoaded > 0 {
 		sys.loadedCap = loadedCap{max: o.MaxLoaded, wake: make(chan struct{}, 1)}
 		sys.loadedCap.room.L = &sys.loadedCap.mu
