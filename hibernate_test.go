@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -267,11 +266,9 @@ func TestServer_Hibernate_RacingRequests_RealClock(t *testing.T) {
 // TestServer_Hibernate_RacingRequests_BrokenTwin runs the race over the
 // broken twin of hibernation (see OpenInMemoryHibernatingOverMail), which ends the
 // goroutine with a request just put in its mailbox: that request is never
-// answered. Run it with TODO_BROKEN_TWINS=1.
+// answered.
 func TestServer_Hibernate_RacingRequests_BrokenTwin(t *testing.T) {
-	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
-		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
-	}
+	t.Parallel() // its 5s are the lost requests' callers waiting out their ctx
 	sys, err := todo.OpenInMemoryHibernatingOverMail(&todo.Options{HibernateAfter: time.Nanosecond, IdleTimeout: -1})
 	if err != nil {
 		t.Fatal(err)
