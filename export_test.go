@@ -21,6 +21,11 @@ type memStore struct {
 
 func newMemStore() *memStore { return &memStore{lists: NewTable[string, ListState]()} }
 
+// NewMemStore returns a Store that keeps lists in memory, for the Store
+// doubles of the tests to wrap; its Close does nothing, so that a test may
+// look into it after the System that owned it closed.
+func NewMemStore() Store { return newMemStore() }
+
 func (m *memStore) Load(_ context.Context, name string) (ListState, error) {
 	s, _ := m.lists.Lookup(name)
 	return ListState{LastID: s.LastID, Entries: slices.Clone(s.Entries)}, nil

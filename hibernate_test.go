@@ -25,12 +25,26 @@ import (
 // other bubbles, are not counted.
 func serverGoroutines(t testing.TB) int {
 	t.Helper()
+	count := 0
+	for _, g := range bubbleGoroutines(t) {
+		if strings.Contains(g, "todo.(*proc).run(") {
+			count++
+		}
+	}
+	return count
+}
+
+// bubbleGoroutines returns the stacks of the goroutines of the caller's
+// synctest bubble that run code of this module, but the caller's own and
+// the one that waits in synctest.Test for the bubble to end.
+func bubbleGoroutines(t testing.TB) []string {
+	t.Helper()
 	own := make([]byte, 1<<12)
 	own = own[:runtime.Stack(own, false)]
 	header, _, _ := strings.Cut(string(own), "\n")
 	i := strings.Index(header, "synctest bubble ")
 	if i < 0 {
-		t.Fatalf("serverGoroutines called outside a synctest bubble: %q", header)
+		t.Fatalf("bubbleGoroutines called outside a synctest bubble: %q", header)
 	}
 	bubble := ", " + strings.TrimSuffix(header[i:], ":")
 	all := make([]byte, 1<<20)
@@ -42,14 +56,17 @@ func serverGoroutines(t testing.TB) int {
 		}
 		all = make([]byte, 2*len(all))
 	}
-	count := 0
+	var stacks []string
 	for g := range strings.SplitSeq(string(all), "\n\n") {
 		head, _, _ := strings.Cut(g, "\n")
-		if strings.HasSuffix(strings.TrimSuffix(head, ":"), bubble) && strings.Contains(g, "todo.(*proc).run(") {
-			count++
+		if head == header || !strings.HasSuffix(strings.TrimSuffix(head, ":"), bubble) {
+			continue
+		}
+		if strings.Contains(g, "github.com/gotodo/todo") && !strings.Contains(g, "internal/synctest.Run(") {
+			stacks = append(stacks, g)
 		}
 	}
-	return count
+	return stacks
 }
 
 // checkServers checks the server goroutines of the bubble and the
