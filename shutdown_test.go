@@ -198,6 +198,9 @@ func shutdownStoresQueued(t *testing.T, d todo.Durability) {
 	if err := sys.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown twice: %v, want nil", err)
 	}
+	if err := sys.Shutdown(gone); err != nil {
+		t.Errorf("Shutdown twice, its ctx ended: %v, want nil", err)
+	}
 	if err := sys.Close(); err != nil {
 		t.Errorf("Close after Shutdown: %v, want nil", err)
 	}

@@ -326,6 +326,11 @@ func (sys *System) shutdown(ctx context.Context, attempts int) error {
 	sys.startMu.Unlock()
 	if !first {
 		select {
+		case <-sys.shut: // first: done is done, whatever ctx says
+			return nil
+		default:
+		}
+		select {
 		case <-sys.shut:
 			return nil
 		case <-ctx.Done():
