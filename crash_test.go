@@ -418,11 +418,8 @@ func TestCrash_KillNine(t *testing.T) {
 
 // brokenCrashTwin runs the harness of TestCrash_KillNine over a broken
 // twin of the store and passes when the harness sees it lose data,
-// proving that it can. Broken twins run with TODO_BROKEN_TWINS=1.
+// proving that it can.
 func brokenCrashTwin(t *testing.T, c crashChild, fresh bool, what string) {
-	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
-		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
-	}
 	bad := crashKillNine(t, c, fresh, func(run int, problems []string) {
 		for _, p := range problems {
 			t.Logf("after kill %d: %s", run, p)

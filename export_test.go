@@ -20,6 +20,11 @@ type memStore struct {
 
 func newMemStore() *memStore { return &memStore{lists: NewTable[string, ListState]()} }
 
+// NewMemStore returns a Store that keeps lists in memory, for the Store
+// doubles of the tests to wrap; its Close does nothing, so that a test may
+// look into it after the System that owned it closed.
+func NewMemStore() Store { return newMemStore() }
+
 func (m *memStore) Load(_ context.Context, name string) (ListState, error) {
 	s, _ := m.lists.Lookup(name)
 	return ListState{LastID: s.LastID, Entries: slices.Clone(s.Entries)}, nil
@@ -262,6 +267,11 @@ func WithLogLanes(o *Options, lanes int) { o.logLanes = lanes }
 
 // openDirWrapped is Open with the data directory's store wrapped by wrap.
 func openDirWrapped(dir string, opts *Options, wrap func(*dirStore) Store) (*System, error) {
+	return openDirWith(dir, opts, wrap, knobs{})
+}
+
+// openDirWith is openDirWrapped with the knobs k.
+func openDirWith(dir string, opts *Options, wrap func(*dirStore) Store, k knobs) (*System, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -270,10 +280,19 @@ func openDirWrapped(dir string, opts *Options, wrap func(*dirStore) Store) (*Sys
 	if err != nil {
 		return nil, err
 	}
-	sys := newSystem(wrap(st), o)
+	sys := newSystemWith(wrap(st), o, k)
 	sys.dir = dir
 	sys.storeStats = st.stats
 	return sys, nil
+}
+
+// openInMemoryWith is OpenInMemory with the knobs k.
+func openInMemoryWith(opts *Options, k knobs) (*System, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return newSystemWith(newMemStore(), o, k), nil
 }
 
 // dirStoreOf returns the data directory's store under a System opened with
@@ -407,39 +426,35 @@ func DeleteSegmentsBeforeCheckpoints(sys *System) {
 	})
 }
 
-// RetryOnlyAtClose makes the pool of sys the broken twin of the retry of
+// OpenRetryOnlyAtClose is Open with the broken twin of the pool's retry of
 // acknowledged changes whose commit failed: the seed's, which retried
 // them only at Close (or when something else of the list was committed).
 // Its backoff after a failure is a day.
-func RetryOnlyAtClose(sys *System) {
-	for _, w := range sys.pool.workers {
-		w.mu.Lock()
-	}
-	sys.pool.backoffHook = func(time.Duration) time.Duration { return 24 * time.Hour }
-	for _, w := range sys.pool.workers {
-		w.mu.Unlock()
-	}
+func OpenRetryOnlyAtClose(dir string, opts *Options) (*System, error) {
+	day := func(time.Duration) time.Duration { return 24 * time.Hour }
+	return openDirWith(dir, opts, func(s *dirStore) Store { return s }, knobs{retryBackoff: day})
 }
 
 // ---- end of the crash and fault tests' declarations ----
 
 // ---- Hibernation (hibernate_test.go) ----
 
-// HibernateOverMail makes sys the broken twin of hibernation: a server
-// hibernates even when a request came into its mailbox in the moment
-// before, and that request is never answered. Call it before any server
-// starts.
-func HibernateOverMail(sys *System) { sys.sleepOverMail = true }
+// OpenInMemoryHibernatingOverMail is OpenInMemory with the broken twin of
+// hibernation: a server hibernates even when a request came into its
+// mailbox in the moment before, and that request is never answered.
+func OpenInMemoryHibernatingOverMail(opts *Options) (*System, error) {
+	return openInMemoryWith(opts, knobs{hibernateOverMail: true})
+}
 
-// OnExpiryMissed calls f when a server's idle timer finds its mailbox
-// full, at the moment between finding it full and noting the miss. Call it
-// before any server starts.
-func OnExpiryMissed(sys *System, f func()) {
-	sys.timerMissHook = func(sig *call) {
+// OpenInMemoryOnExpiryMissed is OpenInMemory with f called when a server's
+// idle timer finds its mailbox full, at the moment between finding it full
+// and noting the miss.
+func OpenInMemoryOnExpiryMissed(opts *Options, f func()) (*System, error) {
+	return openInMemoryWith(opts, knobs{onTimerMiss: func(sig *call) {
 		if sig == expireSignal {
 			f()
 		}
-	}
+	}})
 }
 
 // MailboxCap returns the capacity of the mailbox of the running server
