@@ -818,13 +818,13 @@ func (s *dirStore) Close() error {
 	return errors.Join(err, s.f.Close(), s.lock.Close())
 }
 
-// stats adds the store's counters to st.
-func (s *dirStore) stats(st *Stats) {
-	st.FilesWritten = s.filesWritten.Load()
-	st.Checkpoints = s.checkpoints.Load()
+// StoreStats returns the store's counters (see StatsReporter).
+func (s *dirStore) StoreStats() StoreStats {
+	st := StoreStats{FilesWritten: s.filesWritten.Load(), Checkpoints: s.checkpoints.Load()}
 	s.mu.Lock()
 	st.LogSegments, st.LogBytes = int64(len(s.segs)), s.bytes
 	s.mu.Unlock()
+	return st
 }
 
 // dirtyNames returns the dirty lists, for tests.

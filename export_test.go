@@ -160,6 +160,14 @@ func (h hookedStore) Commit(ctx context.Context, batch []Change, sync bool) {
 	}
 }
 
+// StoreStats reports the counters of the store under h.
+func (h hookedStore) StoreStats() StoreStats {
+	if r, ok := h.Store.(StatsReporter); ok {
+		return r.StoreStats()
+	}
+	return StoreStats{}
+}
+
 // OpenHooked is Open with hook around the storing of every list's
 // change, for tests that watch writes or break them.
 func OpenHooked(dir string, opts *Options, hook SaveHook) (*System, error) {
@@ -323,7 +331,6 @@ func openDirWrapped(dir string, opts *Options, wrap func(*dirStore) Store) (*Sys
 	}
 	sys := newSystem(wrap(st), o)
 	sys.dir = dir
-	sys.storeStats = st.stats
 	return sys, nil
 }
 

@@ -212,9 +212,6 @@ type System struct {
 	table    *Table[tableKey, *dayCell] // what servers publish for readers
 	stats    counters
 	calls    sync.Pool // of *call, with their reply channels
-	// storeStats adds the counters of the data directory's store, when
-	// the System was opened on one.
-	storeStats func(*Stats)
 
 	// startMu makes starting a server and closing the System exclusive, so
 	// that no server starts after Close has begun waiting for them.
@@ -250,7 +247,6 @@ func Open(dir string, opts *Options) (*System, error) {
 	}
 	sys := newSystem(st, o)
 	sys.dir = dir
-	sys.storeStats = st.stats
 	return sys, nil
 }
 
@@ -405,10 +401,9 @@ type Stats struct {
 	WriteErrors        int64 // changes whose commit failed
 	WriteRetries       int64 // acknowledged changes queued again for a retry after a failed commit
 	Unstored           int64 // lists holding acknowledged changes that failed to commit, now
-	FilesWritten       int64 // list files written by checkpoints (the data directory's store)
-	Checkpoints        int64 // lists checkpointed into their files (the data directory's store)
-	LogSegments        int64 // segments of the log, now (the data directory's store)
-	LogBytes           int64 // bytes in the log's segments, now (the data directory's store)
+	// StoreStats are the Store's own counters, when it reports them (see
+	// StatsReporter): the data directory's store does.
+	StoreStats
 }
 
 // counters are the live form of Stats. The ones bumped on hot paths by many
@@ -456,8 +451,8 @@ func (sys *System) Stats() Stats {
 		Unstored:        sys.pool.unstored.Load(),
 	}
 	st.Hibernations, st.Wakes, st.ServersHibernating = h, w, h-w
-	if sys.storeStats != nil {
-		sys.storeStats(&st)
+	if r, ok := sys.store.(StatsReporter); ok {
+		st.StoreStats = r.StoreStats()
 	}
 	return st
 }
