@@ -71,12 +71,15 @@ type dirStore struct {
 	written map[string]struct{}
 
 	wg sync.WaitGroup // the checkpointer
+}
 
-	// phaseHook is for tests alone (export_test.go sets it): the
-	// checkpointer calls it as each checkpoint begins ("begin"), once its
-	// files are written ("written"), and once the segments it freed are
-	// deleted ("end").
-	phaseHook atomic.Pointer[func(phase string)]
+// dirOptions are what tests give openDirStore beyond Options (see
+// export_test.go); Open gives the zero value.
+type dirOptions struct {
+	// phase, when set, is called by the checkpointer as each checkpoint
+	// begins ("begin"), once its files are written ("written"), and once
+	// the segments it freed are deleted ("end").
+	phase func(s *dirStore, phase string)
 }
 
 // dirty is what the store keeps of a list with records in the log.
@@ -128,7 +131,7 @@ type segInfo struct {
 	lists  map[*dirty]struct{} // lists dirty in it
 }
 
-func openDirStore(dir string, o Options) (*dirStore, error) {
+func openDirStore(dir string, o Options, do dirOptions) (*dirStore, error) {
 	// Lock before anything else: an Open that finds the directory held
 	// must leave it as it is (replay cuts torn records, the checkpointer
 	// removes temp files, which a running System may be writing).
@@ -191,7 +194,7 @@ func openDirStore(dir string, o Options) (*dirStore, error) {
 	slices.Sort(s.recover)
 	s.working = true // sweeping, see checkpointer
 	s.wg.Add(1)
-	go s.checkpointer()
+	go s.checkpointer(do.phase)
 	return s, nil
 }
 
@@ -530,7 +533,7 @@ func (s *dirStore) Lists(ctx context.Context) ([]string, error) {
 
 // checkpointer writes dirty lists to their files, as the work comes (see
 // nextCheckpoint), until Close has had every list checkpointed.
-func (s *dirStore) checkpointer() {
+func (s *dirStore) checkpointer(phase func(s *dirStore, phase string)) {
 	defer s.wg.Done()
 	// First clear the temp files a crash left, before any checkpoint
 	// writes one. It walks every fan-out directory, which Open need not
@@ -548,9 +551,13 @@ func (s *dirStore) checkpointer() {
 		if len(names) == 0 {
 			return
 		}
-		s.phase("begin")
+		if phase != nil {
+			phase(s, "begin")
+		}
 		ok := s.checkpoint(names)
-		s.phase("written")
+		if phase != nil {
+			phase(s, "written")
+		}
 		s.mu.Lock()
 		s.working = false
 		s.cond.Broadcast()
@@ -565,14 +572,9 @@ func (s *dirStore) checkpointer() {
 			s.sleep(backoff)
 		}
 		s.dropSegments()
-		s.phase("end")
-	}
-}
-
-// phase calls phaseHook, if a test set one.
-func (s *dirStore) phase(p string) {
-	if h := s.phaseHook.Load(); h != nil {
-		(*h)(p)
+		if phase != nil {
+			phase(s, "end")
+		}
 	}
 }
 

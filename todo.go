@@ -241,7 +241,7 @@ func Open(dir string, opts *Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openDirStore(dir, o)
+	st, err := openDirStore(dir, o, dirOptions{})
 	if err != nil {
 		return nil, err
 	}
