@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/gotodo/todo/internal/wal"
 )
 
 // Problem is something [Check] found wrong in a data directory.
@@ -48,8 +51,8 @@ const quarantineDir = "quarantine"
 
 // Check verifies a data directory offline: every list file (its frame,
 // checksum and body) and every log segment (every record's checksums; a
-// torn record at the end of a lane's last segment, which Open cuts off,
-// is reported too). It takes the directory's lock, so it fails with
+// torn record at the end of the log, which Open cuts off, is reported
+// too, as harmless). It takes the directory's lock, so it fails with
 // [ErrLocked] while a System has the directory open. It returns the
 // problems it found, and the number of list files and segments it read.
 //
@@ -141,111 +144,77 @@ func (c *checker) listFiles() error {
 	return nil
 }
 
-// log checks every segment of the log.
+// log checks every segment of the log, as Open would replay it, and with
+// repair sets aside what stops a list from being served.
 func (c *checker) log() error {
-	ents, err := fs.ReadDir(c.f.root.FS(), logDir)
+	full := path.Join(c.f.dir, logDir)
+	root, err := c.f.root.OpenRoot(logDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("todo: check: %s: %w", path.Join(c.f.dir, logDir), err)
+		return fmt.Errorf("todo: check: %s: %w", full, err)
 	}
-	w := &wal{f: c.f}
-	var segs []*segment
-	for _, e := range ents {
-		if seq, ok := segSeqOf(e.Name()); ok && e.Type().IsRegular() {
-			segs = append(segs, &segment{seq: seq, name: segName(seq)})
-		} else {
-			c.add(Problem{Path: path.Join(logDir, e.Name()), Offset: -1, Reason: "not a log segment (left alone)", Harmless: true})
+	defer root.Close()
+	rep, err := wal.Verify(root, full, recordName)
+	if err != nil {
+		return fmt.Errorf("todo: check: %w", err)
+	}
+	c.segments = rep.Segments
+	first := len(c.problems)
+	for _, f := range rep.Findings {
+		p := logProblem(f)
+		if c.repair && f.Kind == wal.Unreadable {
+			p.Action = c.quarantine(p.Path, true)
 		}
+		c.add(p)
 	}
-	slices.SortFunc(segs, func(a, b *segment) int { return cmpUint(a.seq, b.seq) })
-	datas := make([][]byte, len(segs))
-	last := make(map[int]*segment)
-	for i, seg := range segs {
-		c.segments++
-		data, err := w.readSegment(seg)
-		if err != nil {
-			p := Problem{Path: seg.name, Offset: 0, Reason: strings.TrimPrefix(err.Error(), "todo: ")}
-			if c.repair {
-				p.Action = c.quarantine(seg.name, true)
+	if !c.repair {
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(rep.Without)) {
+		rel := path.Join(logDir, name)
+		action := c.quarantine(rel, false)
+		if !strings.HasPrefix(action, "could not") {
+			if err := c.rewrite(rel, rep.Without[name]); err != nil {
+				action = fmt.Sprintf("copied to %s, but could not rewrite it: %v", path.Join(quarantineDir, rel), err)
+			} else {
+				action = fmt.Sprintf("copied to %s and rewritten without its damaged records", path.Join(quarantineDir, rel))
 			}
-			c.add(p)
-			continue
 		}
-		datas[i] = data
-		last[seg.lane] = seg
-	}
-	for i, seg := range segs {
-		if datas[i] != nil {
-			c.segment(w, seg, datas[i], last[seg.lane] == seg)
+		for i := range c.problems[first:] {
+			if p := &c.problems[first+i]; p.Path == rel && !p.Harmless {
+				p.Action = action
+			}
 		}
 	}
 	return nil
 }
 
-// segment checks one segment's records, and with repair rewrites it
-// without its damaged ones.
-func (c *checker) segment(w *wal, seg *segment, data []byte, lastOfLane bool) {
-	var kept []byte // the good records, when some are not
-	damaged := false
-	off := segHeaderSize
-	for off < len(data) {
-		r, n, err := w.readRecord(seg, data, off)
-		if err == nil {
-			kept = append(kept, data[off:off+n]...)
-			off += n
-			continue
-		}
-		next := -1
-		for o := off + 1; o+recHeaderSize <= len(data); o++ {
-			if _, _, err := w.readRecord(seg, data, o); err == nil {
-				next = o
-				break
-			}
-		}
-		if next < 0 && isZero(data[off:]) {
-			break // the end of what was written
-		}
-		if next < 0 && lastOfLane {
-			c.add(Problem{Path: seg.name, Offset: int64(off), List: string(r.list),
-				Reason:   "a torn record at the end of the log, left by a crash in the middle of a write that was never acknowledged (the next Open cuts it off)",
-				Harmless: true})
-			break
-		}
-		damaged = true
-		p := Problem{Path: seg.name, Offset: int64(off), List: string(r.list), Reason: "damaged record: " + err.Error()}
-		switch {
-		case n > 0:
-			off += n
-		case next > 0:
-			p.Reason += fmt.Sprintf("; its list cannot be known; the records from offset %d on are good", next)
-			off = next
-		default:
+// logProblem says what a finding of the log's check means for the lists.
+func logProblem(f wal.Finding) Problem {
+	p := Problem{Path: path.Join(logDir, f.Name), Offset: f.Offset, List: string(f.Key)}
+	switch f.Kind {
+	case wal.NotSegment:
+		p.Reason, p.Harmless = "not a log segment (left alone)", true
+	case wal.Unborn:
+		p.Reason, p.Harmless = "an empty segment, left by a crash while it was being created (the next Open removes it)", true
+	case wal.TornTail:
+		p.Reason = "a torn record at the end of the log, left by a crash in the middle of a write that was never acknowledged (the next Open cuts it off)"
+		p.Harmless = true
+	case wal.Unreadable:
+		p.Reason = strings.TrimPrefix(logError(f.Err).Error(), "todo: ")
+	case wal.DamagedRecord:
+		p.Reason = "damaged record: " + f.Err.Error()
+	case wal.DamagedHeader:
+		p.Reason = "damaged record: " + f.Err.Error()
+		if f.Next >= 0 {
+			p.Reason += fmt.Sprintf("; its list cannot be known; the records from offset %d on are good", f.Next)
+		} else {
 			p.Reason += "; its list cannot be known, nor any after it"
-			off = len(data)
-		}
-		c.add(p)
-	}
-	if !damaged || !c.repair {
-		return
-	}
-	action := c.quarantine(seg.name, false)
-	if strings.HasPrefix(action, "could not") {
-		c.problems[len(c.problems)-1].Action = action
-		return
-	}
-	body := append(data[:segHeaderSize:segHeaderSize], kept...)
-	if err := c.rewrite(seg.name, body); err != nil {
-		action = fmt.Sprintf("copied to %s, but could not rewrite it: %v", path.Join(quarantineDir, seg.name), err)
-	} else {
-		action = fmt.Sprintf("copied to %s and rewritten without its damaged records", path.Join(quarantineDir, seg.name))
-	}
-	for i := range c.problems {
-		if p := &c.problems[i]; p.Path == seg.name && strings.HasPrefix(p.Reason, "damaged record") {
-			p.Action = action
 		}
 	}
+	return p
 }
 
 // quarantine moves (or, with move unset, copies) the file at rel to the

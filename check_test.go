@@ -249,3 +249,27 @@ func TestCheck_TornTail(t *testing.T) {
 		t.Errorf("alpha: %v", es)
 	}
 }
+
+// TestCheck_UnbornSegment leaves what a crash while the log started a
+// segment leaves, an empty newest segment: Check reports it as harmless,
+// as Open removes it, and -repair sets nothing aside.
+func TestCheck_UnbornSegment(t *testing.T) {
+	image := crashImage(t, addThree)
+	seg := onlySegment(t, image)
+	next := filepath.Join(filepath.Dir(seg), fmt.Sprintf("%016x.seg", 2))
+	if err := os.WriteFile(next, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, repair := range []bool{false, true} {
+		problems := mustCheck(t, image, repair)
+		if rel, _ := filepath.Rel(image, next); len(problems) != 1 || problems[0].Path != rel || !problems[0].Harmless || problems[0].Action != "" {
+			t.Fatalf("Check(repair=%v): %v; want one harmless problem, %s, left alone", repair, problems, rel)
+		}
+	}
+	sys := persistOpen(t, image, nil)
+	for _, l := range []string{"alpha", "bravo", "charlie"} {
+		if es := persistAll(t, sys, l); len(es) != 3 {
+			t.Errorf("%s: %v, want its 3 entries", l, es)
+		}
+	}
+}

@@ -299,10 +299,6 @@ func WaitCheckpoints(sys *System) {
 	}
 }
 
-// WithLogLanes sets the number of lanes of the log, which is otherwise
-// Workers: the benchmarks compare one shared log with one per worker.
-func WithLogLanes(o *Options, lanes int) { o.logLanes = lanes }
-
 // ---- HTTP handler internals (http_body.go), for http_internal_test.go ----
 
 // DecodeObject is the handler's strict reader of JSON bodies.
@@ -472,7 +468,7 @@ func OpenDropEarly(dir string, opts *Options, hook CheckpointHook) (*System, err
 			return
 		}
 		si := s.segs[0]
-		if err := s.f.root.Remove(si.seg.name); err != nil {
+		if err := s.w.Remove(si.seq); err != nil {
 			return
 		}
 		s.segs = s.segs[1:]

@@ -136,11 +136,6 @@ type Options struct {
 	// no entries (one that does not exist) load nothing. Zero means
 	// 20,000; a negative value means no cap.
 	MaxLoaded int
-
-	// logLanes overrides the number of lanes of the log (see wal), which
-	// is otherwise one, shared by the workers; the benchmarks compare that
-	// with a lane per worker.
-	logLanes int
 }
 
 func (o *Options) withDefaults() (Options, error) {
