@@ -272,12 +272,3 @@ func (c *checker) writeSynced(rel string, data []byte) error {
 	}
 	return err
 }
-
-// repairHint is what the System logs with a list it cannot read: the
-// command that sets the damage aside.
-func repairHint(dir string) string {
-	if dir == "" {
-		return "todo check -data DIR -repair"
-	}
-	return "todo check -data " + dir + " -repair"
-}

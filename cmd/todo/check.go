@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/gotodo/todo"
 )
@@ -85,4 +86,52 @@ Flags:
 Exit status: 0 nothing wrong (or everything repaired); 1 problems remain,
 or the directory is in use or unreadable; 2 a mistake in the command line.
 `)
+}
+
+// repairHint is the command that sets aside the damage in the data
+// directory dir. The library says what is damaged (an error wrapping
+// todo.ErrCorrupt that names the file); what to run is the command's to
+// say, where it turns errors and log records into text: withRepairHint
+// for the errors serve returns, repairHints for its log.
+func repairHint(dir string) string { return "todo check -data " + dir + " -repair" }
+
+// withRepairHint adds to err, when it wraps todo.ErrCorrupt, the command
+// that sets the damage aside.
+func withRepairHint(err error, dir string) error {
+	if errors.Is(err, todo.ErrCorrupt) {
+		return fmt.Errorf("%w; run '%s' to set the damage aside", err, repairHint(dir))
+	}
+	return err
+}
+
+// repairHints is a slog.Handler that adds a "repair" attribute, the
+// command that sets the damage aside, to every record with an error that
+// wraps todo.ErrCorrupt (a list that cannot be loaded, say).
+type repairHints struct {
+	slog.Handler
+	hint string
+}
+
+func (h repairHints) Handle(ctx context.Context, r slog.Record) error {
+	damaged := false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Value.Kind() == slog.KindAny {
+			err, ok := a.Value.Any().(error)
+			damaged = ok && errors.Is(err, todo.ErrCorrupt)
+		}
+		return !damaged
+	})
+	if damaged {
+		r = r.Clone()
+		r.AddAttrs(slog.String("repair", h.hint))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h repairHints) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return repairHints{h.Handler.WithAttrs(attrs), h.hint}
+}
+
+func (h repairHints) WithGroup(name string) slog.Handler {
+	return repairHints{h.Handler.WithGroup(name), h.hint}
 }
