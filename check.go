@@ -26,6 +26,9 @@ type Problem struct {
 	// Action is what Check did about it with repair set ("moved to
 	// quarantine/..."), or "" when it did nothing.
 	Action string
+	// Repaired is set when Action set the damage aside: the list it
+	// stopped from being served is served again.
+	Repaired bool
 }
 
 func (p Problem) String() string {
@@ -53,7 +56,8 @@ const quarantineDir = "quarantine"
 // checksum and body) and every log segment (every record's checksums; a
 // torn record at the end of the log, which Open cuts off, is reported
 // too, as harmless). It takes the directory's lock, so it fails with
-// [ErrLocked] while a System has the directory open. It returns the
+// [ErrLocked] while a System has the directory open, and with an error
+// wrapping [fs.ErrNotExist] when there is no directory. It returns the
 // problems it found, and the number of list files and segments it read.
 //
 // With repair set, it sets aside what stops a list from being served,
@@ -65,7 +69,9 @@ const quarantineDir = "quarantine"
 // records are lost); a segment that cannot be read at all is moved to
 // quarantine/. Each Problem says what was done.
 func Check(dir string, repair bool) (problems []Problem, files, segments int, err error) {
-	if info, err := os.Stat(dir); err != nil {
+	if info, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, 0, fmt.Errorf("todo: check: no data directory at %s: %w", dir, fs.ErrNotExist)
+	} else if err != nil {
 		return nil, 0, 0, fmt.Errorf("todo: check: %w", err)
 	} else if !info.IsDir() {
 		return nil, 0, 0, fmt.Errorf("todo: check: %s is not a directory", dir)
@@ -137,7 +143,7 @@ func (c *checker) listFiles() error {
 		}
 		p := Problem{Path: rel, Offset: -1, List: name, Reason: strings.TrimPrefix(err.Error(), "todo: ")}
 		if c.repair {
-			p.Action = c.quarantine(rel, true)
+			p.Action, p.Repaired = c.quarantine(rel, true)
 		}
 		c.add(p)
 	}
@@ -165,7 +171,7 @@ func (c *checker) log() error {
 	for _, f := range rep.Findings {
 		p := logProblem(f)
 		if c.repair && f.Kind == wal.Unreadable {
-			p.Action = c.quarantine(p.Path, true)
+			p.Action, p.Repaired = c.quarantine(p.Path, true)
 		}
 		c.add(p)
 	}
@@ -174,17 +180,17 @@ func (c *checker) log() error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(rep.Without)) {
 		rel := path.Join(logDir, name)
-		action := c.quarantine(rel, false)
-		if !strings.HasPrefix(action, "could not") {
+		action, ok := c.quarantine(rel, false)
+		if ok {
 			if err := c.rewrite(rel, rep.Without[name]); err != nil {
-				action = fmt.Sprintf("copied to %s, but could not rewrite it: %v", path.Join(quarantineDir, rel), err)
+				action, ok = fmt.Sprintf("copied to %s, but could not rewrite it: %v", path.Join(quarantineDir, rel), err), false
 			} else {
 				action = fmt.Sprintf("copied to %s and rewritten without its damaged records", path.Join(quarantineDir, rel))
 			}
 		}
 		for i := range c.problems[first:] {
 			if p := &c.problems[first+i]; p.Path == rel && !p.Harmless {
-				p.Action = action
+				p.Action, p.Repaired = action, ok
 			}
 		}
 	}
@@ -217,10 +223,18 @@ func logProblem(f wal.Finding) Problem {
 	return p
 }
 
-// quarantine moves (or, with move unset, copies) the file at rel to the
-// same path under quarantine/, fsynced, and says what it did.
-func (c *checker) quarantine(rel string, move bool) string {
+// quarantine moves (or, with move unset, copies) the file at rel (or,
+// moved, the directory) to the same path under quarantine/, fsynced, and
+// says what it did and whether it could. What an earlier repair set aside
+// there stays: the new one gets a suffix, .1, .2, ...
+func (c *checker) quarantine(rel string, move bool) (string, bool) {
 	dst := path.Join(quarantineDir, rel)
+	for i := 1; ; i++ {
+		if _, err := c.f.root.Lstat(dst); err != nil {
+			break // free, or the move or copy says why not
+		}
+		dst = fmt.Sprintf("%s.%d", path.Join(quarantineDir, rel), i)
+	}
 	err := c.f.mkdirs(path.Dir(dst))
 	if err == nil && move {
 		if err = c.f.root.Rename(rel, dst); err == nil {
@@ -234,11 +248,11 @@ func (c *checker) quarantine(rel string, move bool) string {
 	}
 	switch {
 	case err != nil:
-		return fmt.Sprintf("could not set it aside in %s: %v", dst, err)
+		return fmt.Sprintf("could not set it aside in %s: %v", dst, err), false
 	case move:
-		return "moved to " + dst
+		return "moved to " + dst, true
 	}
-	return "copied to " + dst
+	return "copied to " + dst, true
 }
 
 // rewrite replaces the file at rel by data, atomically.

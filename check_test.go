@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,8 +112,8 @@ func TestCheck_Locked(t *testing.T) {
 	if _, _, _, err := todo.Check(dir, false); !errors.Is(err, todo.ErrLocked) || !strings.Contains(err.Error(), dir) {
 		t.Errorf("Check of a directory a System has open: %v, want ErrLocked naming it", err)
 	}
-	if _, _, _, err := todo.Check(filepath.Join(dir, "missing"), false); err == nil {
-		t.Error("Check of a directory that does not exist: no error")
+	if _, _, _, err := todo.Check(filepath.Join(dir, "missing"), false); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "no data directory at "+filepath.Join(dir, "missing")) {
+		t.Errorf("Check of a directory that does not exist: %v, want fs.ErrNotExist saying so", err)
 	} else if _, serr := os.Stat(filepath.Join(dir, "missing")); serr == nil {
 		t.Error("Check created the directory it was asked to check")
 	}
