@@ -206,7 +206,13 @@ func logProblem(f wal.Finding) Problem {
 	case wal.Unborn:
 		p.Reason, p.Harmless = "an empty segment, left by a crash while it was being created (the next Open removes it)", true
 	case wal.TornTail:
-		p.Reason = "a torn record at the end of the log, left by a crash in the middle of a write that was never acknowledged (the next Open cuts it off)"
+		// With Fsync durability a change is acknowledged once its record
+		// is fdatasynced, which a torn one never was; with Write a power
+		// cut can tear a record that was, and with Async a change is
+		// acknowledged before its record is written.
+		p.Reason = "a torn record at the end of the log, left by a crash in the middle of a write " +
+			"(the next Open cuts it off): never acknowledged with Fsync durability; " +
+			"with Write or Async it may have been, and is lost, as those modes allow"
 		p.Harmless = true
 	case wal.Unreadable:
 		p.Reason = strings.TrimPrefix(logError(f.Err).Error(), "todo: ")

@@ -242,6 +242,13 @@ func TestCheck_TornTail(t *testing.T) {
 	if len(problems) != 1 || !problems[0].Harmless || problems[0].Offset != int64(last) {
 		t.Fatalf("Check: %v; want one harmless problem, the torn record at %d", problems, last)
 	}
+	// What is true of a torn record in every durability mode: it was
+	// never fdatasynced, so never acknowledged with Fsync; with Write (a
+	// power cut) or Async (acknowledged before the write) it may have
+	// been.
+	if r := problems[0].Reason; !strings.Contains(r, "never acknowledged with Fsync durability") || !strings.Contains(r, "with Write or Async it may have been") {
+		t.Errorf("the torn record's reason: %q; want what is true in every mode", r)
+	}
 	sys := persistOpen(t, image, nil)
 	if es := persistAll(t, sys, "charlie"); len(es) != 2 {
 		t.Errorf("charlie after the torn record was cut: %v, want 2 entries", es)
