@@ -107,15 +107,21 @@ type checker struct {
 
 func (c *checker) add(p Problem) { c.problems = append(c.problems, p) }
 
-// listFiles checks every file in the fan-out directories.
+// listFiles checks every file in the fan-out directories, and every
+// directory where a list's file should be.
 func (c *checker) listFiles() error {
 	var rels []string
 	err := c.f.walk(func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("todo: check: %s: %w", path.Join(c.f.dir, rel), err)
 		}
-		if !d.IsDir() {
+		_, isList := nameFromFile(rel)
+		switch {
+		case !d.IsDir():
 			rels = append(rels, rel)
+		case isList: // read says what it is
+			rels = append(rels, rel)
+			return fs.SkipDir
 		}
 		return nil
 	})

@@ -281,3 +281,72 @@ func TestCheck_UnbornSegment(t *testing.T) {
 		}
 	}
 }
+
+// TestCheck_DirectoryForListFile replaces a list's file by a directory
+// (the old file inside it): the list is reported like any damaged one, by
+// Check and by the System, whose Lists still names it and whose loads of
+// it fail with ErrCorrupt naming the path; -repair sets the directory
+// aside (beside what an earlier repair set aside there), and the list is
+// then served as empty.
+func TestCheck_DirectoryForListFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	sys := persistOpen(t, dir, nil)
+	addThree(t, sys)
+	persistClose(t, sys)
+	file := persistPath(dir, "bravo")
+	rel, _ := filepath.Rel(dir, file)
+	if err := os.MkdirAll(filepath.Join(dir, "quarantine", filepath.Dir(rel)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	earlier := filepath.Join(dir, "quarantine", rel)
+	if err := os.WriteFile(earlier, []byte("set aside before"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file, file+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(file, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".old", filepath.Join(file, "inside")); err != nil {
+		t.Fatal(err)
+	}
+
+	problems, files, _, err := todo.Check(dir, false)
+	if err != nil || files != 3 || len(problems) != 1 || problems[0].Path != rel || problems[0].List != "bravo" || problems[0].Harmless ||
+		!strings.Contains(problems[0].Reason, "a directory") {
+		t.Fatalf("Check: %v, %d files, %v; want one problem with %s, list bravo, a directory", problems, files, err, rel)
+	}
+	sys = persistOpen(t, dir, nil)
+	names, err := sys.Lists(ctx)
+	slices.Sort(names)
+	if err != nil || !slices.Equal(names, []string{"alpha", "bravo", "charlie"}) {
+		t.Errorf("Lists: %q, %v; want bravo among them", names, err)
+	}
+	if _, err := sys.AllEntries(ctx, "bravo"); !errors.Is(err, todo.ErrCorrupt) || !strings.Contains(err.Error(), file) {
+		t.Errorf("AllEntries(bravo): %v, want ErrCorrupt naming %s", err, file)
+	}
+	if _, err := sys.AddEntry(ctx, "bravo", todo.Entry{Date: persistDay, Title: "must not land"}); !errors.Is(err, todo.ErrCorrupt) {
+		t.Errorf("AddEntry(bravo): %v, want ErrCorrupt", err)
+	}
+	persistClose(t, sys)
+
+	problems = mustCheck(t, dir, true)
+	if len(problems) != 1 || !problems[0].Repaired || !strings.Contains(problems[0].Action, "moved to quarantine/"+rel+".1") {
+		t.Fatalf("Check -repair: %v; want the directory moved beside what was set aside before", problems)
+	}
+	if data, err := os.ReadFile(earlier); err != nil || string(data) != "set aside before" {
+		t.Errorf("what an earlier repair set aside: %q, %v", data, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "quarantine", rel+".1", "inside")); err != nil {
+		t.Errorf("the directory is not in quarantine: %v", err)
+	}
+	if problems := mustCheck(t, dir, false); len(problems) != 0 {
+		t.Errorf("Check after the repair: %v, want none", problems)
+	}
+	sys = persistOpen(t, dir, nil)
+	if es := persistAll(t, sys, "bravo"); len(es) != 0 {
+		t.Errorf("bravo after the repair: %v, want empty", es)
+	}
+}
