@@ -43,8 +43,9 @@ type Store interface {
 }
 
 // StatsReporter is implemented by a Store that keeps counters of its own
-// work: [System.Stats] reports them, in its StoreStats. The data
-// directory's store implements it; a Store that does not leaves them zero.
+// work: [System.Stats] reports them, in the fields of [Stats] of the same
+// names. The data directory's store implements it; with a Store that does
+// not, they are zero.
 // StoreStats is called from any goroutine, at any time until Close.
 type StatsReporter interface {
 	StoreStats() StoreStats

@@ -396,9 +396,12 @@ type Stats struct {
 	WriteErrors        int64 // changes whose commit failed
 	WriteRetries       int64 // acknowledged changes queued again for a retry after a failed commit
 	Unstored           int64 // lists holding acknowledged changes that failed to commit, now
-	// StoreStats are the Store's own counters, when it reports them (see
-	// StatsReporter): the data directory's store does.
-	StoreStats
+	// The Store's own counters, when it reports them (see StatsReporter:
+	// the data directory's store does); zero otherwise.
+	FilesWritten int64 // list files written by checkpoints
+	Checkpoints  int64 // lists checkpointed into their files
+	LogSegments  int64 // segments of the store's log, now
+	LogBytes     int64 // bytes in the log's segments, now
 }
 
 // counters are the live form of Stats. The ones bumped on hot paths by many
@@ -447,7 +450,8 @@ func (sys *System) Stats() Stats {
 	}
 	st.Hibernations, st.Wakes, st.ServersHibernating = h, w, h-w
 	if r, ok := sys.store.(StatsReporter); ok {
-		st.StoreStats = r.StoreStats()
+		ss := r.StoreStats()
+		st.FilesWritten, st.Checkpoints, st.LogSegments, st.LogBytes = ss.FilesWritten, ss.Checkpoints, ss.LogSegments, ss.LogBytes
 	}
 	return st
 }
