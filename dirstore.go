@@ -132,7 +132,7 @@ func (d *dirty) note(seq uint64) {
 type segInfo struct {
 	seq    uint64
 	size   int64
-	sealed bool                // no lane writes to it any more
+	sealed bool                // the log writes to it no more
 	lists  map[*dirty]struct{} // lists dirty in it
 }
 
@@ -402,8 +402,8 @@ func (s *dirStore) needsRecord(c *Change) bool {
 	return c.Release && s.lists[c.List] != nil
 }
 
-// noteCommit notes where the changes of a commit landed. The lane's
-// leader calls it before the segment can be sealed.
+// noteCommit notes where the changes of a commit landed. The log calls it
+// (as the written callback of Append) before the segment can be sealed.
 func (s *dirStore) noteCommit(changes []*Change, seq uint64, size int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -662,8 +662,8 @@ func (s *dirStore) someDirty() []string {
 
 // dirtyInOldest returns up to maxCheckpoint lists dirty in the oldest
 // segment that holds any. When that segment has none left but is still
-// being written, it asks its lane to seal it, so it can go. s.mu must be
-// held.
+// being written, it asks the log to seal it (Roll), so it can go. s.mu
+// must be held.
 func (s *dirStore) dirtyInOldest() []string {
 	for _, si := range s.segs {
 		var names []string
