@@ -126,10 +126,18 @@ func newPool(st Store, o config, stats *counters) *pool {
 	return p
 }
 
-// worker returns the worker of a list: the one of the same index as the
-// list's lane in the data directory's log (see laneIndex).
+// worker returns the worker of a list, always the same one: an FNV-1a
+// hash of its name (inline: a []byte of the name for hash/fnv would
+// escape to the heap) modulo the workers.
 func (p *pool) worker(list string) *worker {
-	return p.workers[laneIndex(list, len(p.workers))]
+	if len(p.workers) == 1 {
+		return p.workers[0]
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(list); i++ {
+		h = (h ^ uint32(list[i])) * 16777619
+	}
+	return p.workers[h%uint32(len(p.workers))]
 }
 
 // save queues a change of a list: ops, and the list's state after them. With

@@ -136,11 +136,6 @@ type Options struct {
 	// no entries (one that does not exist) load nothing. Zero means
 	// 20,000; a negative value means no cap.
 	MaxLoaded int
-
-	// logLanes overrides the number of lanes of the log (see wal), which
-	// is otherwise one, shared by the workers; the benchmarks compare that
-	// with a lane per worker.
-	logLanes int
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -212,9 +207,6 @@ type System struct {
 	table    *Table[tableKey, *dayCell] // what servers publish for readers
 	stats    counters
 	calls    sync.Pool // of *call, with their reply channels
-	// storeStats adds the counters of the data directory's store, when
-	// the System was opened on one.
-	storeStats func(*Stats)
 
 	// startMu makes starting a server and closing the System exclusive, so
 	// that no server starts after Close or Shutdown has begun waiting for
@@ -236,13 +228,12 @@ func Open(dir string, opts *Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openDirStore(dir, o)
+	st, err := openDirStore(dir, o, dirOptions{})
 	if err != nil {
 		return nil, err
 	}
 	sys := newSystem(st, o)
 	sys.dir = dir
-	sys.storeStats = st.stats
 	return sys, nil
 }
 
@@ -454,10 +445,12 @@ type Stats struct {
 	WriteErrors        int64 // changes whose commit failed
 	WriteRetries       int64 // acknowledged changes queued again for a retry after a failed commit
 	Unstored           int64 // lists holding acknowledged changes that failed to commit, now
-	FilesWritten       int64 // list files written by checkpoints (the data directory's store)
-	Checkpoints        int64 // lists checkpointed into their files (the data directory's store)
-	LogSegments        int64 // segments of the log, now (the data directory's store)
-	LogBytes           int64 // bytes in the log's segments, now (the data directory's store)
+	// The Store's own counters, when it reports them (see StatsReporter:
+	// the data directory's store does); zero otherwise.
+	FilesWritten int64 // list files written by checkpoints
+	Checkpoints  int64 // lists checkpointed into their files
+	LogSegments  int64 // segments of the store's log, now
+	LogBytes     int64 // bytes in the log's segments, now
 }
 
 // counters are the live form of Stats. The ones bumped on hot paths by many
@@ -505,8 +498,9 @@ func (sys *System) Stats() Stats {
 		Unstored:        sys.pool.unstored.Load(),
 	}
 	st.Hibernations, st.Wakes, st.ServersHibernating = h, w, h-w
-	if sys.storeStats != nil {
-		sys.storeStats(&st)
+	if r, ok := sys.store.(StatsReporter); ok {
+		ss := r.StoreStats()
+		st.FilesWritten, st.Checkpoints, st.LogSegments, st.LogBytes = ss.FilesWritten, ss.Checkpoints, ss.LogSegments, ss.LogBytes
 	}
 	return st
 }

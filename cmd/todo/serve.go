@@ -45,7 +45,7 @@ func runServe(ctx context.Context, std *stdio, args []string) error {
 		Logger:         log,
 	})
 	if err != nil {
-		return err
+		return withRepairHint(err, cfg.data)
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -240,10 +240,14 @@ Flags (each defaults to the environment variable in brackets):
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	o := &slog.HandlerOptions{Level: cfg.logLevel}
+	var h slog.Handler = slog.NewTextHandler(w, o)
 	if cfg.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
+		h = slog.NewJSONHandler(w, o)
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	if !cfg.cluster.enabled() { // a cluster node's lists are in JetStream
+		h = repairHints{h, repairHint(cfg.data)}
+	}
+	return slog.New(h)
 }
 
 // Flag values. Their errors say what is wanted: the flag package adds
