@@ -69,7 +69,7 @@ type proc struct {
 	// runs as long as the server, asleep or not; the hibernation timer
 	// only while it is awake.
 	idleTimer, sleepTimer *time.Timer
-	lastRequest           time.Time // when the last batch began
+	lastRequest           time.Duration // when the last batch began (see System.now)
 	// How many requests the next batch waits for, and for how long; see
 	// waitRegroup.
 	regroup       int
@@ -77,8 +77,8 @@ type proc struct {
 	regroupTimer  *time.Timer
 	regroupMissed bool // the last wait ran out with nobody back
 
-	batchStart time.Time // when the current batch was taken from the mailbox
-	answeredAt time.Time // when the last batch that set regroup was answered
+	batchStart time.Duration // when the current batch was taken from the mailbox (see System.now)
+	answeredAt time.Duration // when the last batch that set regroup was answered
 }
 
 // The states of proc.senders below 0.
@@ -343,6 +343,13 @@ func (p *proc) run() {
 	}
 }
 
+// now returns the time since the System opened, on the monotonic clock:
+// the servers note when their batches begin with it, one clock read
+// each, where time.Now reads the wall clock as well, and keep a
+// Duration, a third of a time.Time. In a synctest bubble it runs on the
+// bubble's clock, as time.Now does.
+func (sys *System) now() time.Duration { return time.Since(sys.epoch) }
+
 // growStack grows a new goroutine's stack, while it holds one frame or
 // two, to the size a server's first batch needs. Each wake starts a new
 // goroutine on the smallest stack (2 KB), and an add outgrows it deep in
@@ -418,7 +425,7 @@ func (p *proc) retireForClose() {
 // the idle timer again.
 func (p *proc) expireIfIdle() bool {
 	idle := p.sys.opts.IdleTimeout
-	if quiet := time.Since(p.lastRequest); quiet < idle {
+	if quiet := p.sys.now() - p.lastRequest; quiet < idle {
 		p.idleTimer.Reset(idle - quiet)
 		return false
 	}
@@ -447,7 +454,7 @@ func retryShortly(d time.Duration) time.Duration { return min(d, time.Millisecon
 // readers never notice, and the next caller wakes the server (see wake).
 func (p *proc) hibernateIfIdle() bool {
 	after := p.sys.opts.HibernateAfter
-	if quiet := time.Since(p.lastRequest); quiet < after {
+	if quiet := p.sys.now() - p.lastRequest; quiet < after {
 		p.sleepTimer.Reset(after - quiet)
 		return false
 	}
@@ -556,7 +563,7 @@ func (p *proc) stop() {
 // published, and then every request is answered.
 func (p *proc) serveBatch(first *call) {
 	batch := p.collect(first)
-	p.batchStart = time.Now() // one clock read per batch serves expiry and waitRegroup
+	p.batchStart = p.sys.now() // one clock read per batch serves expiry and waitRegroup
 	if !p.recent.Load() {
 		p.recent.Store(true)
 	}
@@ -588,7 +595,7 @@ drain:
 	// Wait only within regroupWait of the answers: a request that comes
 	// later is not one of the answered callers coming straight back.
 	if n := len(batch); p.regroup > n && !p.retired() {
-		if wait := p.regroupWait - time.Since(p.answeredAt); wait > 0 {
+		if wait := p.regroupWait - (p.sys.now() - p.answeredAt); wait > 0 {
 			batch = p.waitRegroup(batch, wait)
 			// Nobody came back: the callers have gone to other lists, or
 			// away. Do not wait on the next batch.
@@ -697,7 +704,7 @@ func (p *proc) planRegroup(n int, err error) {
 		// send again at once, and those in the mailbox were held up by
 		// this write. Have the next write carry them all.
 		p.regroup = min(n+len(p.mailbox), maxBatch)
-		p.regroupWait = min(time.Since(p.batchStart)/4, maxRegroupWait)
+		p.regroupWait = min((p.sys.now()-p.batchStart)/4, maxRegroupWait)
 	}
 	p.regroupMissed = false
 }
@@ -721,7 +728,7 @@ func (p *proc) answer(batch []*call, err error) {
 	}
 	clear(batch) // let answered calls go
 	if p.regroup > 0 {
-		p.answeredAt = time.Now()
+		p.answeredAt = p.sys.now()
 	}
 }
 

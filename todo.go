@@ -219,6 +219,7 @@ type System struct {
 	loadedCap loadedCap
 	capDone   sync.WaitGroup // the goroutine of loadedCap
 	servers   sync.WaitGroup
+	epoch     time.Time // when the System opened (see now)
 }
 
 // Open opens the System over the data directory dir, creating it if
@@ -249,6 +250,7 @@ func newSystemWith(st Store, o Options, k knobs) *System {
 		stats:    newCounters(),
 		closing:  make(chan struct{}),
 		shut:     make(chan struct{}),
+		epoch:    time.Now(),
 	}
 	sys.pool = newPool(st, sys.opts, &sys.stats)
 	if o.MaxLoaded > 0 {
