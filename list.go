@@ -123,8 +123,20 @@ func appendPadded(b []byte, n, width int) []byte {
 }
 
 // validTitle checks that a title is one line of text: valid UTF-8 with no
-// control character but tab (see [ErrInvalidTitle]).
+// control character but tab (see [ErrInvalidTitle]). Printable ASCII and
+// tabs, the usual title, are checked a byte at a time; anything else is
+// left to validText.
 func validTitle(t string) error {
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c < ' ' && c != '\t' || c >= 0x7f {
+			return validText(t)
+		}
+	}
+	return nil
+}
+
+// validText is validTitle for any text: it decodes the runes.
+func validText(t string) error {
 	if !utf8.ValidString(t) {
 		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidTitle)
 	}
