@@ -26,6 +26,7 @@ import (
 // A Node is safe for concurrent use by multiple goroutines.
 type Node struct {
 	opts        Options
+	seams       seams
 	log         *slog.Logger
 	srv         *server.Server // nil when connected to an existing cluster
 	clusterAddr string
@@ -76,6 +77,11 @@ type Node struct {
 // server runs; the node answers ErrNotReady until JetStream has a quorum
 // (a first node waits for a second). [Node.Ready] waits for that.
 func Start(ctx context.Context, opts Options) (*Node, error) {
+	return start(ctx, opts, seams{})
+}
+
+// start is Start with the seams of a test.
+func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -85,6 +91,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}
 	n := &Node{
 		opts:   o,
+		seams:  s,
 		log:    o.Logger,
 		ready:  make(chan struct{}),
 		view:   newView(o.LeaseTTL + o.ClockSkew),
@@ -283,6 +290,7 @@ func (n *Node) setup(timeout time.Duration) error {
 		n.store = newStore(n.js, n.stream, &n.opts, n.maxPayload)
 		n.store.lost = n.unloadLost
 		n.store.released = n.held.released
+		n.store.noFence = n.seams.noFence
 		if n.sys, err = todo.OpenStore(n.store, n.opts.System); err != nil {
 			return err
 		}

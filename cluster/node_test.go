@@ -363,7 +363,7 @@ func TestNode_StaleOwnerLosesFence(t *testing.T) {
 // stale view of the list and the history checker finds a write lost.
 func TestNode_StaleOwnerWithoutFence_LosesWrites(t *testing.T) {
 	dir := t.TempDir()
-	nodes, err := startNodes(dir, 3, nil, cluster.WithoutFence)
+	nodes, err := startNodesWith(cluster.StartWithoutFence, dir, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
