@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sync"
@@ -76,6 +77,9 @@ type Node struct {
 // assets, its liveness and its request subscription. It returns once the
 // server runs; the node answers ErrNotReady until JetStream has a quorum
 // (a first node waits for a second). [Node.Ready] waits for that.
+//
+// Options and the ports asked for are checked before Dir is created: a
+// start refused for a mistake or a port in use leaves nothing behind.
 func Start(ctx context.Context, opts Options) (*Node, error) {
 	return start(ctx, opts, seams{})
 }
@@ -85,6 +89,11 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if o.NATSURL == "" {
+		if err := portsFree(o.ClusterAddr, o.ClientAddr); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -140,6 +149,24 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 	n.wg.Add(1)
 	go n.run()
 	return n, nil
+}
+
+// portsFree checks that the embedded server can listen on each address
+// that names its port (port 0 is found free later), by listening there a
+// moment: so that a port in use refuses the start before anything is
+// created. The server listens again itself, an instant later.
+func portsFree(addrs ...string) error {
+	for _, addr := range addrs {
+		if _, port, _ := net.SplitHostPort(addr); addr == "" || port == "0" {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		ln.Close()
+	}
+	return nil
 }
 
 func (n *Node) setFatal(err error) { n.fatal.CompareAndSwap(nil, &err) }
