@@ -320,23 +320,25 @@ func (n *Node) rebalance() bool {
 		return true
 	}
 	live, epochs := n.liveNodes(now, epoch)
-	return n.handOff(live, epochs) == 0
+	return n.handOff(context.Background(), live, epochs) == 0
 }
 
-// handOffAll hands every held list to the node preferred among the others:
-// the graceful leave. The node first tells the others it is leaving, so
-// that they send it no new list.
-func (n *Node) handOffAll() {
-	ctx, cancel := context.WithTimeout(context.Background(), n.opts.AckTimeout)
-	n.renew(ctx)
+// handOffAll hands every held list to the node preferred among the others,
+// until ctx ends: the graceful leave. The node first tells the others it
+// is leaving, so that they send it no new list. It returns how many lists
+// stay here.
+func (n *Node) handOffAll(ctx context.Context) (left int) {
+	rctx, cancel := context.WithTimeout(ctx, n.opts.AckTimeout)
+	n.renew(rctx)
 	cancel()
 	live, epochs := n.liveNodes(time.Now(), n.lease.valid(time.Now()))
-	n.handOff(live, epochs)
+	return n.handOff(ctx, live, epochs)
 }
 
 // handOff hands each held list whose preferred node among live is another
-// one to it, eight at a time. It returns how many of them stay here.
-func (n *Node) handOff(live []string, epochs map[string]uint64) (left int) {
+// one to it, eight at a time, until ctx ends. It returns how many of them
+// stay here.
+func (n *Node) handOff(ctx context.Context, live []string, epochs map[string]uint64) (left int) {
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -345,10 +347,19 @@ func (n *Node) handOff(live []string, epochs map[string]uint64) (left int) {
 		if target == "" || target == n.opts.Name {
 			continue
 		}
-		sem <- struct{}{}
+		if ctx.Err() != nil {
+			failed.Add(1) // not tried: ctx is over
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			failed.Add(1)
+			continue
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if !n.handOffOne(list, ownerRecord{target, epochs[target]}) {
+			if !n.handOffOne(ctx, list, ownerRecord{target, epochs[target]}) {
 				failed.Add(1)
 			}
 		})
@@ -361,15 +372,15 @@ func (n *Node) handOff(live []string, epochs map[string]uint64) (left int) {
 // change is stored and the store lets go of it), and moves its owner
 // record to the target. No data is copied: the target loads the list
 // from the stream on its first request. It reports false when the list
-// stays held here: its unload failed.
-func (n *Node) handOffOne(list string, to ownerRecord) bool {
+// stays held here: its unload failed, or ctx ended first.
+func (n *Node) handOffOne(ctx context.Context, list string, to ownerRecord) bool {
 	if !n.held.startMoving(list) {
 		return true // no longer held here, or moving already
 	}
 	defer n.held.drop(list)
 	n.ownerCache.forget(list)
 	n.held.waitIdle(list)
-	ctx, cancel := context.WithTimeout(context.Background(), n.opts.WriteTimeout+2*n.opts.AckTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.opts.WriteTimeout+2*n.opts.AckTimeout)
 	defer cancel()
 	if err := n.sys.Unload(ctx, list); err != nil {
 		n.log.Warn("cluster: handoff: unload failed; the list stays here for now", "list", list, "err", err)
