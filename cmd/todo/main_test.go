@@ -513,7 +513,7 @@ func TestServe_ListenerDies(t *testing.T) {
 	}
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	err = serve(context.Background(), cfg, log, sys, brokenListener{ln}, nil)
+	err = serveOn(context.Background(), cfg, log, systemBackend{sys}, brokenListener{ln}, nil)
 	if err == nil || !strings.Contains(err.Error(), "died: socket gone") {
 		t.Fatalf("serve: %v", err)
 	}
