@@ -156,6 +156,8 @@ func (cfg *config) check() error {
 		return usagef("serve", "-watchdog %v (TODO_WATCHDOG): want a positive duration", cfg.watchdog)
 	case cfg.data == "":
 		return usagef("serve", "-data (TODO_DB_FOLDER) is empty")
+	case cfg.debugAddr != "" && !isLoopback(cfg.debugAddr):
+		return usagef("serve", "-debug-addr %s (TODO_DEBUG_ADDR): want a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT): pprof must not be reachable from another machine", cfg.debugAddr)
 	}
 	if err := cfg.cluster.check(); err != nil {
 		return usagef("serve", "%v", err)
@@ -175,6 +177,20 @@ func (cfg *config) check() error {
 		}
 	}
 	return nil
+}
+
+// isLoopback reports whether addr is host:port with a loopback host: an
+// IP address of the loopback, or localhost.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // systemOptions are the options of the System that cfg asks for: one

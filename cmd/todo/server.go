@@ -286,6 +286,8 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // listenLoopback listens on addr, which must be a loopback address: what
 // is served there (pprof) must not be reachable from another machine.
+// check refuses any other address before anything starts; this is the
+// last word on a name (localhost) the resolver answers for.
 func listenLoopback(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
