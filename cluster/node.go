@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -572,7 +573,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.withdraw(context.WithoutCancel(ctx))
 		drained := n.drainRPC(ctx)
 		if err := ctx.Err(); err != nil && (left > 0 || !drained) {
-			errs = append(errs, fmt.Errorf("cluster: shutdown cut short, %d lists not handed off (stored, for the others to take over): %w", left, err))
+			errs = append(errs, errCutShort(left, drained, err))
 		}
 	}
 	n.stopBackground()
@@ -582,6 +583,18 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	n.shutdownNATS()
 	return errors.Join(errs...)
+}
+
+// errCutShort says what a Shutdown whose ctx ended (cause) left undone.
+func errCutShort(left int, drained bool, cause error) error {
+	var undone []string
+	if left > 0 {
+		undone = append(undone, fmt.Sprintf("%d lists not handed off (stored, for the others to take over)", left))
+	}
+	if !drained {
+		undone = append(undone, "forwarded requests left unanswered")
+	}
+	return fmt.Errorf("cluster: shutdown cut short, %s: %w", strings.Join(undone, ", "), cause)
 }
 
 // Close is Shutdown without a deadline.
