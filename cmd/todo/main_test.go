@@ -300,11 +300,13 @@ func startRun(t *testing.T, args ...string) *running {
 	return r
 }
 
-// wait waits for run to return, and returns its error.
+// wait waits for run to return, and for its logs to be read, and returns
+// its error.
 func (r *running) wait(t *testing.T) error {
 	t.Helper()
 	select {
 	case <-r.exited:
+		<-r.drained // every line run wrote is in r.logs
 		return r.err
 	case <-time.After(20 * time.Second):
 		t.Fatalf("run did not return; logs:\n%s", r.logs.String())
