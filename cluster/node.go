@@ -560,6 +560,14 @@ func (n *Node) shutdownNATS() {
 // then: without it the others would wait out its lease. Shutdown and Close
 // are idempotent: after the first, they return nil.
 func (n *Node) Shutdown(ctx context.Context) error {
+	return n.shutdown(ctx, func() error { return n.sys.Shutdown(ctx) })
+}
+
+// shutdown is the lifecycle of Shutdown and Close, which differ in how the
+// System ends: Shutdown retries failing commits until ctx ends, Close
+// makes its few attempts (see [todo.System.Close]), so that a node with no
+// quorum left still closes.
+func (n *Node) shutdown(ctx context.Context, endSystem func() error) error {
 	n.closeMu.Lock()
 	defer n.closeMu.Unlock()
 	if n.closed {
@@ -579,7 +587,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopBackground()
 	if n.sys != nil {
 		n.store.stopping()
-		errs = append(errs, shutdownSystem(ctx, n.sys))
+		errs = append(errs, endSystem())
 	}
 	n.shutdownNATS()
 	return errors.Join(errs...)
@@ -597,12 +605,12 @@ func errCutShort(left int, drained bool, cause error) error {
 	return fmt.Errorf("cluster: shutdown cut short, %s: %w", strings.Join(undone, ", "), cause)
 }
 
-// Close is Shutdown without a deadline.
-func (n *Node) Close() error { return n.Shutdown(context.Background()) }
-
-// shutdownSystem shuts the node's System down within ctx.
-// TODO(merge): sys.Shutdown(ctx) once the System has it.
-func shutdownSystem(ctx context.Context, sys *todo.System) error { return sys.Close() }
+// Close is Shutdown without a deadline, except that the System makes
+// only the few attempts of [todo.System.Close] to store what keeps
+// failing, rather than retrying for ever.
+func (n *Node) Close() error {
+	return n.shutdown(context.Background(), func() error { return n.sys.Close() })
+}
 
 // withdraw deletes the node's liveness record: the others take its lists
 // over at once instead of waiting out its lease.

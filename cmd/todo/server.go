@@ -346,11 +346,7 @@ func (s systemBackend) stats() todo.Stats                  { return s.Stats() }
 func (s systemBackend) vars(v *debugVars)                  { v.Todo = s.Stats() }
 func (s systemBackend) logAttrs() []any                    { return nil }
 func (s systemBackend) stopped() string                    { return "stopped: every change written" }
-func (s systemBackend) shutdown(ctx context.Context) error { return shutdownSystem(ctx, s.System) }
-
-// shutdownSystem shuts sys down within ctx.
-// TODO(merge): sys.Shutdown(ctx) once the System has it.
-func shutdownSystem(ctx context.Context, sys *todo.System) error { return sys.Close() }
+func (s systemBackend) shutdown(ctx context.Context) error { return s.Shutdown(ctx) }
 
 // serve is the lifecycle of a server, one node or a cluster node: it
 // listens (first, so that a port in use leaves no data directory behind),
