@@ -66,8 +66,9 @@ func newServer(h http.Handler, log *slog.Logger, l limits) *http.Server {
 }
 
 // listsHandler is the library's handler of svc (a System, or a cluster
-// node): the original protocol and the JSON API. It is the command's only
-// call of todohttp.NewHandler.
+// node): the original protocol and the JSON API. It is the command's one
+// handler that serves; config.check makes others over no Service, only to
+// have the handler's options checked before anything opens.
 func listsHandler(svc todo.Service, log *slog.Logger, cfg *config) (http.Handler, error) {
 	return todohttp.NewHandler(svc, cfg.handlerOptions(log))
 }
