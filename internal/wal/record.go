@@ -28,6 +28,9 @@ func (b *Batch) Add(body []byte) {
 	// headCRC is written by sealRecords, once the segment is known.
 }
 
+// Reset empties the batch, keeping its buffer for the next records.
+func (b *Batch) Reset() { b.buf = b.buf[:0] }
+
 // Size returns the bytes the batch's records take in the log.
 func (b *Batch) Size() int { return len(b.buf) }
 
