@@ -25,8 +25,9 @@ type HandlerOptions struct {
 	// than the request's own context.
 	Timeout time.Duration
 
-	// MaxTitle is the longest title accepted, in bytes. Zero means 1 KiB;
-	// at most 1 MiB.
+	// MaxTitle is the longest title accepted, in bytes. Zero means
+	// todo.MaxTitle (1 KiB), the library's own limit, which is also the
+	// most: a handler may refuse more than its Service, never less.
 	MaxTitle int
 
 	// MaxBody is the largest JSON request body accepted, in bytes; a larger
@@ -67,8 +68,8 @@ type HandlerOptions struct {
 
 const (
 	defaultTimeout  = 5 * time.Second
-	defaultMaxTitle = 1 << 10
-	maxMaxTitle     = 1 << 20
+	defaultMaxTitle = todo.MaxTitle
+	maxMaxTitle     = todo.MaxTitle
 	defaultMaxBody  = 64 << 10
 	maxMaxBody      = 64 << 20
 	// retryAfter is the Retry-After of 503 answers, in seconds.
