@@ -346,7 +346,7 @@ func (sys *System) procFor(ctx context.Context, name string) (*proc, error) {
 // wraps ErrCorrupt when it is damaged, for a reader of the log (the
 // command, say) to add how to repair it.
 func (sys *System) loadFailed(list string, err error) {
-	sys.opts.Logger.Error("todo: cannot load list", "list", list, "err", err)
+	sys.faults.Error("load", "todo: cannot load list", err, "list", list)
 }
 
 // startWith finds the running server of a list, or starts it, in the

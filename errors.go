@@ -71,6 +71,14 @@ var (
 	// the nodes of a cluster. Nothing was changed; the call may be retried.
 	ErrUnavailable = errors.New("todo: list unavailable")
 
+	// ErrStoreFailing is returned, with Async durability, for a change
+	// refused rather than acknowledged because the store is failing: a
+	// commit failed (a full disk, say) and no commit or probe of the store
+	// has succeeded since (see [System.Health]). The change was not
+	// applied; it may be made again once the store works. The error
+	// wraps the failure's too (syscall.ENOSPC, say).
+	ErrStoreFailing = errors.New("todo: not acknowledged while the store fails")
+
 	// ErrInvalidLimit is returned when a page of lists or entries is asked
 	// for with a limit below 1.
 	ErrInvalidLimit = errors.New("todo: invalid page limit")
