@@ -106,12 +106,19 @@ type worker struct {
 // acknowledged to their callers (Async), which must be stored whatever
 // happens, then at most one change whose caller waits for the commit (its
 // server waits, so there is never a second).
+//
+// Plain adds (without an idempotency key), nearly every change, are not
+// kept one by one: ids only grow, so the entries they added are those of
+// the list's state from the first one's id on, which a commit reads from
+// the state (see record). ops holds the other changes, in order.
 type pending struct {
 	list       string
-	ops        []Op
-	state      ListState // the list after every op
+	ops        []Op      // the changes but plain adds
+	added      int       // the id of the first acknowledged plain add, or 0
+	waitAdded  int       // the id of the waited-for change's first plain add, or 0
+	state      ListState // the list after every change
 	acked      int       // ops[:acked] are acknowledged
-	ackedState ListState // the list after ops[:acked]
+	ackedState ListState // the list after the acknowledged changes
 	done       chan<- error
 	sync       bool      // the waited-for change must be fsynced even with Write durability
 	release    bool      // the list left memory: tell the store after this commit
@@ -169,13 +176,16 @@ func (p *pool) worker(list string) *worker {
 	return p.workers[h%uint32(len(p.workers))]
 }
 
-// save queues a change of a list: ops, and the list's state after them. With
-// wait set it returns once the change is committed, fsynced if sync is set
-// or the durability asks, with the commit's error; done receives that error
-// and must have room for it. Without wait the change counts as
-// acknowledged: save returns once it is queued. When the worker's queue is
-// full, save waits for room.
-func (p *pool) save(list string, ops []Op, state ListState, wait, sync bool, done chan error) error {
+// save queues a change of a list: ops, its operations but plain adds;
+// added, the id of its first plain add, or 0; and the list's state after
+// them, which holds every entry the change added from that id on. ops is
+// copied: the caller may reuse it. With wait set it returns once the
+// change is committed, fsynced if sync is set or the durability asks,
+// with the commit's error; done receives that error and must have room
+// for it. Without wait the change counts as acknowledged: save returns
+// once it is queued. When the worker's queue is full, save waits for
+// room.
+func (p *pool) save(list string, ops []Op, added int, state ListState, wait, sync bool, done chan error) error {
 	if !wait {
 		var err error
 		if wait, err = p.refusal(); err != nil {
@@ -189,9 +199,12 @@ func (p *pool) save(list string, ops []Op, state ListState, wait, sync bool, don
 	pd.state = state
 	pd.release = false
 	if wait {
-		pd.done, pd.sync = done, sync
+		pd.done, pd.sync, pd.waitAdded = done, sync, added
 		w.poke()
 	} else {
+		if pd.added == 0 {
+			pd.added = added
+		}
 		pd.acked, pd.ackedState = len(pd.ops), state
 	}
 	w.mu.Unlock()
@@ -226,7 +239,7 @@ func (p *pool) release(list string, state ListState) {
 	w.mu.Lock()
 	pd := w.enqueue(list)
 	pd.state, pd.release = state, true
-	if pd.acked == len(pd.ops) {
+	if pd.done == nil { // no change waits: it is acknowledged
 		pd.ackedState = state
 	}
 	w.mu.Unlock()
@@ -467,13 +480,46 @@ func (w *worker) sleep(d time.Duration, cut <-chan struct{}) {
 	}
 }
 
+// hasAcked reports whether pd holds acknowledged changes.
+func (pd *pending) hasAcked() bool { return pd.acked > 0 || pd.added != 0 }
+
+// record returns the operations a commit of pd stores: its changes but
+// plain adds, in order, then a put of each entry the plain adds added, as
+// the list now holds it. Replayed in this order they make the list pd's
+// state: puts and deletes are by id, and the last of an id wins, so the
+// adds' puts may come last though other changes came after them (an
+// update or a delete of an added entry put it in ops, and its put, if it
+// is still there, is its newest value). Only the entries added are
+// copied, once, as the commit is made; the adds themselves copied
+// nothing.
+func (pd *pending) record() []Op {
+	from := pd.added
+	if pd.waitAdded != 0 && (from == 0 || pd.waitAdded < from) {
+		from = pd.waitAdded
+	}
+	if from == 0 {
+		return pd.ops
+	}
+	i, _ := findID(pd.state.Entries, from)
+	added := pd.state.Entries[i:]
+	if len(added) == 0 {
+		return pd.ops
+	}
+	ops := make([]Op, len(pd.ops), len(pd.ops)+len(added))
+	copy(ops, pd.ops)
+	for _, e := range added {
+		ops = append(ops, Op{Entry: e})
+	}
+	return ops
+}
+
 // commit hands the taken changes to the store in one Commit and returns
 // each one's error.
 func (w *worker) commit(taken []*pending) []error {
 	batch := w.batch[:0]
 	sync := w.p.sync
 	for _, pd := range taken {
-		batch = append(batch, Change{List: pd.list, Ops: pd.ops, State: pd.state, Release: pd.release})
+		batch = append(batch, Change{List: pd.list, Ops: pd.record(), State: pd.state, Release: pd.release})
 		sync = sync || pd.sync
 	}
 	w.p.store.Commit(context.Background(), batch, sync)
@@ -520,7 +566,7 @@ func (w *worker) settle(taken []*pending, errs []error, took time.Duration) {
 		}
 		p.stats.writeErrors.Add(1)
 		p.faults.Error(faultStore, "todo: cannot store", err, "list", pd.list)
-		if pd.acked > 0 || pd.release {
+		if pd.hasAcked() || pd.release {
 			w.keep(pd, err)
 		} else if pd.attempts > 0 {
 			p.unstored.Add(-1)
@@ -613,7 +659,7 @@ const closeAttempts = 2
 func (w *worker) keep(pd *pending, err error) {
 	p := w.p
 	pd.ops, pd.state = pd.ops[:pd.acked], pd.ackedState
-	pd.done, pd.sync = nil, false
+	pd.done, pd.sync, pd.waitAdded = nil, false, 0
 	if pd.attempts++; pd.attempts == 1 {
 		p.unstored.Add(1)
 	}
@@ -621,7 +667,7 @@ func (w *worker) keep(pd *pending, err error) {
 		p.unstored.Add(-1)
 		// A release alone holds nothing acknowledged: the store keeps
 		// what it has of the list, and nothing is lost.
-		if pd.acked > 0 {
+		if pd.hasAcked() {
 			p.lose(fmt.Errorf("todo: list %q lost its last changes: %w", pd.list, err))
 		}
 		return
@@ -634,11 +680,14 @@ func (w *worker) keep(pd *pending, err error) {
 		return
 	}
 	// The list's server went on: its newer changes go after these.
-	if newer.acked == 0 {
+	if !newer.hasAcked() {
 		newer.ackedState = pd.ackedState
 	}
 	newer.ops = append(pd.ops[:pd.acked:pd.acked], newer.ops...)
 	newer.acked += pd.acked
+	if pd.added != 0 { // ids only grow: these adds come first
+		newer.added = pd.added
+	}
 	newer.since, newer.attempts = pd.since, pd.attempts
 }
 

@@ -52,12 +52,15 @@ type proc struct {
 
 	// Owned by the server goroutine, and kept while it hibernates (see
 	// wakeMu: who wakes the server hands them to its new goroutine).
-	cells    map[dayKey]*dayCell // what it has published in the table
-	list     *List
-	undo     undoLog
-	batch    []*call
-	ops      []Op // the operations of the batch being applied
-	reserved int  // ids up to this are reserved durably (see store)
+	cells map[dayKey]*dayCell // what it has published in the table
+	list  *List
+	undo  undoLog
+	batch []*call
+	// What the batch being applied changed: its operations but plain
+	// adds, and the id of its first plain add, or 0 (see pool.save).
+	ops      []Op
+	added    int
+	reserved int // ids up to this are reserved durably (see store)
 	// Signals drained from the mailbox and not acted on yet.
 	expireDue, closeDue, hibernateDue bool
 	evictDue                          bool // the close signal was the cap's
@@ -636,7 +639,7 @@ func (p *proc) ensureLoaded() error {
 func (p *proc) applyAndStore(batch []*call) error {
 	l := p.list
 	l.begin(&p.undo)
-	p.ops = p.ops[:0]
+	p.ops, p.added = p.ops[:0], 0
 	for _, c := range batch {
 		if c.op >= opEntries {
 			continue // reads are answered after the batch is stored
@@ -647,7 +650,7 @@ func (p *proc) applyAndStore(batch []*call) error {
 		}
 		p.apply(c)
 	}
-	if len(p.ops) == 0 {
+	if !p.changed() {
 		l.commit()
 		return nil
 	}
@@ -689,7 +692,7 @@ func (p *proc) store() error {
 			state.LastID = p.reserved
 		}
 	}
-	err := pool.save(p.name, p.ops, state, wait, sync, p.saved)
+	err := pool.save(p.name, p.ops, p.added, state, wait, sync, p.saved)
 	if err == nil && sync {
 		p.reserved = state.LastID
 	}
@@ -699,7 +702,7 @@ func (p *proc) store() error {
 // planRegroup decides whether the next batch waits for this one's callers
 // to come back (see waitRegroup).
 func (p *proc) planRegroup(n int, err error) {
-	if err == nil && len(p.ops) > 0 && !p.sys.pool.async && n > 1 && !p.regroupMissed {
+	if err == nil && p.changed() && !p.sys.pool.async && n > 1 && !p.regroupMissed {
 		// Several callers share this list: those answered now will likely
 		// send again at once, and those in the mailbox were held up by
 		// this write. Have the next write carry them all.
@@ -800,14 +803,26 @@ func (p *proc) apply(c *call) {
 }
 
 // record notes the operation of a change made, to be stored, and the
-// idempotency key of its request with the kind of request it was.
+// idempotency key of its request with the kind of request it was. A
+// plain add (no key) is noted by its id alone, the first of the batch:
+// the entries it added are the list's from that id on, which the pool
+// reads from the state it is given when it commits (see pool.save).
 func (p *proc) record(c *call, op Op) {
-	if c.key != "" {
+	switch {
+	case c.key != "":
 		op.Key, op.Update = c.key, c.op == opUpdate
 		p.list.noteKey(op)
+	case c.op == opAdd:
+		if p.added == 0 {
+			p.added = op.Entry.ID
+		}
+		return
 	}
 	p.ops = append(p.ops, op)
 }
+
+// changed reports whether the batch being applied changed the list.
+func (p *proc) changed() bool { return len(p.ops) > 0 || p.added != 0 }
 
 // applyAdd adds the entry of c, or fails c.
 func (p *proc) applyAdd(c *call) {
