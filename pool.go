@@ -100,6 +100,38 @@ type worker struct {
 	taken []*pending
 	batch []Change
 	errs  []error
+	free  []*pending  // settled, for enqueue to reuse (see newPending); guarded by mu
+	timer *time.Timer // sleep's, owned by the worker goroutine
+}
+
+// maxFreePending bounds the settled pendings a worker keeps for reuse.
+const maxFreePending = 256
+
+// newPending returns an empty pending change of list, one a commit
+// settled if there is one: with every caller waiting (Fsync), each
+// change of each list is a pending of its own. Only Async changes wait
+// for their delay, counted from since. w.mu must be held.
+func (w *worker) newPending(list string) *pending {
+	var pd *pending
+	if n := len(w.free); n > 0 {
+		pd, w.free = w.free[n-1], w.free[:n-1]
+	} else {
+		pd = new(pending)
+	}
+	pd.list = list
+	if w.p.async {
+		pd.since = time.Now()
+	}
+	return pd
+}
+
+// freePending keeps a pending that a commit settled, and that nothing
+// refers to any more, for newPending. w.mu must be held.
+func (w *worker) freePending(pd *pending) {
+	if len(w.free) < maxFreePending {
+		*pd = pending{}
+		w.free = append(w.free, pd)
+	}
 }
 
 // pending is the uncommitted changes of one list: first those already
@@ -255,7 +287,7 @@ func (w *worker) enqueue(list string) *pending {
 		w.poke() // a full queue is committed without delay
 		w.cond.Wait()
 	}
-	pd := &pending{list: list, since: time.Now()}
+	pd := w.newPending(list)
 	w.pending[list] = pd
 	w.queue = append(w.queue, list)
 	w.cond.Broadcast()
@@ -498,10 +530,14 @@ func (w *worker) dueAt(pd *pending, full, backingOff bool) time.Time {
 
 // sleep waits for d, or until poked or cut is closed.
 func (w *worker) sleep(d time.Duration, cut <-chan struct{}) {
-	t := time.NewTimer(d)
-	defer t.Stop()
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	defer w.timer.Stop()
 	select {
-	case <-t.C:
+	case <-w.timer.C:
 	case <-w.wake:
 	case <-cut:
 	}
@@ -589,15 +625,19 @@ func (w *worker) settle(taken []*pending, errs []error, took time.Duration) {
 			if pd.attempts > 0 {
 				p.unstored.Add(-1)
 			}
+			w.freePending(pd)
 			continue
 		}
 		p.stats.writeErrors.Add(1)
 		p.faults.Error(faultStore, "todo: cannot store", err, "list", pd.list)
 		if pd.hasAcked() || pd.release {
 			w.keep(pd, err)
-		} else if pd.attempts > 0 {
+			continue
+		}
+		if pd.attempts > 0 {
 			p.unstored.Add(-1)
 		}
+		w.freePending(pd)
 	}
 	w.setBackoff(failure)
 	if answered > 1 && failure == nil {
