@@ -95,6 +95,8 @@ func init() {
 			run: runStats, help: clientHelp("stats", "", "Prints the counters of the server's System (its /debug/vars), one a line: name and value.")},
 		{name: "check", args: "[-repair]", summary: "verify a data directory (-data) offline, and set damage aside",
 			run: runCheck, help: checkHelp},
+		{name: "token", args: "add|rm|ls [NAME]", summary: "make, revoke and list the tokens of a tokens file (serve -tokens)",
+			run: runToken, help: tokenHelp},
 		{name: "version", args: "", summary: "print the version",
 			run: runVersion, help: simpleHelp("version", "", "Prints the module version, the VCS revision, the Go version and the platform.")},
 		{name: "help", args: "[COMMAND]", summary: "print this, or a command's usage and flags",
