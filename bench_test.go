@@ -360,9 +360,9 @@ func openMemory(b *testing.B) *todo.System {
 //	go test -run '^$' -bench BenchmarkPersist -count=10 . > persist.bench
 //	benchstat -filter '.unit:adds/s' persist.bench
 //
-// The log=... cases compare one log shared by the workers (the default)
-// with a log per worker, whose fdatasyncs run in parallel; the size=...
-// cases compare adding to a list of 10 entries and of 100,000.
+// The workers=... cases compare one worker (the default) with three, all
+// sharing the one log; the size=... cases compare adding to a list of 10
+// entries and of 100,000.
 func BenchmarkPersist(b *testing.B) {
 	ctx := context.Background()
 	for _, writers := range []int{1, 3} {
@@ -388,32 +388,26 @@ func BenchmarkPersist(b *testing.B) {
 	}
 	type persistCase struct {
 		durability              todo.Durability
-		lists, clients, workers int
-		log                     string // "" is the default, one shared log
+		lists, clients, workers int // workers 0 is the default
 	}
 	var cases []persistCase
 	for _, d := range []todo.Durability{todo.Fsync, todo.Write, todo.Async} {
 		for _, lists := range []int{1, 1000} {
 			for _, clients := range []int{1, 64} {
-				cases = append(cases, persistCase{d, lists, clients, 0, ""})
+				cases = append(cases, persistCase{d, lists, clients, 0})
 			}
 		}
 	}
 	for _, workers := range []int{1, 3} {
-		for _, log := range []string{"shared", "per-worker"} {
-			cases = append(cases, persistCase{todo.Fsync, 1000, 64, workers, log})
-		}
+		cases = append(cases, persistCase{todo.Fsync, 1000, 64, workers})
 	}
 	for _, pc := range cases {
 		name := fmt.Sprintf("durability=%v/lists=%d/clients=%d", pc.durability, pc.lists, pc.clients)
-		if pc.log != "" {
-			name += fmt.Sprintf("/workers=%d/log=%s", pc.workers, pc.log)
+		if pc.workers != 0 {
+			name += fmt.Sprintf("/workers=%d", pc.workers)
 		}
 		b.Run(name, func(b *testing.B) {
 			o := &todo.Options{Durability: pc.durability, Workers: pc.workers, MaxFileSize: 1 << 31}
-			if pc.log == "per-worker" {
-				todo.WithLogLanes(o, pc.workers)
-			}
 			sys, err := todo.Open(b.TempDir(), o)
 			if err != nil {
 				b.Fatal(err)

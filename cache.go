@@ -2,7 +2,6 @@ package todo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -340,13 +339,10 @@ func (sys *System) procFor(ctx context.Context, name string) (*proc, error) {
 	return sys.startWith(name, nil, 0)
 }
 
-// loadFailed logs that a list could not be loaded, and, when it is
-// damaged, the command that sets the damage aside.
+// loadFailed logs that a list could not be loaded: with its error, which
+// wraps ErrCorrupt when it is damaged, for a reader of the log (the
+// command, say) to add how to repair it.
 func (sys *System) loadFailed(list string, err error) {
-	if errors.Is(err, ErrCorrupt) {
-		sys.opts.Logger.Error("todo: cannot load list", "list", list, "err", err, "repair", repairHint(sys.dir))
-		return
-	}
 	sys.opts.Logger.Error("todo: cannot load list", "list", list, "err", err)
 }
 

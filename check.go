@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/gotodo/todo/internal/wal"
 )
 
 // Problem is something [Check] found wrong in a data directory.
@@ -23,6 +26,9 @@ type Problem struct {
 	// Action is what Check did about it with repair set ("moved to
 	// quarantine/..."), or "" when it did nothing.
 	Action string
+	// Repaired is set when Action set the damage aside: the list it
+	// stopped from being served is served again.
+	Repaired bool
 }
 
 func (p Problem) String() string {
@@ -48,9 +54,10 @@ const quarantineDir = "quarantine"
 
 // Check verifies a data directory offline: every list file (its frame,
 // checksum and body) and every log segment (every record's checksums; a
-// torn record at the end of a lane's last segment, which Open cuts off,
-// is reported too). It takes the directory's lock, so it fails with
-// [ErrLocked] while a System has the directory open. It returns the
+// torn record at the end of the log, which Open cuts off, is reported
+// too, as harmless). It takes the directory's lock, so it fails with
+// [ErrLocked] while a System has the directory open, and with an error
+// wrapping [fs.ErrNotExist] when there is no directory. It returns the
 // problems it found, and the number of list files and segments it read.
 //
 // With repair set, it sets aside what stops a list from being served,
@@ -62,7 +69,9 @@ const quarantineDir = "quarantine"
 // records are lost); a segment that cannot be read at all is moved to
 // quarantine/. Each Problem says what was done.
 func Check(dir string, repair bool) (problems []Problem, files, segments int, err error) {
-	if info, err := os.Stat(dir); err != nil {
+	if info, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, 0, fmt.Errorf("todo: check: no data directory at %s: %w", dir, fs.ErrNotExist)
+	} else if err != nil {
 		return nil, 0, 0, fmt.Errorf("todo: check: %w", err)
 	} else if !info.IsDir() {
 		return nil, 0, 0, fmt.Errorf("todo: check: %s is not a directory", dir)
@@ -98,15 +107,21 @@ type checker struct {
 
 func (c *checker) add(p Problem) { c.problems = append(c.problems, p) }
 
-// listFiles checks every file in the fan-out directories.
+// listFiles checks every file in the fan-out directories, and every
+// directory where a list's file should be.
 func (c *checker) listFiles() error {
 	var rels []string
 	err := c.f.walk(func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("todo: check: %s: %w", path.Join(c.f.dir, rel), err)
 		}
-		if !d.IsDir() {
+		_, isList := nameFromFile(rel)
+		switch {
+		case !d.IsDir():
 			rels = append(rels, rel)
+		case isList: // read says what it is
+			rels = append(rels, rel)
+			return fs.SkipDir
 		}
 		return nil
 	})
@@ -134,124 +149,104 @@ func (c *checker) listFiles() error {
 		}
 		p := Problem{Path: rel, Offset: -1, List: name, Reason: strings.TrimPrefix(err.Error(), "todo: ")}
 		if c.repair {
-			p.Action = c.quarantine(rel, true)
+			p.Action, p.Repaired = c.quarantine(rel, true)
 		}
 		c.add(p)
 	}
 	return nil
 }
 
-// log checks every segment of the log.
+// log checks every segment of the log, as Open would replay it, and with
+// repair sets aside what stops a list from being served.
 func (c *checker) log() error {
-	ents, err := fs.ReadDir(c.f.root.FS(), logDir)
+	full := path.Join(c.f.dir, logDir)
+	root, err := c.f.root.OpenRoot(logDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("todo: check: %s: %w", path.Join(c.f.dir, logDir), err)
+		return fmt.Errorf("todo: check: %s: %w", full, err)
 	}
-	w := &wal{f: c.f}
-	var segs []*segment
-	for _, e := range ents {
-		if seq, ok := segSeqOf(e.Name()); ok && e.Type().IsRegular() {
-			segs = append(segs, &segment{seq: seq, name: segName(seq)})
-		} else {
-			c.add(Problem{Path: path.Join(logDir, e.Name()), Offset: -1, Reason: "not a log segment (left alone)", Harmless: true})
+	defer root.Close()
+	rep, err := wal.Verify(root, full, recordName)
+	if err != nil {
+		return fmt.Errorf("todo: check: %w", err)
+	}
+	c.segments = rep.Segments
+	first := len(c.problems)
+	for _, f := range rep.Findings {
+		p := logProblem(f)
+		if c.repair && f.Kind == wal.Unreadable {
+			p.Action, p.Repaired = c.quarantine(p.Path, true)
 		}
+		c.add(p)
 	}
-	slices.SortFunc(segs, func(a, b *segment) int { return cmpUint(a.seq, b.seq) })
-	datas := make([][]byte, len(segs))
-	last := make(map[int]*segment)
-	for i, seg := range segs {
-		c.segments++
-		data, err := w.readSegment(seg)
-		if err != nil {
-			p := Problem{Path: seg.name, Offset: 0, Reason: strings.TrimPrefix(err.Error(), "todo: ")}
-			if c.repair {
-				p.Action = c.quarantine(seg.name, true)
+	if !c.repair {
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(rep.Without)) {
+		rel := path.Join(logDir, name)
+		action, ok := c.quarantine(rel, false)
+		if ok {
+			if err := c.rewrite(rel, rep.Without[name]); err != nil {
+				action, ok = fmt.Sprintf("copied to %s, but could not rewrite it: %v", path.Join(quarantineDir, rel), err), false
+			} else {
+				action = fmt.Sprintf("copied to %s and rewritten without its damaged records", path.Join(quarantineDir, rel))
 			}
-			c.add(p)
-			continue
 		}
-		datas[i] = data
-		last[seg.lane] = seg
-	}
-	for i, seg := range segs {
-		if datas[i] != nil {
-			c.segment(w, seg, datas[i], last[seg.lane] == seg)
+		for i := range c.problems[first:] {
+			if p := &c.problems[first+i]; p.Path == rel && !p.Harmless {
+				p.Action, p.Repaired = action, ok
+			}
 		}
 	}
 	return nil
 }
 
-// segment checks one segment's records, and with repair rewrites it
-// without its damaged ones.
-func (c *checker) segment(w *wal, seg *segment, data []byte, lastOfLane bool) {
-	var kept []byte // the good records, when some are not
-	damaged := false
-	off := segHeaderSize
-	for off < len(data) {
-		r, n, err := w.readRecord(seg, data, off)
-		if err == nil {
-			kept = append(kept, data[off:off+n]...)
-			off += n
-			continue
-		}
-		next := -1
-		for o := off + 1; o+recHeaderSize <= len(data); o++ {
-			if _, _, err := w.readRecord(seg, data, o); err == nil {
-				next = o
-				break
-			}
-		}
-		if next < 0 && isZero(data[off:]) {
-			break // the end of what was written
-		}
-		if next < 0 && lastOfLane {
-			c.add(Problem{Path: seg.name, Offset: int64(off), List: string(r.list),
-				Reason:   "a torn record at the end of the log, left by a crash in the middle of a write that was never acknowledged (the next Open cuts it off)",
-				Harmless: true})
-			break
-		}
-		damaged = true
-		p := Problem{Path: seg.name, Offset: int64(off), List: string(r.list), Reason: "damaged record: " + err.Error()}
-		switch {
-		case n > 0:
-			off += n
-		case next > 0:
-			p.Reason += fmt.Sprintf("; its list cannot be known; the records from offset %d on are good", next)
-			off = next
-		default:
+// logProblem says what a finding of the log's check means for the lists.
+func logProblem(f wal.Finding) Problem {
+	p := Problem{Path: path.Join(logDir, f.Name), Offset: f.Offset, List: string(f.Key)}
+	switch f.Kind {
+	case wal.NotSegment:
+		p.Reason, p.Harmless = "not a log segment (left alone)", true
+	case wal.Unborn:
+		p.Reason, p.Harmless = "an empty segment, left by a crash while it was being created (the next Open removes it)", true
+	case wal.TornTail:
+		// With Fsync durability a change is acknowledged once its record
+		// is fdatasynced, which a torn one never was; with Write a power
+		// cut can tear a record that was, and with Async a change is
+		// acknowledged before its record is written.
+		p.Reason = "a torn record at the end of the log, left by a crash in the middle of a write " +
+			"(the next Open cuts it off): never acknowledged with Fsync durability; " +
+			"with Write or Async it may have been, and is lost, as those modes allow"
+		p.Harmless = true
+	case wal.Unreadable:
+		p.Reason = strings.TrimPrefix(logError(f.Err).Error(), "todo: ")
+	case wal.DamagedRecord:
+		p.Reason = "damaged record: " + f.Err.Error()
+	case wal.DamagedHeader:
+		p.Reason = "damaged record: " + f.Err.Error()
+		if f.Next >= 0 {
+			p.Reason += fmt.Sprintf("; its list cannot be known; the records from offset %d on are good", f.Next)
+		} else {
 			p.Reason += "; its list cannot be known, nor any after it"
-			off = len(data)
-		}
-		c.add(p)
-	}
-	if !damaged || !c.repair {
-		return
-	}
-	action := c.quarantine(seg.name, false)
-	if strings.HasPrefix(action, "could not") {
-		c.problems[len(c.problems)-1].Action = action
-		return
-	}
-	body := append(data[:segHeaderSize:segHeaderSize], kept...)
-	if err := c.rewrite(seg.name, body); err != nil {
-		action = fmt.Sprintf("copied to %s, but could not rewrite it: %v", path.Join(quarantineDir, seg.name), err)
-	} else {
-		action = fmt.Sprintf("copied to %s and rewritten without its damaged records", path.Join(quarantineDir, seg.name))
-	}
-	for i := range c.problems {
-		if p := &c.problems[i]; p.Path == seg.name && strings.HasPrefix(p.Reason, "damaged record") {
-			p.Action = action
 		}
 	}
+	return p
 }
 
-// quarantine moves (or, with move unset, copies) the file at rel to the
-// same path under quarantine/, fsynced, and says what it did.
-func (c *checker) quarantine(rel string, move bool) string {
+// quarantine moves (or, with move unset, copies) the file at rel (or,
+// moved, the directory) to the same path under quarantine/, fsynced, and
+// says what it did and whether it could. What an earlier repair set aside
+// there stays: the new one gets a suffix, .1, .2, ...
+func (c *checker) quarantine(rel string, move bool) (string, bool) {
 	dst := path.Join(quarantineDir, rel)
+	for i := 1; ; i++ {
+		if _, err := c.f.root.Lstat(dst); err != nil {
+			break // free, or the move or copy says why not
+		}
+		dst = fmt.Sprintf("%s.%d", path.Join(quarantineDir, rel), i)
+	}
 	err := c.f.mkdirs(path.Dir(dst))
 	if err == nil && move {
 		if err = c.f.root.Rename(rel, dst); err == nil {
@@ -265,11 +260,11 @@ func (c *checker) quarantine(rel string, move bool) string {
 	}
 	switch {
 	case err != nil:
-		return fmt.Sprintf("could not set it aside in %s: %v", dst, err)
+		return fmt.Sprintf("could not set it aside in %s: %v", dst, err), false
 	case move:
-		return "moved to " + dst
+		return "moved to " + dst, true
 	}
-	return "copied to " + dst
+	return "copied to " + dst, true
 }
 
 // rewrite replaces the file at rel by data, atomically.
@@ -302,13 +297,4 @@ func (c *checker) writeSynced(rel string, data []byte) error {
 		err = c.f.syncDir(path.Dir(rel))
 	}
 	return err
-}
-
-// repairHint is what the System logs with a list it cannot read: the
-// command that sets the damage aside.
-func repairHint(dir string) string {
-	if dir == "" {
-		return "todo check -data DIR -repair"
-	}
-	return "todo check -data " + dir + " -repair"
 }

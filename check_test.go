@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,8 +112,8 @@ func TestCheck_Locked(t *testing.T) {
 	if _, _, _, err := todo.Check(dir, false); !errors.Is(err, todo.ErrLocked) || !strings.Contains(err.Error(), dir) {
 		t.Errorf("Check of a directory a System has open: %v, want ErrLocked naming it", err)
 	}
-	if _, _, _, err := todo.Check(filepath.Join(dir, "missing"), false); err == nil {
-		t.Error("Check of a directory that does not exist: no error")
+	if _, _, _, err := todo.Check(filepath.Join(dir, "missing"), false); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "no data directory at "+filepath.Join(dir, "missing")) {
+		t.Errorf("Check of a directory that does not exist: %v, want fs.ErrNotExist saying so", err)
 	} else if _, serr := os.Stat(filepath.Join(dir, "missing")); serr == nil {
 		t.Error("Check created the directory it was asked to check")
 	}
@@ -241,11 +242,111 @@ func TestCheck_TornTail(t *testing.T) {
 	if len(problems) != 1 || !problems[0].Harmless || problems[0].Offset != int64(last) {
 		t.Fatalf("Check: %v; want one harmless problem, the torn record at %d", problems, last)
 	}
+	// What is true of a torn record in every durability mode: it was
+	// never fdatasynced, so never acknowledged with Fsync; with Write (a
+	// power cut) or Async (acknowledged before the write) it may have
+	// been.
+	if r := problems[0].Reason; !strings.Contains(r, "never acknowledged with Fsync durability") || !strings.Contains(r, "with Write or Async it may have been") {
+		t.Errorf("the torn record's reason: %q; want what is true in every mode", r)
+	}
 	sys := persistOpen(t, image, nil)
 	if es := persistAll(t, sys, "charlie"); len(es) != 2 {
 		t.Errorf("charlie after the torn record was cut: %v, want 2 entries", es)
 	}
 	if es := persistAll(t, sys, "alpha"); !slices.EqualFunc(es, []string{"alpha 0", "alpha 1", "alpha 2"}, func(e todo.Entry, s string) bool { return e.Title == s }) {
 		t.Errorf("alpha: %v", es)
+	}
+}
+
+// TestCheck_UnbornSegment leaves what a crash while the log started a
+// segment leaves, an empty newest segment: Check reports it as harmless,
+// as Open removes it, and -repair sets nothing aside.
+func TestCheck_UnbornSegment(t *testing.T) {
+	image := crashImage(t, addThree)
+	seg := onlySegment(t, image)
+	next := filepath.Join(filepath.Dir(seg), fmt.Sprintf("%016x.seg", 2))
+	if err := os.WriteFile(next, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, repair := range []bool{false, true} {
+		problems := mustCheck(t, image, repair)
+		if rel, _ := filepath.Rel(image, next); len(problems) != 1 || problems[0].Path != rel || !problems[0].Harmless || problems[0].Action != "" {
+			t.Fatalf("Check(repair=%v): %v; want one harmless problem, %s, left alone", repair, problems, rel)
+		}
+	}
+	sys := persistOpen(t, image, nil)
+	for _, l := range []string{"alpha", "bravo", "charlie"} {
+		if es := persistAll(t, sys, l); len(es) != 3 {
+			t.Errorf("%s: %v, want its 3 entries", l, es)
+		}
+	}
+}
+
+// TestCheck_DirectoryForListFile replaces a list's file by a directory
+// (the old file inside it): the list is reported like any damaged one, by
+// Check and by the System, whose Lists still names it and whose loads of
+// it fail with ErrCorrupt naming the path; -repair sets the directory
+// aside (beside what an earlier repair set aside there), and the list is
+// then served as empty.
+func TestCheck_DirectoryForListFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	sys := persistOpen(t, dir, nil)
+	addThree(t, sys)
+	persistClose(t, sys)
+	file := persistPath(dir, "bravo")
+	rel, _ := filepath.Rel(dir, file)
+	if err := os.MkdirAll(filepath.Join(dir, "quarantine", filepath.Dir(rel)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	earlier := filepath.Join(dir, "quarantine", rel)
+	if err := os.WriteFile(earlier, []byte("set aside before"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file, file+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(file, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(file+".old", filepath.Join(file, "inside")); err != nil {
+		t.Fatal(err)
+	}
+
+	problems, files, _, err := todo.Check(dir, false)
+	if err != nil || files != 3 || len(problems) != 1 || problems[0].Path != rel || problems[0].List != "bravo" || problems[0].Harmless ||
+		!strings.Contains(problems[0].Reason, "a directory") {
+		t.Fatalf("Check: %v, %d files, %v; want one problem with %s, list bravo, a directory", problems, files, err, rel)
+	}
+	sys = persistOpen(t, dir, nil)
+	names, err := sys.Lists(ctx)
+	slices.Sort(names)
+	if err != nil || !slices.Equal(names, []string{"alpha", "bravo", "charlie"}) {
+		t.Errorf("Lists: %q, %v; want bravo among them", names, err)
+	}
+	if _, err := sys.AllEntries(ctx, "bravo"); !errors.Is(err, todo.ErrCorrupt) || !strings.Contains(err.Error(), file) {
+		t.Errorf("AllEntries(bravo): %v, want ErrCorrupt naming %s", err, file)
+	}
+	if _, err := sys.AddEntry(ctx, "bravo", todo.Entry{Date: persistDay, Title: "must not land"}); !errors.Is(err, todo.ErrCorrupt) {
+		t.Errorf("AddEntry(bravo): %v, want ErrCorrupt", err)
+	}
+	persistClose(t, sys)
+
+	problems = mustCheck(t, dir, true)
+	if len(problems) != 1 || !problems[0].Repaired || !strings.Contains(problems[0].Action, "moved to quarantine/"+rel+".1") {
+		t.Fatalf("Check -repair: %v; want the directory moved beside what was set aside before", problems)
+	}
+	if data, err := os.ReadFile(earlier); err != nil || string(data) != "set aside before" {
+		t.Errorf("what an earlier repair set aside: %q, %v", data, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "quarantine", rel+".1", "inside")); err != nil {
+		t.Errorf("the directory is not in quarantine: %v", err)
+	}
+	if problems := mustCheck(t, dir, false); len(problems) != 0 {
+		t.Errorf("Check after the repair: %v, want none", problems)
+	}
+	sys = persistOpen(t, dir, nil)
+	if es := persistAll(t, sys, "bravo"); len(es) != 0 {
+		t.Errorf("bravo after the repair: %v, want empty", es)
 	}
 }

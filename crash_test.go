@@ -48,25 +48,22 @@ const (
 var crashLists = []string{"crash 0", "Crash/1", "../crash 2", "crash-3", "日本 4"}
 
 // crashOpen returns how a child opens its data directory in a mode: the
-// real store ("files") or one of its broken twins.
-func crashOpen(mode string) func(string, *todo.Options) (*todo.System, error) {
+// real store ("files") or one of its broken twins, with hook called by
+// the checkpointer of those that have one.
+func crashOpen(mode string) func(string, *todo.Options, todo.CheckpointHook) (*todo.System, error) {
 	switch mode {
 	case "files":
-		return todo.Open
+		return todo.OpenObserved
 	case "in-place": // list files written in place, no log
-		return todo.OpenInPlace
+		return func(dir string, o *todo.Options, _ todo.CheckpointHook) (*todo.System, error) {
+			return todo.OpenInPlace(dir, o)
+		}
 	case "unreserved": // ids not reserved durably ahead of use
 		return todo.OpenUnreserved
 	case "ack-first": // commits answered before their log write
 		return todo.OpenAckBeforeWrite
 	case "drop-early": // segments deleted before their lists are checkpointed
-		return func(dir string, o *todo.Options) (*todo.System, error) {
-			sys, err := todo.Open(dir, o)
-			if err == nil {
-				todo.DeleteSegmentsBeforeCheckpoints(sys)
-			}
-			return sys, err
-		}
+		return todo.OpenDropEarly
 	}
 	return nil
 }
@@ -102,17 +99,15 @@ func TestCrashChild(t *testing.T) {
 	if open == nil {
 		t.Fatalf("unknown mode %q", os.Getenv(crashModeEnv))
 	}
-	sys, err := open(dir, opts)
+	// The markers are written from the checkpointer itself, before and
+	// after each step, so the last one the parent reads says where the
+	// checkpointer was when the kill landed.
+	sys, err := open(dir, opts, func(phase string) { os.Stdout.WriteString("CKPT\t" + phase + "\n") })
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "ERR\topen: %v\n", err)
 		t.Fatal(err)
 	}
 	defer sys.Close()
-	// The markers are written from the checkpointer itself, before and
-	// after each step, so the last one the parent reads says where the
-	// checkpointer was when the kill landed. (A checkpoint of the lists
-	// replayed at Open may begin before the hook is set, unmarked.)
-	todo.OnCheckpoint(sys, func(phase string) { os.Stdout.WriteString("CKPT\t" + phase + "\n") })
 	ctx, cancel := context.WithTimeout(context.Background(), crashMaxLife)
 	defer cancel()
 	run := os.Getenv(crashRunEnv)
@@ -418,11 +413,8 @@ func TestCrash_KillNine(t *testing.T) {
 
 // brokenCrashTwin runs the harness of TestCrash_KillNine over a broken
 // twin of the store and passes when the harness sees it lose data,
-// proving that it can. Broken twins run with TODO_BROKEN_TWINS=1.
+// proving that it can.
 func brokenCrashTwin(t *testing.T, c crashChild, fresh bool, what string) {
-	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
-		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
-	}
 	bad := crashKillNine(t, c, fresh, func(run int, problems []string) {
 		for _, p := range problems {
 			t.Logf("after kill %d: %s", run, p)
@@ -452,7 +444,7 @@ func TestCrash_KillNine_AckFirst_BrokenTwin(t *testing.T) {
 // TestCrash_KillNine_DropEarly_BrokenTwin runs the harness, small log
 // included, over a store that deletes the log's sealed segments as each
 // checkpoint begins, before the lists with records in them are written to
-// their files (see DeleteSegmentsBeforeCheckpoints): what a kill lands
+// their files (see OpenDropEarly): what a kill lands
 // between is lost.
 func TestCrash_KillNine_DropEarly_BrokenTwin(t *testing.T) {
 	brokenCrashTwin(t, crashChild{mode: "drop-early", logSize: crashLogSize}, false, "deleting segments before their lists are checkpointed")

@@ -1,6 +1,7 @@
 package todo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,10 +15,13 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gotodo/todo/internal/wal"
 )
 
 // dirStore is the Store of a data directory, the default behind Open: a
-// log that every commit appends to (log.go), and one file per list
+// log that every commit appends to (package internal/wal, with the
+// records of log.go), and one file per list
 // (persist.go) that checkpoints write the log into, off the
 // acknowledgement path.
 //
@@ -41,11 +45,12 @@ import (
 // An exclusive flock on dir/LOCK keeps a second process (or System) off
 // the directory.
 type dirStore struct {
-	f     *files
-	w     *wal
-	lock  *os.File
-	log   *slog.Logger
-	limit int64 // Options.LogSize
+	f       *files
+	w       *wal.Log
+	logRoot *os.Root // the log's directory, for w
+	lock    *os.File
+	log     *slog.Logger
+	limit   int64 // Options.LogSize
 
 	filesWritten, checkpoints atomic.Int64
 	errLog                    errorLog
@@ -71,12 +76,15 @@ type dirStore struct {
 	written map[string]struct{}
 
 	wg sync.WaitGroup // the checkpointer
+}
 
-	// phaseHook is for tests alone (export_test.go sets it): the
-	// checkpointer calls it as each checkpoint begins ("begin"), once its
-	// files are written ("written"), and once the segments it freed are
-	// deleted ("end").
-	phaseHook atomic.Pointer[func(phase string)]
+// dirOptions are what tests give openDirStore beyond Options (see
+// export_test.go); Open gives the zero value.
+type dirOptions struct {
+	// phase, when set, is called by the checkpointer as each checkpoint
+	// begins ("begin"), once its files are written ("written"), and once
+	// the segments it freed are deleted ("end").
+	phase func(s *dirStore, phase string)
 }
 
 // dirty is what the store keeps of a list with records in the log.
@@ -98,7 +106,7 @@ type dirty struct {
 
 // replayRec is a record read at Open: where it is, and its body.
 type replayRec struct {
-	seg  *segment
+	seg  uint64
 	off  int64
 	body []byte
 }
@@ -122,13 +130,13 @@ func (d *dirty) note(seq uint64) {
 
 // segInfo is what the store knows of a segment.
 type segInfo struct {
-	seg    *segment
+	seq    uint64
 	size   int64
-	sealed bool                // no lane writes to it any more
+	sealed bool                // the log writes to it no more
 	lists  map[*dirty]struct{} // lists dirty in it
 }
 
-func openDirStore(dir string, o Options) (*dirStore, error) {
+func openDirStore(dir string, o Options, do dirOptions) (*dirStore, error) {
 	// Lock before anything else: an Open that finds the directory held
 	// must leave it as it is (replay cuts torn records, the checkpointer
 	// removes temp files, which a running System may be writing).
@@ -141,8 +149,15 @@ func openDirStore(dir string, o Options) (*dirStore, error) {
 		lock.Close()
 		return nil, err
 	}
+	logRoot, err := f.openLogDir()
+	if err != nil {
+		lock.Close()
+		f.Close()
+		return nil, err
+	}
 	s := &dirStore{
 		f:       f,
+		logRoot: logRoot,
 		lock:    lock,
 		log:     o.Logger,
 		limit:   o.LogSize,
@@ -151,36 +166,32 @@ func openDirStore(dir string, o Options) (*dirStore, error) {
 	}
 	s.errLog.log = o.Logger
 	s.cond.L = &s.mu
-	s.w = &wal{f: f, segSize: max(o.LogSize/4, 4<<10), nextSeq: 1, created: s.created, sealed: s.sealed,
-		zeros: make([]byte, preallocChunk)}
-	// One lane, shared by the pool's workers: measured on this disk, one
-	// log whose every fdatasync carries all the changes waiting beats a
-	// log per worker, whose fdatasyncs run in parallel but carry a third
-	// each (BenchmarkPersist's log=per-worker cases). When a benchmark
-	// asks for several, the worker of a list writes to the lane of the
-	// list (both hash the name alike, see laneIndex).
-	lanes := 1
-	if o.logLanes > 0 {
-		lanes = o.logLanes
-	}
-	for i := range lanes {
-		ln := &lane{l: s.w, id: i}
-		ln.cond.L = &ln.mu
-		s.w.lanes = append(s.w.lanes, ln)
-	}
-	segs, err := s.w.replay(s.replayed, s.damaged)
+	// One log, written by every worker of the pool: measured on this
+	// disk, one log whose every fdatasync carries all the changes waiting
+	// beats a log per worker, whose fdatasyncs run in parallel but carry
+	// a third each (docs/storage.md).
+	w, segs, err := wal.Open(logRoot, path.Join(dir, logDir), wal.Options{
+		Key:         recordName,
+		SegmentSize: max(o.LogSize/4, 4<<10),
+		Record:      s.replayed,
+		Damaged:     s.damaged,
+		Created:     s.created,
+		Sealed:      s.sealed,
+	})
 	if err != nil {
 		lock.Close()
+		logRoot.Close()
 		f.Close()
-		return nil, err
+		return nil, logError(err)
 	}
+	s.w = w
 	s.replaying = nil
 	for _, seg := range segs {
-		if si := s.segInfo(seg.seq); si != nil {
-			si.size = seg.size
-			s.bytes += seg.size
+		if si := s.segInfo(seg.Seq); si != nil {
+			si.size = seg.Size
+			s.bytes += seg.Size
 		} else { // a segment with no record: an empty one, or all zeros
-			s.addSegment(seg, seg.size, true)
+			s.addSegment(seg.Seq, seg.Size, true)
 		}
 	}
 	for name := range s.lists {
@@ -191,8 +202,36 @@ func openDirStore(dir string, o Options) (*dirStore, error) {
 	slices.Sort(s.recover)
 	s.working = true // sweeping, see checkpointer
 	s.wg.Add(1)
-	go s.checkpointer()
+	go s.checkpointer(do.phase)
 	return s, nil
+}
+
+// openLogDir opens the log's directory, creating it first if needed
+// (and fsyncing the data directory, so that it cannot vanish with the
+// segments about to be written in it).
+func (f *files) openLogDir() (*os.Root, error) {
+	err := f.mkdirs(logDir)
+	var r *os.Root
+	if err == nil {
+		r, err = f.root.OpenRoot(logDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("todo: %s: %w", path.Join(f.dir, logDir), err)
+	}
+	return r, nil
+}
+
+// logError gives an error of the log the package's form: damage wraps
+// ErrCorrupt, and every message starts with "todo:".
+func logError(err error) error {
+	var ce *wal.CorruptError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce):
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return fmt.Errorf("todo: %w", err)
 }
 
 // lockDir takes the exclusive lock of the data directory, creating the
@@ -245,35 +284,35 @@ func trimHolder(b []byte) string {
 }
 
 // replayed notes a record read at Open.
-func (s *dirStore) replayed(r logRecord) {
+func (s *dirStore) replayed(r wal.Record) {
 	d := s.replayedIn(r)
-	d.replay = append(d.replay, replayRec{r.seg, r.off, r.body})
+	d.replay = append(d.replay, replayRec{r.Seg, r.Off, r.Body})
 }
 
 // damaged notes a record of a list whose body is damaged: the list cannot
 // be loaded, and the segment is kept, until an operator repairs it.
-func (s *dirStore) damaged(r logRecord, err error) {
+func (s *dirStore) damaged(r wal.Record, err error) {
 	d := s.replayedIn(r)
 	if s.corrupt[d.name] == nil {
-		s.corrupt[d.name] = err
+		s.corrupt[d.name] = logError(err)
 	}
 }
 
 // replayedIn notes that a list has a record in the segment being replayed
 // and returns the list's dirty record.
-func (s *dirStore) replayedIn(r logRecord) *dirty {
+func (s *dirStore) replayedIn(r wal.Record) *dirty {
 	si := s.replaying
-	if si == nil || si.seg != r.seg {
-		si = &segInfo{seg: r.seg, sealed: true, lists: make(map[*dirty]struct{})}
+	if si == nil || si.seq != r.Seg {
+		si = &segInfo{seq: r.Seg, sealed: true, lists: make(map[*dirty]struct{})}
 		s.segs = append(s.segs, si) // replay goes in sequence order
 		s.replaying = si
 	}
-	d := s.lists[string(r.list)] // no allocation for the lookup
+	d := s.lists[string(r.Key)] // no allocation for the lookup
 	if d == nil {
-		d = s.dirtyOf(string(r.list))
+		d = s.dirtyOf(string(r.Key))
 	}
 	d.version++
-	d.note(r.seg.seq)
+	d.note(r.Seg)
 	si.lists[d] = struct{}{}
 	return d
 }
@@ -289,16 +328,16 @@ func (s *dirStore) dirtyOf(list string) *dirty {
 	return d
 }
 
-// created and sealed are the wal's news of its segments.
-func (s *dirStore) created(seg *segment) {
+// created and sealed are the log's news of its segments.
+func (s *dirStore) created(seg wal.Segment) {
 	s.mu.Lock()
-	s.addSegment(seg, seg.size, false)
+	s.addSegment(seg.Seq, seg.Size, false)
 	s.mu.Unlock()
 }
 
-func (s *dirStore) sealed(seg *segment) {
+func (s *dirStore) sealed(seq uint64) {
 	s.mu.Lock()
-	if si := s.segInfo(seg.seq); si != nil {
+	if si := s.segInfo(seq); si != nil {
 		si.sealed = true
 	}
 	s.cond.Broadcast()
@@ -307,9 +346,9 @@ func (s *dirStore) sealed(seg *segment) {
 
 // addSegment adds a segment to s.segs, in order. s.mu must be held, or
 // Open still running.
-func (s *dirStore) addSegment(seg *segment, size int64, sealed bool) {
-	si := &segInfo{seg: seg, size: size, sealed: sealed, lists: make(map[*dirty]struct{})}
-	i, _ := slices.BinarySearchFunc(s.segs, seg.seq, func(x *segInfo, seq uint64) int { return cmpUint(x.seg.seq, seq) })
+func (s *dirStore) addSegment(seq uint64, size int64, sealed bool) {
+	si := &segInfo{seq: seq, size: size, sealed: sealed, lists: make(map[*dirty]struct{})}
+	i, _ := slices.BinarySearchFunc(s.segs, seq, func(x *segInfo, seq uint64) int { return cmp.Compare(x.seq, seq) })
 	s.segs = slices.Insert(s.segs, i, si)
 	s.bytes += size
 }
@@ -317,70 +356,39 @@ func (s *dirStore) addSegment(seg *segment, size int64, sealed bool) {
 // segInfo returns what the store knows of segment seq, or nil. s.mu must
 // be held.
 func (s *dirStore) segInfo(seq uint64) *segInfo {
-	i, ok := slices.BinarySearchFunc(s.segs, seq, func(x *segInfo, seq uint64) int { return cmpUint(x.seg.seq, seq) })
+	i, ok := slices.BinarySearchFunc(s.segs, seq, func(x *segInfo, seq uint64) int { return cmp.Compare(x.seq, seq) })
 	if !ok {
 		return nil
 	}
 	return s.segs[i]
 }
 
-// laneOf returns the lane a list's records go to.
-func (s *dirStore) laneOf(list string) *lane {
-	return s.w.lanes[laneIndex(list, len(s.w.lanes))]
-}
-
-// laneIndex hashes a list's name to one of n lanes, or workers. It costs
-// no allocation: with one lane (the default) it hashes nothing.
-func laneIndex(list string, n int) int {
-	if n == 1 {
-		return 0
-	}
-	// crc32.Checksum(list) in the table's simple loop: a []byte of the
-	// name would escape to the heap through the package's assembly.
-	crc := ^uint32(0)
-	for i := 0; i < len(list); i++ {
-		crc = castagnoli[byte(crc)^list[i]] ^ crc>>8
-	}
-	return int(^crc % uint32(n))
-}
-
-// Commit appends a record for each change to the log, in one write and one
-// fdatasync per lane the batch touches, the lanes in parallel.
+// Commit appends a record for each change to the log, in one write and
+// one fdatasync, shared with the commits of other workers waiting at the
+// same time.
 func (s *dirStore) Commit(_ context.Context, batch []Change, fsync bool) {
-	lanes := len(s.w.lanes)
-	recs := make([][]byte, lanes)
-	of := make([][]*Change, lanes)
-	touched := 0
+	var (
+		b       wal.Batch
+		body    []byte
+		changes []*Change
+	)
 	for i := range batch {
 		c := &batch[i]
 		if len(c.Ops) == 0 && !s.needsRecord(c) {
 			continue
 		}
-		n := s.laneOf(c.List).id
-		if len(of[n]) == 0 {
-			touched++
-		}
-		recs[n] = encodeRecord(recs[n], c)
-		of[n] = append(of[n], c)
+		body = encodeRecord(body[:0], c)
+		b.Add(body)
+		changes = append(changes, c)
 	}
-	commit := func(n int) {
-		changes, size := of[n], int64(len(recs[n]))
-		err := s.w.lanes[n].append(recs[n], fsync, func(seq uint64) { s.noteCommit(changes, seq, size) })
-		for _, c := range changes {
-			c.Err = err
-		}
+	if len(changes) == 0 {
+		return
 	}
-	var wg sync.WaitGroup
-	for n := range lanes {
-		switch {
-		case len(of[n]) == 0:
-		case touched == 1:
-			commit(n) // the usual case with one worker per lane: no goroutine
-		default:
-			wg.Go(func() { commit(n) })
-		}
+	size := int64(b.Size())
+	err := logError(s.w.Append(&b, fsync, func(seq uint64) { s.noteCommit(changes, seq, size) }))
+	for _, c := range changes {
+		c.Err = err
 	}
-	wg.Wait()
 }
 
 // needsRecord reports whether a change with no operations, a release,
@@ -394,8 +402,8 @@ func (s *dirStore) needsRecord(c *Change) bool {
 	return c.Release && s.lists[c.List] != nil
 }
 
-// noteCommit notes where the changes of a commit landed. The lane's
-// leader calls it before the segment can be sealed.
+// noteCommit notes where the changes of a commit landed. The log calls it
+// (as the written callback of Append) before the segment can be sealed.
 func (s *dirStore) noteCommit(changes []*Change, seq uint64, size int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -468,7 +476,7 @@ func (s *dirStore) materialize(ctx context.Context, list string, d *dirty) (List
 		lastID, ops, err := decodeRecord(r.body)
 		if err != nil {
 			err = fmt.Errorf("%w: log segment %s: record of list %q at offset %d: %v",
-				ErrCorrupt, path.Join(s.f.dir, r.seg.name), list, r.off, err)
+				ErrCorrupt, s.w.Path(r.seg), list, r.off, err)
 			s.mu.Lock()
 			s.corrupt[list] = err
 			s.mu.Unlock()
@@ -530,7 +538,7 @@ func (s *dirStore) Lists(ctx context.Context) ([]string, error) {
 
 // checkpointer writes dirty lists to their files, as the work comes (see
 // nextCheckpoint), until Close has had every list checkpointed.
-func (s *dirStore) checkpointer() {
+func (s *dirStore) checkpointer(phase func(s *dirStore, phase string)) {
 	defer s.wg.Done()
 	// First clear the temp files a crash left, before any checkpoint
 	// writes one. It walks every fan-out directory, which Open need not
@@ -548,9 +556,13 @@ func (s *dirStore) checkpointer() {
 		if len(names) == 0 {
 			return
 		}
-		s.phase("begin")
+		if phase != nil {
+			phase(s, "begin")
+		}
 		ok := s.checkpoint(names)
-		s.phase("written")
+		if phase != nil {
+			phase(s, "written")
+		}
 		s.mu.Lock()
 		s.working = false
 		s.cond.Broadcast()
@@ -565,14 +577,9 @@ func (s *dirStore) checkpointer() {
 			s.sleep(backoff)
 		}
 		s.dropSegments()
-		s.phase("end")
-	}
-}
-
-// phase calls phaseHook, if a test set one.
-func (s *dirStore) phase(p string) {
-	if h := s.phaseHook.Load(); h != nil {
-		(*h)(p)
+		if phase != nil {
+			phase(s, "end")
+		}
 	}
 }
 
@@ -655,8 +662,8 @@ func (s *dirStore) someDirty() []string {
 
 // dirtyInOldest returns up to maxCheckpoint lists dirty in the oldest
 // segment that holds any. When that segment has none left but is still
-// being written, it asks its lane to seal it, so it can go. s.mu must be
-// held.
+// being written, it asks the log to seal it (Roll), so it can go. s.mu
+// must be held.
 func (s *dirStore) dirtyInOldest() []string {
 	for _, si := range s.segs {
 		var names []string
@@ -676,9 +683,9 @@ func (s *dirStore) dirtyInOldest() []string {
 			return nil // corrupt lists hold it: nothing to do but repair
 		}
 		if !si.sealed {
-			seq, ln := si.seg.seq, s.w.lanes[si.seg.lane]
+			// The log calls sealed, which takes s.mu, under its lock.
 			s.mu.Unlock()
-			ln.rollIfIdle(seq)
+			s.w.Roll(si.seq)
 			s.mu.Lock()
 			return nil
 		}
@@ -773,8 +780,8 @@ func (s *dirStore) dropSegments() {
 		if !si.sealed || len(si.lists) > 0 {
 			return
 		}
-		if err := s.f.root.Remove(si.seg.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.errLog.failedTo("delete", si.seg.name, err)
+		if err := s.w.Remove(si.seq); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.errLog.failedTo("delete", s.w.Path(si.seq), err)
 			return
 		}
 		s.segs = s.segs[1:]
@@ -805,7 +812,7 @@ func (s *dirStore) Close() error {
 	// No commit comes any more (the System closed its pool first): seal
 	// the log first, which gives back the space preallocated in it, for
 	// the checkpoints to use.
-	err := s.w.close()
+	err := logError(s.w.Close())
 	s.mu.Lock()
 	s.closing = true
 	s.cond.Broadcast()
@@ -815,16 +822,16 @@ func (s *dirStore) Close() error {
 	if n := len(s.lists); n > 0 {
 		s.log.Warn("todo: lists left in the log for the next Open", "lists", n, "dir", s.f.dir)
 	}
-	return errors.Join(err, s.f.Close(), s.lock.Close())
+	return errors.Join(err, s.logRoot.Close(), s.f.Close(), s.lock.Close())
 }
 
-// stats adds the store's counters to st.
-func (s *dirStore) stats(st *Stats) {
-	st.FilesWritten = s.filesWritten.Load()
-	st.Checkpoints = s.checkpoints.Load()
+// StoreStats returns the store's counters (see StatsReporter).
+func (s *dirStore) StoreStats() StoreStats {
+	st := StoreStats{FilesWritten: s.filesWritten.Load(), Checkpoints: s.checkpoints.Load()}
 	s.mu.Lock()
 	st.LogSegments, st.LogBytes = int64(len(s.segs)), s.bytes
 	s.mu.Unlock()
+	return st
 }
 
 // dirtyNames returns the dirty lists, for tests.

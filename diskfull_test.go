@@ -235,11 +235,8 @@ func TestDiskFull(t *testing.T) {
 // TestDiskFull_BrokenTwin runs the disk-full scenario over a store that
 // swallows the errors of its writes, the way a careless writer would, to
 // show that the scenario sees acknowledged entries that were never
-// written. Run it with TODO_BROKEN_TWINS=1.
+// written.
 func TestDiskFull_BrokenTwin(t *testing.T) {
-	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
-		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
-	}
 	swallowing := func(dir string, o *todo.Options) (*todo.System, error) {
 		return todo.OpenHooked(dir, o, func(_ string, _, _ int, save func() error) error {
 			_ = save() // the bug of the twin: the error is dropped
@@ -455,13 +452,14 @@ func TestDiskFullAsyncChild(t *testing.T) {
 	ctx := context.Background()
 	fail := func(format string, args ...any) { fmt.Printf("FAIL\t"+format+"\n", args...) }
 	logged := newErrorLines()
-	sys, err := todo.Open(dir, &todo.Options{Durability: todo.Async, AsyncDelay: 20 * time.Millisecond, Logger: slog.New(logged)})
+	open := todo.Open
+	if os.Getenv(asyncFullTwinEnv) == "1" {
+		open = todo.OpenRetryOnlyAtClose
+	}
+	sys, err := open(dir, &todo.Options{Durability: todo.Async, AsyncDelay: 20 * time.Millisecond, Logger: slog.New(logged)})
 	if err != nil {
 		fail("Open: %v", err)
 		t.Fatal(err)
-	}
-	if os.Getenv(asyncFullTwinEnv) == "1" {
-		todo.RetryOnlyAtClose(sys)
 	}
 	n := 0
 	add := func() {
@@ -599,13 +597,11 @@ func TestDiskFull_AsyncRetriesWhileRunning(t *testing.T) {
 }
 
 // TestDiskFull_AsyncRetriesWhileRunning_BrokenTwin runs it with a pool that
-// retries failed Async commits only at Close (see RetryOnlyAtClose), as
+// retries failed Async commits only at Close (see OpenRetryOnlyAtClose), as
 // the seed did: the kill must lose the entries acknowledged on the full
-// disk. Run it with TODO_BROKEN_TWINS=1.
+// disk.
 func TestDiskFull_AsyncRetriesWhileRunning_BrokenTwin(t *testing.T) {
-	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
-		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
-	}
+	t.Parallel() // its 20s are the child's polls timing out, which need no CPU
 	problems, missing := asyncFullRun(t, true)
 	for _, p := range problems {
 		t.Logf("broken twin: %s", p)

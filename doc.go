@@ -56,7 +56,10 @@
 // ([WithIdempotencyKey]) is answered as the first time and changes
 // nothing. [System.Close] answers every queued request, writes everything
 // pending, and stops every goroutine; after it every call returns
-// [ErrClosed].
+// [ErrClosed]. [System.Shutdown] does the same within a deadline, the way
+// net/http's Server.Shutdown does: it retries acknowledged changes that
+// fail until its ctx ends, where Close gives them up after two attempts,
+// and says which lists lost changes.
 //
 // # Files
 //

@@ -20,6 +20,11 @@ type memStore struct {
 
 func newMemStore() *memStore { return &memStore{lists: NewTable[string, ListState]()} }
 
+// NewMemStore returns a Store that keeps lists in memory, for the Store
+// doubles of the tests to wrap; its Close does nothing, so that a test may
+// look into it after the System that owned it closed.
+func NewMemStore() Store { return newMemStore() }
+
 func (m *memStore) Load(_ context.Context, name string) (ListState, error) {
 	s, _ := m.lists.Lookup(name)
 	return ListState{LastID: s.LastID, Entries: slices.Clone(s.Entries)}, nil
@@ -89,7 +94,7 @@ func SaveBatch(sys *System, names []string, lists [][]Entry) []error {
 	for i, es := range lists {
 		states[i] = NewList(es...).state()
 	}
-	ds := sys.store.(*dirStore)
+	ds := dirStoreOf(sys)
 	ds.waitIdle(time.Minute) // the sweep of temp files after Open is done
 	return ds.f.saveBatch(names, states, true)
 }
@@ -159,10 +164,18 @@ func (h hookedStore) Commit(ctx context.Context, batch []Change, sync bool) {
 	}
 }
 
+// StoreStats reports the counters of the store under h.
+func (h hookedStore) StoreStats() StoreStats {
+	if r, ok := h.Store.(StatsReporter); ok {
+		return r.StoreStats()
+	}
+	return StoreStats{}
+}
+
 // OpenHooked is Open with hook around the storing of every list's
 // change, for tests that watch writes or break them.
 func OpenHooked(dir string, opts *Options, hook SaveHook) (*System, error) {
-	return openDirWrapped(dir, opts, func(s *dirStore) Store { return hookedStore{s, hook} })
+	return openDirWrapped(dir, opts, nil, func(s *dirStore) Store { return hookedStore{s, hook} })
 }
 
 // inPlaceFiles is the broken twin of files, the book's way of writing: it
@@ -248,32 +261,60 @@ func ApplyOps(l *List, ops []Op) {
 // and the temp files a crash left are cleared.
 // It panics if that takes over a minute.
 func WaitCheckpoints(sys *System) {
-	if !sys.store.(*dirStore).waitIdle(time.Minute) {
+	if !dirStoreOf(sys).waitIdle(time.Minute) {
 		panic("todo: checkpoints still due after a minute")
 	}
 }
 
-// WithLogLanes sets the number of lanes of the log, which is otherwise
-// Workers: the benchmarks compare one shared log with one per worker.
-func WithLogLanes(o *Options, lanes int) { o.logLanes = lanes }
-
 // ---- Crash and fault tests of the log store (lock_test.go, ids_test.go,
 // log_test.go, crash_test.go, diskfull_test.go): broken twins and hooks ----
 
-// openDirWrapped is Open with the data directory's store wrapped by wrap.
-func openDirWrapped(dir string, opts *Options, wrap func(*dirStore) Store) (*System, error) {
+// CheckpointHook, given to the openers below, is called by the
+// checkpointer of the data directory's store with each phase of each
+// checkpoint: "begin", "written" (its files are renamed into place),
+// "end" (the segments it freed are deleted). nil calls nothing.
+type CheckpointHook func(phase string)
+
+// openDirWrapped is Open with the data directory's store wrapped by wrap,
+// and hook called by its checkpointer.
+func openDirWrapped(dir string, opts *Options, hook CheckpointHook, wrap func(*dirStore) Store) (*System, error) {
+	return openDirWith(dir, opts, hook, nil, wrap, knobs{})
+}
+
+// openDirWith is openDirWrapped with before, if set, called with the
+// store and each phase before hook, and the System's knobs k.
+func openDirWith(dir string, opts *Options, hook CheckpointHook, before func(*dirStore, string), wrap func(*dirStore) Store, k knobs) (*System, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	st, err := openDirStore(dir, o)
+	var do dirOptions
+	if hook != nil || before != nil {
+		do.phase = func(s *dirStore, phase string) {
+			if before != nil {
+				before(s, phase)
+			}
+			if hook != nil {
+				hook(phase)
+			}
+		}
+	}
+	st, err := openDirStore(dir, o, do)
 	if err != nil {
 		return nil, err
 	}
-	sys := newSystem(wrap(st), o)
+	sys := newSystemWith(wrap(st), o, k)
 	sys.dir = dir
-	sys.storeStats = st.stats
 	return sys, nil
+}
+
+// openInMemoryWith is OpenInMemory with the knobs k.
+func openInMemoryWith(opts *Options, k knobs) (*System, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return newSystemWith(newMemStore(), o, k), nil
 }
 
 // dirStoreOf returns the data directory's store under a System opened with
@@ -282,6 +323,9 @@ func dirStoreOf(sys *System) *dirStore {
 	switch st := sys.store.(type) {
 	case *dirStore:
 		return st
+	case hookedStore:
+		s, _ := st.Store.(*dirStore)
+		return s
 	case unreservedStore:
 		return st.dirStore
 	case *ackFirstStore:
@@ -290,23 +334,9 @@ func dirStoreOf(sys *System) *dirStore {
 	return nil
 }
 
-// OnCheckpoint has the checkpointer of a System opened with Open call fn
-// with each phase of each checkpoint: "begin", "written" (its files are
-// renamed into place), "end" (the segments it freed are deleted). A hook
-// set before is called first. It does nothing on other stores.
-func OnCheckpoint(sys *System, fn func(phase string)) {
-	s := dirStoreOf(sys)
-	if s == nil {
-		return
-	}
-	prev := s.phaseHook.Load()
-	hook := func(phase string) {
-		if prev != nil {
-			(*prev)(phase)
-		}
-		fn(phase)
-	}
-	s.phaseHook.Store(&hook)
+// OpenObserved is Open with hook called by the checkpointer.
+func OpenObserved(dir string, opts *Options, hook CheckpointHook) (*System, error) {
+	return openDirWrapped(dir, opts, hook, func(s *dirStore) Store { return s })
 }
 
 // unreservedStore is the broken twin of the reservation of ids: it stores
@@ -331,9 +361,10 @@ func (s unreservedStore) Commit(ctx context.Context, batch []Change, sync bool) 
 	s.dirStore.Commit(ctx, batch, sync)
 }
 
-// OpenUnreserved is Open over unreservedStore.
-func OpenUnreserved(dir string, opts *Options) (*System, error) {
-	return openDirWrapped(dir, opts, func(s *dirStore) Store { return unreservedStore{s} })
+// OpenUnreserved is Open over unreservedStore, with hook called by the
+// checkpointer.
+func OpenUnreserved(dir string, opts *Options, hook CheckpointHook) (*System, error) {
+	return openDirWrapped(dir, opts, hook, func(s *dirStore) Store { return unreservedStore{s} })
 }
 
 // ackFirstStore is the broken twin of the log's group commit that
@@ -373,23 +404,23 @@ func (s *ackFirstStore) Close() error {
 	return s.dirStore.Close()
 }
 
-// OpenAckBeforeWrite is Open over ackFirstStore.
-func OpenAckBeforeWrite(dir string, opts *Options) (*System, error) {
-	return openDirWrapped(dir, opts, func(s *dirStore) Store {
+// OpenAckBeforeWrite is Open over ackFirstStore, with hook called by the
+// checkpointer.
+func OpenAckBeforeWrite(dir string, opts *Options, hook CheckpointHook) (*System, error) {
+	return openDirWrapped(dir, opts, hook, func(s *dirStore) Store {
 		st := &ackFirstStore{dirStore: s, queue: make(chan ackFirstBatch, 4096), done: make(chan struct{})}
 		go st.write()
 		return st
 	})
 }
 
-// DeleteSegmentsBeforeCheckpoints makes the data directory's store of sys
-// a broken twin: as each checkpoint begins, before the lists are written
-// to their files, it deletes the oldest segment of the log if it is
-// sealed, whatever lists still have records in it that their files do not
-// hold. Hooks set later (OnCheckpoint) run after the delete.
-func DeleteSegmentsBeforeCheckpoints(sys *System) {
-	s := dirStoreOf(sys)
-	OnCheckpoint(sys, func(phase string) {
+// OpenDropEarly is Open over a broken twin of the data directory's
+// store: as each checkpoint begins, before the lists are written to their
+// files, it deletes the oldest segment of the log if it is sealed,
+// whatever lists still have records in it that their files do not hold.
+// hook runs after the delete.
+func OpenDropEarly(dir string, opts *Options, hook CheckpointHook) (*System, error) {
+	dropOldest := func(s *dirStore, phase string) {
 		if phase != "begin" {
 			return
 		}
@@ -399,47 +430,44 @@ func DeleteSegmentsBeforeCheckpoints(sys *System) {
 			return
 		}
 		si := s.segs[0]
-		if err := s.f.root.Remove(si.seg.name); err != nil {
+		if err := s.w.Remove(si.seq); err != nil {
 			return
 		}
 		s.segs = s.segs[1:]
 		s.bytes -= si.size
-	})
+	}
+	return openDirWith(dir, opts, hook, dropOldest, func(s *dirStore) Store { return s }, knobs{})
 }
 
-// RetryOnlyAtClose makes the pool of sys the broken twin of the retry of
+// OpenRetryOnlyAtClose is Open with the broken twin of the pool's retry of
 // acknowledged changes whose commit failed: the seed's, which retried
 // them only at Close (or when something else of the list was committed).
 // Its backoff after a failure is a day.
-func RetryOnlyAtClose(sys *System) {
-	for _, w := range sys.pool.workers {
-		w.mu.Lock()
-	}
-	sys.pool.backoffHook = func(time.Duration) time.Duration { return 24 * time.Hour }
-	for _, w := range sys.pool.workers {
-		w.mu.Unlock()
-	}
+func OpenRetryOnlyAtClose(dir string, opts *Options) (*System, error) {
+	day := func(time.Duration) time.Duration { return 24 * time.Hour }
+	return openDirWith(dir, opts, nil, nil, func(s *dirStore) Store { return s }, knobs{retryBackoff: day})
 }
 
 // ---- end of the crash and fault tests' declarations ----
 
 // ---- Hibernation (hibernate_test.go) ----
 
-// HibernateOverMail makes sys the broken twin of hibernation: a server
-// hibernates even when a request came into its mailbox in the moment
-// before, and that request is never answered. Call it before any server
-// starts.
-func HibernateOverMail(sys *System) { sys.sleepOverMail = true }
+// OpenInMemoryHibernatingOverMail is OpenInMemory with the broken twin of
+// hibernation: a server hibernates even when a request came into its
+// mailbox in the moment before, and that request is never answered.
+func OpenInMemoryHibernatingOverMail(opts *Options) (*System, error) {
+	return openInMemoryWith(opts, knobs{hibernateOverMail: true})
+}
 
-// OnExpiryMissed calls f when a server's idle timer finds its mailbox
-// full, at the moment between finding it full and noting the miss. Call it
-// before any server starts.
-func OnExpiryMissed(sys *System, f func()) {
-	sys.timerMissHook = func(sig *call) {
+// OpenInMemoryOnExpiryMissed is OpenInMemory with f called when a server's
+// idle timer finds its mailbox full, at the moment between finding it full
+// and noting the miss.
+func OpenInMemoryOnExpiryMissed(opts *Options, f func()) (*System, error) {
+	return openInMemoryWith(opts, knobs{onTimerMiss: func(sig *call) {
 		if sig == expireSignal {
 			f()
 		}
-	}
+	}})
 }
 
 // MailboxCap returns the capacity of the mailbox of the running server

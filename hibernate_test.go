@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -26,12 +25,26 @@ import (
 // other bubbles, are not counted.
 func serverGoroutines(t testing.TB) int {
 	t.Helper()
+	count := 0
+	for _, g := range bubbleGoroutines(t) {
+		if strings.Contains(g, "todo.(*proc).run(") {
+			count++
+		}
+	}
+	return count
+}
+
+// bubbleGoroutines returns the stacks of the goroutines of the caller's
+// synctest bubble that run code of this module, but the caller's own and
+// the one that waits in synctest.Test for the bubble to end.
+func bubbleGoroutines(t testing.TB) []string {
+	t.Helper()
 	own := make([]byte, 1<<12)
 	own = own[:runtime.Stack(own, false)]
 	header, _, _ := strings.Cut(string(own), "\n")
 	i := strings.Index(header, "synctest bubble ")
 	if i < 0 {
-		t.Fatalf("serverGoroutines called outside a synctest bubble: %q", header)
+		t.Fatalf("bubbleGoroutines called outside a synctest bubble: %q", header)
 	}
 	bubble := ", " + strings.TrimSuffix(header[i:], ":")
 	all := make([]byte, 1<<20)
@@ -43,14 +56,17 @@ func serverGoroutines(t testing.TB) int {
 		}
 		all = make([]byte, 2*len(all))
 	}
-	count := 0
+	var stacks []string
 	for g := range strings.SplitSeq(string(all), "\n\n") {
 		head, _, _ := strings.Cut(g, "\n")
-		if strings.HasSuffix(strings.TrimSuffix(head, ":"), bubble) && strings.Contains(g, "todo.(*proc).run(") {
-			count++
+		if head == header || !strings.HasSuffix(strings.TrimSuffix(head, ":"), bubble) {
+			continue
+		}
+		if strings.Contains(g, "github.com/gotodo/todo") && !strings.Contains(g, "internal/synctest.Run(") {
+			stacks = append(stacks, g)
 		}
 	}
-	return count
+	return stacks
 }
 
 // checkServers checks the server goroutines of the bubble and the
@@ -265,15 +281,20 @@ func TestServer_Hibernate_RacingRequests_RealClock(t *testing.T) {
 }
 
 // TestServer_Hibernate_RacingRequests_BrokenTwin runs the race over the
-// broken twin of hibernation (see HibernateOverMail), which ends the
+// broken twin of hibernation (see OpenInMemoryHibernatingOverMail), which ends the
 // goroutine with a request just put in its mailbox: that request is never
-// answered. Run it with TODO_BROKEN_TWINS=1.
+// answered.
 func TestServer_Hibernate_RacingRequests_BrokenTwin(t *testing.T) {
-	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
-		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
+	t.Parallel() // its 5s are the lost requests' callers waiting out their ctx
+	sys, err := todo.OpenInMemoryHibernatingOverMail(&todo.Options{HibernateAfter: time.Nanosecond, IdleTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
 	}
-	sys := openMemSystem(t, &todo.Options{HibernateAfter: time.Nanosecond, IdleTimeout: -1})
-	todo.HibernateOverMail(sys)
+	t.Cleanup(func() {
+		if err := sys.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	problems := hibernationRace(t, sys)
 	for _, p := range problems[:min(len(problems), 10)] {
 		t.Logf("broken twin: %s", p)
@@ -434,14 +455,9 @@ func TestSystem_Close_WritesHibernatingLists(t *testing.T) {
 // until its next change.
 func TestServer_MissedExpiryNotStrandedRealClock(t *testing.T) {
 	const idle = 200 * time.Millisecond
-	sys, err := todo.OpenInMemory(&todo.Options{IdleTimeout: idle, HibernateAfter: 50 * time.Millisecond, MailboxSize: 256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
 	unblock := make(chan struct{})
 	missed := make(chan struct{}, 1)
-	todo.OnExpiryMissed(sys, func() {
+	onMiss := func() {
 		select {
 		case missed <- struct{}{}:
 		default:
@@ -449,7 +465,12 @@ func TestServer_MissedExpiryNotStrandedRealClock(t *testing.T) {
 		}
 		close(unblock)                     // let the server serve its mailbox
 		time.Sleep(100 * time.Millisecond) // and look for missed signals meanwhile
-	})
+	}
+	sys, err := todo.OpenInMemoryOnExpiryMissed(&todo.Options{IdleTimeout: idle, HibernateAfter: 50 * time.Millisecond, MailboxSize: 256}, onMiss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
 	ctx := context.Background()
 	s := sys.ServerProcess("l")
 	e, err := s.AddEntry(ctx, todo.Entry{Date: day19, Title: "a"})

@@ -3,7 +3,6 @@ package todo_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/gotodo/todo"
@@ -101,11 +100,8 @@ func TestIDs_NeverReusedAcrossKills(t *testing.T) {
 // that forgets the reservation (it stores each list with the highest id
 // its entries hold, see OpenUnreserved), with Async durability: the
 // entries acknowledged since the last write are lost in the kill, and
-// their ids given out again. Run it with TODO_BROKEN_TWINS=1.
+// their ids given out again.
 func TestIDs_NeverReusedAcrossKills_BrokenTwin(t *testing.T) {
-	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
-		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
-	}
 	problems := idsAcrossKills(t, "unreserved", todo.Async)
 	for _, p := range problems[:min(len(problems), 10)] {
 		t.Logf("broken twin: %s", p)

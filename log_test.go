@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -684,5 +686,73 @@ func TestLog_OpenIsLazy(t *testing.T) {
 	}
 	if logged.Load() == 0 {
 		t.Fatal("a corrupt list was read but nothing was logged: the check above proves nothing")
+	}
+}
+
+// TestLog_FormatV1Fixture opens testdata/datadir-v1/dir, a data directory
+// that the code of commit a3a563a wrote and left as a SIGKILL does (list
+// files, a log of four segments with records of every kind, ids reserved
+// ahead, idempotency keys, a name split into nested directories; see
+// gen.go there), and checks that it reads exactly what that code read
+// from it (want.json, written by that code): todo check's findings, every
+// list's entries, the answer to a retry of each keyed add, and the id of
+// the next entry of each list. The format on disk must never change
+// under a directory someone has.
+func TestLog_FormatV1Fixture(t *testing.T) {
+	fixture := filepath.Join("testdata", "datadir-v1")
+	data, err := os.ReadFile(filepath.Join(fixture, "want.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want struct {
+		Lists  map[string][]todo.Entry
+		NextID map[string]int
+		Keyed  map[string]struct {
+			List string
+			ID   int
+		}
+		Files, Segments int
+		Problems        []string
+	}
+	if err := json.Unmarshal(data, &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Lists) == 0 || len(want.Keyed) == 0 || want.Segments < 3 {
+		t.Fatalf("want.json holds too little to test anything: %s", data)
+	}
+
+	problems, files, segments, err := todo.Check(copyDir(t, filepath.Join(fixture, "dir")), false)
+	var got []string
+	for _, p := range problems {
+		got = append(got, p.String())
+	}
+	if err != nil || files != want.Files || segments != want.Segments || !slices.Equal(got, want.Problems) {
+		t.Errorf("Check: %q, %d files, %d segments, %v; want %q, %d, %d", got, files, segments, err, want.Problems, want.Files, want.Segments)
+	}
+
+	ctx := context.Background()
+	dir := copyDir(t, filepath.Join(fixture, "dir"))
+	for life := range 2 { // as replayed, then as checkpointed by the first life
+		sys := persistOpen(t, dir, nil)
+		names, err := sys.Lists(ctx)
+		slices.Sort(names)
+		if err != nil || !slices.Equal(names, slices.Sorted(maps.Keys(want.Lists))) {
+			t.Errorf("life %d: Lists = %q, %v; want %q", life, names, err, slices.Sorted(maps.Keys(want.Lists)))
+		}
+		logWant(t, sys, want.Lists, fmt.Sprintf("life %d", life))
+		persistClose(t, sys)
+	}
+	sys := persistOpen(t, dir, nil)
+	defer persistClose(t, sys)
+	for key, k := range want.Keyed {
+		e, err := sys.AddEntry(todo.WithIdempotencyKey(ctx, key), k.List, todo.Entry{Date: persistDay, Title: "a retry"})
+		if err != nil || e.ID != k.ID {
+			t.Errorf("retry of %s on %q: entry %d, %v; want %d", key, k.List, e.ID, err, k.ID)
+		}
+	}
+	for list, id := range want.NextID {
+		if e := persistAdd(t, sys, list, "next"); e.ID != id {
+			t.Errorf("the next entry of %q has id %d, want %d", list, e.ID, id)
+		}
 	}
 }

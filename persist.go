@@ -235,6 +235,8 @@ func (f *files) read(rel string) ([]byte, error) {
 		return nil, err
 	} else if info.Mode()&fs.ModeSymlink != 0 {
 		return nil, fmt.Errorf("%w: %s: a symbolic link", ErrCorrupt, full)
+	} else if info.IsDir() {
+		return nil, fmt.Errorf("%w: %s: a directory, where the list's file should be", ErrCorrupt, full)
 	}
 	// O_NONBLOCK: opening a FIFO someone left in place of a list file must
 	// not hang the list's server; it has no effect on regular files.
@@ -480,17 +482,20 @@ func syncDir(r *os.Root, dir string) error {
 }
 
 // names returns the names of every stored list, decoded from file names.
+// A directory where a list's file should be names its list too, which is
+// damaged (see read): hiding the list would hide the damage.
 func (f *files) names() ([]string, error) {
 	var names []string
 	err := f.walk(func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("todo: listing %s: %w", path.Join(f.dir, rel), err)
 		}
-		if d.IsDir() {
-			return nil
-		}
-		if name, ok := nameFromFile(rel); ok {
+		name, ok := nameFromFile(rel)
+		if ok {
 			names = append(names, name)
+		}
+		if ok && d.IsDir() {
+			return fs.SkipDir
 		}
 		return nil
 	})

@@ -20,7 +20,8 @@ import (
 //
 // A change whose caller was answered already (Async durability) is never
 // dropped: when its commit fails it stays queued and is retried with
-// backoff while the System runs, and at Close.
+// backoff while the System runs, and while it closes, until its closer
+// gives it up (see close).
 //
 // A pool is safe for concurrent use by multiple goroutines.
 type pool struct {
@@ -31,9 +32,15 @@ type pool struct {
 	sync     bool          // commits are fsynced (Fsync, Async), not only written (Write)
 	delay    time.Duration // Async: how long a change waits to share a commit
 	queueCap int
+	knobs    knobs // the tests' seams (see knobs); zero in production
 	workers  []*worker
 	wg       sync.WaitGroup
 	closed   chan struct{} // closed when close begins: stop delaying
+
+	// Set by close before it closes closed, and read by the workers once
+	// they are closing: how their retries end (see close).
+	closeAttempts int             // failed commits after which a change is given up; 0: no limit
+	giveUp        <-chan struct{} // closed when the changes still failing are to be given up
 
 	// failing is the error of the latest failed commit while acknowledged
 	// changes wait for a retry, or nil (see System.Health).
@@ -42,12 +49,7 @@ type pool struct {
 	errLog   errorLog
 
 	lostMu sync.Mutex // guards lost
-	lost   []error    // acknowledged changes given up at Close
-
-	// backoffHook is for tests alone (export_test.go sets it, under every
-	// worker's mu): when set, it replaces the wait before the retry of
-	// acknowledged changes that failed.
-	backoffHook func(time.Duration) time.Duration
+	lost   []error    // acknowledged changes given up while closing
 }
 
 // worker commits the changes of the lists hashed to it.
@@ -96,7 +98,7 @@ type pending struct {
 	attempts   int       // failed commits of the acknowledged ops
 }
 
-func newPool(st Store, o Options, stats *counters) *pool {
+func newPool(st Store, o config, stats *counters) *pool {
 	p := &pool{
 		store:    st,
 		log:      o.Logger,
@@ -106,6 +108,7 @@ func newPool(st Store, o Options, stats *counters) *pool {
 		delay:    o.AsyncDelay,
 		queueCap: o.QueueSize,
 		closed:   make(chan struct{}),
+		knobs:    o.knobs,
 	}
 	p.errLog.log = o.Logger
 	for range o.Workers {
@@ -123,10 +126,18 @@ func newPool(st Store, o Options, stats *counters) *pool {
 	return p
 }
 
-// worker returns the worker of a list: the one of the same index as the
-// list's lane in the data directory's log (see laneIndex).
+// worker returns the worker of a list, always the same one: an FNV-1a
+// hash of its name (inline: a []byte of the name for hash/fnv would
+// escape to the heap) modulo the workers.
 func (p *pool) worker(list string) *worker {
-	return p.workers[laneIndex(list, len(p.workers))]
+	if len(p.workers) == 1 {
+		return p.workers[0]
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(list); i++ {
+		h = (h ^ uint32(list[i])) * 16777619
+	}
+	return p.workers[h%uint32(len(p.workers))]
 }
 
 // save queues a change of a list: ops, and the list's state after them. With
@@ -292,7 +303,9 @@ func (w *worker) run() {
 // (group commit), or reports false once the pool is closing and nothing
 // is queued. A change is due at once if its caller waits, the queue is
 // full or the pool closes; an acknowledged change (Async) once it has
-// waited out the delay, and, after a failed commit, the backoff.
+// waited out the delay, and, after a failed commit, the backoff, which a
+// closing pool waits out only while its retries go on (see
+// closingBackoff).
 func (w *worker) collect() ([]*pending, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -312,8 +325,14 @@ func (w *worker) collect() ([]*pending, bool) {
 			w.cond.Broadcast() // room in the queue
 			return taken, true
 		}
+		// A delay ends when closing begins; once closing, what is left to
+		// wait for is a retry's backoff, which ends when it is given up.
+		var cut <-chan struct{} = w.p.closed
+		if w.closing {
+			cut = w.p.giveUp
+		}
 		w.mu.Unlock()
-		w.sleep(next.Sub(now))
+		w.sleep(next.Sub(now), cut)
 		w.mu.Lock()
 	}
 }
@@ -342,7 +361,7 @@ func (w *worker) waitRegroup(now time.Time) bool {
 	}
 	by := w.regroupBy
 	w.mu.Unlock()
-	w.sleep(by.Sub(now)) // each change queued with a waiter pokes
+	w.sleep(by.Sub(now), w.p.closed) // each change queued with a waiter pokes
 	w.mu.Lock()
 	return true
 }
@@ -352,15 +371,15 @@ func (w *worker) waitRegroup(now time.Time) bool {
 // w.mu must be held.
 func (w *worker) takeDue(now time.Time) (taken []*pending, next time.Time) {
 	full := len(w.queue) >= w.p.queueCap
-	backingOff := now.Before(w.retryAt) && !w.closing
+	backingOff := now.Before(w.retryAt) && (!w.closing || w.closingBackoff())
 	taken = w.taken[:0]
 	kept := w.queue[:0]
 	for _, list := range w.queue {
 		pd := w.pending[list]
-		due := pd.done != nil || w.closing || full
+		due := pd.done != nil || full || w.closing && (pd.attempts == 0 || !backingOff)
 		if !due {
 			at := pd.since.Add(w.p.delay)
-			if !w.p.async || pd.flushing {
+			if !w.p.async || pd.flushing || w.closing {
 				at = pd.since
 			}
 			if backingOff && at.Before(w.retryAt) {
@@ -384,14 +403,14 @@ func (w *worker) takeDue(now time.Time) (taken []*pending, next time.Time) {
 	return taken, next
 }
 
-// sleep waits for d, or until poked or the pool closes.
-func (w *worker) sleep(d time.Duration) {
+// sleep waits for d, or until poked or cut is closed.
+func (w *worker) sleep(d time.Duration, cut <-chan struct{}) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-w.wake:
-	case <-w.p.closed:
+	case <-cut:
 	}
 }
 
@@ -462,8 +481,8 @@ func (w *worker) settle(taken []*pending, errs []error, took time.Duration) {
 	}
 }
 
-// closeAttempts is how many times, once Close has begun, a worker commits
-// an acknowledged change that keeps failing before it gives it up.
+// closeAttempts is how many times, counting those before it began, Close
+// commits an acknowledged change that keeps failing before it gives it up.
 const closeAttempts = 2
 
 // keep queues again the acknowledged part of a change whose commit failed,
@@ -476,7 +495,7 @@ func (w *worker) keep(pd *pending, err error) {
 	if pd.attempts++; pd.attempts == 1 {
 		p.unstored.Add(1)
 	}
-	if w.closing && pd.attempts >= closeAttempts {
+	if w.closing && w.givingUp(pd) {
 		p.unstored.Add(-1)
 		p.lose(fmt.Errorf("todo: list %q lost its last changes: %w", pd.list, err))
 		return
@@ -507,10 +526,36 @@ func (w *worker) setBackoff(failure error) {
 		return
 	}
 	w.backoff = min(max(2*w.backoff, minBackoff), maxBackoff)
-	if h := w.p.backoffHook; h != nil {
+	if h := w.p.knobs.retryBackoff; h != nil {
 		w.backoff = h(w.backoff)
 	}
 	w.retryAt = time.Now().Add(w.backoff)
+}
+
+// closingBackoff reports whether a closing worker waits out the backoff
+// before it retries a change that failed, as a running one does: while
+// Shutdown's retries go on. Close retries at once, a few times. w.mu must
+// be held.
+func (w *worker) closingBackoff() bool {
+	return w.p.closeAttempts == 0 && !isClosed(w.p.giveUp)
+}
+
+// givingUp reports whether a closing worker gives up an acknowledged
+// change that just failed: after closeAttempts failures (Close), or once
+// giveUp is closed (Shutdown's ctx ended). w.mu must be held.
+func (w *worker) givingUp(pd *pending) bool {
+	p := w.p
+	return p.closeAttempts > 0 && pd.attempts >= p.closeAttempts || isClosed(p.giveUp)
+}
+
+// isClosed reports whether ch is closed; a nil ch never is.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // lose records that acknowledged changes are lost, for Close to report.
@@ -529,10 +574,15 @@ func (p *pool) health() error {
 	return nil
 }
 
-// close commits everything queued, retrying what fails a little, stops
-// the workers, and returns the errors of the acknowledged changes it had
-// to give up.
-func (p *pool) close() error {
+// close commits everything queued, stops the workers, and returns the
+// errors of the acknowledged changes it had to give up. Every change
+// queued is committed at once; an acknowledged one that fails is retried,
+// until it is stored or given up: with attempts above 0, at once, until
+// it has failed attempts times (Close); with attempts 0, after the
+// backoff of a running pool, until giveUp is closed (Shutdown's ctx), and
+// then at once, one last time. A nil giveUp is never closed.
+func (p *pool) close(attempts int, giveUp <-chan struct{}) error {
+	p.closeAttempts, p.giveUp = attempts, giveUp
 	close(p.closed)
 	for _, w := range p.workers {
 		w.mu.Lock()

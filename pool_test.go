@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -349,11 +348,8 @@ func TestClose_Flushes(t *testing.T) {
 
 // TestClose_Flushes_BrokenTwin runs the harness of TestClose_Flushes over
 // a store that drops every Async write, to show that the harness sees a
-// loss. Run it with TODO_BROKEN_TWINS=1.
+// loss.
 func TestClose_Flushes_BrokenTwin(t *testing.T) {
-	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
-		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
-	}
 	dropping := func(dir string, o *todo.Options) (*todo.System, error) {
 		return todo.OpenHooked(dir, o, func(string, int, int, func() error) error { return nil })
 	}

@@ -235,7 +235,7 @@ func (p *proc) postFromTimer(sig *call, missed *atomic.Bool, wake bool) {
 	select {
 	case p.mailbox <- sig:
 	default:
-		if h := p.sys.timerMissHook; h != nil {
+		if h := p.sys.opts.knobs.onTimerMiss; h != nil {
 			h(sig)
 		}
 		missed.Store(true)
@@ -457,7 +457,7 @@ func (p *proc) hibernateIfIdle() bool {
 		p.sleepTimer.Reset(retryShortly(after))
 		return false
 	}
-	if len(p.mailbox) > 0 && !p.sys.sleepOverMail {
+	if len(p.mailbox) > 0 && !p.sys.opts.knobs.hibernateOverMail {
 		// A request came in before the CAS: serve it first. Nobody
 		// could change senders meanwhile: wakers wait for wakeMu.
 		p.senders.Store(0)

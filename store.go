@@ -42,6 +42,24 @@ type Store interface {
 	Close() error
 }
 
+// StatsReporter is implemented by a Store that keeps counters of its own
+// work: [System.Stats] reports them, in the fields of [Stats] of the same
+// names. The data directory's store implements it; with a Store that does
+// not, they are zero.
+// StoreStats is called from any goroutine, at any time until Close.
+type StatsReporter interface {
+	StoreStats() StoreStats
+}
+
+// StoreStats are the counters a Store reports through [StatsReporter].
+// Each is zero for a store that has no such thing.
+type StoreStats struct {
+	FilesWritten int64 // list files written by checkpoints
+	Checkpoints  int64 // lists checkpointed into their files
+	LogSegments  int64 // segments of the store's log, now
+	LogBytes     int64 // bytes in the log's segments, now
+}
+
 // Change is what one list's server stores at once: the operations of a
 // batch of requests, in the order they were applied, and the list's state
 // after them. A store may keep either or both: a log appends the

@@ -136,11 +136,6 @@ type Options struct {
 	// no entries (one that does not exist) load nothing. Zero means
 	// 20,000; a negative value means no cap.
 	MaxLoaded int
-
-	// logLanes overrides the number of lanes of the log (see wal), which
-	// is otherwise one, shared by the workers; the benchmarks compare that
-	// with a lane per worker.
-	logLanes int
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -204,7 +199,7 @@ func (o *Options) withDefaults() (Options, error) {
 // A System is safe for concurrent use by multiple goroutines. Two Systems
 // in one process are independent; two Systems must not share a directory.
 type System struct {
-	opts     Options
+	opts     config
 	dir      string
 	store    Store
 	pool     *pool
@@ -212,29 +207,18 @@ type System struct {
 	table    *Table[tableKey, *dayCell] // what servers publish for readers
 	stats    counters
 	calls    sync.Pool // of *call, with their reply channels
-	// storeStats adds the counters of the data directory's store, when
-	// the System was opened on one.
-	storeStats func(*Stats)
 
 	// startMu makes starting a server and closing the System exclusive, so
-	// that no server starts after Close has begun waiting for them.
+	// that no server starts after Close or Shutdown has begun waiting for
+	// them.
 	startMu sync.RWMutex
-	closed  atomic.Bool   // set once, under startMu
-	closing chan struct{} // closed when Close begins
+	closed  atomic.Bool   // set once, under startMu, by the Close or Shutdown that closes
+	closing chan struct{} // closed when that Close or Shutdown begins
+	shut    chan struct{} // closed when it has finished
 
 	loadedCap loadedCap
 	capDone   sync.WaitGroup // the goroutine of loadedCap
 	servers   sync.WaitGroup
-	closeMu   sync.Mutex // serializes Close calls
-	done      bool       // guarded by closeMu: Close has finished
-
-	// sleepOverMail is for tests alone (export_test.go sets it before
-	// any server starts): the broken twin of hibernation, which ends the
-	// goroutine even with requests in the mailbox, and loses them.
-	sleepOverMail bool
-	// timerMissHook is for tests alone (export_test.go): called by a
-	// timer that found the mailbox full, before it notes the miss.
-	timerMissHook func(sig *call)
 }
 
 // Open opens the System over the data directory dir, creating it if
@@ -244,26 +228,29 @@ func Open(dir string, opts *Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openDirStore(dir, o)
+	st, err := openDirStore(dir, o, dirOptions{})
 	if err != nil {
 		return nil, err
 	}
 	sys := newSystem(st, o)
 	sys.dir = dir
-	sys.storeStats = st.stats
 	return sys, nil
 }
 
-func newSystem(st Store, o Options) *System {
+func newSystem(st Store, o Options) *System { return newSystemWith(st, o, knobs{}) }
+
+// newSystemWith is newSystem with the knobs of the tests (see knobs).
+func newSystemWith(st Store, o Options, k knobs) *System {
 	sys := &System{
-		opts:     o,
+		opts:     config{Options: o, knobs: k},
 		store:    st,
 		registry: NewTable[string, *proc](),
 		table:    newTableWithHasher[tableKey, *dayCell](tableKeyHasher()),
 		stats:    newCounters(),
 		closing:  make(chan struct{}),
+		shut:     make(chan struct{}),
 	}
-	sys.pool = newPool(st, o, &sys.stats)
+	sys.pool = newPool(st, sys.opts, &sys.stats)
 	if o.MaxLoaded > 0 {
 		sys.loadedCap = loadedCap{max: o.MaxLoaded, wake: make(chan struct{}, 1)}
 		sys.loadedCap.room.L = &sys.loadedCap.mu
@@ -274,23 +261,74 @@ func newSystem(st Store, o Options) *System {
 }
 
 // Close answers every request already queued, writes every pending change,
-// stops every goroutine of the System, and returns the first error a final
-// write met. It is idempotent; after it every call returns [ErrClosed].
+// stops every goroutine of the System, and closes the [Store]. It returns
+// nil, or an error for each list whose acknowledged changes it had to give
+// up, naming the list, joined with the Store's error on closing. It is
+// idempotent; after it every call returns [ErrClosed].
+//
+// Close is [System.Shutdown] without a deadline but with a bound on
+// retries: an acknowledged change (Async durability) whose commit keeps
+// failing is committed again at once, and given up once it has failed
+// twice in all, where Shutdown retries it until its ctx ends.
 //
 // Close does not wait for an UpdateEntry updater that is still running: its
 // request fails with ErrClosed and the list keeps its state; the updater's
 // goroutine, which only the updater can end, returns whenever it does,
 // and its result is discarded.
-func (sys *System) Close() error {
-	sys.closeMu.Lock()
-	defer sys.closeMu.Unlock()
-	if sys.done {
-		return nil
-	}
+func (sys *System) Close() error { return sys.shutdown(context.Background(), closeAttempts) }
+
+// Shutdown closes the System gracefully, the way net/http's
+// Server.Shutdown closes a server. From its first moment every new call
+// returns [ErrClosed] at once (only a read of a list still loaded may be
+// answered, from the table, until its server has retired). It then answers
+// every request already queued, commits every pending change, Async ones
+// included, stops every goroutine of the System, and closes the [Store].
+// It returns nil when everything acknowledged was stored and the Store
+// closed cleanly.
+//
+// An acknowledged change whose commit fails (a full disk, say) is retried,
+// with the backoff of a running System, until it is stored or ctx ends;
+// then it is committed once more, at once, and given up if that fails too.
+// If it gave changes up, Shutdown returns ctx's error joined with an error
+// for each list that lost its last changes, naming the list. A ctx that
+// never ends has Shutdown wait as long as the Store keeps failing.
+//
+// ctx ending cuts no request and no commit short: the requests queued
+// before Shutdown began are still served, and the commits under way, and
+// that last one, still take the Store's time. Shutdown may return later
+// than ctx by that much, but it always returns with every goroutine of the
+// System stopped.
+//
+// Shutdown, like Close, is idempotent: after the first, Shutdown and Close
+// return nil. One called while another runs waits for it to finish
+// (Shutdown only until its ctx ends, then returning ctx's error) and
+// returns nil. Like Close, Shutdown does not wait for a running updater.
+func (sys *System) Shutdown(ctx context.Context) error { return sys.shutdown(ctx, 0) }
+
+// shutdown is Close (attempts: closeAttempts) and Shutdown (attempts 0):
+// the System's one way to close (see pool.close for attempts).
+func (sys *System) shutdown(ctx context.Context, attempts int) error {
 	sys.startMu.Lock()
-	sys.closed.Store(true)
-	close(sys.closing)
+	first := !sys.closed.Load()
+	if first {
+		sys.closed.Store(true)
+		close(sys.closing)
+	}
 	sys.startMu.Unlock()
+	if !first {
+		select {
+		case <-sys.shut: // first: done is done, whatever ctx says
+			return nil
+		default:
+		}
+		select {
+		case <-sys.shut:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer close(sys.shut)
 	// No server starts from now on. Tell every running one to stop; one
 	// that has just retired on its own leaves without reading it, and a
 	// hibernating one is woken to read it.
@@ -299,9 +337,11 @@ func (sys *System) Close() error {
 	}
 	sys.capDone.Wait()
 	sys.servers.Wait()
-	err := errors.Join(sys.pool.close(), sys.store.Close())
-	sys.done = true
-	return err
+	lost := sys.pool.close(attempts, ctx.Done())
+	if lost != nil && attempts == 0 {
+		lost = errors.Join(ctx.Err(), lost) // Shutdown gives changes up only once ctx ended
+	}
+	return errors.Join(lost, sys.store.Close())
 }
 
 // Unload stops the server of the list called name, if one runs, once it
@@ -405,10 +445,12 @@ type Stats struct {
 	WriteErrors        int64 // changes whose commit failed
 	WriteRetries       int64 // acknowledged changes queued again for a retry after a failed commit
 	Unstored           int64 // lists holding acknowledged changes that failed to commit, now
-	FilesWritten       int64 // list files written by checkpoints (the data directory's store)
-	Checkpoints        int64 // lists checkpointed into their files (the data directory's store)
-	LogSegments        int64 // segments of the log, now (the data directory's store)
-	LogBytes           int64 // bytes in the log's segments, now (the data directory's store)
+	// The Store's own counters, when it reports them (see StatsReporter:
+	// the data directory's store does); zero otherwise.
+	FilesWritten int64 // list files written by checkpoints
+	Checkpoints  int64 // lists checkpointed into their files
+	LogSegments  int64 // segments of the store's log, now
+	LogBytes     int64 // bytes in the log's segments, now
 }
 
 // counters are the live form of Stats. The ones bumped on hot paths by many
@@ -456,8 +498,9 @@ func (sys *System) Stats() Stats {
 		Unstored:        sys.pool.unstored.Load(),
 	}
 	st.Hibernations, st.Wakes, st.ServersHibernating = h, w, h-w
-	if sys.storeStats != nil {
-		sys.storeStats(&st)
+	if r, ok := sys.store.(StatsReporter); ok {
+		ss := r.StoreStats()
+		st.FilesWritten, st.Checkpoints, st.LogSegments, st.LogBytes = ss.FilesWritten, ss.Checkpoints, ss.LogSegments, ss.LogBytes
 	}
 	return st
 }

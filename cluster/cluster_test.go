@@ -82,6 +82,12 @@ func threeNodes(t testing.TB) []*cluster.Node {
 // startNodes starts count nodes named n1.., each joining the ones before
 // (and join, the addresses of a running cluster), and waits for them.
 func startNodes(dir string, count int, join []string, opts ...func(*cluster.Options)) ([]*cluster.Node, error) {
+	return startNodesWith(cluster.Start, dir, count, join, opts...)
+}
+
+// startNodesWith is startNodes with start in place of cluster.Start: a
+// broken twin's.
+func startNodesWith(start func(context.Context, cluster.Options) (*cluster.Node, error), dir string, count int, join []string, opts ...func(*cluster.Options)) ([]*cluster.Node, error) {
 	var nodes []*cluster.Node
 	peers := append([]string(nil), join...)
 	for i := range count {
@@ -89,7 +95,7 @@ func startNodes(dir string, count int, join []string, opts ...func(*cluster.Opti
 		for _, f := range opts {
 			f(&o)
 		}
-		n, err := cluster.Start(context.Background(), o)
+		n, err := start(context.Background(), o)
 		if err != nil {
 			closeAll(nodes)
 			return nil, err

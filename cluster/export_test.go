@@ -7,9 +7,11 @@ import (
 
 // Test hooks.
 
-// WithoutFence makes the node's store publish without the fence: the
-// broken twin of the stale-owner test.
-func WithoutFence(o *Options) { o.noFence = true }
+// StartWithoutFence starts a node whose store publishes without the
+// fence: the broken twin of the stale-owner test.
+func StartWithoutFence(ctx context.Context, o Options) (*Node, error) {
+	return start(ctx, o, seams{noFence: true})
+}
 
 // PauseLiveness stops the node's renewals while its lease keeps counting
 // as valid: a node that does not know it has been given up on (a long GC

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +28,7 @@ import (
 // A Node is safe for concurrent use by multiple goroutines.
 type Node struct {
 	opts        Options
+	seams       seams
 	log         *slog.Logger
 	srv         *server.Server // nil when connected to an existing cluster
 	clusterAddr string
@@ -75,16 +78,30 @@ type Node struct {
 // assets, its liveness and its request subscription. It returns once the
 // server runs; the node answers ErrNotReady until JetStream has a quorum
 // (a first node waits for a second). [Node.Ready] waits for that.
+//
+// Options and the ports asked for are checked before Dir is created: a
+// start refused for a mistake or a port in use leaves nothing behind.
 func Start(ctx context.Context, opts Options) (*Node, error) {
+	return start(ctx, opts, seams{})
+}
+
+// start is Start with the seams of a test.
+func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if o.NATSURL == "" {
+		if err := portsFree(o.ClusterAddr, o.ClientAddr); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	n := &Node{
 		opts:   o,
+		seams:  s,
 		log:    o.Logger,
 		ready:  make(chan struct{}),
 		view:   newView(o.LeaseTTL + o.ClockSkew),
@@ -133,6 +150,24 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	n.wg.Add(1)
 	go n.run()
 	return n, nil
+}
+
+// portsFree checks that the embedded server can listen on each address
+// that names its port (port 0 is found free later), by listening there a
+// moment: so that a port in use refuses the start before anything is
+// created. The server listens again itself, an instant later.
+func portsFree(addrs ...string) error {
+	for _, addr := range addrs {
+		if _, port, _ := net.SplitHostPort(addr); addr == "" || port == "0" {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		ln.Close()
+	}
+	return nil
 }
 
 func (n *Node) setFatal(err error) { n.fatal.CompareAndSwap(nil, &err) }
@@ -283,6 +318,7 @@ func (n *Node) setup(timeout time.Duration) error {
 		n.store = newStore(n.js, n.stream, &n.opts, n.maxPayload)
 		n.store.lost = n.unloadLost
 		n.store.released = n.held.released
+		n.store.noFence = n.seams.noFence
 		if n.sys, err = todo.OpenStore(n.store, n.opts.System); err != nil {
 			return err
 		}
@@ -508,13 +544,30 @@ func (n *Node) shutdownNATS() {
 	}
 }
 
-// Close leaves the cluster gracefully: the node takes no new list, hands
-// every list it holds to the node that should have it next (each list is
-// drained and its last change stored; no data is copied), withdraws its
-// liveness so that the others take over its idle lists at once, closes
-// its System, and shuts its server down. It joins every goroutine, is
-// idempotent, and after it every call returns todo.ErrClosed.
-func (n *Node) Close() error {
+// Shutdown leaves the cluster gracefully, as net/http's Server.Shutdown
+// stops a server: the node takes no new list (the others are told it is
+// leaving), hands every list it holds to the node that should have it next
+// (each list is drained and its last change stored; no data is copied),
+// withdraws its liveness so that the others take over at once, answers the
+// forwarded requests it has received, and shuts its System down, storing
+// every change queued. Then it closes: it stops its server and joins every
+// goroutine. After it every call returns todo.ErrClosed.
+//
+// ctx bounds the waiting: when it ends, the lists not yet handed off stay
+// where they are stored, for the others to take over, and Shutdown goes on
+// to close, and returns an error wrapping ctx's (joined with the System's,
+// if any). The withdrawal of the node's liveness, one write, is tried even
+// then: without it the others would wait out its lease. Shutdown and Close
+// are idempotent: after the first, they return nil.
+func (n *Node) Shutdown(ctx context.Context) error {
+	return n.shutdown(ctx, func() error { return n.sys.Shutdown(ctx) })
+}
+
+// shutdown is the lifecycle of Shutdown and Close, which differ in how the
+// System ends: Shutdown retries failing commits until ctx ends, Close
+// makes its few attempts (see [todo.System.Close]), so that a node with no
+// quorum left still closes.
+func (n *Node) shutdown(ctx context.Context, endSystem func() error) error {
 	n.closeMu.Lock()
 	defer n.closeMu.Unlock()
 	if n.closed {
@@ -524,19 +577,76 @@ func (n *Node) Close() error {
 	n.leaving.Store(true)
 	var errs []error
 	if n.isReady() {
-		n.handOffAll()
-		ctx, cancel := context.WithTimeout(context.Background(), n.opts.AckTimeout)
-		if err := n.nodes.Delete(ctx, encodeName(n.opts.Name)); err != nil {
-			n.log.Warn("cluster: cannot withdraw liveness; the others wait out the lease", "err", err)
+		left := n.handOffAll(ctx)
+		n.withdraw(context.WithoutCancel(ctx))
+		drained := n.drainRPC(ctx)
+		if err := ctx.Err(); err != nil && (left > 0 || !drained) {
+			errs = append(errs, errCutShort(left, drained, err))
 		}
-		cancel()
-		// Answer the forwarded requests already received, then stop.
-		n.rpc.Drain()
-		for deadline := time.Now().Add(n.opts.RequestTimeout); n.rpc.IsValid() && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		n.rpc.Unsubscribe()
 	}
+	n.stopBackground()
+	if n.sys != nil {
+		n.store.stopping()
+		errs = append(errs, endSystem())
+	}
+	n.shutdownNATS()
+	return errors.Join(errs...)
+}
+
+// errCutShort says what a Shutdown whose ctx ended (cause) left undone.
+func errCutShort(left int, drained bool, cause error) error {
+	var undone []string
+	if left > 0 {
+		undone = append(undone, fmt.Sprintf("%d lists not handed off (stored, for the others to take over)", left))
+	}
+	if !drained {
+		undone = append(undone, "forwarded requests left unanswered")
+	}
+	return fmt.Errorf("cluster: shutdown cut short, %s: %w", strings.Join(undone, ", "), cause)
+}
+
+// Close is Shutdown without a deadline, except that the System makes
+// only the few attempts of [todo.System.Close] to store what keeps
+// failing, rather than retrying for ever.
+func (n *Node) Close() error {
+	return n.shutdown(context.Background(), func() error { return n.sys.Close() })
+}
+
+// withdraw deletes the node's liveness record: the others take its lists
+// over at once instead of waiting out its lease.
+func (n *Node) withdraw(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.AckTimeout)
+	defer cancel()
+	if err := n.nodes.Delete(ctx, encodeName(n.opts.Name)); err != nil {
+		n.log.Warn("cluster: cannot withdraw liveness; the others wait out the lease", "err", err)
+	}
+}
+
+// drainRPC answers the forwarded requests already received, for up to
+// RequestTimeout or until ctx ends, then stops taking them. It reports
+// whether every one was answered.
+func (n *Node) drainRPC(ctx context.Context) bool {
+	defer n.rpc.Unsubscribe()
+	if err := n.rpc.Drain(); err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.opts.RequestTimeout)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for n.rpc.IsValid() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// stopBackground ends the node's background goroutines and waits for
+// them, and for the forwarded requests being served.
+func (n *Node) stopBackground() {
 	close(n.stop)
 	n.cancel()
 	n.bgMu.Lock()
@@ -544,10 +654,4 @@ func (n *Node) Close() error {
 	n.bgMu.Unlock()
 	n.wg.Wait()
 	n.rpcWG.Wait()
-	if n.sys != nil {
-		n.store.stopping()
-		errs = append(errs, n.sys.Close())
-	}
-	n.shutdownNATS()
-	return errors.Join(errs...)
 }

@@ -363,7 +363,7 @@ func TestNode_StaleOwnerLosesFence(t *testing.T) {
 // stale view of the list and the history checker finds a write lost.
 func TestNode_StaleOwnerWithoutFence_LosesWrites(t *testing.T) {
 	dir := t.TempDir()
-	nodes, err := startNodes(dir, 3, nil, cluster.WithoutFence)
+	nodes, err := startNodesWith(cluster.StartWithoutFence, dir, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,6 +498,59 @@ func TestNode_JoinAndLeave(t *testing.T) {
 	}
 	acked, refused, unknown := h.Counts()
 	t.Logf("%d adds acknowledged, %d refused, %d unknown", acked, refused, unknown)
+	checkHistory(t, h, stored(t, nodes, lists...))
+}
+
+// Shutdown whose ctx is over hands nothing off: the lists stay where the
+// stream holds them, the node still closes (every call ErrClosed after
+// it, its goroutines joined: TestMain's goleak), it says it was cut short,
+// and the others take its lists over at once with every entry acknowledged.
+func TestNode_ShutdownCutShort(t *testing.T) {
+	nodes := threeNodes(t)
+	s4s, err := startNodes(shared.dir, 1, addrs(nodes), func(o *cluster.Options) { o.Name, o.Dir = "s4", shared.dir+"/s4" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s4 := s4s[0]
+	defer s4.Close()
+	all := append(slices.Clone(nodes), s4)
+	h := clustertest.NewHistory()
+	var lists []string
+	for i := range 8 {
+		l := listFor(fmt.Sprint("cut-", i), s4, all)
+		lists = append(lists, l)
+		for j := range 3 {
+			if err := add(h, all[(i+j)%4], l, fmt.Sprint(l, "-", j), addTimeout); err != nil {
+				t.Fatalf("add to %s: %v", l, err)
+			}
+		}
+		if !s4.Holds(l) {
+			t.Fatalf("s4 does not hold %s, which it is preferred for", l)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = s4.Shutdown(ctx)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), fmt.Sprint(len(lists), " lists not handed off")) {
+		t.Fatalf("Shutdown with its ctx over: %v, want context.Canceled and %d lists not handed off", err, len(lists))
+	}
+	for _, l := range lists {
+		if o := nodes[0].Owner(l); o != "s4" {
+			t.Errorf("%s is owned by %q after a Shutdown that had no time for handoffs", l, o)
+		}
+	}
+	if _, err := s4.AddEntry(context.Background(), lists[0], todo.Entry{Date: day, Title: "late"}); !errors.Is(err, todo.ErrClosed) {
+		t.Errorf("add after Shutdown: %v, want ErrClosed", err)
+	}
+	if err := s4.Close(); err != nil {
+		t.Errorf("Close after Shutdown: %v", err)
+	}
+	for i, l := range lists {
+		if err := add(h, nodes[i%3], l, l+"-after", addTimeout); err != nil {
+			t.Errorf("add to %s after s4 left: %v", l, err)
+		}
+	}
 	checkHistory(t, h, stored(t, nodes, lists...))
 }
 

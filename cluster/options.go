@@ -84,9 +84,12 @@ type Options struct {
 	// Logger receives what the node and its embedded server report. Nil
 	// means the System's Logger, or nothing.
 	Logger *slog.Logger
+}
 
-	// Test hooks, set through export_test.go.
-	noFence bool // store without the fence: the broken twin
+// seams are what a test may change in a node beyond its Options: the
+// broken twins. Start uses none; export_test.go gives them to the tests.
+type seams struct {
+	noFence bool // the store publishes without the fence: the broken twin of the stale-owner test
 }
 
 // maxClusterPayload is the largest message NATS takes (max_payload caps

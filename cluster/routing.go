@@ -27,91 +27,241 @@ const maxHops = 2
 // atomic create (or compare-and-set over the dead owner's record), or by
 // that node, to which the request is forwarded. Concurrent first requests
 // at every node thus make one owner.
+//
+// route gathers what the node knows and acts; decideRoute, a pure
+// function of what route gathered, says what to do next.
 func (n *Node) route(ctx context.Context, list string) (local bool, node string, err error) {
 	now := time.Now()
-	epoch := n.lease.valid(now)
-	if epoch != 0 {
-		ok, moving := n.held.acquire(list, epoch)
-		if ok {
+	f := routeFacts{
+		list:  list,
+		me:    n.opts.Name,
+		epoch: n.lease.valid(now),
+		alive: func(node string, epoch uint64) bool { return n.view.alive(node, epoch, now) },
+	}
+	if f.epoch != 0 {
+		f.held, f.moving = n.held.acquire(list, f.epoch)
+	}
+	if !f.held {
+		f.cached, _ = n.ownerCache.get(list)
+	}
+	for {
+		v := decideRoute(&f)
+		switch v.action {
+		case routeServe:
 			return true, "", nil
-		}
-		if moving {
-			return false, "", fmt.Errorf("%w: list %q is moving", ErrNotOwner, list)
-		}
-	}
-	if r, ok := n.ownerCache.get(list); ok && r.Node != n.opts.Name && n.view.alive(r.Node, r.Epoch, now) {
-		return false, r.Node, nil
-	}
-	key := encodeName(list)
-	for range 3 {
-		var rec ownerRecord
-		var rev uint64
-		e, err := n.owners.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return false, "", fmt.Errorf("%w: read the owner of list %q: %w", ErrNotReady, list, err)
-		default:
-			if rec, err = decodeOwner(e.Value()); err != nil {
+		case routeHold:
+			return n.holdLocal(list, f.epoch)
+		case routeForward:
+			if v.remember {
+				n.ownerCache.put(list, f.owner.rec)
+			}
+			return false, v.node, nil
+		case routeRefuse:
+			return false, "", v.err
+		case routeRead:
+			if f.owner, err = n.readOwner(ctx, list, now, f.epoch); err != nil {
 				return false, "", err
 			}
-			rev = e.Revision()
-		}
-		live, epochs := n.liveNodes(now, epoch)
-		switch {
-		case rev != 0 && rec.Node == n.opts.Name && rec.Epoch == epoch && epoch != 0:
-			target := preferred(list, live)
-			if target == n.opts.Name || target == "" {
-				return n.holdLocal(list, epoch)
+			f.reads++
+		case routeConfirm:
+			f.owner.confirmed = ownerDead
+			if n.confirmedAlive(ctx, f.owner.rec) {
+				f.owner.confirmed = ownerLives
 			}
-			// Owned but idle here, and another node is preferred now (one
-			// joined): hand the record over on the way. The list is
-			// marked moving meanwhile, so that no call loads it here; one
-			// that holds it already keeps it, for rebalance to move.
-			if !n.held.startMovingIfAbsent(list) {
-				return n.holdLocal(list, epoch)
-			}
-			_, err := n.owners.Update(ctx, key, encodeOwner(ownerRecord{target, epochs[target]}), rev)
-			n.held.drop(list)
-			if err == nil {
-				n.log.Debug("cluster: idle list handed off", "node", n.opts.Name, "list", list, "to", target)
-				n.stats.handoffs.Add(1)
-				n.ownerCache.put(list, ownerRecord{target, epochs[target]})
-				return false, target, nil
-			}
-			continue
-		case rev != 0 && rec.Node != n.opts.Name && n.view.alive(rec.Node, rec.Epoch, now):
-			n.ownerCache.put(list, rec)
-			return false, rec.Node, nil
+		case routeHandOver:
+			f.owner = n.handOverIdle(ctx, list, f.owner, v.to)
+		case routeClaim:
+			f.owner = n.claim(ctx, list, f.owner, v.to)
 		}
-		// No owner, or a dead one.
-		target := preferred(list, live)
-		if target == "" {
-			return false, "", fmt.Errorf("%w: no live node", ErrNotReady)
-		}
-		if target != n.opts.Name {
-			return false, target, nil
-		}
-		if rev != 0 && rec.Node != n.opts.Name && n.confirmedAlive(ctx, rec) {
-			return false, rec.Node, nil
-		}
-		if epoch == 0 {
-			return false, "", fmt.Errorf("%w: this node's lease has lapsed", ErrNotOwner)
-		}
-		val := encodeOwner(ownerRecord{n.opts.Name, epoch})
-		if rev == 0 {
-			_, err = n.owners.Create(ctx, key, val)
-		} else {
-			_, err = n.owners.Update(ctx, key, val, rev)
-		}
-		if err == nil {
-			n.log.Debug("cluster: list claimed", "node", n.opts.Name, "list", list, "from", rec.Node, "epoch", rec.Epoch, "live", live)
-			n.stats.claims.Add(1)
-			return n.holdLocal(list, epoch)
-		}
-		// Lost the race, or no answer: read the record again.
 	}
-	return false, "", fmt.Errorf("%w: the owner of list %q keeps changing", ErrNotOwner, list)
+}
+
+// maxOwnerReads bounds how often route reads a list's owner record: each
+// read after the first follows a write that lost a race.
+const maxOwnerReads = 3
+
+// routeFacts are what a node knows when it routes a request for a list:
+// what route gathers, step by step, and decideRoute judges.
+type routeFacts struct {
+	list   string
+	me     string      // this node's name
+	epoch  uint64      // this node's epoch; 0 when its lease has lapsed
+	held   bool        // the list is held here under epoch, for this call
+	moving bool        // the list is being handed off or unloaded here
+	cached ownerRecord // the owner cache's record of the list; zero if none
+	// alive is the node's view of the members: whether node lives under
+	// epoch now (a leaving node lives until it has gone).
+	alive func(node string, epoch uint64) bool
+	reads int         // owner records read so far
+	owner *ownerFacts // what the last read told; nil before the first and after a failed write
+}
+
+// ownerFacts are what one read of a list's owner record tells, the live
+// nodes at that moment, and what became of the record since.
+type ownerFacts struct {
+	rec       ownerRecord
+	rev       uint64            // the record's revision; 0 when the list has none
+	live      []string          // the nodes that may own lists now (liveNodes)
+	epochs    map[string]uint64 // their epochs
+	confirmed ownerLiveness     // what the nodes bucket's leader said of rec.Node
+	busy      bool              // a call holds the list here: it cannot be handed over on the way
+	written   ownerRecord       // the record this node wrote over it; zero if none
+}
+
+// ownerLiveness is whether the leader of the nodes bucket, asked, says
+// that the owner of a record lives.
+type ownerLiveness uint8
+
+const (
+	ownerUnasked ownerLiveness = iota
+	ownerDead
+	ownerLives // or the leader could not tell: the list is not taken
+)
+
+// routeAction is what route does next.
+type routeAction uint8
+
+const (
+	routeServe    routeAction = iota // serve here: the list is held for the call already
+	routeHold                        // serve here: hold the list for the call
+	routeForward                     // forward the request to verdict.node
+	routeRefuse                      // fail with verdict.err
+	routeRead                        // read the owner record, then decide again
+	routeConfirm                     // ask the leader whether the record's owner lives, then decide again
+	routeHandOver                    // write verdict.to over the idle list's record, then decide again
+	routeClaim                       // write verdict.to, this node's claim, then decide again
+)
+
+// routeVerdict is decideRoute's answer.
+type routeVerdict struct {
+	action   routeAction
+	node     string      // routeForward: where to
+	remember bool        // routeForward: put the record read in the owner cache
+	to       ownerRecord // routeHandOver, routeClaim: the record to write
+	err      error       // routeRefuse
+}
+
+// decideRoute says what route does next with what it knows: serve the
+// list here, forward the request, refuse it, or the next step to learn or
+// to change (read the owner record, confirm that its owner lives, hand the
+// list over, claim it). It reads nothing but f and changes nothing.
+func decideRoute(f *routeFacts) routeVerdict {
+	switch {
+	case f.held:
+		return routeVerdict{action: routeServe}
+	case f.moving:
+		return refuse(fmt.Errorf("%w: list %q is moving", ErrNotOwner, f.list))
+	case f.owner != nil:
+		return decideOwner(f, f.owner)
+	case f.reads == 0 && f.cached.Node != "" && f.cached.Node != f.me && f.alive(f.cached.Node, f.cached.Epoch):
+		return forward(f.cached.Node)
+	case f.reads == maxOwnerReads:
+		return refuse(fmt.Errorf("%w: the owner of list %q keeps changing", ErrNotOwner, f.list))
+	}
+	return routeVerdict{action: routeRead}
+}
+
+// decideOwner is decideRoute once the owner record o has been read.
+func decideOwner(f *routeFacts, o *ownerFacts) routeVerdict {
+	mine := o.rev != 0 && o.rec.Node == f.me && o.rec.Epoch == f.epoch && f.epoch != 0
+	other := o.rev != 0 && o.rec.Node != f.me // an owner, not this node
+	target := preferred(f.list, o.live)
+	switch {
+	case o.written.Node == f.me:
+		return routeVerdict{action: routeHold}
+	case o.written.Node != "":
+		return forward(o.written.Node)
+	case mine && (target == f.me || target == "" || o.busy):
+		return routeVerdict{action: routeHold}
+	case mine:
+		// Owned but idle here, and another node is preferred now (one
+		// joined): hand the record over on the way.
+		return routeVerdict{action: routeHandOver, to: ownerRecord{target, o.epochs[target]}}
+	case other && f.alive(o.rec.Node, o.rec.Epoch):
+		return routeVerdict{action: routeForward, node: o.rec.Node, remember: true}
+	}
+	// No owner, or a dead one: the preferred node claims the list.
+	switch {
+	case target == "":
+		return refuse(fmt.Errorf("%w: no live node", ErrNotReady))
+	case target != f.me:
+		return forward(target)
+	case other && o.confirmed == ownerUnasked:
+		// This node's view may lag: the leader has the last word on a
+		// death.
+		return routeVerdict{action: routeConfirm}
+	case other && o.confirmed == ownerLives:
+		return forward(o.rec.Node)
+	case f.epoch == 0:
+		return refuse(fmt.Errorf("%w: this node's lease has lapsed", ErrNotOwner))
+	}
+	return routeVerdict{action: routeClaim, to: ownerRecord{f.me, f.epoch}}
+}
+
+func forward(node string) routeVerdict { return routeVerdict{action: routeForward, node: node} }
+func refuse(err error) routeVerdict    { return routeVerdict{action: routeRefuse, err: err} }
+
+// readOwner reads the list's owner record, and the live nodes now.
+func (n *Node) readOwner(ctx context.Context, list string, now time.Time, epoch uint64) (*ownerFacts, error) {
+	o := &ownerFacts{}
+	e, err := n.owners.Get(ctx, encodeName(list))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("%w: read the owner of list %q: %w", ErrNotReady, list, err)
+	default:
+		if o.rec, err = decodeOwner(e.Value()); err != nil {
+			return nil, err
+		}
+		o.rev = e.Revision()
+	}
+	o.live, o.epochs = n.liveNodes(now, epoch)
+	return o, nil
+}
+
+// handOverIdle moves the record of a list owned here but idle to the node
+// now preferred for it (one joined), on the way of a request: the list is
+// marked moving meanwhile, so that no call loads it here. It returns what
+// to decide on next: o with written set when the list was handed over, o
+// with busy set when a call holds the list here (it keeps it, for
+// rebalance to move), or nil when the write failed and the record must be
+// read again.
+func (n *Node) handOverIdle(ctx context.Context, list string, o *ownerFacts, to ownerRecord) *ownerFacts {
+	if !n.held.startMovingIfAbsent(list) {
+		o.busy = true
+		return o
+	}
+	_, err := n.owners.Update(ctx, encodeName(list), encodeOwner(to), o.rev)
+	n.held.drop(list)
+	if err != nil {
+		return nil
+	}
+	n.log.Debug("cluster: idle list handed off", "node", n.opts.Name, "list", list, "to", to.Node)
+	n.stats.handoffs.Add(1)
+	n.ownerCache.put(list, to)
+	o.written = to
+	return o
+}
+
+// claim writes the record that makes this node the list's owner, over
+// the record read (o.rev 0: there was none). It returns o with written
+// set, or nil when it lost the race or had no answer, and the record
+// must be read again.
+func (n *Node) claim(ctx context.Context, list string, o *ownerFacts, me ownerRecord) *ownerFacts {
+	key, val := encodeName(list), encodeOwner(me)
+	var err error
+	if o.rev == 0 {
+		_, err = n.owners.Create(ctx, key, val)
+	} else {
+		_, err = n.owners.Update(ctx, key, val, o.rev)
+	}
+	if err != nil {
+		return nil
+	}
+	n.log.Debug("cluster: list claimed", "node", n.opts.Name, "list", list, "from", o.rec.Node, "epoch", o.rec.Epoch, "live", o.live)
+	n.stats.claims.Add(1)
+	o.written = me
+	return o
 }
 
 // holdLocal holds a list this node owns for a local call.
@@ -170,23 +320,25 @@ func (n *Node) rebalance() bool {
 		return true
 	}
 	live, epochs := n.liveNodes(now, epoch)
-	return n.handOff(live, epochs) == 0
+	return n.handOff(context.Background(), live, epochs) == 0
 }
 
-// handOffAll hands every held list to the node preferred among the others:
-// the graceful leave. The node first tells the others it is leaving, so
-// that they send it no new list.
-func (n *Node) handOffAll() {
-	ctx, cancel := context.WithTimeout(context.Background(), n.opts.AckTimeout)
-	n.renew(ctx)
+// handOffAll hands every held list to the node preferred among the others,
+// until ctx ends: the graceful leave. The node first tells the others it
+// is leaving, so that they send it no new list. It returns how many lists
+// stay here.
+func (n *Node) handOffAll(ctx context.Context) (left int) {
+	rctx, cancel := context.WithTimeout(ctx, n.opts.AckTimeout)
+	n.renew(rctx)
 	cancel()
 	live, epochs := n.liveNodes(time.Now(), n.lease.valid(time.Now()))
-	n.handOff(live, epochs)
+	return n.handOff(ctx, live, epochs)
 }
 
 // handOff hands each held list whose preferred node among live is another
-// one to it, eight at a time. It returns how many of them stay here.
-func (n *Node) handOff(live []string, epochs map[string]uint64) (left int) {
+// one to it, eight at a time, until ctx ends. It returns how many of them
+// stay here.
+func (n *Node) handOff(ctx context.Context, live []string, epochs map[string]uint64) (left int) {
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -195,10 +347,19 @@ func (n *Node) handOff(live []string, epochs map[string]uint64) (left int) {
 		if target == "" || target == n.opts.Name {
 			continue
 		}
-		sem <- struct{}{}
+		if ctx.Err() != nil {
+			failed.Add(1) // not tried: ctx is over
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			failed.Add(1)
+			continue
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if !n.handOffOne(list, ownerRecord{target, epochs[target]}) {
+			if !n.handOffOne(ctx, list, ownerRecord{target, epochs[target]}) {
 				failed.Add(1)
 			}
 		})
@@ -211,15 +372,15 @@ func (n *Node) handOff(live []string, epochs map[string]uint64) (left int) {
 // change is stored and the store lets go of it), and moves its owner
 // record to the target. No data is copied: the target loads the list
 // from the stream on its first request. It reports false when the list
-// stays held here: its unload failed.
-func (n *Node) handOffOne(list string, to ownerRecord) bool {
+// stays held here: its unload failed, or ctx ended first.
+func (n *Node) handOffOne(ctx context.Context, list string, to ownerRecord) bool {
 	if !n.held.startMoving(list) {
 		return true // no longer held here, or moving already
 	}
 	defer n.held.drop(list)
 	n.ownerCache.forget(list)
 	n.held.waitIdle(list)
-	ctx, cancel := context.WithTimeout(context.Background(), n.opts.WriteTimeout+2*n.opts.AckTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.opts.WriteTimeout+2*n.opts.AckTimeout)
 	defer cancel()
 	if err := n.sys.Unload(ctx, list); err != nil {
 		n.log.Warn("cluster: handoff: unload failed; the list stays here for now", "list", list, "err", err)

@@ -3,7 +3,9 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +48,7 @@ func TestNode_AloneWaitsForPeers(t *testing.T) {
 
 // The embedded server's fatal errors come back from Start: with the stock
 // logger, its fatal path calls os.Exit and would end this test process.
+// A port in use is found before the data directory is made.
 func TestStart_ClusterPortInUse(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,6 +63,9 @@ func TestStart_ClusterPortInUse(t *testing.T) {
 		t.Fatal("Start on a cluster port in use succeeded")
 	}
 	t.Log(err)
+	if _, err := os.Stat(o.Dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a start refused for a port in use left %s behind (stat: %v)", o.Dir, err)
+	}
 }
 
 func TestStart_BadOptions(t *testing.T) {

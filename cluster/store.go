@@ -118,7 +118,6 @@ func newStore(js jetstream.JetStream, stream jetstream.Stream, o *Options, maxPa
 		writeTimeout: o.WriteTimeout,
 		maxSize:      int(o.System.MaxFileSize),
 		maxPayload:   maxPayload,
-		noFence:      o.noFence,
 		writeID:      nuid.Next(),
 		lost:         func(string) {},
 		released:     func(string) {},

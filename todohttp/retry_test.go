@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,11 +95,8 @@ func TestHandler_IdempotencyKey_RetryStorm(t *testing.T) {
 
 // TestHandler_IdempotencyKey_RetryStorm_BrokenTwin retries without keys,
 // as clients did before Idempotency-Key: the storm must then duplicate
-// entries, or it cannot tell. Run it with TODO_BROKEN_TWINS=1.
+// entries, or it cannot tell.
 func TestHandler_IdempotencyKey_RetryStorm_BrokenTwin(t *testing.T) {
-	if os.Getenv("TODO_BROKEN_TWINS") != "1" {
-		t.Skip("broken twin: set TODO_BROKEN_TWINS=1 to run it")
-	}
 	timeouts, adds, stored := retryStorm(t, false)
 	t.Logf("broken twin: %d adds, %d answered 503 and retried, %d entries stored", adds, timeouts, stored)
 	if stored <= adds {

@@ -75,7 +75,7 @@ func BenchmarkApp(b *testing.B) {
 				if impl == "library" {
 					h, err = listsHandler(sys, log, &config{timeout: 5 * time.Second})
 				} else {
-					h, err = newApp(sys, &health{}, varsHandler(sys), newMetrics(sys.Stats, func() bool { return true }), log, &config{timeout: 5 * time.Second})
+					h, err = newApp(sys, &health{}, varsHandler(systemBackend{sys}), newMetrics(sys.Stats, func() bool { return true }), log, &config{timeout: 5 * time.Second})
 				}
 				if err != nil {
 					b.Fatal(err)
@@ -124,7 +124,7 @@ func TestApp_OriginalRoutesCostNoAllocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := newApp(sys, &health{}, varsHandler(sys), newMetrics(sys.Stats, func() bool { return true }), log, &config{timeout: 5 * time.Second})
+	app, err := newApp(sys, &health{}, varsHandler(systemBackend{sys}), newMetrics(sys.Stats, func() bool { return true }), log, &config{timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"os"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gotodo/todo"
@@ -104,9 +100,18 @@ func splitList(s string) []string {
 	return out
 }
 
-// serveCluster is run in cluster mode: it starts the node, serves it on
-// cfg.addr until ctx ends, then leaves the cluster gracefully.
-func serveCluster(ctx context.Context, cfg *config, log *slog.Logger) error {
+// nodeBackend serves a cluster node: the library's handler over the node
+// (any node answers for any list), /healthz with the node's view of the
+// cluster, /debug/vars and /metrics with its Stats.
+type nodeBackend struct {
+	*cluster.Node
+	data string // the node's data directory
+	cfg  *clusterConfig
+}
+
+// openNode starts the cluster node cfg asks for. It returns once the
+// node's server runs; the node answers 503 until it has a quorum.
+func openNode(ctx context.Context, cfg *config, log *slog.Logger) (backend, error) {
 	c := &cfg.cluster
 	node, err := cluster.Start(ctx, cluster.Options{
 		Name:        c.node,
@@ -116,84 +121,39 @@ func serveCluster(ctx context.Context, cfg *config, log *slog.Logger) error {
 		ClientAddr:  c.natsAddr,
 		NATSURL:     c.natsURL,
 		LeaseTTL:    c.lease,
-		System: &todo.Options{
-			IdleTimeout:    cfg.idle,
-			HibernateAfter: cfg.hibernateAfter,
-			Durability:     cfg.durability,
-			Workers:        cfg.workers,
-			Logger:         log,
-		},
-		Logger: log,
+		System:      cfg.systemOptions(log),
+		Logger:      log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return errors.Join(err, node.Close())
-	}
-	h, err := clusterHandler(node, log, cfg)
-	if err != nil {
-		return errors.Join(err, ln.Close(), node.Close())
-	}
-	srv := newServer(h, log, serverLimits(cfg.timeout))
-	served := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			served <- fmt.Errorf("the listener on %s died: %w", ln.Addr(), err)
-		}
-	})
-	log.Info("listening", "addr", ln.Addr().String(), "node", c.node, "cluster", node.ClusterAddr(),
-		"peers", c.peers, "data", cfg.data, "pid", os.Getpid())
-	var cause error
-	select {
-	case <-ctx.Done():
-		log.Info("stopping: leaving the cluster", "cause", context.Cause(ctx).Error())
-	case cause = <-served:
-		log.Error("stopping: cannot go on", "err", cause)
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
-	}
-	wg.Wait()
-	err = node.Close()
-	if err == nil {
-		log.Info("stopped: lists handed off, every change stored")
-	}
-	return errors.Join(cause, err)
+	return &nodeBackend{Node: node, data: cfg.data, cfg: c}, nil
 }
 
-// clusterHandler serves a node as the command serves a System: the
-// library's handler over the node (any node answers for any list), the
-// web page, /metrics, /healthz with the node's view of the cluster, and
-// /debug/vars with its Stats.
-func clusterHandler(node *cluster.Node, log *slog.Logger, cfg *config) (http.Handler, error) {
-	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := node.Health()
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		if !h.CanWrite {
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		json.NewEncoder(w).Encode(h)
-	})
-	vars := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		st := node.Stats()
-		body, _ := json.MarshalIndent(struct {
-			Cmdline  []string          `json:"cmdline"`
-			Memstats *runtime.MemStats `json:"memstats"`
-			Todo     todo.Stats        `json:"todo"`
-			Cluster  cluster.Stats     `json:"cluster"`
-		}{os.Args, &ms, st.System, st}, "", " ")
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.Write(append(body, '\n'))
-	})
-	m := newMetrics(func() todo.Stats { return node.Stats().System }, func() bool { return node.Health().CanWrite })
-	return newApp(node, health, vars, m, log, cfg)
+func (b *nodeBackend) dir() string { return b.data }
+
+// health is the node's view of the cluster, as JSON, with the watchdog's
+// verdict as its reason when there is one.
+func (b *nodeBackend) health(dirProblem string) healthReport {
+	h := b.Node.Health()
+	if dirProblem != "" {
+		h.CanWrite, h.Reason = false, dirProblem
+	}
+	body, _ := json.Marshal(h)
+	return healthReport{ok: h.CanWrite, contentType: "application/json", retryAfter: "1", body: append(body, '\n')}
 }
+
+func (b *nodeBackend) stats() todo.Stats { return b.Node.Stats().System }
+
+func (b *nodeBackend) vars(v *debugVars) {
+	st := b.Node.Stats()
+	v.Todo, v.Cluster = st.System, &st
+}
+
+func (b *nodeBackend) logAttrs() []any {
+	return []any{"node", b.cfg.node, "cluster", b.Node.ClusterAddr(), "peers", b.cfg.peers}
+}
+
+func (b *nodeBackend) stopped() string { return "stopped: lists handed off, every change stored" }
+
+func (b *nodeBackend) shutdown(ctx context.Context) error { return b.Node.Shutdown(ctx) }

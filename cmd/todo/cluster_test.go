@@ -484,3 +484,120 @@ func TestParseConfig_ClusterFlags(t *testing.T) {
 		}
 	}
 }
+
+// The tests below run cluster nodes in this process, through run: a
+// cluster node goes through the lifecycle of one node (listen, serve,
+// watchdog, debug listener, signals, shutdown), with every flag that
+// applies to both.
+
+// waitRunHealthy waits until the node of r answers /healthz 200.
+func waitRunHealthy(t *testing.T, r *running, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		code, body := get(t, "GET", "http://"+r.addr+"/healthz")
+		if code == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not healthy after %v: %d %s", within, code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// debugVarsOf reads /debug/vars at base.
+func debugVarsOf(t *testing.T, base string) debugVars {
+	t.Helper()
+	code, body := get(t, "GET", base+"/debug/vars")
+	var v debugVars
+	if err := json.Unmarshal([]byte(body), &v); code != http.StatusOK || err != nil {
+		t.Fatalf("%s/debug/vars: %d %v: %s", base, code, err, body)
+	}
+	return v
+}
+
+// A cluster node's watchdog stops it, as one node's does, when its data
+// directory is removed; a lone node, which has no quorum, is enough.
+func TestRun_Cluster_WatchdogDirectoryRemoved(t *testing.T) {
+	t.Parallel()
+	r := startRun(t, "-node", "w1", "-cluster", "127.0.0.1:0", "-watchdog", "20ms")
+	if err := os.RemoveAll(r.dir); err != nil {
+		t.Fatal(err)
+	}
+	err := r.wait(t)
+	if err == nil || !strings.Contains(err.Error(), "data directory unusable") {
+		t.Fatalf("run: %v", err)
+	}
+	if !strings.Contains(r.logs.String(), "cannot go on") {
+		t.Errorf("the reason is not logged:\n%s", r.logs.String())
+	}
+}
+
+// A cluster node serves pprof, /debug/vars (with its cluster counters)
+// and /metrics on -debug-addr, as one node does.
+func TestRun_Cluster_DebugAddr(t *testing.T) {
+	t.Parallel()
+	r := startRun(t, "-node", "d1", "-cluster", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0")
+	if r.debugAddr == "" {
+		t.Fatal("no debug address logged")
+	}
+	debug := "http://" + r.debugAddr
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/goroutine?debug=1"} {
+		if code, body := get(t, "GET", debug+p); code != 200 || body == "" {
+			t.Errorf("%s: %d %q", p, code, body)
+		}
+	}
+	if v := debugVarsOf(t, debug); v.Cluster == nil || v.Memstats == nil {
+		t.Errorf("debug/vars has no cluster counters or memstats: %+v", v)
+	}
+	if code, body := get(t, "GET", debug+"/metrics"); code != 200 || !strings.Contains(body, "todo_list_servers ") {
+		t.Errorf("metrics: %d %q", code, body)
+	}
+	if code, _ := get(t, "GET", debug+"/entries?list=bob&date=20131219"); code != 404 {
+		t.Errorf("the lists are served on the debug listener: %d", code)
+	}
+}
+
+// -max-loaded reaches a cluster node's System: two nodes capped at 2
+// lists each, 12 lists added, and the nodes retire lists to stay within
+// the cap (with the default cap of 20,000 none would be).
+func TestRun_Cluster_MaxLoaded(t *testing.T) {
+	t.Parallel()
+	a1, a2 := freeLoopbackAddr(t), freeLoopbackAddr(t)
+	nodes := []*running{
+		startRun(t, "-node", "m1", "-cluster", a1, "-peers", a2, "-max-loaded", "2", "-log-level", "info"),
+		startRun(t, "-node", "m2", "-cluster", a2, "-peers", a1, "-max-loaded", "2", "-log-level", "info"),
+	}
+	for _, r := range nodes {
+		waitRunHealthy(t, r, 30*time.Second)
+	}
+	const lists, maxLoaded = 12, 2
+	for i := range lists {
+		url := fmt.Sprintf("http://%s/add_entry?list=cap-%d&date=20131219&title=Dentist", nodes[i%2].addr, i)
+		if code, body := get(t, "POST", url); code != 200 || body != "OK" {
+			t.Fatalf("add to cap-%d: %d %q", i, code, body)
+		}
+	}
+	// Retiring takes its turn after the add: wait for it, bounded.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var running, evicted []int64
+		done := true
+		var total int64
+		for _, r := range nodes {
+			st := debugVarsOf(t, "http://"+r.addr).Todo
+			running, evicted = append(running, st.ServersRunning), append(evicted, st.ServersEvicted)
+			total += st.ServersEvicted
+			done = done && st.ServersRunning <= maxLoaded
+		}
+		if done && total >= lists-2*maxLoaded {
+			t.Logf("lists running per node %v, evicted %v", running, evicted)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lists running per node %v, evicted %v: want at most %d running on each and %d evicted in all", running, evicted, maxLoaded, lists-2*maxLoaded)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

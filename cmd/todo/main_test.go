@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -73,6 +74,8 @@ func TestParseConfig(t *testing.T) {
 			func(c *config) { c.hibernateAfter = 250 * time.Millisecond }},
 		{"hibernation never", []string{"-hibernate-after", "-1s"}, map[string]string{"TODO_HIBERNATE_AFTER": "250ms"},
 			func(c *config) { c.hibernateAfter = -time.Second }},
+		{"debug address on localhost", []string{"-debug-addr", "localhost:6060"}, nil, func(c *config) { c.debugAddr = "localhost:6060" }},
+		{"debug address on IPv6 loopback", []string{"-debug-addr", "[::1]:6060"}, nil, func(c *config) { c.debugAddr = "[::1]:6060" }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := parseConfig(c.args, envOf(c.env))
@@ -120,6 +123,10 @@ func TestParseConfig_Errors(t *testing.T) {
 		{[]string{"-trusted-origins", "todo.example.com"}, nil, `-trusted-origins (TODO_TRUSTED_ORIGINS): invalid origin "todo.example.com": scheme is required`},
 		{[]string{"-nope"}, nil, "flag provided but not defined: -nope"},
 		{[]string{"-data", "d", "extra"}, nil, `unexpected arguments ["extra"]`},
+		{[]string{"-debug-addr", "0.0.0.0:6060"}, nil, "-debug-addr 0.0.0.0:6060 (TODO_DEBUG_ADDR): want a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT): pprof must not be reachable from another machine"},
+		{nil, map[string]string{"TODO_DEBUG_ADDR": ":6060"}, "-debug-addr :6060 (TODO_DEBUG_ADDR): want a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT): pprof must not be reachable from another machine"},
+		{[]string{"-debug-addr", "todo.example.com:6060"}, nil, "-debug-addr todo.example.com:6060 (TODO_DEBUG_ADDR): want a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT): pprof must not be reachable from another machine"},
+		{[]string{"-debug-addr", "6060"}, nil, "-debug-addr 6060 (TODO_DEBUG_ADDR): want a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT): pprof must not be reachable from another machine"},
 	} {
 		_, err := parseConfig(c.args, envOf(c.env))
 		var ue *usageError
@@ -293,11 +300,13 @@ func startRun(t *testing.T, args ...string) *running {
 	return r
 }
 
-// wait waits for run to return, and returns its error.
+// wait waits for run to return, and for its logs to be read, and returns
+// its error.
 func (r *running) wait(t *testing.T) error {
 	t.Helper()
 	select {
 	case <-r.exited:
+		<-r.drained // every line run wrote is in r.logs
 		return r.err
 	case <-time.After(20 * time.Second):
 		t.Fatalf("run did not return; logs:\n%s", r.logs.String())
@@ -408,25 +417,47 @@ func TestRun_DebugAddr(t *testing.T) {
 	}
 }
 
-func TestRun_DebugAddrMustBeLoopback(t *testing.T) {
+// TestRun_RefusedStartLeavesNothing: a start refused for a mistake in the
+// command line (exit 2, with the hint) or a port in use (exit 1) says why
+// and creates no data directory: the flags are checked and the ports
+// listened on before anything is made, in both modes.
+func TestRun_RefusedStartLeavesNothing(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-data", dir, "-debug-addr", "0.0.0.0:0"}, envOf(nil), io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "not a loopback address") {
-		t.Fatalf("run: %v", err)
-	}
-}
-
-func TestRun_ListenError(t *testing.T) {
-	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	err = run(context.Background(), []string{"-addr", ln.Addr().String(), "-data", t.TempDir()}, envOf(nil), io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "address already in use") {
-		t.Fatalf("run: %v", err)
+	t.Cleanup(func() { busy.Close() }) // after the parallel subtests
+	inUse := busy.Addr().String()
+	cluster := []string{"-node", "n1", "-cluster", "127.0.0.1:0"}
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		says string
+	}{
+		{"bad flag", []string{"-durability", "bogus"}, exitUsage, "want fsync, write or async"},
+		{"bad flag, cluster", append([]string{"-lease", "0s"}, cluster...), exitUsage, "-lease 0s"},
+		{"debug address not loopback", []string{"-debug-addr", "0.0.0.0:0"}, exitUsage, "-debug-addr 0.0.0.0:0 (TODO_DEBUG_ADDR): want a loopback address"},
+		{"debug address on every interface", []string{"-debug-addr", ":0"}, exitUsage, "want a loopback address"},
+		{"debug address not loopback, cluster", append([]string{"-debug-addr", "0.0.0.0:0"}, cluster...), exitUsage, "want a loopback address"},
+		{"port in use", []string{"-addr", inUse}, exitFailed, "address already in use"},
+		{"port in use, cluster", append([]string{"-addr", inUse}, cluster...), exitFailed, "address already in use"},
+		{"debug port in use", []string{"-debug-addr", inUse}, exitFailed, "address already in use"},
+		{"cluster port in use", []string{"-node", "n1", "-cluster", inUse}, exitFailed, "address already in use"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "data")
+			code, stdout, stderr := runMain(t, nil, append([]string{"-addr", "127.0.0.1:0", "-data", dir}, c.args...)...)
+			hint := strings.HasSuffix(stderr, "Run 'todo help serve' for usage.\n")
+			if code != c.code || stdout != "" || !strings.Contains(stderr, c.says) || hint != (c.code == exitUsage) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q, with the hint only for a mistake", code, stdout, stderr, c.code, c.says)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a refused start left %s behind (stat: %v)", dir, err)
+			}
+		})
 	}
 }
 
@@ -513,7 +544,7 @@ func TestServe_ListenerDies(t *testing.T) {
 	}
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	err = serve(context.Background(), cfg, log, sys, brokenListener{ln}, nil)
+	err = serveOn(context.Background(), cfg, log, systemBackend{sys}, brokenListener{ln}, nil)
 	if err == nil || !strings.Contains(err.Error(), "died: socket gone") {
 		t.Fatalf("serve: %v", err)
 	}

@@ -17,13 +17,19 @@ import (
 // netLab is a set of network namespaces made by a test: one per node,
 // joined by a bridge in a namespace of its own (the cluster's network,
 // 10.213.0.0/24), and a direct link from the test's namespace to each
-// node (10.214.N.0/24) for the test's HTTP requests, which therefore go
-// on when the cluster's network is cut. Every namespace, and with them
-// every link, is deleted when the test ends.
+// node (a /30 of 10.214.X.0/24) for the test's HTTP requests, which
+// therefore go on when the cluster's network is cut. Every namespace, and
+// with them every link, is deleted when the test ends.
+//
+// The direct links' addresses are in the host's namespace, which the
+// tests of other processes share: X is one no other link of the host
+// uses. With a fixed one, two test processes at once routed each other's
+// requests to the wrong namespace (connection refused).
 type netLab struct {
-	t      *testing.T
-	prefix string
-	nodes  int
+	t       *testing.T
+	prefix  string
+	nodes   int
+	hostNet int // X of 10.214.X.0/24
 }
 
 // newNetLab makes the namespaces, or skips the test with the reason it
@@ -36,7 +42,7 @@ func newNetLab(t *testing.T, nodes int) *netLab {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("the partition test needs the ip command (Debian package iproute2); skipping")
 	}
-	l := &netLab{t: t, prefix: fmt.Sprintf("t%04x", os.Getpid()&0xffff), nodes: nodes}
+	l := &netLab{t: t, prefix: fmt.Sprintf("t%04x", os.Getpid()&0xffff), nodes: nodes, hostNet: freeHostNet(t)}
 	t.Cleanup(l.remove)
 	br := l.ns("br")
 	l.ip("netns", "add", br)
@@ -56,15 +62,38 @@ func newNetLab(t *testing.T, nodes int) *netLab {
 		l.ip("-n", ns, "link", "set", c, "up")
 		l.ip("link", "add", h, "type", "veth", "peer", "name", m)
 		l.ip("link", "set", m, "netns", ns)
-		l.ip("addr", "add", fmt.Sprintf("10.214.%d.1/24", i), "dev", h)
+		l.ip("addr", "add", l.hostAddr(i)+"/30", "dev", h)
 		l.ip("link", "set", h, "up")
-		l.ip("-n", ns, "addr", "add", fmt.Sprintf("10.214.%d.2/24", i), "dev", m)
+		l.ip("-n", ns, "addr", "add", l.nodeAddr(i)+"/30", "dev", m)
 		l.ip("-n", ns, "link", "set", m, "up")
 	}
 	return l
 }
 
 func (l *netLab) ns(name string) string { return l.prefix + "-" + name }
+
+// hostAddr and nodeAddr are the addresses of the direct link to node i
+// (from 1): the test's end and the node's.
+func (l *netLab) hostAddr(i int) string { return fmt.Sprintf("10.214.%d.%d", l.hostNet, 4*i+1) }
+func (l *netLab) nodeAddr(i int) string { return fmt.Sprintf("10.214.%d.%d", l.hostNet, 4*i+2) }
+
+// freeHostNet returns an X that no address of the host's namespace uses
+// in 10.214.X.0/24, starting from one this process's PID picks.
+func freeHostNet(t *testing.T) int {
+	t.Helper()
+	for k := range 256 {
+		x := (os.Getpid() + k) & 0xff
+		out, err := exec.Command("ip", "-o", "addr", "show", "to", fmt.Sprintf("10.214.%d.0/24", x)).Output()
+		if err != nil {
+			t.Fatalf("ip addr show: %v", err)
+		}
+		if len(strings.TrimSpace(string(out))) == 0 {
+			return x
+		}
+	}
+	t.Skip("every 10.214.X.0/24 of the host is in use; skipping")
+	return 0
+}
 
 func (l *netLab) ip(args ...string) {
 	l.t.Helper()
@@ -115,7 +144,7 @@ func TestCluster_Partition(t *testing.T) {
 		}
 		nodes[i] = &clusterChild{name: name, netns: lab.ns(fmt.Sprint(i + 1)), args: []string{
 			"-node", name, "-cluster", fmt.Sprintf("10.213.0.%d:6222", i+1), "-peers", strings.Join(peers, ","),
-			"-addr", fmt.Sprintf("10.214.%d.2:5454", i+1), "-data", filepath.Join(dir, name),
+			"-addr", lab.nodeAddr(i+1) + ":5454", "-data", filepath.Join(dir, name),
 			"-log-format", "json", "-timeout", timeout.String(),
 		}}
 		nodes[i].start(t, bin)

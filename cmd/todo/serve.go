@@ -17,8 +17,8 @@ import (
 	"github.com/gotodo/todo/todohttp"
 )
 
-// runServe is `todo serve`: it parses the flags, opens the System and
-// serves it until ctx ends.
+// runServe is `todo serve`: it parses the flags and serves what they ask
+// for, one node's System or a cluster node, until ctx ends.
 func runServe(ctx context.Context, std *stdio, args []string) error {
 	cfg, err := parseConfig(args, std.getenv)
 	switch {
@@ -31,33 +31,11 @@ func runServe(ctx context.Context, std *stdio, args []string) error {
 		printVersion(std.stdout)
 		return nil
 	}
-	log := newLogger(cfg, std.stderr)
-	if cfg.cluster.enabled() { // cluster mode: cmd/todo/cluster.go
-		return serveCluster(ctx, cfg, log)
+	open := openSystem
+	if cfg.cluster.enabled() {
+		open = openNode // cmd/todo/cluster.go
 	}
-
-	sys, err := todo.Open(cfg.data, &todo.Options{
-		IdleTimeout:    cfg.idle,
-		HibernateAfter: cfg.hibernateAfter,
-		Durability:     cfg.durability,
-		Workers:        cfg.workers,
-		MaxLoaded:      cfg.maxLoaded,
-		Logger:         log,
-	})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return errors.Join(err, sys.Close())
-	}
-	var debugLn net.Listener
-	if cfg.debugAddr != "" {
-		if debugLn, err = listenLoopback(cfg.debugAddr); err != nil {
-			return errors.Join(err, ln.Close(), sys.Close())
-		}
-	}
-	return serve(ctx, cfg, log, sys, ln, debugLn)
+	return serve(ctx, cfg, newLogger(cfg, std.stderr), open)
 }
 
 // config is what the flags and the environment ask for.
@@ -99,7 +77,7 @@ func serveFlags(cfg *config) []serveFlag {
 		{"workers", "TODO_WORKERS", "`number` of goroutines committing changes to the log, at least 1 (more split its group commits)", intValue{&cfg.workers}},
 		{"max-loaded", "TODO_MAX_LOADED", "most `lists` held in memory; past it the least recently used idle ones leave early; negative means no cap", intValue{&cfg.maxLoaded}},
 		{"timeout", "TODO_TIMEOUT", "bound on each request (a Go `duration`)", durationValue{&cfg.timeout, false}},
-		{"shutdown-timeout", "TODO_SHUTDOWN_TIMEOUT", "bound on finishing in-flight requests when stopping (a Go `duration`)", durationValue{&cfg.shutdownTimeout, false}},
+		{"shutdown-timeout", "TODO_SHUTDOWN_TIMEOUT", "bound on each step of stopping: finishing in-flight requests, then storing the lists (a cluster node hands them off first) (a Go `duration`)", durationValue{&cfg.shutdownTimeout, false}},
 		{"watchdog", "TODO_WATCHDOG", "how often the data directory is checked (a Go `duration`)", durationValue{&cfg.watchdog, false}},
 		{"allowed-hosts", "TODO_ALLOWED_HOSTS", "comma-separated host `names` requests may name besides the loopback ones (the names a proxy or DNS gives this server); * allows any", stringValue{&cfg.allowedHosts}},
 		{"trusted-origins", "TODO_TRUSTED_ORIGINS", "comma-separated `origins` (https://host[:port]) whose web pages may also write here", stringValue{&cfg.trustedOrigins}},
@@ -178,6 +156,8 @@ func (cfg *config) check() error {
 		return usagef("serve", "-watchdog %v (TODO_WATCHDOG): want a positive duration", cfg.watchdog)
 	case cfg.data == "":
 		return usagef("serve", "-data (TODO_DB_FOLDER) is empty")
+	case cfg.debugAddr != "" && !isLoopback(cfg.debugAddr):
+		return usagef("serve", "-debug-addr %s (TODO_DEBUG_ADDR): want a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT): pprof must not be reachable from another machine", cfg.debugAddr)
 	}
 	if err := cfg.cluster.check(); err != nil {
 		return usagef("serve", "%v", err)
@@ -197,6 +177,33 @@ func (cfg *config) check() error {
 		}
 	}
 	return nil
+}
+
+// isLoopback reports whether addr is host:port with a loopback host: an
+// IP address of the loopback, or localhost.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// systemOptions are the options of the System that cfg asks for: one
+// node's, or a cluster node's local one.
+func (cfg *config) systemOptions(log *slog.Logger) *todo.Options {
+	return &todo.Options{
+		IdleTimeout:    cfg.idle,
+		HibernateAfter: cfg.hibernateAfter,
+		Durability:     cfg.durability,
+		Workers:        cfg.workers,
+		MaxLoaded:      cfg.maxLoaded,
+		Logger:         log,
+	}
 }
 
 // handlerOptions are the library handler's options that cfg asks for.
@@ -226,6 +233,10 @@ original protocol (POST /add_entry, GET /entries), the JSON API (/lists/...),
 GET /healthz, GET /metrics and GET /debug/vars. SIGINT or SIGTERM stops it
 gracefully, every change written.
 
+With -cluster, -join, -peers or -nats it serves as a node of a cluster
+(docs/cluster.md). The flags marked "cluster:" apply to a cluster node
+only; every other flag applies to both.
+
 Flags (each defaults to the environment variable in brackets):
 `)
 	cfg := defaultConfig()
@@ -240,10 +251,14 @@ Flags (each defaults to the environment variable in brackets):
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	o := &slog.HandlerOptions{Level: cfg.logLevel}
+	var h slog.Handler = slog.NewTextHandler(w, o)
 	if cfg.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
+		h = slog.NewJSONHandler(w, o)
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	if !cfg.cluster.enabled() { // a cluster node's lists are in JetStream
+		h = repairHints{h, repairHint(cfg.data)}
+	}
+	return slog.New(h)
 }
 
 // Flag values. Their errors say what is wanted: the flag package adds

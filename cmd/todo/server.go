@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/cluster"
 	"github.com/gotodo/todo/todohttp"
 )
 
@@ -66,8 +66,9 @@ func newServer(h http.Handler, log *slog.Logger, l limits) *http.Server {
 }
 
 // listsHandler is the library's handler of svc (a System, or a cluster
-// node): the original protocol and the JSON API. It is the command's only
-// call of todohttp.NewHandler.
+// node): the original protocol and the JSON API. It is the command's one
+// handler that serves; config.check makes others over no Service, only to
+// have the handler's options checked before anything opens.
 func listsHandler(svc todo.Service, log *slog.Logger, cfg *config) (http.Handler, error) {
 	return todohttp.NewHandler(svc, cfg.handlerOptions(log))
 }
@@ -120,7 +121,7 @@ func (a *app) route(path string) http.Handler {
 // /debug/vars and /metrics. The pprof endpoints are written here on
 // runtime/pprof rather than taken from net/http/pprof, whose import
 // registers them on the default mux.
-func debugHandler(sys *todo.System, m *metrics, log *slog.Logger) http.Handler {
+func debugHandler(b backend, m *metrics, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/pprof/", pprofIndex)
 	mux.HandleFunc("GET /debug/pprof/cmdline", func(w http.ResponseWriter, r *http.Request) {
@@ -128,7 +129,7 @@ func debugHandler(sys *todo.System, m *metrics, log *slog.Logger) http.Handler {
 		fmt.Fprint(w, strings.Join(os.Args, "\x00"))
 	})
 	mux.HandleFunc("GET /debug/pprof/profile", pprofCPU)
-	mux.Handle("GET /debug/vars", varsHandler(sys))
+	mux.Handle("GET /debug/vars", varsHandler(b))
 	mux.Handle("GET /metrics", m.handler(log))
 	return mux
 }
@@ -177,20 +178,26 @@ func pprofCPU(w http.ResponseWriter, r *http.Request) {
 	pprof.StopCPUProfile()
 }
 
-// varsHandler serves what expvar's handler does, the process's command
-// line and memory statistics, with this System's Stats added under "todo".
-// It does not import expvar, whose init registers /debug/vars on
-// net/http's default mux, and a System's Stats are not global, so run may
-// serve several Systems in one process (as its tests do) without a clash.
-func varsHandler(sys *todo.System) http.Handler {
+// debugVars is what /debug/vars answers: what expvar's handler does, the
+// process's command line and memory statistics, with the System's Stats
+// added under "todo", and a cluster node's under "cluster".
+type debugVars struct {
+	Cmdline  []string          `json:"cmdline"`
+	Memstats *runtime.MemStats `json:"memstats"`
+	Todo     todo.Stats        `json:"todo"`
+	Cluster  *cluster.Stats    `json:"cluster,omitempty"`
+}
+
+// varsHandler serves b's debugVars. It does not import expvar, whose init
+// registers /debug/vars on net/http's default mux, and a System's Stats
+// are not global, so run may serve several Systems in one process (as its
+// tests do) without a clash.
+func varsHandler(b backend) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		body, err := json.MarshalIndent(struct {
-			Cmdline  []string          `json:"cmdline"`
-			Memstats *runtime.MemStats `json:"memstats"`
-			Todo     todo.Stats        `json:"todo"`
-		}{os.Args, &ms, sys.Stats()}, "", " ")
+		v := debugVars{Cmdline: os.Args, Memstats: new(runtime.MemStats)}
+		runtime.ReadMemStats(v.Memstats)
+		b.vars(&v)
+		body, err := json.MarshalIndent(v, "", " ")
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -208,13 +215,39 @@ func methodNotAllowed(allow string) http.Handler {
 }
 
 // health is what /healthz answers: the outcome of the watchdog's last
-// check of the data directory, and whether the System stores its
-// changes. It is safe for concurrent use.
+// check of the data directory, and the backend's own health. It is safe
+// for concurrent use.
 type health struct {
-	storage func() error // the System's Health; nil means none to ask
+	// report is the backend's health, given the watchdog's verdict ("" when
+	// the directory is fine); nil means the directory's verdict alone.
+	report func(dirProblem string) healthReport
 
 	mu  sync.Mutex // guards err
 	err error      // the watchdog's last check
+}
+
+// healthReport is one answer of /healthz.
+type healthReport struct {
+	ok          bool // 200, else 503
+	contentType string
+	retryAfter  string // seconds, on a 503
+	body        []byte
+}
+
+// systemHealth is one node's health: the watchdog's verdict first, then
+// whether the System stores its changes (storage is its Health). The
+// reasons are fixed strings: the errors behind them may hold paths, which
+// the log has.
+func systemHealth(dirProblem string, storage error) healthReport {
+	problem := dirProblem
+	if problem == "" && storage != nil {
+		problem = "changes are not being stored"
+	}
+	r := healthReport{ok: problem == "", contentType: "text/plain; charset=utf-8", retryAfter: "5", body: []byte(problem)}
+	if r.ok {
+		r.body = []byte("ok")
+	}
+	return r
 }
 
 func (h *health) set(err error) {
@@ -223,39 +256,39 @@ func (h *health) set(err error) {
 	h.mu.Unlock()
 }
 
-// problem returns what is wrong, as /healthz says it, or "".
-func (h *health) problem() string {
+// current is what /healthz answers now.
+func (h *health) current() healthReport {
 	h.mu.Lock()
 	err := h.err
 	h.mu.Unlock()
+	problem := ""
 	if err != nil {
-		return "data directory unusable"
+		problem = "data directory unusable"
 	}
-	if h.storage != nil && h.storage() != nil {
-		return "changes are not being stored"
+	if h.report == nil {
+		return systemHealth(problem, nil)
 	}
-	return ""
+	return h.report(problem)
 }
 
 // healthy reports whether /healthz answers ok.
-func (h *health) healthy() bool { return h.problem() == "" }
+func (h *health) healthy() bool { return h.current().ok }
 
 func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rep := h.current()
+	w.Header().Set("Content-Type", rep.contentType)
 	w.Header().Set("Cache-Control", "no-store")
-	// The reasons are fixed strings: the errors behind them may hold paths,
-	// which the log has.
-	if p := h.problem(); p != "" {
-		w.Header().Set("Retry-After", "5")
+	if !rep.ok {
+		w.Header().Set("Retry-After", rep.retryAfter)
 		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, p)
-		return
 	}
-	io.WriteString(w, "ok")
+	w.Write(rep.body)
 }
 
 // listenLoopback listens on addr, which must be a loopback address: what
 // is served there (pprof) must not be reachable from another machine.
+// check refuses any other address before anything starts; this is the
+// last word on a name (localhost) the resolver answers for.
 func listenLoopback(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -268,29 +301,106 @@ func listenLoopback(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// serve serves sys on ln (and the debug handler on debugLn, if not nil)
+// backend is what a server serves: one node's System (systemBackend), or
+// a cluster node (nodeBackend, in cluster.go). What differs between the
+// two is behind it; serve is the one lifecycle both go through.
+type backend interface {
+	todo.Service
+	// dir is the data directory, which the watchdog checks.
+	dir() string
+	// health is what /healthz answers, given the watchdog's verdict on the
+	// data directory ("" when it is fine).
+	health(dirProblem string) healthReport
+	// stats are the local System's counters, for /metrics.
+	stats() todo.Stats
+	// vars fills in what /debug/vars shows of the backend.
+	vars(v *debugVars)
+	// logAttrs are what "listening" logs of the backend, besides what
+	// every server logs.
+	logAttrs() []any
+	// stopped is what is logged of a stop that lost nothing.
+	stopped() string
+	// shutdown stops the backend within ctx, storing every change.
+	shutdown(ctx context.Context) error
+}
+
+// opener opens the backend cfg asks for. It is called once the listeners
+// are open, so a port in use leaves nothing behind.
+type opener func(ctx context.Context, cfg *config, log *slog.Logger) (backend, error)
+
+// systemBackend serves one node: a System over the data directory.
+type systemBackend struct{ *todo.System }
+
+func openSystem(ctx context.Context, cfg *config, log *slog.Logger) (backend, error) {
+	sys, err := todo.Open(cfg.data, cfg.systemOptions(log))
+	if err != nil {
+		return nil, withRepairHint(err, cfg.data)
+	}
+	return systemBackend{sys}, nil
+}
+
+func (s systemBackend) dir() string { return s.Dir() }
+func (s systemBackend) health(dirProblem string) healthReport {
+	return systemHealth(dirProblem, s.Health())
+}
+func (s systemBackend) stats() todo.Stats                  { return s.Stats() }
+func (s systemBackend) vars(v *debugVars)                  { v.Todo = s.Stats() }
+func (s systemBackend) logAttrs() []any                    { return nil }
+func (s systemBackend) stopped() string                    { return "stopped: every change written" }
+func (s systemBackend) shutdown(ctx context.Context) error { return s.Shutdown(ctx) }
+
+// serve is the lifecycle of a server, one node or a cluster node: it
+// listens (first, so that a port in use leaves no data directory behind),
+// opens what open opens, and serves it (serveOn).
+func serve(ctx context.Context, cfg *config, log *slog.Logger, open opener) error {
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	var debugLn net.Listener
+	if cfg.debugAddr != "" {
+		if debugLn, err = listenLoopback(cfg.debugAddr); err != nil {
+			return errors.Join(err, ln.Close())
+		}
+	}
+	b, err := open(ctx, cfg, log)
+	if err != nil {
+		errs := []error{err, ln.Close()}
+		if debugLn != nil {
+			errs = append(errs, debugLn.Close())
+		}
+		return errors.Join(errs...)
+	}
+	return serveOn(ctx, cfg, log, b, ln, debugLn)
+}
+
+// serveOn serves b on ln (and the debug handler on debugLn, if not nil)
 // until ctx ends, the listener dies or the data directory becomes
-// unusable; then it stops the servers gracefully, closes sys, and returns
-// why it stopped (nil for ctx) joined with Close's error.
-func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System, ln, debugLn net.Listener) error {
-	// The directory's identity is taken here, not in the watchdog's
-	// goroutine, so that it is known before "listening" is logged: a
-	// directory replaced after that is always caught.
-	// abandon closes what serve was given, when it cannot start.
+// unusable; then it stops the servers gracefully, shuts b down, and
+// returns why it stopped (nil for ctx) joined with the shutdown's error.
+// Each of the two steps of the stop, the requests in flight and b's
+// shutdown, is bounded by -shutdown-timeout.
+func serveOn(ctx context.Context, cfg *config, log *slog.Logger, b backend, ln, debugLn net.Listener) error {
+	// abandon closes what serveOn was given, when it cannot start.
 	abandon := func(err error) error {
 		errs := []error{err, ln.Close()}
 		if debugLn != nil {
 			errs = append(errs, debugLn.Close())
 		}
-		return errors.Join(append(errs, sys.Close())...)
+		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		defer cancel()
+		return errors.Join(append(errs, b.shutdown(stopCtx))...)
 	}
-	want, err := os.Stat(sys.Dir())
+	// The directory's identity is taken here, not in the watchdog's
+	// goroutine, so that it is known before "listening" is logged: a
+	// directory replaced after that is always caught.
+	want, err := os.Stat(b.dir())
 	if err != nil {
 		return abandon(fmt.Errorf("data directory unusable: %w", err))
 	}
-	h := &health{storage: sys.Health}
-	m := newMetrics(sys.Stats, h.healthy)
-	a, err := newApp(sys, h, varsHandler(sys), m, log, cfg)
+	h := &health{report: b.health}
+	m := newMetrics(b.stats, h.healthy)
+	a, err := newApp(b, h, varsHandler(b), m, log, cfg)
 	if err != nil {
 		return abandon(err)
 	}
@@ -309,7 +419,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 		debugAddr = debugLn.Addr().String()
 		l := serverLimits(cfg.timeout)
 		l.WriteTimeout = 0 // CPU profiles and traces take as long as asked
-		debugSrv = newServer(debugHandler(sys, m, log), log, l)
+		debugSrv = newServer(debugHandler(b, m, log), log, l)
 		wg.Go(func() {
 			// The debug listener is not something to die for.
 			if err := debugSrv.Serve(debugLn); !errors.Is(err, http.ErrServerClosed) {
@@ -321,17 +431,17 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	wg.Go(func() {
-		if err := watchDir(watchCtx, sys.Dir(), want, cfg.watchdog, h, log); err != nil {
+		if err := watchDir(watchCtx, b.dir(), want, cfg.watchdog, h, log); err != nil {
 			fatal <- err
 		}
 	})
 
 	// Every value logged is the one in force: parseConfig refuses those
 	// the System would replace by a default.
-	log.Info("listening", "addr", ln.Addr().String(), "debug_addr", debugAddr, "data", sys.Dir(),
+	log.Info("listening", append([]any{"addr", ln.Addr().String(), "debug_addr", debugAddr, "data", b.dir(),
 		"durability", cfg.durability.String(), "workers", cfg.workers, "max_loaded", cfg.maxLoaded, "idle", cfg.idleString(),
-		"timeout", cfg.timeout.String(), "shutdown_timeout", cfg.shutdownTimeout.String(),
-		"watchdog", cfg.watchdog.String(), "pid", os.Getpid())
+		"hibernate_after", cfg.hibernateAfter.String(), "timeout", cfg.timeout.String(), "shutdown_timeout", cfg.shutdownTimeout.String(),
+		"watchdog", cfg.watchdog.String(), "pid", os.Getpid()}, b.logAttrs()...)...)
 
 	var cause error
 	select {
@@ -342,9 +452,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 	}
 	stopWatch()
 
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	httpCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	if err := srv.Shutdown(httpCtx); err != nil {
 		log.Warn("in-flight requests cut short", "err", err)
 		srv.Close()
 	}
@@ -353,11 +463,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, sys *todo.System,
 	}
 	wg.Wait()
 
-	err = sys.Close()
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancelStop()
+	err = b.shutdown(stopCtx)
 	if err != nil {
 		log.Error("closing the lists", "err", err)
 	} else {
-		log.Info("stopped: every change written")
+		log.Info(b.stopped())
 	}
 	return errors.Join(cause, err)
 }

@@ -203,7 +203,7 @@ func dribble(addr string, deadline time.Time) error {
 func TestHealth(t *testing.T) {
 	t.Parallel()
 	var storageErr error
-	h := &health{storage: func() error { return storageErr }}
+	h := &health{report: func(dirProblem string) healthReport { return systemHealth(dirProblem, storageErr) }}
 	for _, c := range []struct {
 		watchdog, storage error
 		code              int

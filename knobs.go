@@ -1,0 +1,32 @@
+package todo
+
+import "time"
+
+// config is what a System runs by: its Options, with their defaults, and
+// the knobs of the tests.
+type config struct {
+	Options
+	knobs knobs
+}
+
+// knobs are the seams of the tests that no Store or clock double can
+// reach, because they are the System's own code: the broken twins of the
+// servers' hibernation and of the pool's retries, and a pause inside a
+// race of a server's timer. Only export_test.go sets them, through
+// newSystemWith; Open and OpenStore leave them zero, which is how a System
+// runs.
+type knobs struct {
+	// retryBackoff, when set, replaces the wait before the retry of
+	// acknowledged changes whose commit failed (see worker.setBackoff).
+	retryBackoff func(time.Duration) time.Duration
+
+	// hibernateOverMail makes the broken twin of hibernation: a server
+	// hibernates even with a request just put in its mailbox, which is
+	// then never answered (see proc.hibernateIfIdle).
+	hibernateOverMail bool
+
+	// onTimerMiss, when set, is called by a server's timer that found the
+	// mailbox full, between finding it full and noting the miss (see
+	// proc.postFromTimer).
+	onTimerMiss func(sig *call)
+}
