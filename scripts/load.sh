@@ -157,11 +157,11 @@ stop "$pid"
 
 echo
 echo "== summary (wrk -t$THREADS -c$CONNECTIONS -d$DURATION, 80% GET /entries, 20% POST /add_entry)"
-printf '| %-14s | %10s | %9s | %8s | %s\n' target req/s "p99 ms" non-2xx "socket errors"
+printf '| %-16s | %10s | %9s | %8s | %s\n' target req/s "p99 ms" non-2xx "socket errors"
 for name in "${names[@]}"; do
 	label=$name
 	if [ "$name" != bare ]; then label="todo $name"; else label="bare net/http"; fi
-	printf '| %-14s | %10s | %9s | %8s | %s\n' "$label" "${rps[$name]}" "${p99[$name]}" "${non2xx[$name]}" "${sockerr[$name]}"
+	printf '| %-16s | %10s | %9s | %8s | %s\n' "$label" "${rps[$name]}" "${p99[$name]}" "${non2xx[$name]}" "${sockerr[$name]}"
 done
 ratio=$(awk -v a="${rps[async]}" -v b="${rps[bare]}" 'BEGIN { printf "%.2f", a / b }')
 echo
