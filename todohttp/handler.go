@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/internal/faults"
 )
 
 // HandlerOptions configure the handler returned by [NewHandler]. The zero
@@ -26,8 +27,9 @@ type HandlerOptions struct {
 	// than the request's own context.
 	Timeout time.Duration
 
-	// MaxTitle is the longest title accepted, in bytes. Zero means 1 KiB;
-	// at most 1 MiB.
+	// MaxTitle is the longest title accepted, in bytes. Zero means
+	// todo.MaxTitle (1 KiB), the library's own limit, which is also the
+	// most: a handler may refuse more than its Service, never less.
 	MaxTitle int
 
 	// MaxBody is the largest JSON request body accepted, in bytes; a larger
@@ -78,17 +80,22 @@ type HandlerOptions struct {
 	// a server only its own machine can reach.
 	Authenticate func(r *http.Request) (*Principal, error)
 
-	// Logger receives server-side failures: corrupt list files and other
-	// 500s (with the full error, which the client never sees) at error
-	// level, overloads at warn level, and, at debug level, refused requests
-	// and clients that went away. Nil discards it all.
+	// Logger receives server-side failures: corrupt list files, changes
+	// that cannot be stored (507) and other 500s (with the full error,
+	// which the client never sees) at error level, overloads at warn
+	// level, and, at debug level, refused requests and clients that went
+	// away. Failures are logged once per fault, not once per request: the
+	// first of a kind with its cause, the next ones within 10s counted into
+	// the first line after them ("(and 5,351 more in the last 10 s)"), and,
+	// for changes that could not be stored, one line at info level when a
+	// change succeeds again. Nil discards it all.
 	Logger *slog.Logger
 }
 
 const (
 	defaultTimeout  = 5 * time.Second
-	defaultMaxTitle = 1 << 10
-	maxMaxTitle     = 1 << 20
+	defaultMaxTitle = todo.MaxTitle
+	maxMaxTitle     = todo.MaxTitle
 	defaultMaxBody  = 64 << 10
 	maxMaxBody      = 64 << 20
 	// retryAfter is the Retry-After of 503 answers, in seconds.
@@ -179,6 +186,13 @@ var (
 //
 // The handler is safe for concurrent use by multiple goroutines.
 func NewHandler(s todo.Service, opts *HandlerOptions) (http.Handler, error) {
+	return newHandler(s, opts, faults.Period)
+}
+
+// newHandler is NewHandler with the period within which the failures of
+// one kind are counted rather than logged (see package faults): 0 makes
+// the broken twin of the tests, which logs a line per failed request.
+func newHandler(s todo.Service, opts *HandlerOptions, faultPeriod time.Duration) (http.Handler, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -187,7 +201,7 @@ func NewHandler(s todo.Service, opts *HandlerOptions) (http.Handler, error) {
 		return nil, fmt.Errorf("%w: NewHandler needs a Service", todo.ErrInvalidOptions)
 	}
 	h := &handler{svc: s, timeout: o.Timeout, maxTitle: o.MaxTitle, maxBody: o.MaxBody,
-		auth: o.Authenticate, log: o.Logger, scanPairs: scanPairs()}
+		auth: o.Authenticate, log: o.Logger, faults: faults.New(o.Logger, faultPeriod), scanPairs: scanPairs()}
 	if h.hosts, err = newHostPolicy(o.AllowedHosts); err != nil {
 		return nil, err
 	}
@@ -256,8 +270,9 @@ type handler struct {
 	origins   *http.CrossOriginProtection
 	auth      func(*http.Request) (*Principal, error) // nil: no authentication
 	log       *slog.Logger
-	scanPairs int       // see scanQuery
-	bufs      sync.Pool // of *entriesBuf, the buffers of GET /entries
+	faults    *faults.Log // logs the server's failures once per fault
+	scanPairs int         // see scanQuery
+	bufs      sync.Pool   // of *entriesBuf, the buffers of GET /entries
 }
 
 // route is a handler's function: it answers r, sent by who, under ctx, or
@@ -323,6 +338,8 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, fn route, render
 	}
 	if err != nil {
 		h.fail(w, r, err, render)
+	} else if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.faults.Recovered(faultNotStored, "todo: changes accepted again")
 	}
 }
 

@@ -148,8 +148,34 @@ function say(text) {
 }
 
 // showFieldError shows message next to input, in the element that
-// describes it (its aria-describedby), and marks the input invalid.
+// describes it (its aria-describedby), and marks the input invalid. A
+// reason of the API, written for programs (`missing or empty "title"`),
+// is said as a person would ("Write a title."); one the page does not know
+// is shown as it came.
 function showFieldError(input, message) {
+  const count = (n) => Number(n).toLocaleString("en");
+  const said = [
+    [/^missing or empty "title"$|^invalid title: empty$/, () => "Write a title."],
+    [/^invalid title: nothing but spaces/, () => "Write a title: spaces alone do not make one."],
+    [/^(?:invalid title: |title is )\d+ bytes, more than (\d+)$/,
+      (m) => `Shorten the title: it may be ${count(m[1])} bytes long at most (a letter takes one or two, an emoji four).`],
+    [/^invalid title: contains the control character/, () => "Keep the title on one line, without control characters."],
+    [/^invalid title: not valid UTF-8$/, () => "The title holds characters that cannot be read: type it again."],
+    [/^missing or empty "date"$/, () => "Choose a day."],
+    [/^invalid date .*: no such day in the calendar$/, () => "That day is not in the calendar: choose another."],
+    [/^invalid date /, () => "Choose a day, written like 2013-12-19."],
+    [/^invalid list name: empty$/, () => "Name a list: an existing one, or a new one to add entries to."],
+    [/^invalid list name: \d+ bytes, more than (\d+)$/, (m) => `Shorten the list's name: it may be ${count(m[1])} bytes long at most.`],
+    [/^invalid list name .*: contains a NUL byte$/, () => "Take the NUL character out of the list's name."],
+    [/^invalid list name .*: not valid UTF-8$/, () => "The list's name holds characters that cannot be read: type it again."],
+  ];
+  for (const [pattern, words] of said) {
+    const m = pattern.exec(message);
+    if (m) {
+      message = words(m);
+      break;
+    }
+  }
   const slot = $(input.getAttribute("aria-describedby"));
   slot.textContent = message;
   slot.hidden = false;
