@@ -365,7 +365,7 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 		nodes[i] = &clusterChild{name: name, natsAddr: natsAddr, args: []string{
 			"-node", name, "-cluster", clusterAddrs[i], "-peers", strings.Join(peers, ","),
 			"-nats-addr", natsAddr, "-addr", "127.0.0.1:0", "-data", filepath.Join(dir, name),
-			"-log-format", "json", "-timeout", "3s",
+			"-log-format", "json", "-timeout", "3s", "-insecure",
 		}}
 	}
 	for _, c := range nodes {
@@ -460,7 +460,7 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 // The cluster flags: cluster mode is opt-in, and needs a node name.
 func TestParseConfig_ClusterFlags(t *testing.T) {
 	env := func(string) string { return "" }
-	cfg, err := parseConfig([]string{"-node", "n2", "-join", "127.0.0.1:6222", "-peers", "127.0.0.1:6223,127.0.0.1:6224"}, env)
+	cfg, err := parseConfig([]string{"-node", "n2", "-join", "127.0.0.1:6222", "-peers", "127.0.0.1:6223,127.0.0.1:6224", "-insecure"}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,7 +521,7 @@ func debugVarsOf(t *testing.T, base string) debugVars {
 // directory is removed; a lone node, which has no quorum, is enough.
 func TestRun_Cluster_WatchdogDirectoryRemoved(t *testing.T) {
 	t.Parallel()
-	r := startRun(t, "-node", "w1", "-cluster", "127.0.0.1:0", "-watchdog", "20ms")
+	r := startRun(t, "-node", "w1", "-cluster", "127.0.0.1:0", "-watchdog", "20ms", "-insecure")
 	if err := os.RemoveAll(r.dir); err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +538,7 @@ func TestRun_Cluster_WatchdogDirectoryRemoved(t *testing.T) {
 // and /metrics on -debug-addr, as one node does.
 func TestRun_Cluster_DebugAddr(t *testing.T) {
 	t.Parallel()
-	r := startRun(t, "-node", "d1", "-cluster", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0")
+	r := startRun(t, "-node", "d1", "-cluster", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0", "-insecure")
 	if r.debugAddr == "" {
 		t.Fatal("no debug address logged")
 	}
@@ -566,8 +566,8 @@ func TestRun_Cluster_MaxLoaded(t *testing.T) {
 	t.Parallel()
 	a1, a2 := freeLoopbackAddr(t), freeLoopbackAddr(t)
 	nodes := []*running{
-		startRun(t, "-node", "m1", "-cluster", a1, "-peers", a2, "-max-loaded", "2", "-log-level", "info"),
-		startRun(t, "-node", "m2", "-cluster", a2, "-peers", a1, "-max-loaded", "2", "-log-level", "info"),
+		startRun(t, "-node", "m1", "-cluster", a1, "-peers", a2, "-max-loaded", "2", "-log-level", "info", "-insecure"),
+		startRun(t, "-node", "m2", "-cluster", a2, "-peers", a1, "-max-loaded", "2", "-log-level", "info", "-insecure"),
 	}
 	for _, r := range nodes {
 		waitRunHealthy(t, r, 30*time.Second)
