@@ -96,7 +96,7 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	n := &Node{
