@@ -97,6 +97,8 @@ func init() {
 			run: runCheck, help: checkHelp},
 		{name: "token", args: "add|rm|ls [NAME]", summary: "make, revoke and list the tokens of a tokens file (serve -tokens)",
 			run: runToken, help: tokenHelp},
+		{name: "cluster-secret", args: "FILE", summary: "make a cluster's secret (serve -cluster-secret-file)",
+			run: runClusterSecret, help: clusterSecretHelp},
 		{name: "version", args: "", summary: "print the version",
 			run: runVersion, help: simpleHelp("version", "", "Prints the module version, the VCS revision, the Go version and the platform.")},
 		{name: "help", args: "[COMMAND]", summary: "print this, or a command's usage and flags",

@@ -24,7 +24,7 @@ import (
 func securityFlags(cfg *config) []serveFlag {
 	return []serveFlag{
 		{"tokens", "TODO_TOKENS", "tokens `file`: every request needs a token from it, with the rights its route needs (todo token add makes them; docs/security.md)", stringValue{&cfg.tokens}},
-		{"insecure", "TODO_INSECURE", "serve without authentication past loopback (another address, or a cluster), on purpose", boolValue{&cfg.insecure}},
+		{"insecure", "TODO_INSECURE", "serve without authentication past loopback (another address, or a cluster), and run a cluster past loopback without its secret, on purpose", boolValue{&cfg.insecure}},
 		{"tls-cert", "TODO_TLS_CERT", "PEM `file` of the TLS certificate (and its chain): serve HTTPS; read again when it changes", stringValue{&cfg.tlsCert}},
 		{"tls-key", "TODO_TLS_KEY", "PEM `file` of the TLS certificate's private key", stringValue{&cfg.tlsKey}},
 	}
@@ -40,11 +40,25 @@ func (cfg *config) checkSecurity() error {
 	case cfg.insecure && cfg.tokens != "":
 		return usagef("serve", "-insecure and -tokens (TODO_INSECURE, TODO_TOKENS) contradict each other: give one")
 	}
-	if why := cfg.exposure(); why != "" && cfg.tokens == "" && !cfg.insecure {
-		return &usageError{command: "serve", bare: true,
-			msg: why + ": add -tokens FILE to require tokens (todo token add makes them), or -insecure to serve without authentication on purpose"}
+	const (
+		addTokens = "-tokens FILE to require tokens (todo token add makes them)"
+		addSecret = "-cluster-secret-file FILE, the cluster's secret, the same on every node (todo cluster-secret FILE makes one)"
+	)
+	httpWhy, clusterWhy := cfg.exposure(), cfg.cluster.exposure()
+	needTokens := httpWhy != "" && cfg.tokens == "" && !cfg.insecure
+	needSecret := clusterWhy != "" && cfg.cluster.secretFile == "" && !cfg.insecure
+	var msg string
+	switch {
+	case needTokens && needSecret:
+		msg = clusterWhy + ": add " + addTokens + " and " + addSecret + ", or -insecure to serve and run the cluster without authentication on purpose"
+	case needTokens:
+		msg = httpWhy + ": add " + addTokens + ", or -insecure to serve without authentication on purpose"
+	case needSecret:
+		msg = clusterWhy + ": add " + addSecret + ", or -insecure to run the cluster without one on purpose"
+	default:
+		return nil
 	}
-	return nil
+	return &usageError{command: "serve", bare: true, msg: msg}
 }
 
 // exposure says why others may reach the server (its address is not a

@@ -243,7 +243,10 @@ gracefully, every change written.
 Past loopback (an -addr that is not a loopback address, or a cluster node)
 it wants -tokens FILE, whose tokens every request must then carry, or
 -insecure to serve without authentication on purpose; -tls-cert and
--tls-key serve HTTPS (docs/security.md).
+-tls-key serve HTTPS. A cluster node whose -cluster, -nats-addr or peers
+others may reach also wants -cluster-secret-file, the cluster's secret
+(todo cluster-secret makes one), or -insecure; -cluster-ca, -cluster-cert
+and -cluster-key make its routes TLS (docs/security.md).
 
 With -cluster, -join, -peers or -nats it serves as a node of a cluster
 (docs/cluster.md). The flags marked "cluster:" apply to a cluster node

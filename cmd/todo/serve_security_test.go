@@ -79,6 +79,16 @@ func TestRun_RefusedPastLoopback(t *testing.T) {
 	}
 	os.Chmod(loose, 0o644)
 	const add = ": add -tokens FILE to require tokens (todo token add makes them), or -insecure to serve without authentication on purpose\n"
+	const addSecret = ": add -cluster-secret-file FILE, the cluster's secret, the same on every node (todo cluster-secret FILE makes one), or -insecure to run the cluster without one on purpose\n"
+	secret := clusterSecret(t, dir)
+	looseSecret := filepath.Join(dir, "loose-secret")
+	secretData, _ := os.ReadFile(secret)
+	os.WriteFile(looseSecret, secretData, 0o644)
+	os.Chmod(looseSecret, 0o644)
+	ca := newTestCA(t)
+	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "node.pem"), filepath.Join(dir, "node.key")
+	os.WriteFile(caFile, ca.pem, 0o600)
+	ca.issueFiles(t, certFile, keyFile)
 	for _, c := range []struct {
 		name   string
 		args   []string
@@ -103,6 +113,22 @@ func TestRun_RefusedPastLoopback(t *testing.T) {
 		{"a name twice", []string{"-tokens", twice}, nil, exitFailed, "todo: tokens file " + twice + `: line 2: token name "alice" is already on line 1` + "\n"},
 		{"no tokens file", []string{"-tokens", filepath.Join(dir, "missing")}, nil, exitFailed, "no such file or directory"},
 		{"no certificate", []string{"-tls-cert", filepath.Join(dir, "c.pem"), "-tls-key", filepath.Join(dir, "k.pem")}, nil, exitFailed, "no such file or directory"},
+		{"a cluster elsewhere without its secret", []string{"-node", "n1", "-cluster", "0.0.0.0:0", "-tokens", good}, nil, exitUsage, "todo: -cluster 0.0.0.0:0 is not a loopback address" + addSecret},
+		{"a cluster elsewhere without anything", []string{"-node", "n1", "-cluster", "0.0.0.0:0"}, nil, exitUsage,
+			"todo: -cluster 0.0.0.0:0 is not a loopback address: add -tokens FILE to require tokens (todo token add makes them) and -cluster-secret-file FILE, the cluster's secret, the same on every node (todo cluster-secret FILE makes one), or -insecure to serve and run the cluster without authentication on purpose\n"},
+		{"a cluster on every interface", []string{"-node", "n1", "-cluster", ":6222", "-tokens", good}, nil, exitUsage, "todo: -cluster :6222 is not a loopback address" + addSecret},
+		{"a peer elsewhere", []string{"-node", "n1", "-join", "10.0.0.2:6222", "-tokens", good}, nil, exitUsage, "todo: the peer 10.0.0.2:6222 is not on a loopback address" + addSecret},
+		{"a NATS port for all", []string{"-node", "n1", "-cluster", "127.0.0.1:0", "-nats-addr", "0.0.0.0:0", "-tokens", good}, nil, exitUsage, "todo: -nats-addr 0.0.0.0:0 is not a loopback address" + addSecret},
+		{"a cluster secret from the environment, others may read", []string{"-node", "n1", "-cluster", "0.0.0.0:0", "-tokens", good}, map[string]string{"TODO_CLUSTER_SECRET_FILE": looseSecret, "TODO_HTTP_PORT": "127.0.0.1:0"}, exitFailed,
+			"todo: -cluster-secret-file " + looseSecret + ": mode 0644 lets group or others read or write it, and whoever reads it joins the cluster: chmod 600 " + looseSecret + "\n"},
+		{"no route certificate", []string{"-node", "n1", "-cluster", "0.0.0.0:0", "-tokens", good, "-cluster-secret-file", secret, "-cluster-ca", caFile, "-cluster-cert", filepath.Join(dir, "missing.pem"), "-cluster-key", keyFile}, nil, exitFailed,
+			"todo: -cluster-cert " + filepath.Join(dir, "missing.pem") + " and -cluster-key " + keyFile + ": no such file or directory\n"},
+		{"a CA file without a certificate", []string{"-node", "n1", "-cluster", "127.0.0.1:0", "-insecure", "-cluster-ca", good, "-cluster-cert", certFile, "-cluster-key", keyFile}, nil, exitFailed,
+			"todo: -cluster-ca " + good + ": no PEM certificate in it\n"},
+		{"half the route TLS", []string{"-node", "n1", "-cluster", "127.0.0.1:0", "-insecure", "-cluster-cert", certFile}, nil, exitUsage,
+			"-cluster-ca, -cluster-cert and -cluster-key (TODO_CLUSTER_CA, TODO_CLUSTER_CERT, TODO_CLUSTER_KEY) go together: give all three files, or none"},
+		{"a secret for an outside NATS", []string{"-node", "n1", "-nats", "nats://127.0.0.1:1", "-insecure", "-cluster-secret-file", secret}, nil, exitUsage,
+			"-cluster-secret-file and -cluster-ca protect the embedded NATS server: with -nats there is none"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -69,6 +69,8 @@ func (ca *testCA) pool() *x509.CertPool {
 
 // issue makes a server certificate for 127.0.0.1 and localhost, with a
 // new serial number, and returns it and its key in PEM, and its serial.
+// It allows client authentication too: a cluster node's route
+// certificate is the client of the routes it dials.
 func (ca *testCA) issue(t testing.TB) (certPEM, keyPEM []byte, serial int64) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -84,7 +86,7 @@ func (ca *testCA) issue(t testing.TB) (certPEM, keyPEM []byte, serial int64) {
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
