@@ -242,7 +242,7 @@ func logError(err error) error {
 func lockDir(dir string) (*os.File, error) {
 	const name = "LOCK"
 	full := path.Join(dir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("todo: data directory: %w", err)
 	}
 	root, err := os.OpenRoot(dir)
@@ -250,7 +250,7 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("todo: data directory: %w", err)
 	}
 	defer root.Close() // the lock file stays open
-	lock, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	lock, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("todo: lock file %s: %w", full, err)
 	}
@@ -886,7 +886,7 @@ const probeName = ".store-probe"
 // it, and removes it: what a commit needs of the disk, without a record
 // for replay to read (see Prober). It fails while the disk is full.
 func (s *dirStore) Probe(context.Context) error {
-	f, err := s.f.root.OpenFile(probeName, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := s.f.root.OpenFile(probeName, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("todo: probe %s: %w", path.Join(s.f.dir, probeName), err)
 	}

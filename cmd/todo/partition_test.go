@@ -132,6 +132,7 @@ func TestCluster_Partition(t *testing.T) {
 	lab := newNetLab(t, 3)
 	bin := buildBinary(t)
 	dir := t.TempDir()
+	secret := clusterSecret(t, dir)
 	const timeout = 3 * time.Second
 	nodes := make([]*clusterChild, 3)
 	for i := range nodes {
@@ -145,7 +146,7 @@ func TestCluster_Partition(t *testing.T) {
 		nodes[i] = &clusterChild{name: name, netns: lab.ns(fmt.Sprint(i + 1)), args: []string{
 			"-node", name, "-cluster", fmt.Sprintf("10.213.0.%d:6222", i+1), "-peers", strings.Join(peers, ","),
 			"-addr", lab.nodeAddr(i+1) + ":5454", "-data", filepath.Join(dir, name),
-			"-log-format", "json", "-timeout", timeout.String(),
+			"-log-format", "json", "-timeout", timeout.String(), "-insecure", "-cluster-secret-file", secret,
 		}}
 		nodes[i].start(t, bin)
 	}
