@@ -111,8 +111,17 @@ func (l *netLab) cut(i int, off bool) {
 	l.ip("-n", l.ns("br"), "link", "set", l.prefix+fmt.Sprint("b", i), state)
 }
 
-// remove deletes the namespaces, and with them their links.
+// remove deletes the host's ends of the direct links, then the
+// namespaces, and with them their links. The kernel tears a deleted
+// namespace down in the background, and a veth pair with it: the host's
+// end would outlive the call for a while and its name clash with the next
+// lab of this process (same PID, same prefix: the test run again under
+// -count or -cpu), so it is deleted here first, which deletes the pair at
+// once.
 func (l *netLab) remove() {
+	for i := 1; i <= l.nodes; i++ {
+		exec.Command("ip", "link", "del", l.prefix+fmt.Sprint("h", i)).Run()
+	}
 	for i := 1; i <= l.nodes; i++ {
 		exec.Command("ip", "netns", "del", l.ns(fmt.Sprint(i))).Run()
 	}
