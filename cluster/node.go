@@ -319,6 +319,13 @@ func (n *Node) setup(timeout time.Duration) error {
 		n.store.lost = n.unloadLost
 		n.store.released = n.held.released
 		n.store.noFence = n.seams.noFence
+		n.store.batches.Store(n.stream.CachedInfo().Config.AllowAtomicPublish && !n.seams.noBatches)
+		if n.seams.sendBatch != nil {
+			n.store.sendBatch = n.seams.sendBatch
+		}
+		if n.seams.batchMsgs != 0 {
+			n.store.batchMsgs = n.seams.batchMsgs
+		}
 		if n.sys, err = todo.OpenStore(n.store, n.opts.System); err != nil {
 			return err
 		}
@@ -357,6 +364,8 @@ func (n *Node) streamConfig(replicas int) jetstream.StreamConfig {
 		AllowDirect: false, // reads go to the leader: a replica may lag
 		DenyDelete:  true,
 		Duplicates:  2 * time.Minute,
+		// A commit is one atomic batch (see batch.go).
+		AllowAtomicPublish: !n.seams.noBatches,
 	}
 }
 
@@ -365,8 +374,11 @@ func (n *Node) streamConfig(replicas int) jetstream.StreamConfig {
 // An existing stream is never scaled down.
 func (n *Node) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 	s, err := n.js.Stream(ctx, listsStream)
-	if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return s, err
+	if err == nil {
+		return n.allowBatches(ctx, s)
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
 	}
 	for _, r := range n.replicaChoices() {
 		if s, err = n.js.CreateStream(ctx, n.streamConfig(r)); err == nil || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -381,6 +393,29 @@ func (n *Node) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 		}
 	}
 	return nil, err
+}
+
+// allowBatches lets a stream made by an earlier version, without atomic
+// batches, take them. A server that refuses (or, older than 2.12, does not
+// know them and leaves them out of the config it answers) keeps the stream
+// as it is: the store then writes one list at a time.
+func (n *Node) allowBatches(ctx context.Context, s jetstream.Stream) (jetstream.Stream, error) {
+	cfg := s.CachedInfo().Config
+	if cfg.AllowAtomicPublish || n.seams.noBatches {
+		return s, nil
+	}
+	cfg.AllowAtomicPublish = true
+	_, err := n.js.UpdateStream(ctx, cfg)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		n.log.Warn("cluster: the lists' stream cannot take atomic batches: writing one list at a time", "err", err)
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	n.log.Info("cluster: the lists' stream now takes atomic batches")
+	return n.js.Stream(ctx, listsStream)
 }
 
 func (n *Node) bucketConfig(name string, ttl time.Duration, replicas int) jetstream.KeyValueConfig {

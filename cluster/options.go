@@ -1,12 +1,15 @@
 package cluster
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"strconv"
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Options configure a node. Name and Dir are required; every other field
@@ -90,6 +93,15 @@ type Options struct {
 // broken twins. Start uses none; export_test.go gives them to the tests.
 type seams struct {
 	noFence bool // the store publishes without the fence: the broken twin of the stale-owner test
+	// noBatches makes the node an earlier version's: the lists' stream it
+	// creates takes no atomic batches, and it changes no existing one.
+	noBatches bool
+	// sendBatch, if set, publishes the store's atomic batches in place of
+	// sendBatch: a batch whose answer is lost, or whose commit comes late.
+	sendBatch func(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (uint64, error)
+	// batchMsgs, if set, is the most messages the store puts in a batch,
+	// in place of the server's limit: a batch the server refuses.
+	batchMsgs int
 }
 
 // maxClusterPayload is the largest message NATS takes (max_payload caps

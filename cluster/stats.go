@@ -26,6 +26,8 @@ type Stats struct {
 	SpuriousRefusals int64      // fence refusals of a current sequence (after a leader change), retried
 	Markers          int64      // writes settled by a fence marker: no quorum answered in time
 	Snapshots        int64      // snapshots written (compactions of a list's log)
+	Batches          int64      // atomic batches stored: commits of several lists in one write
+	BatchSplits      int64      // batches split in two because the stream refused a write of them (a stale fence, a limit)
 	Retries          int64      // calls sent again after a retryable refusal
 }
 
@@ -48,6 +50,8 @@ func (n *Node) Stats() Stats {
 		s.SpuriousRefusals = n.store.spuriousRefusals.Load()
 		s.Markers = n.store.markers.Load()
 		s.Snapshots = n.store.snapshots.Load()
+		s.Batches = n.store.batchesStored.Load()
+		s.BatchSplits = n.store.batchSplits.Load()
 	}
 	return s
 }

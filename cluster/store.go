@@ -42,8 +42,13 @@ type store struct {
 	maxSize      int           // the largest snapshot: todo.Options.MaxFileSize
 	maxPayload   int           // the largest message the servers take
 	noFence      bool          // the broken twin of the tests: publish without the fence
-	writeID      string        // prefix of this store's write ids
-	writeSeq     atomic.Uint64
+	batches      atomic.Bool   // the stream takes atomic batches (see batch.go)
+	inflight     chan struct{} // a slot for each batch being published: at most maxBatchesInFlight
+	batchMsgs    int           // the most messages in a batch: maxBatchMsgs, or a test's
+	// sendBatch publishes a batch: sendBatch, or a test's broken one.
+	sendBatch func(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (uint64, error)
+	writeID   string // prefix of this store's write ids
+	writeSeq  atomic.Uint64
 
 	// lost is called with a list whose fence failed: the node unloads it,
 	// in the background. It must not block. released is called when a list left
@@ -59,6 +64,7 @@ type store struct {
 	closeOne sync.Once
 
 	fenceFailures, spuriousRefusals, markers, snapshots atomic.Int64
+	batchesStored, batchSplits                          atomic.Int64
 }
 
 // listLog is where a loaded list's log stands. It is touched by one
@@ -124,6 +130,9 @@ func newStore(js jetstream.JetStream, stream jetstream.Stream, o *Options, maxPa
 		lists:        make(map[string]*listLog),
 		purges:       make(chan purge, 4096),
 		closing:      make(chan struct{}),
+		inflight:     make(chan struct{}, maxBatchesInFlight),
+		sendBatch:    sendBatch,
+		batchMsgs:    maxBatchMsgs,
 	}
 	s.purgeWG.Add(1)
 	go s.purger()
@@ -237,10 +246,11 @@ func unavailable(format, list string, err error) error {
 	return fmt.Errorf("%w: "+format+": %w", todo.ErrUnavailable, list, err)
 }
 
-// Commit publishes the batch's changes at once, each fenced, waits for
-// every acknowledgement, and settles those that did not come. Every write
-// is fsynced by a quorum whatever fsync says: the embedded servers run
-// with SyncAlways, which is server-wide.
+// Commit publishes the batch's changes, each fenced, in as few atomic
+// batches as the server's limits allow (one, nearly always: see batch.go),
+// waits for their acknowledgements, and settles what did not come. Every
+// write is fsynced by a quorum whatever fsync says: the embedded servers
+// run with SyncAlways, which is server-wide.
 func (s *store) Commit(ctx context.Context, batch []todo.Change, fsync bool) {
 	writes := make([]*write, 0, len(batch))
 	var released []string
@@ -258,29 +268,7 @@ func (s *store) Commit(ctx context.Context, batch []todo.Change, fsync bool) {
 			writes = append(writes, w)
 		}
 	}
-	futures := make([]jetstream.PubAckFuture, len(writes))
-	sendErrs := make([]error, len(writes))
-	for i, w := range writes {
-		futures[i], sendErrs[i] = s.js.PublishMsgAsync(w.msg(w.kind, w.data, w.id), s.pubOpts(w)...)
-	}
-	var wg sync.WaitGroup
-	for i, w := range writes {
-		var seq uint64
-		err := sendErrs[i]
-		if err == nil {
-			select {
-			case ack := <-futures[i].Ok():
-				seq = ack.Sequence
-			case err = <-futures[i].Err():
-			}
-		}
-		if err == nil {
-			s.stored(w, seq)
-			continue
-		}
-		wg.Go(func() { s.settle(w, err) })
-	}
-	wg.Wait()
+	s.publish(writes)
 	for _, list := range released {
 		s.mu.Lock()
 		delete(s.lists, list)
