@@ -2,7 +2,13 @@ package cluster
 
 import (
 	"context"
+	"sync"
 	"time"
+
+	"github.com/gotodo/todo"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // Test hooks.
@@ -82,4 +88,112 @@ func DecodeRPC(b []byte) (error, error) {
 func (n *Node) Publish(ctx context.Context, list string, data []byte) error {
 	_, err := n.js.Publish(ctx, listSubject(list), data)
 	return err
+}
+
+// StartEarlierVersion starts a node as a version before atomic batches
+// ran it: the lists' stream it creates takes none, it changes no existing
+// one, and its store writes one list at a time.
+func StartEarlierVersion(ctx context.Context, o Options) (*Node, error) {
+	return start(ctx, o, seams{noBatches: true})
+}
+
+// StreamTakesBatches reports whether the lists' stream, as the cluster
+// holds it now, takes atomic batches.
+func (n *Node) StreamTakesBatches(ctx context.Context) (bool, error) {
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return info.Config.AllowAtomicPublish, nil
+}
+
+// JetStream returns the node's JetStream client, for the benchmarks of
+// the engine itself.
+func (n *Node) JetStream() jetstream.JetStream { return n.js }
+
+// StoreLoad and StoreCommit call the node's store directly, beside its
+// System: for the tests of its batches, on lists no System serves.
+func (n *Node) StoreLoad(ctx context.Context, list string) (todo.ListState, error) {
+	return n.store.Load(ctx, list)
+}
+
+func (n *Node) StoreCommit(batch []todo.Change) { n.store.Commit(context.Background(), batch, true) }
+
+// BatchFault is how a broken publisher of atomic batches fails: in each
+// case the store hears that the batch's answer did not come in time.
+type BatchFault int
+
+const (
+	BatchOK    BatchFault = iota // the batch goes through
+	AckLost                      // the batch is committed, and its answer lost
+	CommitLost                   // the commit never leaves: the leader abandons the batch
+	CommitLate                   // the commit leaves late, once the store was told it timed out
+)
+
+// BatchFaults is a broken publisher of atomic batches: each batch fails
+// as Next says. A late commit waits for SendLate.
+type BatchFaults struct {
+	Next func() BatchFault
+
+	mu   sync.Mutex
+	late []func() error // guarded by mu
+}
+
+// SendLate sends the commits held back, one after the other, and returns
+// how each was answered: nil when it stored its batch.
+func (f *BatchFaults) SendLate() []error {
+	f.mu.Lock()
+	late := f.late
+	f.late = nil
+	f.mu.Unlock()
+	var errs []error
+	for _, send := range late {
+		errs = append(errs, send())
+	}
+	return errs
+}
+
+func (f *BatchFaults) send(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (uint64, error) {
+	fault := f.Next()
+	switch fault {
+	case AckLost:
+		if _, err := sendBatch(ctx, js, msgs); err != nil {
+			return 0, err
+		}
+		return 0, context.DeadlineExceeded
+	case CommitLost, CommitLate:
+		bp, err := jetstreamext.NewBatchPublisher(js, jetstreamext.BatchFlowControl{})
+		if err != nil {
+			return 0, err
+		}
+		for _, m := range msgs[:len(msgs)-1] {
+			if err := bp.AddMsg(m); err != nil {
+				return 0, err
+			}
+		}
+		if fault == CommitLate {
+			f.mu.Lock()
+			f.late = append(f.late, func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_, err := bp.CommitMsg(ctx, msgs[len(msgs)-1])
+				return err
+			})
+			f.mu.Unlock()
+		}
+		return 0, context.DeadlineExceeded
+	}
+	return sendBatch(ctx, js, msgs)
+}
+
+// StartWithBatchFaults starts a node whose store publishes its atomic
+// batches through f.
+func StartWithBatchFaults(ctx context.Context, o Options, f *BatchFaults) (*Node, error) {
+	return start(ctx, o, seams{sendBatch: f.send})
+}
+
+// StartOverBatchLimit starts a node whose store puts up to msgs messages
+// in a batch, past the server's limit.
+func StartOverBatchLimit(ctx context.Context, o Options, msgs int) (*Node, error) {
+	return start(ctx, o, seams{batchMsgs: msgs})
 }

@@ -386,6 +386,10 @@ func TestNode_JoinAndLeave(t *testing.T) {
 		lists[i] = fmt.Sprint("move-", i)
 	}
 	h := clustertest.NewHistory()
+	nodeBatches0 := make([]int64, len(nodes))
+	for i, n := range nodes {
+		nodeBatches0[i] = n.Stats().Batches
+	}
 	var seq sync.Mutex
 	next := 0
 	title := func(prefix string) string {
@@ -435,6 +439,7 @@ func TestNode_JoinAndLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	n4 := n4s[0]
+	batches0 := n4.Stats().Batches
 	allMu.Lock()
 	all = append(all, n4)
 	allMu.Unlock()
@@ -498,6 +503,14 @@ func TestNode_JoinAndLeave(t *testing.T) {
 	}
 	acked, refused, unknown := h.Counts()
 	t.Logf("%d adds acknowledged, %d refused, %d unknown", acked, refused, unknown)
+	batches := n4.Stats().Batches - batches0
+	for i, n := range nodes {
+		batches += n.Stats().Batches - nodeBatches0[i]
+	}
+	t.Logf("%d atomic batches stored", batches)
+	if batches == 0 {
+		t.Error("no commit went as an atomic batch: the test did not try the batch path")
+	}
 	checkHistory(t, h, stored(t, nodes, lists...))
 }
 

@@ -336,6 +336,60 @@ func replicaCurrent(t *testing.T, natsAddr, node string, within time.Duration) t
 	return 0
 }
 
+// batchedWrites counts the lists' writes, as a node's embedded server
+// holds them now, and those of them that travelled in an atomic batch
+// (they carry the batch's id): what the fault tests say of the batch path
+// depends on the adds their drivers made sharing commits.
+func batchedWrites(t *testing.T, natsAddr string) (batched, all int) {
+	t.Helper()
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "TODO_LISTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, Replicas: 1, InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(0); seq < info.State.LastSeq; {
+		msgs, err := c.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range msgs.Messages() {
+			got++
+			all++
+			if m.Headers().Get("Nats-Batch-Id") != "" {
+				batched++
+			}
+			if meta, err := m.Metadata(); err == nil {
+				seq = meta.Sequence.Stream
+			}
+		}
+		if err := msgs.Error(); err != nil || got == 0 {
+			t.Fatalf("reading the lists' stream after sequence %d of %d: %v", seq, info.State.LastSeq, err)
+		}
+	}
+	return batched, all
+}
+
 // A 3-node cluster of processes on 127.0.0.1 under adds at all three:
 // SIGKILL of the lists' stream leader stalls writes for less than 10s and
 // loses no acknowledged entry; restarted on its data directory, the node
@@ -451,6 +505,11 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 	t.Logf("%d adds acknowledged, %d refused, %d unknown", a, r, u)
 	for _, p := range h.Check(readAll(t, client, victim.addr, lists)) {
 		t.Error(p)
+	}
+	batched, all := batchedWrites(t, victim.natsAddr)
+	t.Logf("%d of the %d writes the stream holds travelled in atomic batches", batched, all)
+	if batched == 0 {
+		t.Error("no write travelled in an atomic batch: the test did not try the batch path")
 	}
 	for _, c := range nodes {
 		c.stop(t)

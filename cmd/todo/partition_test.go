@@ -142,9 +142,10 @@ func TestCluster_Partition(t *testing.T) {
 				peers = append(peers, fmt.Sprintf("10.213.0.%d:6222", j+1))
 			}
 		}
-		nodes[i] = &clusterChild{name: name, netns: lab.ns(fmt.Sprint(i + 1)), args: []string{
+		natsAddr := lab.nodeAddr(i+1) + ":4222"
+		nodes[i] = &clusterChild{name: name, netns: lab.ns(fmt.Sprint(i + 1)), natsAddr: natsAddr, args: []string{
 			"-node", name, "-cluster", fmt.Sprintf("10.213.0.%d:6222", i+1), "-peers", strings.Join(peers, ","),
-			"-addr", lab.nodeAddr(i+1) + ":5454", "-data", filepath.Join(dir, name),
+			"-addr", lab.nodeAddr(i+1) + ":5454", "-nats-addr", natsAddr, "-data", filepath.Join(dir, name),
 			"-log-format", "json", "-timeout", timeout.String(),
 		}}
 		nodes[i].start(t, bin)
@@ -228,6 +229,11 @@ func TestCluster_Partition(t *testing.T) {
 	t.Logf("%d adds acknowledged, %d refused, %d unknown", a, r, u)
 	for _, p := range h.Check(final) {
 		t.Error(p)
+	}
+	batched, all := batchedWrites(t, nodes[0].natsAddr)
+	t.Logf("%d of the %d writes the stream holds travelled in atomic batches", batched, all)
+	if batched == 0 {
+		t.Error("no write travelled in an atomic batch: the test did not try the batch path")
 	}
 	for _, c := range nodes {
 		c.stop(t)
