@@ -153,15 +153,43 @@ func (s *store) commitGroup(ws []*write) {
 func (s *store) publishBatch(ws []*write) (uint64, error) {
 	msgs := make([]*nats.Msg, len(ws))
 	for i, w := range ws {
-		msgs[i] = w.msg(w.kind, w.data, w.id)
-		if !s.noFence {
-			msgs[i].Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(w.expected, 10))
-			msgs[i].Header.Set(jetstream.ExpectedStreamHeader, listsStream)
-		}
+		msgs[i] = s.batchMsg(w)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.ackTimeout)
 	defer cancel()
 	return s.sendBatch(ctx, s.js, msgs)
+}
+
+// sharedHeaders are header values every message of a kind shares (nats.go
+// only reads them), made once per store.
+type sharedHeaders struct {
+	delta, snapshot, stream []string
+}
+
+func newSharedHeaders() sharedHeaders {
+	return sharedHeaders{delta: []string{kindDelta}, snapshot: []string{kindSnapshot}, stream: []string{listsStream}}
+}
+
+// batchMsg is w's message in a batch: w.msg, fenced, built for few
+// allocations (this is the hot path): the values of its headers in one
+// array, those all messages share made once.
+func (s *store) batchMsg(w *write) *nats.Msg {
+	vals := make([]string, 3)
+	vals[0] = strconv.FormatUint(w.base, 10)
+	vals[1] = w.id
+	h := make(nats.Header, 8)
+	h[kindHeader] = s.hdr.delta
+	if w.kind == kindSnapshot {
+		h[kindHeader] = s.hdr.snapshot
+	}
+	h[baseHeader] = vals[0:1:1]
+	h[writeHeader] = vals[1:2:2]
+	if !s.noFence {
+		vals[2] = strconv.FormatUint(w.expected, 10)
+		h[jetstream.ExpectedLastSubjSeqHeader] = vals[2:3:3]
+		h[jetstream.ExpectedStreamHeader] = s.hdr.stream
+	}
+	return &nats.Msg{Subject: w.subject, Header: h, Data: w.data}
 }
 
 // sendBatch publishes msgs as one atomic batch and returns the sequence of

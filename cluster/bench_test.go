@@ -18,12 +18,13 @@ import (
 
 // runClients runs op b.N times in all, spread over clients goroutines
 // that take the next iteration from a shared counter, and reports ops/s
-// (the helper of the root package's benchmarks).
+// (the helper of the root package's benchmarks) and cpu-µs/op.
 func runClients(b *testing.B, clients int, op func(client, i int)) {
 	b.Helper()
 	b.ReportAllocs()
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	defer reportCPU(b, b.N)()
 	b.ResetTimer()
 	for c := range clients {
 		wg.Go(func() {
@@ -39,6 +40,19 @@ func runClients(b *testing.B, clients int, op func(client, i int)) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// reportCPU measures the CPU time the process uses until the function it
+// returns is called, and reports it per op (ops of them): what an op costs
+// the three nodes and the callers together, which other load on the
+// machine changes much less than it changes the throughput.
+func reportCPU(b *testing.B, ops int) func() {
+	start, ok := cpuTime()
+	return func() {
+		if end, _ := cpuTime(); ok && ops > 0 {
+			b.ReportMetric(float64((end-start).Microseconds())/float64(ops), "cpu-µs/op")
+		}
+	}
 }
 
 // BenchmarkNode_Request: a request served by the node that owns the list
@@ -234,6 +248,7 @@ func BenchmarkStream_AtomicBatch(b *testing.B) {
 				var next atomic.Int64
 				var wg sync.WaitGroup
 				b.ReportAllocs()
+				defer reportCPU(b, batches*size.msgs)()
 				b.ResetTimer()
 				for p := range size.publishers {
 					wg.Go(func() {

@@ -45,6 +45,7 @@ type store struct {
 	batches      atomic.Bool   // the stream takes atomic batches (see batch.go)
 	inflight     chan struct{} // a slot for each batch being published: at most maxBatchesInFlight
 	batchMsgs    int           // the most messages in a batch: maxBatchMsgs, or a test's
+	hdr          sharedHeaders
 	// sendBatch publishes a batch: sendBatch, or a test's broken one.
 	sendBatch func(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (uint64, error)
 	writeID   string // prefix of this store's write ids
@@ -70,6 +71,7 @@ type store struct {
 // listLog is where a loaded list's log stands. It is touched by one
 // commit at a time (the System's promise), and by Load before that.
 type listLog struct {
+	subject    string // the list's subject (see listSubject)
 	lastSeq    uint64 // the subject's last sequence as this node last saw it; 0 for none
 	base       uint64 // the snapshot the deltas since build on; 0 for none
 	deltas     int    // deltas since base
@@ -133,6 +135,7 @@ func newStore(js jetstream.JetStream, stream jetstream.Stream, o *Options, maxPa
 		inflight:     make(chan struct{}, maxBatchesInFlight),
 		sendBatch:    sendBatch,
 		batchMsgs:    maxBatchMsgs,
+		hdr:          newSharedHeaders(),
 	}
 	s.purgeWG.Add(1)
 	go s.purger()
@@ -146,6 +149,7 @@ func (s *store) Load(ctx context.Context, list string) (todo.ListState, error) {
 	if err != nil {
 		return todo.ListState{}, err
 	}
+	ll.subject = listSubject(list)
 	s.mu.Lock()
 	s.lists[list] = ll
 	s.mu.Unlock()
@@ -293,8 +297,7 @@ func (s *store) prepare(c *todo.Change) (*write, error) {
 	case ll.lost:
 		return nil, fmt.Errorf("%w: list %q was written by another node", ErrNotOwner, c.List)
 	}
-	w := &write{change: c, subject: listSubject(c.List), expected: ll.lastSeq, base: ll.base, start: time.Now(),
-		id: s.writeID + "." + strconv.FormatUint(s.writeSeq.Add(1), 10)}
+	w := &write{change: c, subject: ll.subject, expected: ll.lastSeq, base: ll.base, start: time.Now(), id: s.nextWriteID()}
 	delta := encodeDelta(c.Ops, c.State.LastID)
 	if ll.deltas+1 >= maxDeltas || ll.deltaBytes+len(delta) > max(ll.snapBytes, minSnapshotBytes) {
 		w.kind, w.data = kindSnapshot, encodeSnapshot(c.State)
@@ -308,6 +311,14 @@ func (s *store) prepare(c *todo.Change) (*write, error) {
 		}
 	}
 	return w, nil
+}
+
+// nextWriteID returns a write id no write of any store had: this store's
+// prefix and a count.
+func (s *store) nextWriteID() string {
+	var buf [64]byte
+	b := append(append(buf[:0], s.writeID...), '.')
+	return string(strconv.AppendUint(b, s.writeSeq.Add(1), 10))
 }
 
 // msg is the message of w's write: its kind, the base it builds on, and its id.
