@@ -133,7 +133,7 @@ func (s *store) commitGroup(ws []*write) {
 			s.publishEach(ws)
 			return
 		case batchUnknown:
-			s.settleEach(ws, err)
+			s.settleBatch(ws, err)
 			return
 		case batchNotNow:
 			if time.Since(ws[0].start) > s.writeTimeout {
@@ -259,6 +259,23 @@ func (s *store) publishEach(ws []*write) {
 		wg.Go(func() { s.settle(w, err) })
 	}
 	wg.Wait()
+}
+
+// settleBatch settles a batch whose answer was lost. When its first
+// write's slot holds that write, the batch was stored, whole and at
+// consecutive sequences from there: no attempt of it but this one could
+// have stored anything (a batch is sent again only after a refusal,
+// which stores nothing). Otherwise each write is settled on its own.
+func (s *store) settleBatch(ws []*write, err error) {
+	if !s.noFence {
+		if holder, seq, rerr := s.slot(ws[0]); rerr == nil && holder == ws[0].id {
+			for i, w := range ws {
+				s.stored(w, seq+uint64(i))
+			}
+			return
+		}
+	}
+	s.settleEach(ws, err)
 }
 
 // settleEach settles every write of a batch whose answer was lost.
