@@ -26,9 +26,10 @@ import (
 // one stale fence refuses the whole batch. Such a batch is split in halves
 // and each half sent again, down to the lists at fault, which are settled
 // alone as any refused write is (see settle). A batch whose answer was
-// lost is settled write by write in the same way: each write's slot holds
-// it, or another write, or nothing yet, whether the batch landed or not;
-// the batch being atomic only narrows what may be found there.
+// lost is settled by its first write's slot when that holds it (the whole
+// batch is stored), else write by write in the same way: each write's slot
+// holds it, or another write, or nothing yet, whether the batch landed or
+// not; the batch being atomic only narrows what may be found there.
 
 const (
 	// maxBatchMsgs is the most messages in a batch: nats-server's default
@@ -50,7 +51,7 @@ const (
 	msgOverhead = 512
 )
 
-// batch is what the leader's answers say of a batch that was not stored.
+// batchOutcome is what the answer to a batch says of it.
 type batchOutcome int
 
 const (
@@ -106,11 +107,20 @@ func (s *store) commitGroup(ws []*write) {
 		return
 	}
 	backoff := 20 * time.Millisecond
-	for {
+	for incomplete := 0; ; {
 		s.inflight <- struct{}{}
 		last, err := s.publishBatch(ws)
 		<-s.inflight
-		switch outcome := batchResult(err); outcome {
+		outcome := batchResult(err)
+		if outcome == batchNotNow && isIncomplete(err) {
+			// Once is a leader that changed while the batch was sent;
+			// twice, perhaps a message of it the leader drops without a
+			// word (a commit carries the only answer): find it.
+			if incomplete++; incomplete > 1 {
+				outcome = batchRefused
+			}
+		}
+		switch outcome {
 		case batchStored:
 			s.batchesStored.Add(1)
 			for i, w := range ws {
@@ -202,6 +212,13 @@ func sendBatch(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (u
 		return 0, err
 	}
 	return ack.Sequence, nil
+}
+
+// isIncomplete reports whether err is the leader's word that it did not
+// see every message of the batch.
+func isIncomplete(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishIncomplete
 }
 
 // batchResult tells what err, the answer to a batch, says of it.

@@ -401,3 +401,48 @@ func TestNode_UpgradeAllowsBatches(t *testing.T) {
 	}
 	checkHistory(t, h, stored(t, nodes, lists...))
 }
+
+// A batch the leader keeps answering incomplete (a message of it lost
+// without a word, which only the commit's answer tells) is sent again once,
+// then split, and its halves are stored.
+func TestStore_BatchIncompleteTwiceSplits(t *testing.T) {
+	var mu sync.Mutex
+	drops := 0
+	faults := &cluster.BatchFaults{Next: func() cluster.BatchFault {
+		mu.Lock()
+		defer mu.Unlock()
+		if drops > 0 {
+			drops--
+			return cluster.MsgDropped
+		}
+		return cluster.BatchOK
+	}}
+	start := func(ctx context.Context, o cluster.Options) (*cluster.Node, error) {
+		if o.Name == "n1" {
+			return cluster.StartWithBatchFaults(ctx, o, faults)
+		}
+		return cluster.Start(ctx, o)
+	}
+	nodes, err := startNodesWith(start, t.TempDir(), 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(nodes)
+	a := nodes[0]
+	lists := storeLists(t, a, "gap", 8)
+	states := make(map[string]todo.ListState)
+	h := clustertest.NewHistory()
+	mu.Lock()
+	drops = 2
+	mu.Unlock()
+	splits := a.Stats().BatchSplits
+	for _, ch := range commitAdds(h, a, states, lists, func(l string) string { return "gap-" + l }) {
+		if ch.Err != nil {
+			t.Errorf("%s: %v", ch.List, ch.Err)
+		}
+	}
+	if got := a.Stats().BatchSplits - splits; got != 1 {
+		t.Errorf("%d batches split, want 1: the batch answered incomplete twice", got)
+	}
+	checkHistory(t, h, storedIn(t, nodes[1], lists))
+}

@@ -2,12 +2,15 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gotodo/todo"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
@@ -119,8 +122,9 @@ func (n *Node) StoreLoad(ctx context.Context, list string) (todo.ListState, erro
 
 func (n *Node) StoreCommit(batch []todo.Change) { n.store.Commit(context.Background(), batch, true) }
 
-// BatchFault is how a broken publisher of atomic batches fails: in each
-// case the store hears that the batch's answer did not come in time.
+// BatchFault is how a broken publisher of atomic batches fails. With
+// AckLost, CommitLost and CommitLate the store hears that the batch's
+// answer did not come in time; with MsgDropped, the leader's answer.
 type BatchFault int
 
 const (
@@ -128,6 +132,7 @@ const (
 	AckLost                      // the batch is committed, and its answer lost
 	CommitLost                   // the commit never leaves: the leader abandons the batch
 	CommitLate                   // the commit leaves late, once the store was told it timed out
+	MsgDropped                   // a message before the commit never leaves: the leader says the batch is incomplete
 )
 
 // BatchFaults is a broken publisher of atomic batches: each batch fails
@@ -156,6 +161,8 @@ func (f *BatchFaults) SendLate() []error {
 func (f *BatchFaults) send(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (uint64, error) {
 	fault := f.Next()
 	switch fault {
+	case MsgDropped:
+		return sendWithGap(ctx, js, msgs)
 	case AckLost:
 		if _, err := sendBatch(ctx, js, msgs); err != nil {
 			return 0, err
@@ -196,4 +203,37 @@ func StartWithBatchFaults(ctx context.Context, o Options, f *BatchFaults) (*Node
 // in a batch, past the server's limit.
 func StartOverBatchLimit(ctx context.Context, o Options, msgs int) (*Node, error) {
 	return start(ctx, o, seams{batchMsgs: msgs})
+}
+
+// sendWithGap publishes msgs as an atomic batch whose second message never
+// leaves (the raw batch headers, which jetstreamext numbers itself).
+func sendWithGap(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (uint64, error) {
+	id := nuid.Next()
+	last := len(msgs) - 1
+	for i, m := range msgs {
+		m.Header.Set(jetstreamext.BatchIDHeader, id)
+		m.Header.Set(jetstreamext.BatchSeqHeader, strconv.Itoa(i+1))
+		if i == 1 || i == last {
+			continue
+		}
+		if err := js.Conn().PublishMsg(m); err != nil {
+			return 0, err
+		}
+	}
+	msgs[last].Header.Set(jetstreamext.BatchCommitHeader, "1")
+	resp, err := js.Conn().RequestMsgWithContext(ctx, msgs[last])
+	if err != nil {
+		return 0, err
+	}
+	var ack struct {
+		Error *jetstream.APIError `json:"error"`
+		Seq   uint64              `json:"seq"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return 0, err
+	}
+	if ack.Error != nil {
+		return 0, ack.Error
+	}
+	return ack.Seq, nil
 }
