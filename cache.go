@@ -122,7 +122,8 @@ func (s *Server) Name() string { return s.name }
 
 // AddEntry adds e to the list, with the next id (e.ID is ignored), and
 // returns the entry as stored. e.Date must be a valid date, and e.Title one
-// line of text (see [ErrInvalidTitle]).
+// line of text of at most MaxTitle bytes that shows something (see
+// [ValidTitle]).
 func (s *Server) AddEntry(ctx context.Context, e Entry) (Entry, error) {
 	if s.err != nil {
 		return Entry{}, s.err
@@ -144,8 +145,10 @@ func (s *Server) AddEntry(ctx context.Context, e Entry) (Entry, error) {
 // UpdateEntry replaces the entry with the given id by update(entry), which
 // runs in the list's server and may change the date and the title but not
 // the id. An unknown id gives [ErrEntryNotFound]; a panic in update gives
-// [ErrCrashed]; an invalid date or title returned by update gives
-// [ErrInvalidDate] or [ErrInvalidTitle]; each leaves the list as it was.
+// [ErrCrashed]; an invalid date, or a new title that is not valid (see
+// [ValidTitle]), returned by update gives [ErrInvalidDate] or
+// [ErrInvalidTitle]; each leaves the list as it was. A title the entry
+// had already is kept as it is, even one stored before the rule.
 func (s *Server) UpdateEntry(ctx context.Context, id int, update func(Entry) Entry) (Entry, error) {
 	if s.err != nil {
 		return Entry{}, s.err
@@ -343,7 +346,7 @@ func (sys *System) procFor(ctx context.Context, name string) (*proc, error) {
 // wraps ErrCorrupt when it is damaged, for a reader of the log (the
 // command, say) to add how to repair it.
 func (sys *System) loadFailed(list string, err error) {
-	sys.opts.Logger.Error("todo: cannot load list", "list", list, "err", err)
+	sys.faults.Error("load", "todo: cannot load list", err, "list", list)
 }
 
 // startWith finds the running server of a list, or starts it, in the

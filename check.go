@@ -282,7 +282,7 @@ func (c *checker) rewrite(rel string, data []byte) error {
 
 // writeSynced writes a new file at rel, fsynced, and its directory.
 func (c *checker) writeSynced(rel string, data []byte) error {
-	file, err := c.f.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	file, err := c.f.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

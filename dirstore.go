@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gotodo/todo/internal/faults"
 	"github.com/gotodo/todo/internal/wal"
 )
 
@@ -53,7 +54,7 @@ type dirStore struct {
 	limit   int64 // Options.LogSize
 
 	filesWritten, checkpoints atomic.Int64
-	errLog                    errorLog
+	faults                    *faults.Log // the store's failures, once per fault
 
 	// mu guards the fields below; cond is broadcast when checkpoint work
 	// is queued or Close begins.
@@ -164,7 +165,7 @@ func openDirStore(dir string, o Options, do dirOptions) (*dirStore, error) {
 		lists:   make(map[string]*dirty),
 		corrupt: make(map[string]error),
 	}
-	s.errLog.log = o.Logger
+	s.faults = faults.New(o.Logger, faults.Period)
 	s.cond.L = &s.mu
 	// One log, written by every worker of the pool: measured on this
 	// disk, one log whose every fdatasync carries all the changes waiting
@@ -239,7 +240,7 @@ func logError(err error) error {
 func lockDir(dir string) (*os.File, error) {
 	const name = "LOCK"
 	full := path.Join(dir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("todo: data directory: %w", err)
 	}
 	root, err := os.OpenRoot(dir)
@@ -247,7 +248,7 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("todo: data directory: %w", err)
 	}
 	defer root.Close() // the lock file stays open
-	lock, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	lock, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("todo: lock file %s: %w", full, err)
 	}
@@ -544,7 +545,7 @@ func (s *dirStore) checkpointer(phase func(s *dirStore, phase string)) {
 	// writes one. It walks every fan-out directory, which Open need not
 	// wait for.
 	if err := s.f.removeTemps(); err != nil {
-		s.errLog.failedTo("clear leftovers in", s.f.dir, err)
+		s.faults.Error("clear", "todo: cannot clear leftovers", err, "dir", s.f.dir)
 	}
 	s.mu.Lock()
 	s.working = false
@@ -569,6 +570,7 @@ func (s *dirStore) checkpointer(phase func(s *dirStore, phase string)) {
 		s.mu.Unlock()
 		if ok {
 			backoff = 0
+			s.faults.Recovered(faultCheckpoint, "todo: checkpoints written again")
 		} else if closing {
 			return // the log keeps what the files could not take
 		} else {
@@ -582,6 +584,10 @@ func (s *dirStore) checkpointer(phase func(s *dirStore, phase string)) {
 		}
 	}
 }
+
+// faultCheckpoint is the kind of fault (see package faults) of failed
+// checkpoints.
+const faultCheckpoint = "checkpoint"
 
 // maxCheckpoint bounds the lists one checkpoint writes at once.
 const maxCheckpoint = 256
@@ -720,7 +726,7 @@ func (s *dirStore) checkpoint(names []string) bool {
 				// and this checkpoint counts as failed, so that the
 				// checkpointer backs off, and at Close gives up, instead
 				// of picking the list again at once, for ever.
-				s.errLog.failedTo("checkpoint", name, err)
+				s.faults.Error(faultCheckpoint, "todo: cannot checkpoint", err, "list", name)
 				ok = false
 				continue
 			}
@@ -738,7 +744,7 @@ func (s *dirStore) checkpoint(names []string) bool {
 	for i, name := range todo {
 		if errs[i] != nil {
 			ok = false
-			s.errLog.failedTo("checkpoint", name, errs[i])
+			s.faults.Error(faultCheckpoint, "todo: cannot checkpoint", errs[i], "list", name)
 			if ds[i].released {
 				s.released = append(s.released, name)
 			}
@@ -781,7 +787,7 @@ func (s *dirStore) dropSegments() {
 			return
 		}
 		if err := s.w.Remove(si.seq); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.errLog.failedTo("delete", s.w.Path(si.seq), err)
+			s.faults.Error("delete", "todo: cannot delete a log segment", err, "segment", s.w.Path(si.seq))
 			return
 		}
 		s.segs = s.segs[1:]
@@ -827,11 +833,42 @@ func (s *dirStore) Close() error {
 
 // StoreStats returns the store's counters (see StatsReporter).
 func (s *dirStore) StoreStats() StoreStats {
-	st := StoreStats{FilesWritten: s.filesWritten.Load(), Checkpoints: s.checkpoints.Load()}
+	st := StoreStats{FilesWritten: s.filesWritten.Load(), Checkpoints: s.checkpoints.Load(), Failures: s.faults.Failures()}
 	s.mu.Lock()
 	st.LogSegments, st.LogBytes = int64(len(s.segs)), s.bytes
 	s.mu.Unlock()
 	return st
+}
+
+// probeName is the file Probe writes at the top of the data directory,
+// where the System looks at nothing but the fan-out directories, the log
+// and the lock (see files.walk): one left by a crash is harmless, and
+// written over by the next probe.
+const probeName = ".store-probe"
+
+// Probe writes a block to a file of its own beside the log, fdatasyncs
+// it, and removes it: what a commit needs of the disk, without a record
+// for replay to read (see Prober). It fails while the disk is full.
+func (s *dirStore) Probe(context.Context) error {
+	f, err := s.f.root.OpenFile(probeName, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("todo: probe %s: %w", path.Join(s.f.dir, probeName), err)
+	}
+	var block [4 << 10]byte
+	_, err = f.Write(block[:])
+	if err == nil {
+		err = syscall.Fdatasync(int(f.Fd()))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := s.f.root.Remove(probeName); err == nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("todo: probe %s: %w", path.Join(s.f.dir, probeName), err)
+	}
+	return nil
 }
 
 // dirtyNames returns the dirty lists, for tests.

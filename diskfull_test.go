@@ -4,20 +4,30 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/internal/faults"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // mountTmpfs mounts a tmpfs of the given size (as mount's size= option
@@ -437,9 +447,10 @@ func pollUntil(timeout time.Duration, cond func() bool) bool {
 // On the data directory TODO_ASYNC_FULL_CHILD_DIR, with Async durability
 // and a 20ms AsyncDelay, it adds an entry to each list, fills the disk
 // (TODO_ASYNC_FULL_CHILD_FILLER), and adds entries until the background
-// commits fail; it checks that Health reports ENOSPC, that Stats counts
-// the lists left unstored and the failed retries as they go on, and that
-// at most a few error lines a second are logged meanwhile. Then it
+// commits fail; it checks that Health reports ENOSPC, that adds are then
+// refused (ErrStoreFailing), not acknowledged, that Stats counts the lists
+// left unstored and the failed retries as they go on, and that at most a
+// few error lines a second are logged meanwhile. Then it
 // removes the filler and waits, up to 10s, without calling Close, until
 // nothing is unstored and Health is nil. It prints every acknowledged
 // entry (ACK), every check that failed (FAIL), and DONE at the end, and
@@ -497,8 +508,16 @@ func TestDiskFullAsyncChild(t *testing.T) {
 	if err := sys.Health(); !errors.Is(err, syscall.ENOSPC) {
 		fail("Health on a full disk: %v, want an error wrapping ENOSPC", err)
 	}
-	for range 8 {
-		add() // acknowledged on a full disk too
+	for range 8 { // refused, not acknowledged, once the failure is known
+		list := asyncFullLists[n%len(asyncFullLists)]
+		n++
+		e, err := sys.ServerProcess(list).AddEntry(ctx, todo.Entry{Date: persistDay, Title: diskFullTitle(n)})
+		if err == nil {
+			fail("add %d on a full disk, Health %v: acknowledged as entry %d of %q, want it refused", n, sys.Health(), e.ID, list)
+			fmt.Printf("ACK\t%q\t%d\t%q\n", list, e.ID, e.Title)
+		} else if !errors.Is(err, todo.ErrStoreFailing) || !errors.Is(err, syscall.ENOSPC) {
+			fail("add %d on a full disk: %v, want an error wrapping ErrStoreFailing and ENOSPC", n, err)
+		}
 	}
 	// The retries go on while the System runs, with backoff: three more
 	// failures take 50+100+200ms, and far more is allowed for.
@@ -650,5 +669,496 @@ func TestDiskFull_KillMidAppend(t *testing.T) {
 			acked = append(acked, ackedEntry{list, e.ID, e.Title})
 		}
 		persistClose(t, sys)
+	}
+}
+
+// ---- A server on a full disk (issue 18), in a child process ----
+
+// These environment variables tell TestDiskFullServerChild what to do.
+const (
+	fullServerDirEnv  = "TODO_FULL_SERVER_CHILD_DIR"  // the data directory; unset outside a child
+	fullServerModeEnv = "TODO_FULL_SERVER_CHILD_MODE" // the durability: fsync, write or async
+	fullServerTwinEnv = "TODO_FULL_SERVER_CHILD_TWIN" // a broken twin (see todo.OpenBroken), or ""
+)
+
+// lineWriter writes whole lines to stdout from many goroutines.
+type lineWriter struct{ mu *sync.Mutex }
+
+func (w lineWriter) printf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	line = strings.ReplaceAll(line, "\n", " ")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fmt.Println(line)
+}
+
+// lineLogger is a slog.Handler that prints each record as "LOG level
+// message" on a line.
+type lineLogger struct{ out lineWriter }
+
+func (h lineLogger) Enabled(context.Context, slog.Level) bool { return true }
+func (h lineLogger) Handle(_ context.Context, r slog.Record) error {
+	var err string
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" {
+			err = a.Value.String()
+		}
+		return true
+	})
+	h.out.printf("LOG\t%s\t%s\t%s", r.Level, r.Message, err)
+	return nil
+}
+func (h lineLogger) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h lineLogger) WithGroup(string) slog.Handler      { return h }
+
+// TestDiskFullServerChild is the child of TestDiskFull_Server: the HTTP
+// face (package todohttp) of a System on the data directory
+// TODO_FULL_SERVER_CHILD_DIR, with the durability and broken twin its
+// other variables name, on 127.0.0.1, the System and the handler logging
+// to one logger. It prints the address (ADDR), each log record (LOG),
+// each change of System.Health (HEALTH failing or ok) and of the number
+// of lists with changes not yet committed (PENDING n), noticed within
+// 5ms, and, with Async durability, each change acknowledged (201)
+// although Health reported a failure both before the request reached the
+// handler and after it was answered (ACKFAIL). Then it serves until
+// killed. Outside that test it does nothing.
+func TestDiskFullServerChild(t *testing.T) {
+	dir := os.Getenv(fullServerDirEnv)
+	if dir == "" {
+		t.Skip("run by TestDiskFull_Server as its child")
+	}
+	out := lineWriter{new(sync.Mutex)}
+	d, err := todo.ParseDurability(os.Getenv(fullServerModeEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(lineLogger{out})
+	sys, err := todo.OpenBroken(dir, &todo.Options{Durability: d, Logger: logger}, os.Getenv(fullServerTwinEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := todohttp.NewHandler(sys, &todohttp.HandlerOptions{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watched := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		failing := sys.Health() != nil
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if d == todo.Async && rec.status == http.StatusCreated && failing && sys.Health() != nil {
+			out.printf("ACKFAIL\t%s", r.URL.Path)
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go (&http.Server{Handler: watched, ReadHeaderTimeout: 5 * time.Second}).Serve(ln)
+	out.printf("ADDR\t%s", ln.Addr())
+	var was error
+	pending := -1
+	for { // until killed (the test binary's -test.timeout is the safety net)
+		now := sys.Health()
+		switch {
+		case now != nil && was == nil:
+			out.printf("HEALTH\tfailing\t%v", now)
+		case now == nil && was != nil:
+			out.printf("HEALTH\tok")
+		}
+		was = now
+		if n := todo.Uncommitted(sys); n != pending {
+			out.printf("PENDING\t%d", n)
+			pending = n
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// statusRecorder notes the status a handler answered with.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// fullServer is the parent's view of a TestDiskFullServerChild.
+type fullServer struct {
+	base   string
+	events chan fullEvent // HEALTH and PENDING, in the child's order
+	// What the events read so far said last.
+	failing bool
+	pending int
+
+	mu       sync.Mutex  // guards the fields below
+	logs     []time.Time // when each log line arrived
+	logText  []string
+	ackFails int
+}
+
+// fullEvent is a HEALTH ("failing", "ok") or PENDING line of the child.
+type fullEvent struct {
+	kind, value string
+}
+
+// logsBetween returns the log lines that arrived between from and to.
+func (s *fullServer) logsBetween(from, to time.Time) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var lines []string
+	for i, at := range s.logs {
+		if !at.Before(from) && at.Before(to) {
+			lines = append(lines, s.logText[i])
+		}
+	}
+	return lines
+}
+
+// read reads the child's lines until it ends.
+func (s *fullServer) read(lines *bufio.Scanner, addr chan<- string) {
+	for lines.Scan() {
+		f := strings.Split(lines.Text(), "\t")
+		switch f[0] {
+		case "ADDR":
+			addr <- f[1]
+		case "HEALTH", "PENDING":
+			s.events <- fullEvent{f[0], f[1]}
+		case "LOG":
+			s.mu.Lock()
+			s.logs = append(s.logs, time.Now())
+			s.logText = append(s.logText, strings.Join(f[1:], " "))
+			s.mu.Unlock()
+		case "ACKFAIL":
+			s.mu.Lock()
+			s.ackFails++
+			s.mu.Unlock()
+		}
+	}
+	close(s.events)
+}
+
+// await reads the child's events for up to timeout until cond holds of
+// what they say, and reports whether it did.
+func (s *fullServer) await(timeout time.Duration, cond func(failing bool, pending int) bool) bool {
+	deadline := time.After(timeout)
+	for !cond(s.failing, s.pending) {
+		select {
+		case e, ok := <-s.events:
+			if !ok {
+				return false
+			}
+			switch e.kind {
+			case "HEALTH":
+				s.failing = e.value == "failing"
+			case "PENDING":
+				s.pending, _ = strconv.Atoi(e.value)
+			}
+		case <-deadline:
+			return false
+		}
+	}
+	return true
+}
+
+// fullLoad is HTTP clients adding entries to the child's lists.
+type fullLoad struct {
+	s       *fullServer
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	acked   []ackedEntry
+	refused map[int]int // status → count, of adds not acknowledged
+	sent    atomic.Int64
+}
+
+// start starts n clients, each adding to a list of its own.
+func (l *fullLoad) start(t *testing.T, n int) {
+	l.stop, l.refused = make(chan struct{}), make(map[int]int)
+	client := &http.Client{Timeout: 30 * time.Second}
+	for c := range n {
+		list := fmt.Sprint("full ", c)
+		l.wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				title := fmt.Sprintf("%d %s", i, diskFullTitle(c))
+				status, e, err := postEntry(client, l.s.base, list, title)
+				l.sent.Add(1)
+				l.mu.Lock()
+				switch {
+				case err != nil:
+					t.Errorf("POST to %q: %v", list, err)
+				case status == http.StatusCreated:
+					l.acked = append(l.acked, ackedEntry{list, e.ID, e.Title})
+				default:
+					l.refused[status]++
+				}
+				l.mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+}
+
+func (l *fullLoad) halt() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+func (l *fullLoad) counts() (acked int, refused map[int]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked), maps.Clone(l.refused)
+}
+
+// postEntry adds an entry through the JSON API, and returns the status
+// and, when it is 201, the entry.
+func postEntry(client *http.Client, base, list, title string) (int, todohttp.Entry, error) {
+	body, _ := json.Marshal(todohttp.AddBody{Date: "2013-12-19", Title: title})
+	resp, err := client.Post(base+"/lists/"+url.PathEscape(list)+"/entries", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, todohttp.Entry{}, err
+	}
+	defer resp.Body.Close()
+	var e todohttp.Entry
+	if resp.StatusCode == http.StatusCreated {
+		err = json.NewDecoder(resp.Body).Decode(&e)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+	}
+	return resp.StatusCode, e, err
+}
+
+// fullServerResult is what fullServerRun saw.
+type fullServerResult struct {
+	problems []string
+	ackFails int           // changes acknowledged while Health said failing
+	healthy  time.Duration // from freeing the disk to HEALTH ok; 0: not within 10s
+	lines    int           // log lines while the disk was full
+}
+
+// fullServerLinesPerPeriod bounds the log lines a full disk may cause per
+// faults.Period: two per kind of fault (a failure line, a recovery line)
+// for the few kinds a full disk touches (the System's commits, the
+// store's checkpoints, the handler's refused changes), with room.
+const fullServerLinesPerPeriod = 8
+
+// fullServerRun runs TestDiskFullServerChild with durability d and the
+// broken twin twin on a fresh 2 MiB tmpfs, as an operator saw it in
+// issue 18:
+//
+//   - 8 HTTP clients add entries, each to a list of its own; once 300
+//     are acknowledged, the disk is filled; the child says when Health
+//     reports the failure (within 30s: the log first uses the room it
+//     preallocated), and the disk is filled again, to take what the
+//     failed write gave back;
+//   - the clients go on until 400 more adds were answered: each must be
+//     refused (507); with Async durability, none may be acknowledged
+//     while Health reports the failure (the child checks each 201);
+//   - the clients stop, the disk is freed, and Health must be nil again
+//     within 10s with no client's write (a bound, not a measurement);
+//   - the log lines from filling to freeing are at most
+//     fullServerLinesPerPeriod for each faults.Period begun;
+//   - the child is killed with SIGKILL, and every acknowledged entry
+//     must be in its data directory.
+func fullServerRun(t *testing.T, d todo.Durability, twin string) (r fullServerResult) {
+	bad := func(format string, args ...any) { r.problems = append(r.problems, fmt.Sprintf(format, args...)) }
+	mnt := mountTmpfs(t, "2m")
+	dir := filepath.Join(mnt, "data")
+	cmd, stdout := startTestChild(t, "TestDiskFullServerChild",
+		fullServerDirEnv+"="+dir, fullServerModeEnv+"="+d.String(), fullServerTwinEnv+"="+twin)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer killChild(t, cmd)
+	s := &fullServer{events: make(chan fullEvent, 1<<16)}
+	addr := make(chan string, 1)
+	go s.read(bufio.NewScanner(stdout), addr)
+	select {
+	case a := <-addr:
+		s.base = "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the child printed no address in 30s; stderr:\n%s", cmd.Stderr)
+	}
+
+	load := &fullLoad{s: s}
+	load.start(t, 8)
+	if !pollUntil(30*time.Second, func() bool { n, _ := load.counts(); return n >= 300 }) {
+		load.halt()
+		t.Fatalf("300 adds not acknowledged in 30s on a disk with room")
+	}
+	filled := time.Now()
+	fillDisk(t, filepath.Join(mnt, "filler"), 0)
+	if !s.await(30*time.Second, func(failing bool, _ int) bool { return failing }) {
+		load.halt()
+		t.Fatalf("30s after the disk was filled, under load, Health reports no failure")
+	}
+	fillDisk(t, filepath.Join(mnt, "filler 2"), 0) // what the failed write gave back
+	ackedBefore, _ := load.counts()
+	sent := load.sent.Load()
+	pollUntil(30*time.Second, func() bool { return load.sent.Load() >= sent+400 })
+	load.halt()
+	acked, refused := load.counts()
+	t.Logf("%v: %d adds acknowledged before Health reported the failure; then %d more, and refused: %v", d, ackedBefore, acked-ackedBefore, refused)
+	if refused[http.StatusInsufficientStorage] == 0 {
+		bad("no add answered 507 on the full disk: %v", refused)
+	}
+	for status, n := range refused {
+		if status != http.StatusInsufficientStorage {
+			bad("%d adds answered %d on the full disk, want 507", n, status)
+		}
+	}
+
+	for _, f := range []string{"filler", "filler 2"} {
+		if err := os.Remove(filepath.Join(mnt, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	freed := time.Now()
+	if s.await(10*time.Second, func(failing bool, _ int) bool { return !failing }) {
+		r.healthy = time.Since(freed)
+		t.Logf("%v: Health nil %v after space returned, with no client's write", d, r.healthy.Round(time.Millisecond))
+	} else {
+		bad("10s after space returned, with no client's write, Health still reports a failure")
+	}
+	// Async changes acknowledged before the failure and not yet committed
+	// are committed within AsyncDelay of space returning (the unit test
+	// TestSystem_AsyncRefusedWhileStoreFails holds it to that on a fake
+	// clock); 10s is the bound of this test.
+	if !s.await(10*time.Second, func(_ bool, pending int) bool { return pending == 0 }) {
+		bad("10s after space returned, %d lists still have changes not committed", s.pending)
+	}
+	lines := s.logsBetween(filled, freed)
+	r.lines = len(lines)
+	if limit := fullServerLinesPerPeriod * (1 + int(freed.Sub(filled)/faults.Period)); r.lines > limit {
+		bad("%d log lines in the %v the disk was full, want at most %d", r.lines, freed.Sub(filled).Round(time.Millisecond), limit)
+	}
+	t.Logf("%v: %d log lines in the %v the disk was full, e.g. %q", d, r.lines, freed.Sub(filled).Round(time.Millisecond), lines[:min(len(lines), 3)])
+	s.mu.Lock()
+	r.ackFails = s.ackFails
+	s.mu.Unlock()
+	if r.ackFails > 0 {
+		bad("%d adds acknowledged while Health reported the failure", r.ackFails)
+	}
+
+	killChild(t, cmd)
+	if gone := missingEntries(t, dir, load.acked); len(gone) > 0 {
+		bad("%d of %d acknowledged entries missing after SIGKILL, e.g. %+v", len(gone), len(load.acked), gone[0])
+	}
+	return r
+}
+
+// TestDiskFull_Server is issue 18's full disk under a server: with Async
+// durability no add is acknowledged while the disk is known to be full,
+// and every one acknowledged before is stored once space returns; in every
+// durability, health comes back by itself, the log has a few lines per
+// fault, and a SIGKILL loses nothing acknowledged (see fullServerRun).
+func TestDiskFull_Server(t *testing.T) {
+	for _, d := range []todo.Durability{todo.Async, todo.Fsync, todo.Write} {
+		t.Run(d.String(), func(t *testing.T) {
+			for _, p := range fullServerRun(t, d, "").problems {
+				t.Error(p)
+			}
+		})
+	}
+}
+
+// The broken twins of TestDiskFull_Server: each must be caught. They
+// run in parallel: the one that never probes waits out its 10s.
+func TestDiskFull_Server_BrokenTwins(t *testing.T) {
+	for _, c := range []struct {
+		twin   string
+		d      todo.Durability
+		caught func(fullServerResult) bool
+	}{
+		{"ack-while-failing", todo.Async, func(r fullServerResult) bool { return r.ackFails > 0 }},
+		{"no-probe", todo.Fsync, func(r fullServerResult) bool { return r.healthy == 0 }},
+		{"log-every-failure", todo.Fsync, func(r fullServerResult) bool { return len(r.problems) > 0 && r.lines > fullServerLinesPerPeriod }},
+	} {
+		t.Run(c.twin, func(t *testing.T) {
+			t.Parallel()
+			r := fullServerRun(t, c.d, c.twin)
+			for _, p := range r.problems {
+				t.Logf("broken twin: %s", p)
+			}
+			if !c.caught(r) {
+				t.Errorf("the broken twin %q went unseen: %+v", c.twin, r)
+			}
+		})
+	}
+}
+
+// TestDiskFull_ShutdownLosesNothing is issue 18's SIGTERM on a full disk
+// with Fsync durability, which said that lists "lost their last changes"
+// and failed, although the next start had every entry: lists that leave
+// memory while the disk is full (their release cannot be written) hold
+// nothing acknowledged that is not stored, and Shutdown, giving those
+// releases up, returns nil. After space returns, a reopen has every
+// acknowledged entry.
+func TestDiskFull_ShutdownLosesNothing(t *testing.T) {
+	ctx := context.Background()
+	mnt := mountTmpfs(t, "1m")
+	dir := filepath.Join(mnt, "data")
+	sys := persistOpen(t, dir, &todo.Options{Durability: todo.Fsync})
+	// 40 lists of long names, each with records in the log: their
+	// releases take more than the page the log's last write may have
+	// left room in.
+	var lists []string
+	for i := range 40 {
+		lists = append(lists, fmt.Sprintf("%02d %s", i, strings.Repeat("n", 200)))
+	}
+	var acked []ackedEntry
+	add := func(i int) error {
+		list := lists[i%len(lists)]
+		e, err := sys.ServerProcess(list).AddEntry(ctx, todo.Entry{Date: persistDay, Title: diskFullTitle(i)})
+		if err == nil {
+			acked = append(acked, ackedEntry{list, e.ID, e.Title})
+		}
+		return err
+	}
+	for i := range len(lists) {
+		if err := add(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fillDisk(t, filepath.Join(mnt, "filler"), 0)
+	var err error
+	for i := len(lists); i < 20_000 && err == nil; i++ { // until the room the log preallocated is used up
+		err = add(i)
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("adds on a full disk: %v, want ENOSPC", err)
+	}
+	fillDisk(t, filepath.Join(mnt, "filler 2"), 0) // what the failed write gave back
+	unload, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, list := range lists {
+		wg.Go(func() { sys.Unload(unload, list) }) // waits for the retries of its release until ctx ends
+	}
+	wg.Wait()
+	if st := sys.Stats(); st.Unstored == 0 {
+		t.Fatalf("every list's release was stored on a full disk: the test cannot see Shutdown give one up")
+	}
+	stop, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := sys.Shutdown(stop); err != nil {
+		t.Errorf("Shutdown on a full disk with nothing acknowledged unstored: %v, want nil", err)
+	}
+	for _, f := range []string{"filler", "filler 2"} {
+		if err := os.Remove(filepath.Join(mnt, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if gone := missingEntries(t, dir, acked); len(gone) > 0 {
+		t.Errorf("%d of %d acknowledged entries missing after the reopen", len(gone), len(acked))
 	}
 }

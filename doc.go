@@ -52,7 +52,11 @@
 // wrapping [ErrCorrupt] that says where, never an empty list. A failed
 // write (a full disk, say) fails every call waiting on it and is rolled
 // back in memory; acknowledged Async changes are retried until they are
-// stored ([System.Health]). A retried change with an idempotency key
+// stored, and no Async change is acknowledged until the store works again
+// ([ErrStoreFailing]); [System.Health] reports the failure, and comes back
+// by itself, without a client's write, when the store can store again
+// (see [Prober]). Failures are logged once per fault, not per call
+// ([Options.Logger]). A retried change with an idempotency key
 // ([WithIdempotencyKey]) is answered as the first time and changes
 // nothing. [System.Close] answers every queued request, writes everything
 // pending, and stops every goroutine; after it every call returns

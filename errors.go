@@ -9,10 +9,12 @@ var (
 	// one of the accepted forms (20131219 or 2013-12-19).
 	ErrInvalidDate = errors.New("todo: invalid date")
 
-	// ErrInvalidTitle is returned when a title is not valid UTF-8 or holds a
-	// control character other than tab: a title is one line of text, and a
-	// line break in one would forge entries in the original protocol's
-	// one-entry-a-line answers.
+	// ErrInvalidTitle is returned when a title is not one line of text a
+	// person can see, of at most [MaxTitle] bytes: empty, too long, not
+	// valid UTF-8, holding a control character other than tab (a line
+	// break would forge entries in the original protocol's
+	// one-entry-a-line answers), or made of nothing but spaces and
+	// invisible characters (see [ValidTitle]).
 	ErrInvalidTitle = errors.New("todo: invalid title")
 
 	// ErrInvalidKey is returned when an idempotency key is empty, longer
@@ -68,6 +70,14 @@ var (
 	// may be soon: its store has no quorum, or the list is moving between
 	// the nodes of a cluster. Nothing was changed; the call may be retried.
 	ErrUnavailable = errors.New("todo: list unavailable")
+
+	// ErrStoreFailing is returned, with Async durability, for a change
+	// refused rather than acknowledged because the store is failing: a
+	// commit failed (a full disk, say) and no commit or probe of the store
+	// has succeeded since (see [System.Health]). The change was not
+	// applied; it may be made again once the store works. The error
+	// wraps the failure's too (syscall.ENOSPC, say).
+	ErrStoreFailing = errors.New("todo: not acknowledged while the store fails")
 
 	// ErrInvalidLimit is returned when a page of lists or entries is asked
 	// for with a limit below 1.

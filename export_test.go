@@ -448,6 +448,55 @@ func OpenRetryOnlyAtClose(dir string, opts *Options) (*System, error) {
 	return openDirWith(dir, opts, nil, nil, func(s *dirStore) Store { return s }, knobs{retryBackoff: day})
 }
 
+// Faults are the broken twins of issue 18's handling of a failing store
+// (see knobs), by name: "ack-while-failing" acknowledges Async changes
+// while commits fail, "no-probe" never probes a failing store, and
+// "log-every-failure" logs every failure; "" is none.
+func faultKnobs(twin string) knobs {
+	switch twin {
+	case "":
+		return knobs{}
+	case "ack-while-failing":
+		return knobs{ackWhileFailing: true}
+	case "no-probe":
+		return knobs{noProbe: true}
+	case "log-every-failure":
+		return knobs{logEveryFailure: true}
+	}
+	panic("todo: no broken twin called " + twin)
+}
+
+// OpenBroken is Open with the broken twin of issue 18 called twin (see
+// faultKnobs).
+func OpenBroken(dir string, opts *Options, twin string) (*System, error) {
+	return openDirWith(dir, opts, nil, nil, func(s *dirStore) Store { return s }, faultKnobs(twin))
+}
+
+// OpenStoreBroken is OpenStore with the broken twin of issue 18 called
+// twin (see faultKnobs).
+func OpenStoreBroken(st Store, opts *Options, twin string) (*System, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return newSystemWith(st, o, faultKnobs(twin)), nil
+}
+
+// Uncommitted returns how many lists have changes queued or being
+// committed, acknowledged or not.
+func Uncommitted(sys *System) int {
+	n := 0
+	for _, w := range sys.pool.workers {
+		w.mu.Lock()
+		n += len(w.pending) + len(w.committing)
+		w.mu.Unlock()
+	}
+	return n
+}
+
+// ProbeStore probes the store of a System opened with Open.
+func ProbeStore(sys *System) error { return sys.store.(*dirStore).Probe(context.Background()) }
+
 // ---- end of the crash and fault tests' declarations ----
 
 // ---- Hibernation (hibernate_test.go) ----

@@ -20,6 +20,21 @@ type knobs struct {
 	// acknowledged changes whose commit failed (see worker.setBackoff).
 	retryBackoff func(time.Duration) time.Duration
 
+	// ackWhileFailing makes the broken twin of the pool's refusal: Async
+	// changes are acknowledged while commits fail, as the seed did, and
+	// held in memory without bound (see pool.refusal).
+	ackWhileFailing bool
+
+	// noProbe makes the broken twin of the pool's prober: a failing
+	// store is never probed, and the System is healthy again only once
+	// a commit succeeds (see pool.probeLoop).
+	noProbe bool
+
+	// logEveryFailure makes the broken twin of the System's fault log:
+	// every failure is logged, none counted into a summary (see package
+	// faults).
+	logEveryFailure bool
+
 	// hibernateOverMail makes the broken twin of hibernation: a server
 	// hibernates even with a request just put in its mailbox, which is
 	// then never answered (see proc.hibernateIfIdle).

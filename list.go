@@ -122,18 +122,50 @@ func appendPadded(b []byte, n, width int) []byte {
 	return append(b, tmp[i:]...)
 }
 
-// validTitle checks that a title is one line of text: valid UTF-8 with no
-// control character but tab (see [ErrInvalidTitle]).
+// MaxTitle is the longest title an entry may be given, in bytes: 1 KiB,
+// the HTTP handler's default cap (todohttp.HandlerOptions.MaxTitle), which
+// may be lower but never higher. Titles stored before this rule are read
+// whatever their length.
+const MaxTitle = 1 << 10
+
+// ValidTitle returns nil if t may be an entry's title, or else an error
+// wrapping [ErrInvalidTitle] that says why: a title is one line of text
+// that a person can see, of at most MaxTitle bytes. Every face of a
+// System (the library, the HTTP API, the command and its page) refuses
+// what it refuses; a Service that forwards a title may check it first.
+func ValidTitle(t string) error { return validTitle(t) }
+
+// validTitle is ValidTitle.
 func validTitle(t string) error {
-	if !utf8.ValidString(t) {
+	switch {
+	case t == "":
+		return fmt.Errorf("%w: empty", ErrInvalidTitle)
+	case len(t) > MaxTitle:
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidTitle, len(t), MaxTitle)
+	case !utf8.ValidString(t):
 		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidTitle)
 	}
+	blank := true
 	for _, c := range t {
 		if unicode.IsControl(c) && c != '\t' {
 			return fmt.Errorf("%w: contains the control character %U", ErrInvalidTitle, c)
 		}
+		blank = blank && invisible(c)
+	}
+	if blank {
+		return fmt.Errorf("%w: nothing but spaces or invisible characters", ErrInvalidTitle)
 	}
 	return nil
+}
+
+// invisible reports whether c shows nothing by itself: a space of any
+// width, a format character (the zero-width space, joiners, marks of
+// direction, the byte-order mark), a variation selector, or another
+// character Unicode says to ignore when it cannot be shown (the Hangul
+// fillers), or the blank Braille pattern.
+func invisible(c rune) bool {
+	return unicode.IsSpace(c) || c == '\u2800' ||
+		unicode.In(c, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
 }
 
 // MaxID is the largest id a list gives out: 2^53-1, the largest integer

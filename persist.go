@@ -51,7 +51,7 @@ const (
 )
 
 func openFiles(dir string, o Options) (*files, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("todo: data directory: %w", err)
 	}
 	root, err := os.OpenRoot(dir)
@@ -407,7 +407,7 @@ func (f *files) create(t *target, name string, snap ListState) error {
 	// in different directories do not contend for one directory.
 	for {
 		tmp := path.Join(t.dir, fmt.Sprintf(".%d%s", f.tmpSeq.Add(1), tmpSuffix))
-		file, err := t.r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		file, err := t.r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, fs.ErrExist) {
 			continue // a file this System did not make (two Systems on one directory are not supported)
 		}
@@ -456,7 +456,7 @@ func (f *files) mkdirs(dir string) error {
 			return err
 		}
 	}
-	err := f.root.Mkdir(dir, 0o755)
+	err := f.root.Mkdir(dir, 0o700)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}

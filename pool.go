@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gotodo/todo/internal/faults"
 )
 
 // pool is the bounded pool of goroutines that hand the lists' changes to
@@ -23,6 +25,17 @@ import (
 // backoff while the System runs, and while it closes, until its closer
 // gives it up (see close).
 //
+// Once a commit has failed, the pool is failing (see health) until a
+// commit, or a probe of the store, succeeds with nothing acknowledged
+// left waiting for a retry. Meanwhile no Async change is acknowledged:
+// each is refused with ErrStoreFailing, so that what a crash can lose on
+// a full disk stays what was acknowledged before the failure, and the
+// backlog what fitted in memory then (see refusal). While nothing
+// acknowledged waits for a retry, whose commits would find out, the
+// pool's prober asks the store, if it is a Prober, whether it can store
+// again (see probeLoop), so that health comes back with no client's
+// write.
+//
 // A pool is safe for concurrent use by multiple goroutines.
 type pool struct {
 	store    Store
@@ -37,16 +50,25 @@ type pool struct {
 	wg       sync.WaitGroup
 	closed   chan struct{} // closed when close begins: stop delaying
 
+	// maxBackoff bounds the wait before a retry or a probe (see
+	// backoffCap).
+	maxBackoff time.Duration
+	// prober is the store, when it is a Prober (see probeLoop), and
+	// probeWake pokes probeLoop after a failed commit.
+	prober    Prober
+	probeWake chan struct{}
+
 	// Set by close before it closes closed, and read by the workers once
 	// they are closing: how their retries end (see close).
 	closeAttempts int             // failed commits after which a change is given up; 0: no limit
 	giveUp        <-chan struct{} // closed when the changes still failing are to be given up
 
-	// failing is the error of the latest failed commit while acknowledged
-	// changes wait for a retry, or nil (see System.Health).
+	// failing is the error of the latest failed commit or probe, until a
+	// commit or a probe succeeds with nothing acknowledged waiting for a
+	// retry, or nil (see System.Health).
 	failing  atomic.Pointer[error]
 	unstored atomic.Int64 // lists holding acknowledged changes that failed to commit
-	errLog   errorLog
+	faults   *faults.Log  // the System's, shared with its other parts
 
 	lostMu sync.Mutex // guards lost
 	lost   []error    // acknowledged changes given up while closing
@@ -98,19 +120,26 @@ type pending struct {
 	attempts   int       // failed commits of the acknowledged ops
 }
 
-func newPool(st Store, o config, stats *counters) *pool {
+func newPool(st Store, o config, stats *counters, fl *faults.Log) *pool {
 	p := &pool{
-		store:    st,
-		log:      o.Logger,
-		stats:    stats,
-		async:    o.Durability == Async,
-		sync:     o.Durability != Write,
-		delay:    o.AsyncDelay,
-		queueCap: o.QueueSize,
-		closed:   make(chan struct{}),
-		knobs:    o.knobs,
+		store:      st,
+		log:        o.Logger,
+		stats:      stats,
+		async:      o.Durability == Async,
+		sync:       o.Durability != Write,
+		delay:      o.AsyncDelay,
+		queueCap:   o.QueueSize,
+		closed:     make(chan struct{}),
+		knobs:      o.knobs,
+		maxBackoff: backoffCap(o.Options),
+		probeWake:  make(chan struct{}, 1),
+		faults:     fl,
 	}
-	p.errLog.log = o.Logger
+	if pr, ok := st.(Prober); ok && !o.knobs.noProbe {
+		p.prober = pr
+		p.wg.Add(1)
+		go p.probeLoop()
+	}
 	for range o.Workers {
 		w := &worker{
 			p:          p,
@@ -147,6 +176,12 @@ func (p *pool) worker(list string) *worker {
 // acknowledged: save returns once it is queued. When the worker's queue is
 // full, save waits for room.
 func (p *pool) save(list string, ops []Op, state ListState, wait, sync bool, done chan error) error {
+	if !wait {
+		var err error
+		if wait, err = p.refusal(); err != nil {
+			return err
+		}
+	}
 	w := p.worker(list)
 	w.mu.Lock()
 	pd := w.enqueue(list)
@@ -164,6 +199,24 @@ func (p *pool) save(list string, ops []Op, state ListState, wait, sync bool, don
 		return nil
 	}
 	return <-done
+}
+
+// refusal decides what becomes of an Async change while the pool is
+// failing: it is refused, with an error wrapping ErrStoreFailing and the
+// failure's own error, or, when nothing else would find out that the
+// store works again (no Prober, nothing acknowledged waiting for a
+// retry), it is committed as the caller waits (wait), as with Fsync
+// durability, and answered with its commit's outcome. While the pool is
+// not failing, the change is acknowledged at once: nil, false.
+func (p *pool) refusal() (wait bool, err error) {
+	failing := p.failing.Load()
+	if failing == nil || p.knobs.ackWhileFailing {
+		return false, nil
+	}
+	if p.prober == nil && p.unstored.Load() == 0 {
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: %w", ErrStoreFailing, *failing)
 }
 
 // release queues the news that a list left memory after the changes queued
@@ -435,12 +488,20 @@ func (w *worker) commit(taken []*pending) []error {
 }
 
 // settle answers the callers waiting on a commit, which took took, and
-// keeps the acknowledged changes whose commit failed for a retry.
+// keeps the acknowledged changes whose commit failed for a retry. A
+// failure makes the pool failing before it is logged or answered, so
+// that no Async change is acknowledged from then on (see refusal).
 func (w *worker) settle(taken []*pending, errs []error, took time.Duration) {
 	p := w.p
 	var failure error
 	answered := 0
 	w.mu.Lock()
+	for i := range taken {
+		if err := errs[i]; err != nil && failure == nil {
+			failure = err
+			p.failing.Store(&failure)
+		}
+	}
 	for i, pd := range taken {
 		delete(w.committing, pd.list)
 		err := errs[i]
@@ -457,9 +518,8 @@ func (w *worker) settle(taken []*pending, errs []error, took time.Duration) {
 			}
 			continue
 		}
-		failure = err
 		p.stats.writeErrors.Add(1)
-		p.errLog.failed(pd.list, err)
+		p.faults.Error(faultStore, "todo: cannot store", err, "list", pd.list)
 		if pd.acked > 0 || pd.release {
 			w.keep(pd, err)
 		} else if pd.attempts > 0 {
@@ -474,10 +534,72 @@ func (w *worker) settle(taken []*pending, errs []error, took time.Duration) {
 	clear(taken)
 	w.cond.Broadcast()
 	w.mu.Unlock()
-	if failure != nil {
-		p.failing.Store(&failure)
-	} else if p.unstored.Load() == 0 {
-		p.failing.Store(nil)
+	switch {
+	case failure != nil:
+		p.pokeProber()
+	case p.unstored.Load() == 0:
+		p.recovered(p.failing.Load())
+	}
+}
+
+// faultStore is the kind of fault (see package faults) of failed commits
+// and probes.
+const faultStore = "store"
+
+// recovered ends the failure whose error is failing, unless another
+// failure has come since: the pool stores again.
+func (p *pool) recovered(failing *error) {
+	if failing != nil && p.failing.CompareAndSwap(failing, nil) {
+		p.faults.Recovered(faultStore, "todo: storing again")
+	}
+}
+
+// pokeProber has probeLoop look at the pool's state again.
+func (p *pool) pokeProber() {
+	select {
+	case p.probeWake <- struct{}{}:
+	default:
+	}
+}
+
+// probeLoop is the pool's goroutine that finds out when a failing store
+// can store again, while nothing acknowledged waits for a retry whose
+// commit would: in Fsync and Write durability, where a failed change is
+// rolled back and nothing is retried, and in Async after a failed commit
+// that only reserved ids. It asks the store, a Prober (the pool runs it
+// only over one), with the backoff of retries, and ends the failure when a
+// probe succeeds. It returns once the pool closes.
+func (p *pool) probeLoop() {
+	defer p.wg.Done()
+	var backoff time.Duration
+	for {
+		failing := p.failing.Load()
+		if failing == nil || p.unstored.Load() > 0 {
+			backoff = 0
+			select {
+			case <-p.probeWake:
+				continue
+			case <-p.closed:
+				return
+			}
+		}
+		backoff = p.nextBackoff(backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-p.closed:
+			t.Stop()
+			return
+		}
+		if p.failing.Load() != failing || p.unstored.Load() > 0 {
+			continue // a commit answered meanwhile
+		}
+		if err := p.prober.Probe(context.Background()); err != nil {
+			p.faults.Error(faultStore, "todo: cannot store", err, "probe", true)
+			p.failing.CompareAndSwap(failing, &err)
+			continue
+		}
+		p.recovered(failing)
 	}
 }
 
@@ -497,7 +619,11 @@ func (w *worker) keep(pd *pending, err error) {
 	}
 	if w.closing && w.givingUp(pd) {
 		p.unstored.Add(-1)
-		p.lose(fmt.Errorf("todo: list %q lost its last changes: %w", pd.list, err))
+		// A release alone holds nothing acknowledged: the store keeps
+		// what it has of the list, and nothing is lost.
+		if pd.acked > 0 {
+			p.lose(fmt.Errorf("todo: list %q lost its last changes: %w", pd.list, err))
+		}
 		return
 	}
 	p.stats.writeRetries.Add(1)
@@ -517,19 +643,40 @@ func (w *worker) keep(pd *pending, err error) {
 }
 
 // setBackoff sets when the acknowledged changes that failed are retried:
-// after a wait that doubles with every failed commit, from 50ms up to 5s,
+// after a wait that doubles with every failed commit (see nextBackoff),
 // and is forgotten after a commit that succeeds. w.mu must be held.
 func (w *worker) setBackoff(failure error) {
-	const minBackoff, maxBackoff = 50 * time.Millisecond, 5 * time.Second
 	if failure == nil {
 		w.backoff, w.retryAt = 0, time.Time{}
 		return
 	}
-	w.backoff = min(max(2*w.backoff, minBackoff), maxBackoff)
+	w.backoff = w.p.nextBackoff(w.backoff)
 	if h := w.p.knobs.retryBackoff; h != nil {
 		w.backoff = h(w.backoff)
 	}
 	w.retryAt = time.Now().Add(w.backoff)
+}
+
+// minBackoff and maxBackoff bound the wait before a retry of failed
+// changes or a probe of a failing store.
+const minBackoff, maxBackoff = 50 * time.Millisecond, time.Second
+
+// nextBackoff returns the wait after one that was b: twice as long, from
+// minBackoff up to the pool's cap.
+func (p *pool) nextBackoff(b time.Duration) time.Duration {
+	return min(max(2*b, minBackoff), p.maxBackoff)
+}
+
+// backoffCap returns the longest wait before a retry or a probe: a
+// second, or with Async durability AsyncDelay if that is shorter (but not
+// under minBackoff), so that the changes acknowledged before a failure
+// are committed again within AsyncDelay of the store working again, as
+// they would have been without it.
+func backoffCap(o Options) time.Duration {
+	if o.Durability == Async {
+		return min(max(o.AsyncDelay, minBackoff), maxBackoff)
+	}
+	return maxBackoff
 }
 
 // closingBackoff reports whether a closing worker waits out the backoff
@@ -565,8 +712,9 @@ func (p *pool) lose(err error) {
 	p.lostMu.Unlock()
 }
 
-// health returns the error of the latest failed commit while it has not
-// been followed by a commit that left nothing waiting for a retry.
+// health returns the error of the latest failed commit or probe while it
+// has not been followed by a commit or a probe that succeeded with
+// nothing acknowledged waiting for a retry.
 func (p *pool) health() error {
 	if err := p.failing.Load(); err != nil {
 		return *err
@@ -594,33 +742,4 @@ func (p *pool) close(attempts int, giveUp <-chan struct{}) error {
 	p.lostMu.Lock()
 	defer p.lostMu.Unlock()
 	return errors.Join(p.lost...)
-}
-
-// errorLog logs failed commits at most once a second, with the number of
-// failures it kept quiet about since the last line: a full disk fails
-// every commit, and must not fill the log as well.
-type errorLog struct {
-	log *slog.Logger
-
-	mu         sync.Mutex // guards the fields below
-	last       time.Time
-	suppressed int
-}
-
-func (l *errorLog) failed(list string, err error) { l.failedTo("store", list, err) }
-
-// failedTo logs that doing what (checkpoint, delete...) to the list or
-// file name failed, under the same bound.
-func (l *errorLog) failedTo(what, name string, err error) {
-	l.mu.Lock()
-	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
-		l.suppressed++
-		l.mu.Unlock()
-		return
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	l.mu.Unlock()
-	l.log.Error("todo: cannot "+what, "name", name, "err", err, "failures_not_logged", n)
 }

@@ -838,9 +838,11 @@ func (p *proc) applyUpdate(c *call) {
 		c.err = fmt.Errorf("%w: the updater returned %v", ErrInvalidDate, e.Date)
 		return
 	}
-	if err := validTitle(e.Title); err != nil {
-		c.err = err
-		return
+	if e.Title != old.Title { // a title stored before the rule may stay
+		if err := validTitle(e.Title); err != nil {
+			c.err = err
+			return
+		}
 	}
 	if c.res, c.err = l.Update(c.id, func(Entry) Entry { return e }); c.err != nil {
 		return

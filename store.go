@@ -42,6 +42,25 @@ type Store interface {
 	Close() error
 }
 
+// Prober is implemented by a Store that can tell, without storing any
+// list, whether it can store again after a failed commit. While a System's
+// commits fail and nothing it acknowledged waits for a retry (whose commit
+// would tell), it calls Probe with backoff, from 50ms up to a second, and
+// is healthy again ([System.Health]) once Probe returns nil, with no
+// client's write. Probe does the smallest durable write the store's
+// commits need, and undoes it: the data directory's store writes, syncs
+// and removes a small file beside its log. It returns nil when that
+// worked, or why not. A System calls Probe from one goroutine at a time,
+// possibly while it commits; never after Close.
+//
+// Without a Prober, a failing System finds out from its commits alone:
+// with Async durability, a change made while it fails and nothing waits
+// for a retry is committed as its caller waits, as with Fsync, instead of
+// being refused (see [ErrStoreFailing]).
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
 // StatsReporter is implemented by a Store that keeps counters of its own
 // work: [System.Stats] reports them, in the fields of [Stats] of the same
 // names. The data directory's store implements it; with a Store that does
@@ -58,6 +77,7 @@ type StoreStats struct {
 	Checkpoints  int64 // lists checkpointed into their files
 	LogSegments  int64 // segments of the store's log, now
 	LogBytes     int64 // bytes in the log's segments, now
+	Failures     int64 // failures the store met and logged (failed checkpoints, say)
 }
 
 // Change is what one list's server stores at once: the operations of a

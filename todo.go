@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotodo/todo/internal/faults"
 	"github.com/puzpuzpuz/xsync/v3"
 )
 
@@ -28,7 +29,9 @@ const (
 	// Async acknowledges a change as soon as it is applied in memory, like
 	// the book's cast; its record is written and fdatasynced in the
 	// background, within AsyncDelay, and a crash can lose the last changes.
-	// Close still writes everything.
+	// Close still writes everything. While the store fails (a full disk),
+	// no change is acknowledged: each is refused ([ErrStoreFailing]), and
+	// those acknowledged before are retried (see [System.Health]).
 	Async
 )
 
@@ -87,7 +90,14 @@ type Options struct {
 	HibernateAfter time.Duration
 
 	// Logger receives what the System has to report: panics recovered in
-	// requests, failed writes, corrupt files. Nil discards it all.
+	// requests, failed writes, corrupt files. Failures are logged once per
+	// fault, not once each: the first of a kind (failed commits, failed
+	// checkpoints, lists that cannot be loaded...) at error level with its
+	// cause, the next ones of the kind within 10s counted and logged in
+	// one line with the next after that ("todo: cannot store (and 5,351
+	// more in the last 10 s)"), and the fault's end, when the System sees
+	// it, in one line at info level ("todo: storing again"). Stats.Failures
+	// counts every one. Nil discards it all.
 	Logger *slog.Logger
 
 	// Durability says when a change is acknowledged. The zero value is
@@ -206,7 +216,8 @@ type System struct {
 	registry *Table[string, *proc]      // list name → its running server
 	table    *Table[tableKey, *dayCell] // what servers publish for readers
 	stats    counters
-	calls    sync.Pool // of *call, with their reply channels
+	faults   *faults.Log // logs failures once per fault (see Options.Logger)
+	calls    sync.Pool   // of *call, with their reply channels
 
 	// startMu makes starting a server and closing the System exclusive, so
 	// that no server starts after Close or Shutdown has begun waiting for
@@ -250,7 +261,12 @@ func newSystemWith(st Store, o Options, k knobs) *System {
 		closing:  make(chan struct{}),
 		shut:     make(chan struct{}),
 	}
-	sys.pool = newPool(st, sys.opts, &sys.stats)
+	period := faults.Period
+	if k.logEveryFailure {
+		period = 0
+	}
+	sys.faults = faults.New(o.Logger, period)
+	sys.pool = newPool(st, sys.opts, &sys.stats, sys.faults)
 	if o.MaxLoaded > 0 {
 		sys.loadedCap = loadedCap{max: o.MaxLoaded, wake: make(chan struct{}, 1)}
 		sys.loadedCap.room.L = &sys.loadedCap.mu
@@ -445,6 +461,10 @@ type Stats struct {
 	WriteErrors        int64 // changes whose commit failed
 	WriteRetries       int64 // acknowledged changes queued again for a retry after a failed commit
 	Unstored           int64 // lists holding acknowledged changes that failed to commit, now
+	// Failures counts every failure the System and its Store have met
+	// and logged (failed commits, probes, checkpoints and loads), each
+	// one, though repeats are logged once per fault (see Options.Logger).
+	Failures int64
 	// The Store's own counters, when it reports them (see StatsReporter:
 	// the data directory's store does); zero otherwise.
 	FilesWritten int64 // list files written by checkpoints
@@ -496,18 +516,25 @@ func (sys *System) Stats() Stats {
 		WriteErrors:     c.writeErrors.Load(),
 		WriteRetries:    c.writeRetries.Load(),
 		Unstored:        sys.pool.unstored.Load(),
+		Failures:        sys.faults.Failures(),
 	}
 	st.Hibernations, st.Wakes, st.ServersHibernating = h, w, h-w
 	if r, ok := sys.store.(StatsReporter); ok {
 		ss := r.StoreStats()
 		st.FilesWritten, st.Checkpoints, st.LogSegments, st.LogBytes = ss.FilesWritten, ss.Checkpoints, ss.LogSegments, ss.LogBytes
+		st.Failures += ss.Failures
 	}
 	return st
 }
 
 // Health returns nil while the System stores its changes, or the error of
-// the latest failed commit while no commit has succeeded since with every
-// acknowledged change stored: a full disk, say, while Async changes wait
-// for a retry (see Stats.Unstored). Reads and writes go on either way;
-// writes fail, and Async changes are retried, until the fault clears.
+// the latest failed commit (a full disk, say) until a commit, or a probe
+// of the store, succeeds with every acknowledged change stored. Reads go
+// on either way. While it is not nil, changes made with Fsync or Write
+// durability are tried and fail with the store's error; Async ones are
+// refused with an error wrapping [ErrStoreFailing]; Async changes
+// acknowledged before the failure are retried (see Stats.Unstored); and
+// the store, if it is a [Prober], is probed, so that Health returns nil
+// within a second of the store working again (within AsyncDelay, if that
+// is less, with Async durability), without a write from any client.
 func (sys *System) Health() error { return sys.pool.health() }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -503,5 +505,48 @@ func TestSystem_Close_AnswersQueuedRequests(t *testing.T) {
 				t.Errorf("after reopening, the list holds\n%v\nwant the acknowledged entries\n%v", got, acked)
 			}
 		})
+	}
+}
+
+// TestOpen_DataIsPrivate checks that what a System writes under its data
+// directory (the directory, the fan-out directories, list files, the
+// log's segments, the lock) is readable by the server's user alone, with
+// the umask at 0: lists are not encrypted at rest (docs/security.md), so
+// they must not be left open to every local user.
+func TestOpen_DataIsPrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "data")
+	sys, err := todo.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := sys.AddEntry(ctx, "bob", todo.Entry{Date: day19, Title: "Dentist"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Close(); err != nil { // checkpoints bob into its file
+		t.Fatal(err)
+	}
+	seen := 0
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		seen++
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %v: group or others may read it", p, perm)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen < 5 { // dir, LOCK, log/, a segment, a fan-out directory, bob's file
+		t.Errorf("only %d paths under %s: the test looked at too little", seen, dir)
 	}
 }

@@ -53,13 +53,15 @@ var testLogger = func() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }()
 
-// nodeOptions are the options of a test node.
+// nodeOptions are the options of a test node, with the secret of the
+// cluster of the nodes in dir, as users run them (security_test.go).
 func nodeOptions(dir, name string, peers ...string) cluster.Options {
 	return cluster.Options{
 		Name:        name,
 		Dir:         dir + "/" + name,
 		ClusterAddr: "127.0.0.1:0",
 		Peers:       peers,
+		SecretFile:  secretFile(dir),
 		System:      &todo.Options{IdleTimeout: -1},
 		Logger:      testLogger,
 	}

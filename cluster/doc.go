@@ -31,6 +31,19 @@
 // lists only while its lease holds; the others take them over only after
 // the lease has run out, plus the clock skew allowed.
 //
+// # Who may join
+//
+// Nodes with the same secret (Options.SecretFile, the Erlang cookie's
+// role) route to each other; a server without it gets no route. Routes
+// authenticate with a password derived from the secret, through
+// nats-server's own route authorization, and with Options.TLSCAFile,
+// TLSCertFile and TLSKeyFile they are TLS, certificates verified both
+// ways against the cluster's CA. The embedded server's client port takes
+// only the node's in-process connection, or, at Options.ClientAddr, the
+// user "todo" with the password [ClientPassword] derives. Start refuses a
+// node whose ports others may reach without a secret, unless
+// Options.Insecure. docs/security.md has the details.
+//
 // # Concurrency
 //
 // A Node is safe for concurrent use by multiple goroutines. Close joins

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,15 +33,21 @@ import (
 //
 // The server logs through natsLogger, whose Fatalf records the error
 // instead of calling os.Exit as the stock logger does, which would kill
-// the process embedding the node.
-func startServer(o *Options, clusterAddr string, routes []string, maxPayload int, fatal func(error)) (*server.Server, error) {
+// the process embedding the node; refusals comes before it, to log a peer
+// or client refused once rather than at each attempt.
+//
+// a is who the server admits (security.go): the route credentials, in
+// the route listener's authorization and in the URL of each route, the
+// route TLS, and the users of the client listener.
+func startServer(o *Options, a *access, clusterAddr string, routes []string, maxPayload int, fatal func(error)) (*server.Server, error) {
 	host, portStr, _ := net.SplitHostPort(clusterAddr)
 	port, _ := strconv.Atoi(portStr)
 	so := &server.Options{
 		ServerName: o.Name,
 		// The node talks to its server in-process, but a server with
 		// DontListen never starts its routes (they wait for the client
-		// listener): listen on a loopback port nobody is told of.
+		// listener, in v2.15.2 still): listen on a loopback port nobody
+		// is told of, which admits only the node's in-process user.
 		Host:       "127.0.0.1",
 		Port:       server.RANDOM_PORT,
 		JetStream:  true,
@@ -72,18 +77,19 @@ func startServer(o *Options, clusterAddr string, routes []string, maxPayload int
 			so.Port = server.RANDOM_PORT
 		}
 	}
+	a.apply(so, o.ClientAddr != "")
 	for _, r := range routes {
-		so.Routes = append(so.Routes, &url.URL{Scheme: "nats-route", Host: r})
+		so.Routes = append(so.Routes, a.routeURL(r))
 	}
 	srv, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start the embedded NATS server: %w", err)
 	}
 	var startErr atomic.Pointer[error]
-	srv.SetLoggerV2(&natsLogger{log: o.Logger, fatal: func(err error) {
+	srv.SetLoggerV2(newRefusals(&natsLogger{log: o.Logger, fatal: func(err error) {
 		startErr.CompareAndSwap(nil, &err)
 		fatal(err)
-	}}, false, false, false)
+	}}, o.Logger, a.refusalQuiet), false, false, false)
 	srv.Start()
 	// Wait for the listeners, but not past a fatal error: one that cannot
 	// listen (a port in use) says so at once.

@@ -91,12 +91,19 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	access, err := loadAccess(&o) // security.go: before anything is created
+	if err != nil {
+		return nil, err
+	}
+	if s.everyRefusal {
+		access.refusalQuiet = 0
+	}
 	if o.NATSURL == "" {
 		if err := portsFree(o.ClusterAddr, o.ClientAddr); err != nil {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	n := &Node{
@@ -118,7 +125,7 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 	if o.NATSURL != "" {
 		n.nc, err = nats.Connect(o.NATSURL, nats.Name("todo "+o.Name), nats.MaxReconnects(-1))
 		if err != nil {
-			return nil, fmt.Errorf("cluster: connect to %s: %w", o.NATSURL, err)
+			return nil, fmt.Errorf("cluster: connect to %s: %w", redactURL(o.NATSURL), err)
 		}
 		n.maxPayload = int(n.nc.MaxPayload())
 	} else {
@@ -129,10 +136,10 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 		routes = append(routes, n.peers.peers()...)
 		slices.Sort(routes)
 		routes = slices.Compact(routes)
-		if n.srv, err = startServer(&o, n.clusterAddr, routes, n.maxPayload, n.setFatal); err != nil {
+		if n.srv, err = startServer(&o, access, n.clusterAddr, routes, n.maxPayload, n.setFatal); err != nil {
 			return nil, err
 		}
-		n.nc, err = nats.Connect("", nats.InProcessServer(n.srv), nats.Name("todo "+o.Name), nats.MaxReconnects(-1))
+		n.nc, err = nats.Connect("", nats.InProcessServer(n.srv), access.connectOption(), nats.Name("todo "+o.Name), nats.MaxReconnects(-1))
 		if err != nil {
 			n.srv.Shutdown()
 			n.srv.WaitForShutdown()
@@ -141,6 +148,7 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 		if err := n.peers.learn(o.Peers...); err != nil {
 			n.log.Warn("cluster: cannot remember peers", "err", err)
 		}
+		access.warn(&o, n.log)
 	}
 	n.js, err = jetstream.New(n.nc, jetstream.WithPublishAsyncTimeout(o.AckTimeout), jetstream.WithDefaultTimeout(o.AckTimeout))
 	if err != nil {

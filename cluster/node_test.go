@@ -280,12 +280,22 @@ func TestNode_ListOverOneMiB(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	list := listFor("big", nodes[0], nodes)
-	title := strings.Repeat("x", 32<<10)
-	const count = 40 // 1.25 MiB of titles
-	for i := range count {
-		if _, err := nodes[0].AddEntry(ctx, list, todo.Entry{Date: day, Title: fmt.Sprint(i, title)}); err != nil {
-			t.Fatalf("add %d: %v", i, err)
-		}
+	title := strings.Repeat("x", todo.MaxTitle-8)
+	const count, writers = 1280, 8 // 1.25 MiB of titles, each as long as a title may be
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < count; i += writers {
+				if _, err := nodes[0].AddEntry(ctx, list, todo.Entry{Date: day, Title: fmt.Sprint(i, title)}); err != nil {
+					t.Errorf("add %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 	final := stored(t, nodes, list)
 	if len(final[list]) != count {

@@ -38,10 +38,51 @@ type Options struct {
 	Peers []string
 
 	// ClientAddr, if set, is a host:port where the embedded server also
-	// accepts NATS clients (the nats command, for one). The node itself
-	// talks to its server in-process. Empty means a free port on
-	// 127.0.0.1 (the server will not route without a client listener).
+	// accepts NATS clients (the nats command, for one): with a
+	// SecretFile, only the user "todo" with the password
+	// [ClientPassword] derives from the secret; without one, any client.
+	// The node itself talks to its server in-process. Empty means a free
+	// port on 127.0.0.1 that no client can use (the server will not
+	// route without a client listener): it takes only the node's own
+	// in-process connection, whose password is drawn at random at each
+	// start.
 	ClientAddr string
+
+	// SecretFile is the file holding the cluster's secret, the Erlang
+	// cookie's role: a node joins only nodes started with the same one.
+	// Routes authenticate with a password derived from it (HMAC-SHA-256,
+	// so that neither the secret nor anything that leads back to it is
+	// in NATS's logs or monitoring), and the client port at ClientAddr
+	// takes only the user "todo" with another password derived from it
+	// (see [ClientPassword]). The secret is the file's contents without
+	// the white space around it: at least 32 characters, such as
+	// `openssl rand -base64 32` writes. The file must not be readable or
+	// writable by group or others (chmod 600). Empty means no secret:
+	// any server that reaches the cluster address may route to the node,
+	// which Start allows only on loopback addresses, or with Insecure.
+	SecretFile string
+
+	// TLSCAFile, TLSCertFile and TLSKeyFile, all three or none, are PEM
+	// files that make the routes TLS (1.2 at least) with certificates
+	// checked both ways: the cluster's CA, and this node's certificate
+	// (with its chain) and key. A node's certificate must be signed by
+	// the CA, name the host or IP address its peers dial (its
+	// ClusterAddr, or the address they are given in Peers), and allow
+	// both server and client authentication: each node is the server of
+	// the routes it accepts and the client of those it dials. A peer
+	// whose certificate the CA did not sign gets no route. With a
+	// SecretFile too, a peer needs both.
+	TLSCAFile   string
+	TLSCertFile string
+	TLSKeyFile  string
+
+	// Insecure lets a node listen for routes (ClusterAddr), or for NATS
+	// clients (ClientAddr), on an address that is not a loopback one, or
+	// route to Peers that are not on loopback, without a SecretFile: on
+	// purpose, on a network where every machine that reaches those ports
+	// may join the cluster and read and write every list. Without it,
+	// Start refuses such a node.
+	Insecure bool
 
 	// NATSURL, if set, connects the node to an existing NATS cluster with
 	// JetStream instead of embedding a server: ClusterAddr, Peers and
@@ -102,6 +143,9 @@ type seams struct {
 	// batchMsgs, if set, is the most messages the store puts in a batch,
 	// in place of the server's limit: a batch the server refuses.
 	batchMsgs int
+	// everyRefusal logs every refused route or client, as the embedded
+	// server does: the broken twin of the test that one is logged once.
+	everyRefusal bool
 }
 
 // maxClusterPayload is the largest message NATS takes (max_payload caps
@@ -141,6 +185,9 @@ func (o *Options) withDefaults() (Options, error) {
 				return c, err
 			}
 		}
+	}
+	if err := c.checkAccess(); err != nil { // security.go
+		return c, err
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 3

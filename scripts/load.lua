@@ -1,8 +1,14 @@
 -- The original's load test shape, for wrk (scripts/load.sh runs it):
 -- 1000 lists, list_1 .. list_1000; a random day of December 2013;
--- 80% GET /entries, 20% POST /add_entry.
+-- 80% GET /entries, 20% POST /add_entry. With TODO_TOKEN set in the
+-- environment, every request sends it as Authorization: Bearer.
 
 local threads = 0
+
+local token = os.getenv("TODO_TOKEN")
+if token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
 
 function setup(thread)
   threads = threads + 1

@@ -5,9 +5,12 @@
 # each durability mode (a fresh data directory each), then, in the same run,
 # against a bare net/http handler answering OK: the ceiling of this machine.
 # Target: async mode >= 0.6x the bare handler's req/s, with p99 < 20 ms.
+# With AUTH=1, it also runs async mode with a tokens file (-tokens), every
+# request sending a token (scripts/load.lua reads TODO_TOKEN): target, the
+# token run >= 0.9x the async run without one, every answer 2xx.
 #
 # Usage: scripts/load.sh   (needs wrk: apt-get install wrk)
-# Environment: DURATION (default 20s), THREADS (2), CONNECTIONS (64);
+# Environment: DURATION (default 20s), THREADS (2), CONNECTIONS (64), AUTH;
 # PROFILE_DIR, if set, gets a CPU profile of each todo run (MODE.cpu, taken
 # from the -debug-addr pprof endpoint over the middle of the run, which
 # costs the run a little) and the binary to read it with (todo):
@@ -21,6 +24,7 @@ DURATION=${DURATION:-20s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 PROFILE_DIR=${PROFILE_DIR:-}
+AUTH=${AUTH:-}
 if [ -n "$PROFILE_DIR" ] && ! command -v curl >/dev/null 2>&1; then
 	echo "PROFILE_DIR needs curl" >&2
 	exit 1
@@ -137,17 +141,27 @@ for mode in fsync write async; do
 	bench "$mode" "$debug"
 	stop "$pid"
 done
+if [ -n "$AUTH" ]; then
+	# A tokens file of 100 tokens; the requests send the last one's secret.
+	for i in $(seq 100); do
+		secret=$("$work/todo" token add "client$i" -rights write -lists 'list_*' -tokens "$work/tokens" 2>/dev/null)
+	done
+	start todo-async-token "$work/todo" -addr 127.0.0.1:0 -data "$work/data-async-token" -durability async -tokens "$work/tokens"
+	TODO_TOKEN=$secret bench async-token
+	unset secret
+	stop "$pid"
+fi
 start bare "$work/bare" -addr 127.0.0.1:0
 bench bare
 stop "$pid"
 
 echo
 echo "== summary (wrk -t$THREADS -c$CONNECTIONS -d$DURATION, 80% GET /entries, 20% POST /add_entry)"
-printf '| %-14s | %10s | %9s | %8s | %s\n' target req/s "p99 ms" non-2xx "socket errors"
+printf '| %-16s | %10s | %9s | %8s | %s\n' target req/s "p99 ms" non-2xx "socket errors"
 for name in "${names[@]}"; do
 	label=$name
 	if [ "$name" != bare ]; then label="todo $name"; else label="bare net/http"; fi
-	printf '| %-14s | %10s | %9s | %8s | %s\n' "$label" "${rps[$name]}" "${p99[$name]}" "${non2xx[$name]}" "${sockerr[$name]}"
+	printf '| %-16s | %10s | %9s | %8s | %s\n' "$label" "${rps[$name]}" "${p99[$name]}" "${non2xx[$name]}" "${sockerr[$name]}"
 done
 ratio=$(awk -v a="${rps[async]}" -v b="${rps[bare]}" 'BEGIN { printf "%.2f", a / b }')
 echo
@@ -156,4 +170,13 @@ if awk -v r="$ratio" -v p="${p99[async]}" 'BEGIN { exit !(r >= 0.6 && p < 20) }'
 	echo "target met"
 else
 	echo "target missed"
+fi
+if [ -n "$AUTH" ]; then
+	auth_ratio=$(awk -v a="${rps[async-token]}" -v b="${rps[async]}" 'BEGIN { printf "%.2f", a / b }')
+	echo "async with a token / async without: $auth_ratio (target >= 0.9, every answer 2xx: ${non2xx[async-token]} were not)"
+	if awk -v r="$auth_ratio" -v n="${non2xx[async-token]}" 'BEGIN { exit !(r >= 0.9 && n == 0) }'; then
+		echo "token target met"
+	else
+		echo "token target missed"
+	fi
 fi

@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/todohttp"
 )
 
 // discardWriter is the cheapest http.ResponseWriter: it keeps the status
@@ -53,7 +56,10 @@ func (w *discardWriter) reset() {
 // context holding the connection's local address, and a Host, as a
 // request read by http.Server does. route=mix is the shape
 // of scripts/load.lua: 1000 lists, a random day of December 2013, 80% GET
-// /entries, 20% POST /add_entry.
+// /entries, 20% POST /add_entry. auth=none serves without
+// authentication; auth=token authenticates every request with a bearer
+// token from a tokens file of 100 tokens, whose patterns the lists match
+// (list_*), as a server past loopback does.
 func BenchmarkHandler(b *testing.B) {
 	// What http.Server puts in a request's context, for a server on
 	// 127.0.0.1:5454: the handler checks the Host of such requests.
@@ -104,33 +110,60 @@ func BenchmarkHandler(b *testing.B) {
 			return reqs
 		}},
 	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			sys := memorySystem(b, &todo.Options{Durability: todo.Async})
-			reqs := c.setup(b, sys)
-			h := newHandler(b, sys, nil)
-			w := &discardWriter{header: http.Header{}}
-			// Warm up: load the lists read and fill any pools.
-			for _, r := range reqs {
-				w.reset()
-				h.ServeHTTP(w, r)
-				if w.status != http.StatusOK {
-					b.Fatalf("%s %s: %d", r.Method, r.URL, w.status)
-				}
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			i := 0
-			for b.Loop() {
-				w.reset()
-				h.ServeHTTP(w, reqs[i%len(reqs)])
-				i++
-			}
-			b.StopTimer()
-			if w.status != http.StatusOK {
-				b.Fatalf("status %d", w.status)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
-		})
+	// A tokens file of 100 tokens, the last the one the requests send.
+	tokens := filepath.Join(b.TempDir(), "tokens")
+	var file strings.Builder
+	var secret string
+	for i := range 100 {
+		secret = newSecret()
+		file.WriteString(tokenLine(fmt.Sprintf("client%d", i), secret, "write", "team-*,list_*"))
 	}
+	replaceFile(b, tokens, file.String(), 0o600)
+	tf, err := todohttp.OpenTokenFile(tokens, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range cases {
+		for _, auth := range []string{"none", "token"} {
+			b.Run(c.name+"/auth="+auth, func(b *testing.B) {
+				sys := memorySystem(b, &todo.Options{Durability: todo.Async})
+				reqs := c.setup(b, sys)
+				var opts *todohttp.HandlerOptions
+				if auth == "token" {
+					opts = &todohttp.HandlerOptions{Authenticate: tf.Authenticate}
+					for _, r := range reqs {
+						r.Header.Set("Authorization", "Bearer "+secret)
+					}
+				}
+				runHandlerBenchmark(b, newHandler(b, sys, opts), reqs)
+			})
+		}
+	}
+}
+
+// runHandlerBenchmark serves reqs with h, round-robin, once each to warm
+// up, then as many as the benchmark asks; every answer must be 200.
+func runHandlerBenchmark(b *testing.B, h http.Handler, reqs []*http.Request) {
+	w := &discardWriter{header: http.Header{}}
+	// Warm up: load the lists read and fill any pools.
+	for _, r := range reqs {
+		w.reset()
+		h.ServeHTTP(w, r)
+		if w.status != http.StatusOK {
+			b.Fatalf("%s %s: %d", r.Method, r.URL, w.status)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		w.reset()
+		h.ServeHTTP(w, reqs[i%len(reqs)])
+		i++
+	}
+	b.StopTimer()
+	if w.status != http.StatusOK {
+		b.Fatalf("status %d", w.status)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }

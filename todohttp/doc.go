@@ -13,7 +13,11 @@
 // In front of both, guards refuse what a web page the user visits could
 // send to a server on their own machine: a Host that is not one of the
 // server's names (DNS rebinding) and a write from another origin
-// (cross-site request forgery). Bad input is answered 400 with a
+// (cross-site request forgery). Behind them, an optional Authenticate
+// function ([HandlerOptions.Authenticate]) names who sends each request,
+// a [Principal] with [Rights] over the lists its [ListPattern]s match; a
+// [TokenFile], bearer tokens listed by the SHA-256 of their secrets in a
+// file re-read when it changes, is one. Bad input is answered 400 with a
 // one-line reason and changes nothing. NewHandler's documentation has
 // every route and status, and docs/http.md the protocol in full.
 //

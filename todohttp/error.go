@@ -97,6 +97,10 @@ func (h *handler) classify(r *http.Request, err error) *httpError {
 			"status", e.status, "reason", e.reason)
 		return e
 	}
+	// A server's fault is logged once per fault, not once per request
+	// (see package faults): a full disk fails every write of every
+	// client, and must not fill the log too.
+	at := []any{"list", list, "method", r.Method, "path", r.URL.Path}
 	switch {
 	case errors.Is(err, todo.ErrInvalidName):
 		return client(http.StatusBadRequest, "list")
@@ -115,31 +119,42 @@ func (h *handler) classify(r *http.Request, err error) *httpError {
 	case errors.Is(err, todo.ErrEntryNotFound):
 		return client(http.StatusNotFound, "id")
 	case errors.Is(err, todo.ErrCorrupt):
-		h.log.Error("todo: corrupt list file", "list", list, "method", r.Method, "path", r.URL.Path, "err", err)
+		h.faults.Error("corrupt", "todo: corrupt list file", err, at...)
 		return &httpError{status: http.StatusInternalServerError,
 			reason: fmt.Sprintf("list %q cannot be read: its file is corrupt", list)}
 	case errors.Is(err, todo.ErrClosed):
-		h.log.Debug("todo: request after close", "list", list, "method", r.Method, "path", r.URL.Path)
+		h.log.Debug("todo: request after close", at...)
 		return &httpError{status: http.StatusServiceUnavailable, reason: "shutting down"}
 	case errors.Is(err, todo.ErrUnavailable):
-		h.log.Warn("todo: list unavailable", "list", list, "method", r.Method, "path", r.URL.Path, "err", err)
+		h.faults.Warn("unavailable", "todo: list unavailable", err, at...)
 		return &httpError{status: http.StatusServiceUnavailable, reason: aboutList(list, "unavailable for now")}
 	case errors.Is(err, context.DeadlineExceeded):
-		h.log.Warn("todo: request timed out", "list", list, "method", r.Method, "path", r.URL.Path, "timeout", h.timeout)
+		h.faults.Warn("timeout", "todo: request timed out", nil, append(at, "timeout", h.timeout)...)
 		return &httpError{status: http.StatusServiceUnavailable, reason: aboutList(list, "busy: timed out")}
 	case errors.Is(err, context.Canceled):
-		h.log.Debug("todo: client went away", "list", list, "method", r.Method, "path", r.URL.Path)
+		h.log.Debug("todo: client went away", at...)
 		return &httpError{status: http.StatusServiceUnavailable, reason: "request canceled"}
+	case errors.Is(err, todo.ErrStoreFailing):
+		h.faults.Error(faultNotStored, "todo: list not stored", err, at...)
+		return &httpError{status: http.StatusInsufficientStorage, reason: aboutList(list, "cannot be stored now: storage is failing")}
 	case errors.Is(err, todo.ErrListFull):
-		h.log.Warn("todo: list full", "list", list, "method", r.Method, "path", r.URL.Path)
+		h.faults.Warn("list full", "todo: list full", nil, at...)
 		return &httpError{status: http.StatusInsufficientStorage, reason: aboutList(list, "full, no id left")}
-	case errors.Is(err, todo.ErrTooLarge), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		h.log.Error("todo: list not stored", "list", list, "method", r.Method, "path", r.URL.Path, "err", err)
+	case errors.Is(err, todo.ErrTooLarge):
+		h.faults.Error("too large", "todo: list not stored", err, at...)
+		return &httpError{status: http.StatusInsufficientStorage, reason: aboutList(list, "cannot be stored")}
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		h.faults.Error(faultNotStored, "todo: list not stored", err, at...)
 		return &httpError{status: http.StatusInsufficientStorage, reason: aboutList(list, "cannot be stored")}
 	}
-	h.log.Error("todo: request failed", "list", list, "method", r.Method, "path", r.URL.Path, "err", err)
+	h.faults.Error("failed", "todo: request failed", err, at...)
 	return &httpError{status: http.StatusInternalServerError, reason: aboutList(list, "internal error")}
 }
+
+// faultNotStored is the kind of fault (see package faults) of changes
+// that the Service could not store: it ends when a change succeeds (see
+// handler.serve).
+const faultNotStored = "not stored"
 
 // aboutList prefixes a reason with the list it concerns, when known:
 // list "bob": busy: timed out.

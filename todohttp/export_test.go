@@ -3,6 +3,8 @@ package todohttp
 import (
 	"context"
 	"net/http"
+
+	"github.com/gotodo/todo"
 )
 
 // The declarations below serve the tests of the handler's internals
@@ -50,3 +52,10 @@ func DecodeObject(data []byte, fields ...string) (map[string]string, error) {
 // LoneSurrogate reports whether raw JSON text holds a lone UTF-16
 // surrogate escape.
 func LoneSurrogate(raw []byte) bool { return loneSurrogate(raw) }
+
+// NewHandlerLoggingEveryFailure is NewHandler with the broken twin of
+// its fault log: every failed request is logged, as the handler did
+// before its failures were logged once per fault.
+func NewHandlerLoggingEveryFailure(s todo.Service, opts *HandlerOptions) (http.Handler, error) {
+	return newHandler(s, opts, 0)
+}

@@ -3,6 +3,7 @@ package todohttp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/internal/faults"
 )
 
 // HandlerOptions configure the handler returned by [NewHandler]. The zero
@@ -25,8 +27,9 @@ type HandlerOptions struct {
 	// than the request's own context.
 	Timeout time.Duration
 
-	// MaxTitle is the longest title accepted, in bytes. Zero means 1 KiB;
-	// at most 1 MiB.
+	// MaxTitle is the longest title accepted, in bytes. Zero means
+	// todo.MaxTitle (1 KiB), the library's own limit, which is also the
+	// most: a handler may refuse more than its Service, never less.
 	MaxTitle int
 
 	// MaxBody is the largest JSON request body accepted, in bytes; a larger
@@ -58,17 +61,41 @@ type HandlerOptions struct {
 	// pass. See [http.CrossOriginProtection].
 	TrustedOrigins []string
 
-	// Logger receives server-side failures: corrupt list files and other
-	// 500s (with the full error, which the client never sees) at error
-	// level, overloads at warn level, and, at debug level, refused requests
-	// and clients that went away. Nil discards it all.
+	// Authenticate, when not nil, names who sends each request: it is
+	// called once per request, after the Host and cross-origin guards and
+	// before anything else (any Service call, any read of the body), and
+	// returns the request's [Principal], or an error. An error wrapping
+	// [ErrUnauthenticated] (or a nil Principal) is answered 401 with
+	// WWW-Authenticate: Bearer realm="todo"; any other error, 500, and is
+	// logged. The principal's rights and list patterns then decide each
+	// request: a list outside its patterns, or a change without
+	// [RightWrite], is answered 403, and GET /lists shows only the lists
+	// it may read. Both APIs are guarded alike, each answering in its own
+	// format; a request refused changes nothing and loads no list.
+	//
+	// A [*TokenFile]'s Authenticate method is one: bearer tokens from a
+	// file. A program behind its own sign-in (an OAuth proxy's header, a
+	// client certificate in r.TLS) plugs in its own. Nil means no
+	// authentication: every request may read and write every list, as on
+	// a server only its own machine can reach.
+	Authenticate func(r *http.Request) (*Principal, error)
+
+	// Logger receives server-side failures: corrupt list files, changes
+	// that cannot be stored (507) and other 500s (with the full error,
+	// which the client never sees) at error level, overloads at warn
+	// level, and, at debug level, refused requests and clients that went
+	// away. Failures are logged once per fault, not once per request: the
+	// first of a kind with its cause, the next ones within 10s counted into
+	// the first line after them ("(and 5,351 more in the last 10 s)"), and,
+	// for changes that could not be stored, one line at info level when a
+	// change succeeds again. Nil discards it all.
 	Logger *slog.Logger
 }
 
 const (
 	defaultTimeout  = 5 * time.Second
-	defaultMaxTitle = 1 << 10
-	maxMaxTitle     = 1 << 20
+	defaultMaxTitle = todo.MaxTitle
+	maxMaxTitle     = todo.MaxTitle
 	defaultMaxBody  = 64 << 10
 	maxMaxBody      = 64 << 20
 	// retryAfter is the Retry-After of 503 answers, in seconds.
@@ -132,13 +159,21 @@ var (
 // browser may send unsafe requests only from the same origin or a trusted
 // one (see [HandlerOptions.TrustedOrigins]; 403 otherwise).
 //
+// With [HandlerOptions.Authenticate] set, every request must then carry
+// credentials it accepts (401 with WWW-Authenticate: Bearer realm="todo"
+// otherwise, on every path); a request may read only the lists its
+// principal may read, and change only those it may write (403 otherwise,
+// with a reason naming the principal and what it lacks); GET /lists shows
+// only the lists it may read, in full pages.
+//
 // An Idempotency-Key header on POST, PATCH or DELETE makes the change
 // idempotent (see [todo.WithIdempotencyKey]): a retry with the key is
 // answered as the first request was; a key that made a change of another
 // kind is answered 422.
 //
 // Status codes: 400 for bad input, with a one-line reason, and nothing is
-// written; 404 for an unknown entry id and for unknown paths; 405, with
+// written; 401 and 403 for a request its principal may not send (see
+// above); 404 for an unknown entry id and for unknown paths; 405, with
 // Allow, for a known path with the wrong method; 408 for a body that does
 // not arrive before the server's read timeout; 413 for a body over
 // [HandlerOptions.MaxBody]; 422 for an Idempotency-Key reused for another
@@ -151,6 +186,13 @@ var (
 //
 // The handler is safe for concurrent use by multiple goroutines.
 func NewHandler(s todo.Service, opts *HandlerOptions) (http.Handler, error) {
+	return newHandler(s, opts, faults.Period)
+}
+
+// newHandler is NewHandler with the period within which the failures of
+// one kind are counted rather than logged (see package faults): 0 makes
+// the broken twin of the tests, which logs a line per failed request.
+func newHandler(s todo.Service, opts *HandlerOptions, faultPeriod time.Duration) (http.Handler, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -159,7 +201,7 @@ func NewHandler(s todo.Service, opts *HandlerOptions) (http.Handler, error) {
 		return nil, fmt.Errorf("%w: NewHandler needs a Service", todo.ErrInvalidOptions)
 	}
 	h := &handler{svc: s, timeout: o.Timeout, maxTitle: o.MaxTitle, maxBody: o.MaxBody,
-		log: o.Logger, scanPairs: scanPairs()}
+		auth: o.Authenticate, log: o.Logger, faults: faults.New(o.Logger, faultPeriod), scanPairs: scanPairs()}
 	if h.hosts, err = newHostPolicy(o.AllowedHosts); err != nil {
 		return nil, err
 	}
@@ -178,14 +220,12 @@ func NewHandler(s todo.Service, opts *HandlerOptions) (http.Handler, error) {
 	// The same paths without a method catch the other methods, so that
 	// they are answered 405 in each API's own format rather than 404 by
 	// the catch-all below (which would otherwise match them).
-	mux.Handle("/add_entry", methodNotAllowed("POST", renderText))
-	mux.Handle("/entries", methodNotAllowed("GET, HEAD", renderText))
-	mux.Handle("/lists", methodNotAllowed("GET, HEAD", renderJSON))
-	mux.Handle("/lists/{list}/entries", methodNotAllowed("GET, HEAD, POST", renderJSON))
-	mux.Handle("/lists/{list}/entries/{id}", methodNotAllowed("PATCH, DELETE", renderJSON))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeText(w, http.StatusNotFound, "not found")
-	})
+	mux.Handle("/add_entry", h.route(methodNotAllowed("POST"), renderText))
+	mux.Handle("/entries", h.route(methodNotAllowed("GET, HEAD"), renderText))
+	mux.Handle("/lists", h.route(methodNotAllowed("GET, HEAD"), renderJSON))
+	mux.Handle("/lists/{list}/entries", h.route(methodNotAllowed("GET, HEAD, POST"), renderJSON))
+	mux.Handle("/lists/{list}/entries/{id}", h.route(methodNotAllowed("PATCH, DELETE"), renderJSON))
+	mux.Handle("/", h.route(notFound, renderText))
 	h.mux = mux
 	return h, nil
 }
@@ -228,15 +268,18 @@ type handler struct {
 	maxBody   int64
 	hosts     hostPolicy
 	origins   *http.CrossOriginProtection
+	auth      func(*http.Request) (*Principal, error) // nil: no authentication
 	log       *slog.Logger
-	scanPairs int       // see scanQuery
-	bufs      sync.Pool // of *entriesBuf, the buffers of GET /entries
+	faults    *faults.Log // logs the server's failures once per fault
+	scanPairs int         // see scanQuery
+	bufs      sync.Pool   // of *entriesBuf, the buffers of GET /entries
 }
 
-// route is a handler's function: it answers r, under ctx, or returns the
-// error that the route's renderer writes as the answer, having written
-// nothing itself.
-type route func(ctx context.Context, w http.ResponseWriter, r *http.Request) error
+// route is a handler's function: it answers r, sent by who, under ctx, or
+// returns the error that the route's renderer writes as the answer,
+// having written nothing itself. who is nil when the handler
+// authenticates no one: then every request may do everything.
+type route func(ctx context.Context, w http.ResponseWriter, r *http.Request, who *Principal) error
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.admit(r); err != nil {
@@ -273,35 +316,62 @@ func (h *handler) route(fn route, render renderer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, fn, render) })
 }
 
-// serve runs fn under the handler's timeout, and answers its error with
-// render: the ctx it passes down to the Service ends at the timeout, or
-// when the client goes away.
+// serve authenticates r, runs fn under the handler's timeout, and answers
+// its error with render: the ctx it passes down to the Service ends at the
+// timeout, or when the client goes away.
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, fn route, render renderer) {
+	var who *Principal
+	if h.auth != nil {
+		var err error
+		if who, err = authenticate(h.auth, r); err != nil {
+			h.refuse(w, r, err, render)
+			return
+		}
+	}
 	var err error
 	if h.timeout <= 0 {
-		err = fn(r.Context(), w, r)
+		err = fn(r.Context(), w, r, who)
 	} else {
 		ctx := h.newContext(r.Context())
 		defer ctx.end()
-		err = fn(ctx, w, r)
+		err = fn(ctx, w, r, who)
 	}
 	if err != nil {
 		h.fail(w, r, err, render)
+	} else if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.faults.Recovered(faultNotStored, "todo: changes accepted again")
 	}
+}
+
+// refuse answers a request that authenticate refused: 401 with its
+// challenge, or 500 for an Authenticate that failed.
+func (h *handler) refuse(w http.ResponseWriter, r *http.Request, err error, render renderer) {
+	var e *httpError
+	if !errors.As(err, &e) {
+		h.fail(w, r, err, render) // logged, and answered 500
+		return
+	}
+	setChallenge(w, r, e)
+	h.fail(w, r, e, render)
 }
 
 // methodNotAllowed answers 405 with the allowed methods, and an OPTIONS
 // request 204 with the same Allow header.
-func methodNotAllowed(allow string, render renderer) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func methodNotAllowed(allow string) route {
+	return func(_ context.Context, w http.ResponseWriter, r *http.Request, _ *Principal) error {
 		w.Header().Set("Allow", allow)
 		if r.Method == http.MethodOptions {
 			w.WriteHeader(http.StatusNoContent)
-			return
+			return nil
 		}
-		render(w, &httpError{status: http.StatusMethodNotAllowed,
-			reason: fmt.Sprintf("method %s not allowed: use %s", r.Method, allow)})
-	})
+		return &httpError{status: http.StatusMethodNotAllowed,
+			reason: fmt.Sprintf("method %s not allowed: use %s", r.Method, allow)}
+	}
+}
+
+// notFound answers every path that is not a route.
+func notFound(context.Context, http.ResponseWriter, *http.Request, *Principal) error {
+	return &httpError{status: http.StatusNotFound, reason: "not found"}
 }
 
 // writeText answers a plain-text body, with no newline added.

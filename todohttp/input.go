@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/gotodo/todo"
 )
 
 // The inputs both APIs share, each read strictly: a query that does not
@@ -87,14 +89,15 @@ func decimal(field, s string, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// checkTitle checks what the handler alone decides about a title: that it
-// is there and within [HandlerOptions.MaxTitle]. What makes a title one
-// line of text is the Service's to check ([todo.ErrInvalidTitle]).
+// checkTitle checks a title as the Service will, by the library's own
+// rule (todo.ValidTitle), so that the handler refuses exactly what the
+// library refuses, and before anything is sent; and, when
+// HandlerOptions.MaxTitle is below todo.MaxTitle, against that cap too.
 func (h *handler) checkTitle(t string) error {
-	switch {
-	case t == "":
-		return badRequest("title", "empty title")
-	case len(t) > h.maxTitle:
+	if err := todo.ValidTitle(t); err != nil {
+		return err
+	}
+	if len(t) > h.maxTitle {
 		return badRequest("title", "title is %d bytes, more than %d", len(t), h.maxTitle)
 	}
 	return nil

@@ -19,7 +19,7 @@ const (
 	maxPageLimit     = 1000
 )
 
-func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Request, who *Principal) error {
 	q, err := jsonQuery(r, "after", "limit")
 	if err != nil {
 		return err
@@ -27,6 +27,9 @@ func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	limit, err := pageLimit(q)
 	if err != nil {
 		return err
+	}
+	if who != nil && !who.Rights.Has(RightRead) {
+		return forbidden(who, RightRead, "")
 	}
 	var after string
 	if _, ok := q["after"]; ok {
@@ -38,7 +41,7 @@ func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		}
 	}
 	// One more than the page shows whether there is a next page.
-	names, err := h.svc.ListsPage(ctx, after, limit+1)
+	names, err := visibleLists(ctx, h.svc, who, after, limit+1)
 	if err != nil {
 		return err
 	}
@@ -54,8 +57,8 @@ func (h *handler) lists(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	return nil
 }
 
-func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-	list, err := listParam(r)
+func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *http.Request, who *Principal) error {
+	list, err := listParam(r, who, RightRead)
 	if err != nil {
 		return err
 	}
@@ -132,8 +135,8 @@ func writePage(w http.ResponseWriter, next string, page any) {
 // entryPath is the path of a list's entries.
 func entryPath(list string) string { return "/lists/" + url.PathEscape(list) + "/entries" }
 
-func (h *handler) createEntry(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-	list, err := listParam(r)
+func (h *handler) createEntry(ctx context.Context, w http.ResponseWriter, r *http.Request, who *Principal) error {
+	list, err := listParam(r, who, RightWrite)
 	if err != nil {
 		return err
 	}
@@ -164,8 +167,8 @@ func (h *handler) createEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	return nil
 }
 
-func (h *handler) updateEntry(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-	list, err := listParam(r)
+func (h *handler) updateEntry(ctx context.Context, w http.ResponseWriter, r *http.Request, who *Principal) error {
+	list, err := listParam(r, who, RightWrite)
 	if err != nil {
 		return err
 	}
@@ -200,8 +203,8 @@ func (h *handler) updateEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	return nil
 }
 
-func (h *handler) deleteEntry(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-	list, err := listParam(r)
+func (h *handler) deleteEntry(ctx context.Context, w http.ResponseWriter, r *http.Request, who *Principal) error {
+	list, err := listParam(r, who, RightWrite)
 	if err != nil {
 		return err
 	}
@@ -275,10 +278,14 @@ func (h *handler) parseEntry(body map[string]string) (todo.Entry, error) {
 	return e, nil
 }
 
-// listParam reads the {list} of a path.
-func listParam(r *http.Request) (string, error) {
+// listParam reads the {list} of a path, and refuses a list that who may
+// not touch with the rights need.
+func listParam(r *http.Request, who *Principal, need Rights) (string, error) {
 	list := r.PathValue("list")
-	return list, todo.ValidName(list)
+	if err := todo.ValidName(list); err != nil {
+		return list, err
+	}
+	return list, allow(who, need, list)
 }
 
 // entryID reads the {id} of a path: a decimal integer, written the way

@@ -15,12 +15,12 @@ import (
 // routes take nearly every request, so they read their query in place
 // and reuse their buffers.
 
-func (h *handler) addEntry(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+func (h *handler) addEntry(ctx context.Context, w http.ResponseWriter, r *http.Request, who *Principal) error {
 	q, err := h.originalQuery(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
-	list, date, err := listAndDate(&q)
+	list, date, err := listAndDate(&q, who, RightWrite)
 	if err != nil {
 		return err
 	}
@@ -38,12 +38,12 @@ func (h *handler) addEntry(ctx context.Context, w http.ResponseWriter, r *http.R
 	return nil
 }
 
-func (h *handler) entries(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+func (h *handler) entries(ctx context.Context, w http.ResponseWriter, r *http.Request, who *Principal) error {
 	q, err := h.originalQuery(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
-	list, date, err := listAndDate(&q)
+	list, date, err := listAndDate(&q, who, RightRead)
 	if err != nil {
 		return err
 	}
@@ -188,12 +188,17 @@ func scanPairs() int {
 	return maxScanPairs
 }
 
-// listAndDate reads the two parameters both original routes take.
-func listAndDate(q *originalQuery) (list string, date todo.Date, err error) {
+// listAndDate reads the two parameters both original routes take, and
+// refuses a list that who may not touch with the rights need before it
+// reads the date.
+func listAndDate(q *originalQuery, who *Principal, need Rights) (list string, date todo.Date, err error) {
 	if list, err = checkParam("list", q.list, q.nList); err != nil {
 		return "", todo.Date{}, err
 	}
 	if err = todo.ValidName(list); err != nil {
+		return "", todo.Date{}, err
+	}
+	if err = allow(who, need, list); err != nil {
 		return "", todo.Date{}, err
 	}
 	s, err := checkParam("date", q.date, q.nDate)

@@ -405,15 +405,16 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("after a reload the page shows list %q and day %q", l, d)
 	}
 
-	// A title the server refuses: its reason is shown next to the title
-	// (or, from a server that names no field, in the page's error area),
-	// and nothing is added.
+	// A title the server refuses: its reason is shown next to the title,
+	// said as a person would (or, from a server that names no field, in
+	// the page's error area), and nothing is added.
 	long := strings.Repeat("x", 1100)
 	reason, field := refusal(t, base, "shopping", nextDay, long)
 	one.eval(fmt.Sprintf(`document.querySelector("#title").value = %q; true`, long), new(bool))
 	one.do(chromedp.Click(chromedp.CSS(`#add button[type="submit"]`)))
 	if field == "title" {
-		one.waitFor("the reason next to the title", fmt.Sprintf(`!document.querySelector("#title-error").hidden && document.querySelector("#title-error").textContent === %q`, reason))
+		said := "Shorten the title: it may be 1,024 bytes long at most (a letter takes one or two, an emoji four)."
+		one.waitFor("the reason next to the title", fmt.Sprintf(`!document.querySelector("#title-error").hidden && document.querySelector("#title-error").textContent === %q`, said))
 		if !one.evalBool(`document.querySelector("#title").getAttribute("aria-invalid") === "true" && document.activeElement.id === "title" && document.querySelector("#error").hidden`) {
 			t.Errorf("the title is not marked invalid and focused:\n%s", one.state())
 		}
@@ -422,6 +423,13 @@ func TestBrowser(t *testing.T) {
 		one.waitFor("the reason in the error area", fmt.Sprintf(`!document.querySelector("#error").hidden && document.querySelector("#error").textContent === %q`, reason))
 	}
 	one.wantTitles("after a refused add", "Eggs", "Call Alice")
+	// An empty title and one of spaces: the API's `missing or empty
+	// "title"` and "nothing but spaces" are said as a person would.
+	for title, said := range map[string]string{"": "Write a title.", "   ": "Write a title: spaces alone do not make one."} {
+		one.eval(fmt.Sprintf(`document.querySelector("#title").value = %q; true`, title), new(bool))
+		one.do(chromedp.Click(chromedp.CSS(`#add button[type="submit"]`)))
+		one.waitFor("the reason next to the title", fmt.Sprintf(`!document.querySelector("#title-error").hidden && document.querySelector("#title-error").textContent === %q`, said))
+	}
 	if got := apiEntries(t, base, "shopping", nextDay); !slices.Equal(got, []string{"Eggs", "Call Alice"}) {
 		t.Errorf("after a refused add the server has %q", got)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -45,10 +48,19 @@ const (
 
 // client is a connection to a server's JSON API, for one command.
 type client struct {
-	base *url.URL
-	http *http.Client
-	json bool // print the server's JSON instead of lines
-	out  io.Writer
+	base  *url.URL
+	http  *http.Client
+	token string // sent as Authorization: Bearer; "" for none. Never printed.
+	json  bool   // print the server's JSON instead of lines
+	out   io.Writer
+}
+
+// clientOptions are a client command's flags.
+type clientOptions struct {
+	server    string
+	asJSON    bool
+	tokenFile string
+	ca        string
 }
 
 // clientHelp is the help of a client command.
@@ -57,25 +69,26 @@ func clientHelp(name, args, text string) func(io.Writer) {
 		fmt.Fprintf(w, "Usage: %s [flags]\n\n%s\n\nFlags:\n", strings.TrimSpace("todo "+name+" "+args), text)
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs.SetOutput(w)
-		clientFlags(fs, new(string), new(bool))
+		clientFlags(fs, new(clientOptions))
 		fs.PrintDefaults()
 		fmt.Fprint(w, "\nExit status: 0 done; 1 failed (the server refused, or an I/O or network error); 2 a mistake in the command line.\n")
 	}
 }
 
-func clientFlags(fs *flag.FlagSet, server *string, asJSON *bool) {
-	fs.StringVar(server, "server", "", "the server's `URL` [TODO_URL] (default "+defaultServerURL+")")
-	fs.BoolVar(asJSON, "json", false, "print the server's JSON answer as it is")
+func clientFlags(fs *flag.FlagSet, o *clientOptions) {
+	fs.StringVar(&o.server, "server", "", "the server's `URL` [TODO_URL] (default "+defaultServerURL+")")
+	fs.BoolVar(&o.asJSON, "json", false, "print the server's JSON answer as it is")
+	fs.StringVar(&o.tokenFile, "token-file", "", "a `file` holding the token to send (as Authorization: Bearer); else TODO_TOKEN holds it")
+	fs.StringVar(&o.ca, "ca", "", "a PEM `file` of the certificate authority that signed an https server's certificate, trusted beside the system's [TODO_CA]")
 }
 
 // newClient parses a client command's flags and returns the client and
 // the positional arguments, of which there must be between min and max.
 // It returns flag.ErrHelp after printing the command's help.
 func newClient(std *stdio, name string, args []string, min, max int) (*client, []string, error) {
-	var server string
-	var asJSON bool
+	var o clientOptions
 	fs := newFlagSet(name)
-	clientFlags(fs, &server, &asJSON)
+	clientFlags(fs, &o)
 	rest, err := parseFlags(fs, name, args)
 	if errors.Is(err, flag.ErrHelp) {
 		lookup(name).help(std.stdout)
@@ -93,7 +106,7 @@ func newClient(std *stdio, name string, args []string, min, max int) (*client, [
 	case len(rest) > max:
 		return nil, nil, usagef(name, "%s wants %s, got %d arguments: %q", name, c.args, len(rest), rest)
 	}
-	source := "-server"
+	server, source := o.server, "-server"
 	if server == "" {
 		server, source = std.getenv("TODO_URL"), "TODO_URL"
 	}
@@ -104,12 +117,87 @@ func newClient(std *stdio, name string, args []string, min, max int) (*client, [
 	if err != nil {
 		return nil, nil, usagef(name, "%s %q: %v", source, server, err)
 	}
+	token, err := clientToken(std, o.tokenFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+	if tr.TLSClientConfig, err = clientTLS(std, o.ca); err != nil {
+		return nil, nil, err
+	}
 	return &client{
-		base: base,
-		http: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}},
-		json: asJSON,
-		out:  std.stdout,
+		base:  base,
+		http:  &http.Client{Transport: tr},
+		token: token,
+		json:  o.asJSON,
+		out:   std.stdout,
 	}, rest, nil
+}
+
+// clientToken returns the token to send: the contents of file, or else of
+// TODO_TOKEN, without the spaces and newline around it; "" for none. The
+// errors never hold the token.
+func clientToken(std *stdio, file string) (string, error) {
+	token, source := std.getenv("TODO_TOKEN"), "TODO_TOKEN"
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("-token-file: %w", err)
+		}
+		token, source = string(data), "-token-file "+file
+	}
+	token = strings.TrimSpace(token)
+	if token == "" {
+		if file != "" {
+			return "", fmt.Errorf("%s holds no token", source)
+		}
+		return "", nil
+	}
+	if !isToken68(token) {
+		return "", fmt.Errorf("%s does not hold a token: want one line of letters, digits and -._~+/ (then = signs)", source)
+	}
+	return token, nil
+}
+
+// isToken68 reports whether s may be sent as a bearer token: RFC 7235's
+// token68, as the server reads it.
+func isToken68(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// clientTLS returns the client's TLS configuration: the system's roots,
+// and with file (or else TODO_CA) the certificates of a private CA too;
+// nil, Go's defaults, when neither is given.
+func clientTLS(std *stdio, file string) (*tls.Config, error) {
+	source := "-ca"
+	if file == "" {
+		file, source = std.getenv("TODO_CA"), "TODO_CA"
+	}
+	if file == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s %s: no PEM certificate in it", source, file)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // parseServerURL checks a server's URL: http or https, a host, no query.
@@ -214,6 +302,9 @@ func (c *client) try(ctx context.Context, method string, u *url.URL, payload []b
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var op *net.OpError
@@ -239,6 +330,9 @@ func (c *client) try(ctx context.Context, method string, u *url.URL, payload []b
 		ae.reason = "(no reason given)"
 	}
 	ae.reason = oneLine(errors.New(ae.reason))
+	if resp.StatusCode == http.StatusUnauthorized && c.token == "" {
+		ae.reason += " (set TODO_TOKEN, or give -token-file)"
+	}
 	wait := time.Duration(-1)
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		wait = time.Second

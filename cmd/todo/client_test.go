@@ -86,7 +86,7 @@ func TestClient_Session(t *testing.T) {
 		t.Errorf("rm of a deleted entry: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	code, _, stderr = runMain(t, map[string]string{"TODO_URL": "http://" + r.addr}, "add", "bob", "20131219", strings.Repeat("x", 1025))
-	if code != exitFailed || stderr != "todo: 400 Bad Request: title is 1025 bytes, more than 1024\n" {
+	if code != exitFailed || stderr != "todo: 400 Bad Request: invalid title: 1025 bytes, more than 1024\n" {
 		t.Errorf("add of a long title: exit %d, stderr %q", code, stderr)
 	}
 

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -271,11 +274,37 @@ func driver(client *http.Client, h *clustertest.History, targets func() []*clust
 	return &wg
 }
 
+// clusterSecret makes a cluster's secret in dir with `todo
+// cluster-secret`, as an operator would, and returns its file.
+func clusterSecret(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "cluster-secret")
+	if code, stdout, stderr := runMain(t, nil, "cluster-secret", path); code != exitOK || stdout != "" || stderr != "" {
+		t.Fatalf("todo cluster-secret: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	return path
+}
+
+// natsUser is the credentials a NATS client gives at the -nats-addr of a
+// node started with the secret in secretFile, as docs/security.md
+// derives them: the user "todo", and the hex of the HMAC-SHA-256 of "todo
+// nats client v1" keyed by the secret.
+func natsUser(t *testing.T, secretFile string) nats.Option {
+	t.Helper()
+	b, err := os.ReadFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(sha256.New, bytes.TrimSpace(b))
+	m.Write([]byte("todo nats client v1"))
+	return nats.UserInfo("todo", hex.EncodeToString(m.Sum(nil)))
+}
+
 // streamLeader asks a node's embedded server which node leads the lists'
 // stream.
-func streamLeader(t *testing.T, natsAddr string) string {
+func streamLeader(t *testing.T, natsAddr string, user nats.Option) string {
 	t.Helper()
-	nc, err := nats.Connect("nats://" + natsAddr)
+	nc, err := nats.Connect("nats://"+natsAddr, user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,10 +332,10 @@ func streamLeader(t *testing.T, natsAddr string) string {
 
 // replicaCurrent waits until the node's replica of the lists' stream has
 // caught up with the leader, and returns how long that took.
-func replicaCurrent(t *testing.T, natsAddr, node string, within time.Duration) time.Duration {
+func replicaCurrent(t *testing.T, natsAddr string, user nats.Option, node string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	nc, err := nats.Connect("nats://" + natsAddr)
+	nc, err := nats.Connect("nats://"+natsAddr, user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,9 +369,9 @@ func replicaCurrent(t *testing.T, natsAddr, node string, within time.Duration) t
 // holds them now, and those of them that travelled in an atomic batch
 // (they carry the batch's id): what the fault tests say of the batch path
 // depends on the adds their drivers made sharing commits.
-func batchedWrites(t *testing.T, natsAddr string) (batched, all int) {
+func batchedWrites(t *testing.T, natsAddr string, user nats.Option) (batched, all int) {
 	t.Helper()
-	nc, err := nats.Connect("nats://" + natsAddr)
+	nc, err := nats.Connect("nats://"+natsAddr, user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,10 +419,10 @@ func batchedWrites(t *testing.T, natsAddr string) (batched, all int) {
 	return batched, all
 }
 
-// A 3-node cluster of processes on 127.0.0.1 under adds at all three:
-// SIGKILL of the lists' stream leader stalls writes for less than 10s and
-// loses no acknowledged entry; restarted on its data directory, the node
-// catches up.
+// A 3-node cluster of processes on 127.0.0.1, with a cluster secret,
+// under adds at all three: SIGKILL of the lists' stream leader stalls
+// writes for less than 10s and loses no acknowledged entry; restarted on
+// its data directory, the node catches up.
 func TestCluster_KillStreamLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping the multi-process cluster test")
@@ -402,6 +431,7 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 	// other tests on the machine.
 	bin := buildBinary(t)
 	dir := t.TempDir()
+	secret := clusterSecret(t, dir)
 	nodes := make([]*clusterChild, 3)
 	clusterAddrs := make([]string, 3)
 	for i := range nodes {
@@ -419,7 +449,7 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 		nodes[i] = &clusterChild{name: name, natsAddr: natsAddr, args: []string{
 			"-node", name, "-cluster", clusterAddrs[i], "-peers", strings.Join(peers, ","),
 			"-nats-addr", natsAddr, "-addr", "127.0.0.1:0", "-data", filepath.Join(dir, name),
-			"-log-format", "json", "-timeout", "3s",
+			"-log-format", "json", "-timeout", "3s", "-insecure", "-cluster-secret-file", secret,
 		}}
 	}
 	for _, c := range nodes {
@@ -450,7 +480,7 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 	}()
 	time.Sleep(2 * time.Second) // load before the kill
 
-	leader := streamLeader(t, nodes[0].natsAddr)
+	leader := streamLeader(t, nodes[0].natsAddr, natsUser(t, secret))
 	var victim *clusterChild
 	var survivors []*clusterChild
 	for _, c := range nodes {
@@ -490,7 +520,7 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 	restartedAt := h.Since()
 	victim.start(t, bin)
 	took := waitHealthy(t, client, victim, 20*time.Second)
-	caught := replicaCurrent(t, victim.natsAddr, victim.name, 20*time.Second)
+	caught := replicaCurrent(t, victim.natsAddr, natsUser(t, secret), victim.name, 20*time.Second)
 	t.Logf("%s restarted: healthy after %v, its replica current after %v more", victim.name, took.Round(time.Millisecond), caught.Round(time.Millisecond))
 	mu.Lock()
 	targets = nodes
@@ -506,7 +536,7 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 	for _, p := range h.Check(readAll(t, client, victim.addr, lists)) {
 		t.Error(p)
 	}
-	batched, all := batchedWrites(t, victim.natsAddr)
+	batched, all := batchedWrites(t, victim.natsAddr, natsUser(t, secret))
 	t.Logf("%d of the %d writes the stream holds travelled in atomic batches", batched, all)
 	if batched == 0 {
 		t.Error("no write travelled in an atomic batch: the test did not try the batch path")
@@ -519,7 +549,7 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 // The cluster flags: cluster mode is opt-in, and needs a node name.
 func TestParseConfig_ClusterFlags(t *testing.T) {
 	env := func(string) string { return "" }
-	cfg, err := parseConfig([]string{"-node", "n2", "-join", "127.0.0.1:6222", "-peers", "127.0.0.1:6223,127.0.0.1:6224"}, env)
+	cfg, err := parseConfig([]string{"-node", "n2", "-join", "127.0.0.1:6222", "-peers", "127.0.0.1:6223,127.0.0.1:6224", "-insecure"}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -580,7 +610,7 @@ func debugVarsOf(t *testing.T, base string) debugVars {
 // directory is removed; a lone node, which has no quorum, is enough.
 func TestRun_Cluster_WatchdogDirectoryRemoved(t *testing.T) {
 	t.Parallel()
-	r := startRun(t, "-node", "w1", "-cluster", "127.0.0.1:0", "-watchdog", "20ms")
+	r := startRun(t, "-node", "w1", "-cluster", "127.0.0.1:0", "-watchdog", "20ms", "-insecure")
 	if err := os.RemoveAll(r.dir); err != nil {
 		t.Fatal(err)
 	}
@@ -597,7 +627,7 @@ func TestRun_Cluster_WatchdogDirectoryRemoved(t *testing.T) {
 // and /metrics on -debug-addr, as one node does.
 func TestRun_Cluster_DebugAddr(t *testing.T) {
 	t.Parallel()
-	r := startRun(t, "-node", "d1", "-cluster", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0")
+	r := startRun(t, "-node", "d1", "-cluster", "127.0.0.1:0", "-debug-addr", "127.0.0.1:0", "-insecure")
 	if r.debugAddr == "" {
 		t.Fatal("no debug address logged")
 	}
@@ -620,16 +650,32 @@ func TestRun_Cluster_DebugAddr(t *testing.T) {
 
 // -max-loaded reaches a cluster node's System: two nodes capped at 2
 // lists each, 12 lists added, and the nodes retire lists to stay within
-// the cap (with the default cap of 20,000 none would be).
+// the cap (with the default cap of 20,000 none would be). The nodes have
+// a secret and route TLS, as an operator past loopback runs them.
 func TestRun_Cluster_MaxLoaded(t *testing.T) {
 	t.Parallel()
 	a1, a2 := freeLoopbackAddr(t), freeLoopbackAddr(t)
+	dir := t.TempDir()
+	secure := []string{"-cluster-secret-file", clusterSecret(t, dir)}
+	ca := newTestCA(t)
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tlsOf := func(name string) []string {
+		cert, key := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+		ca.issueFiles(t, cert, key)
+		return []string{"-cluster-ca", caFile, "-cluster-cert", cert, "-cluster-key", key}
+	}
 	nodes := []*running{
-		startRun(t, "-node", "m1", "-cluster", a1, "-peers", a2, "-max-loaded", "2", "-log-level", "info"),
-		startRun(t, "-node", "m2", "-cluster", a2, "-peers", a1, "-max-loaded", "2", "-log-level", "info"),
+		startRun(t, append(append([]string{"-node", "m1", "-cluster", a1, "-peers", a2, "-max-loaded", "2", "-log-level", "info", "-insecure"}, secure...), tlsOf("m1")...)...),
+		startRun(t, append(append([]string{"-node", "m2", "-cluster", a2, "-peers", a1, "-max-loaded", "2", "-log-level", "info", "-insecure"}, secure...), tlsOf("m2")...)...),
 	}
 	for _, r := range nodes {
 		waitRunHealthy(t, r, 30*time.Second)
+		if !strings.Contains(r.logs.String(), `"cluster_secret":true,"route_tls":true`) {
+			t.Errorf("listening does not say cluster_secret and route_tls:\n%s", r.logs.String())
+		}
 	}
 	const lists, maxLoaded = 12, 2
 	for i := range lists {

@@ -95,6 +95,10 @@ func init() {
 			run: runStats, help: clientHelp("stats", "", "Prints the counters of the server's System (its /debug/vars), one a line: name and value.")},
 		{name: "check", args: "[-repair]", summary: "verify a data directory (-data) offline, and set damage aside",
 			run: runCheck, help: checkHelp},
+		{name: "token", args: "add|rm|ls [NAME]", summary: "make, revoke and list the tokens of a tokens file (serve -tokens)",
+			run: runToken, help: tokenHelp},
+		{name: "cluster-secret", args: "FILE", summary: "make a cluster's secret (serve -cluster-secret-file)",
+			run: runClusterSecret, help: clusterSecretHelp},
 		{name: "version", args: "", summary: "print the version",
 			run: runVersion, help: simpleHelp("version", "", "Prints the module version, the VCS revision, the Go version and the platform.")},
 		{name: "help", args: "[COMMAND]", summary: "print this, or a command's usage and flags",
@@ -141,6 +145,7 @@ func isHelpFlag(a string) bool { return a == "-h" || a == "-help" || a == "--hel
 type usageError struct {
 	command string
 	msg     string
+	bare    bool // no hint: the message says what to do
 }
 
 func (e *usageError) Error() string { return e.msg }
@@ -159,6 +164,9 @@ func report(err error, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "todo: %s\n", oneLine(err))
 	var ue *usageError
 	if errors.As(err, &ue) {
+		if ue.bare {
+			return exitUsage
+		}
 		if ue.command == "" {
 			fmt.Fprintln(stderr, "Run 'todo help' for usage.")
 		} else {
@@ -229,7 +237,8 @@ func printHelp(w io.Writer) {
 	fmt.Fprint(w, `
 "todo" alone, or "todo -flags", serves too. The client commands (lists, entries,
 add, rm, stats) talk to a running server: -server URL, or TODO_URL, or
-http://127.0.0.1:5454. DATE is 2013-12-19, 20131219 or today.
+http://127.0.0.1:5454, with the token of TODO_TOKEN or -token-file if the
+server wants one. DATE is 2013-12-19, 20131219 or today.
 
 Exit status: 0 done; 1 failed (the server refused, or an I/O or network
 error: one line on stderr); 2 a mistake in the command line.

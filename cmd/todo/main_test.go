@@ -63,10 +63,10 @@ func TestParseConfig(t *testing.T) {
 				c.durability, c.workers, c.logFormat, c.logLevel, c.debugAddr = todo.Async, 8, "json", slog.LevelDebug, "127.0.0.1:6060"
 			}},
 		{"flags override the environment",
-			[]string{"-addr", "0.0.0.0:80", "-data", "d", "-idle", "-1", "-durability", "write", "-workers", "1", "-timeout", "1s", "-shutdown-timeout", "2s", "-watchdog", "3s", "-log-level", "warn"},
+			[]string{"-addr", "0.0.0.0:80", "-data", "d", "-idle", "-1", "-durability", "write", "-workers", "1", "-timeout", "1s", "-shutdown-timeout", "2s", "-watchdog", "3s", "-log-level", "warn", "-insecure"},
 			map[string]string{"TODO_HTTP_PORT": "5555", "TODO_DB_FOLDER": "x", "TODO_SERVER_EXPIRY": "30", "TODO_DURABILITY": "async"},
 			func(c *config) {
-				c.addr, c.data, c.idle, c.durability, c.workers = "0.0.0.0:80", "d", -time.Second, todo.Write, 1
+				c.addr, c.data, c.idle, c.durability, c.workers, c.insecure = "0.0.0.0:80", "d", -time.Second, todo.Write, 1, true
 				c.timeout, c.shutdownTimeout, c.watchdog, c.logLevel = time.Second, 2*time.Second, 3*time.Second, slog.LevelWarn
 			}},
 		{"a bare port flag", []string{"-addr", "0"}, nil, func(c *config) { c.addr = "127.0.0.1:0" }},
@@ -429,7 +429,7 @@ func TestRun_RefusedStartLeavesNothing(t *testing.T) {
 	}
 	t.Cleanup(func() { busy.Close() }) // after the parallel subtests
 	inUse := busy.Addr().String()
-	cluster := []string{"-node", "n1", "-cluster", "127.0.0.1:0"}
+	cluster := []string{"-node", "n1", "-cluster", "127.0.0.1:0", "-insecure"}
 	for _, c := range []struct {
 		name string
 		args []string
@@ -444,7 +444,7 @@ func TestRun_RefusedStartLeavesNothing(t *testing.T) {
 		{"port in use", []string{"-addr", inUse}, exitFailed, "address already in use"},
 		{"port in use, cluster", append([]string{"-addr", inUse}, cluster...), exitFailed, "address already in use"},
 		{"debug port in use", []string{"-debug-addr", inUse}, exitFailed, "address already in use"},
-		{"cluster port in use", []string{"-node", "n1", "-cluster", inUse}, exitFailed, "address already in use"},
+		{"cluster port in use", []string{"-node", "n1", "-cluster", inUse, "-insecure"}, exitFailed, "address already in use"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -544,7 +544,7 @@ func TestServe_ListenerDies(t *testing.T) {
 	}
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	err = serveOn(context.Background(), cfg, log, systemBackend{sys}, brokenListener{ln}, nil)
+	err = serveOn(context.Background(), cfg, log, systemBackend{sys}, brokenListener{ln}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "died: socket gone") {
 		t.Fatalf("serve: %v", err)
 	}

@@ -59,6 +59,8 @@ var statsMetrics = []statsMetric{
 		func(s todo.Stats) float64 { return float64(s.WriteRetries) }},
 	{"todo_store_unstored_lists", "Lists holding acknowledged changes that failed to commit, now.", prometheus.GaugeValue,
 		func(s todo.Stats) float64 { return float64(s.Unstored) }},
+	{"todo_failures_total", "Failures the System and its store met (failed commits, probes, checkpoints, loads), every one, though the log has a line per fault.", prometheus.CounterValue,
+		func(s todo.Stats) float64 { return float64(s.Failures) }},
 	{"todo_list_files_written_total", "List files written by checkpoints.", prometheus.CounterValue,
 		func(s todo.Stats) float64 { return float64(s.FilesWritten) }},
 	{"todo_checkpoints_total", "Lists checkpointed into their files.", prometheus.CounterValue,

@@ -132,6 +132,7 @@ func TestCluster_Partition(t *testing.T) {
 	lab := newNetLab(t, 3)
 	bin := buildBinary(t)
 	dir := t.TempDir()
+	secret := clusterSecret(t, dir)
 	const timeout = 3 * time.Second
 	nodes := make([]*clusterChild, 3)
 	for i := range nodes {
@@ -146,7 +147,7 @@ func TestCluster_Partition(t *testing.T) {
 		nodes[i] = &clusterChild{name: name, netns: lab.ns(fmt.Sprint(i + 1)), natsAddr: natsAddr, args: []string{
 			"-node", name, "-cluster", fmt.Sprintf("10.213.0.%d:6222", i+1), "-peers", strings.Join(peers, ","),
 			"-addr", lab.nodeAddr(i+1) + ":5454", "-nats-addr", natsAddr, "-data", filepath.Join(dir, name),
-			"-log-format", "json", "-timeout", timeout.String(),
+			"-log-format", "json", "-timeout", timeout.String(), "-insecure", "-cluster-secret-file", secret,
 		}}
 		nodes[i].start(t, bin)
 	}
@@ -230,7 +231,7 @@ func TestCluster_Partition(t *testing.T) {
 	for _, p := range h.Check(final) {
 		t.Error(p)
 	}
-	batched, all := batchedWrites(t, nodes[0].natsAddr)
+	batched, all := batchedWrites(t, nodes[0].natsAddr, natsUser(t, secret))
 	t.Logf("%d of the %d writes the stream holds travelled in atomic batches", batched, all)
 	if batched == 0 {
 		t.Error("no write travelled in an atomic batch: the test did not try the batch path")

@@ -63,12 +63,12 @@ type child struct {
 }
 
 // startChild starts the binary serving dir on an OS-chosen port of
-// 127.0.0.1 and waits until it listens. It is killed when the test ends if
-// it is still running.
-func startChild(t *testing.T, bin, dir string) *child {
+// 127.0.0.1, with the flags in extra, and waits until it listens. It is
+// killed when the test ends if it is still running.
+func startChild(t *testing.T, bin, dir string, extra ...string) *child {
 	t.Helper()
 	c := &child{exited: make(chan struct{})}
-	c.cmd = exec.Command(bin, "-addr", "127.0.0.1:0", "-data", dir, "-log-format", "json")
+	c.cmd = exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-data", dir, "-log-format", "json"}, extra...)...)
 	c.cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no TODO_* from the test's environment
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {

@@ -57,6 +57,10 @@ type config struct {
 	logLevel        slog.Level
 	version         bool          // print the version instead of serving
 	cluster         clusterConfig // cmd/todo/cluster.go
+	tokens          string        // the tokens file; cmd/todo/security.go
+	insecure        bool          // serve past loopback without authentication, on purpose
+	tlsCert         string        // the TLS certificate's file; with tlsKey, serve HTTPS
+	tlsKey          string
 }
 
 // serveFlag is one of serve's flags, with the environment variable it
@@ -84,7 +88,7 @@ func serveFlags(cfg *config) []serveFlag {
 		{"debug-addr", "TODO_DEBUG_ADDR", "loopback `address` for pprof, /debug/vars and /metrics; empty means none", stringValue{&cfg.debugAddr}},
 		{"log-format", "TODO_LOG_FORMAT", "log `format`: text or json", choiceValue{&cfg.logFormat, []string{"text", "json"}}},
 		{"log-level", "TODO_LOG_LEVEL", "log `level`: debug, info, warn or error", levelValue{&cfg.logLevel}},
-	}, clusterFlags(&cfg.cluster)...)
+	}, append(securityFlags(cfg), clusterFlags(&cfg.cluster)...)...)
 }
 
 func defaultConfig() *config {
@@ -162,6 +166,9 @@ func (cfg *config) check() error {
 	if err := cfg.cluster.check(); err != nil {
 		return usagef("serve", "%v", err)
 	}
+	if err := cfg.checkSecurity(); err != nil {
+		return err
+	}
 	// The library's handler checks its hosts and origins; ask it now, over
 	// no lists, so that a mistake stops the start before anything opens.
 	for _, f := range []struct {
@@ -232,6 +239,14 @@ Serves the lists of a data directory over HTTP: the web page at /, the
 original protocol (POST /add_entry, GET /entries), the JSON API (/lists/...),
 GET /healthz, GET /metrics and GET /debug/vars. SIGINT or SIGTERM stops it
 gracefully, every change written.
+
+Past loopback (an -addr that is not a loopback address, or a cluster node)
+it wants -tokens FILE, whose tokens every request must then carry, or
+-insecure to serve without authentication on purpose; -tls-cert and
+-tls-key serve HTTPS. A cluster node whose -cluster, -nats-addr or peers
+others may reach also wants -cluster-secret-file, the cluster's secret
+(todo cluster-secret makes one), or -insecure; -cluster-ca, -cluster-cert
+and -cluster-key make its routes TLS (docs/security.md).
 
 With -cluster, -join, -peers or -nats it serves as a node of a cluster
 (docs/cluster.md). The flags marked "cluster:" apply to a cluster node

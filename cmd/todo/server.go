@@ -66,10 +66,14 @@ func newServer(h http.Handler, log *slog.Logger, l limits) *http.Server {
 }
 
 // listsHandler is the library's handler of svc (a System, or a cluster
-// node): the original protocol and the JSON API. It is the command's only
-// call of todohttp.NewHandler.
-func listsHandler(svc todo.Service, log *slog.Logger, cfg *config) (http.Handler, error) {
-	return todohttp.NewHandler(svc, cfg.handlerOptions(log))
+// node): the original protocol and the JSON API, authenticated with auth
+// (nil: no authentication). It is the command's one handler that serves;
+// config.check makes others over no Service, only to have the handler's
+// options checked before anything opens.
+func listsHandler(svc todo.Service, log *slog.Logger, cfg *config, auth func(*http.Request) (*todohttp.Principal, error)) (http.Handler, error) {
+	o := cfg.handlerOptions(log)
+	o.Authenticate = auth
+	return todohttp.NewHandler(svc, o)
 }
 
 // app is what the main listener serves: the library's handler, and beside
@@ -82,9 +86,13 @@ type app struct {
 }
 
 // newApp mounts the library's handler of svc beside the command's paths:
-// health answers /healthz and vars /debug/vars.
-func newApp(svc todo.Service, health, vars http.Handler, m *metrics, log *slog.Logger, cfg *config) (*app, error) {
-	lists, err := listsHandler(svc, log, cfg)
+// health answers /healthz and vars /debug/vars. With sec's tokens (sec
+// may be nil: none), the lists need a token with their rights, /metrics
+// the metrics right, /debug/vars the admin right, and /session signs the
+// page in; /healthz and the page's files stay open, holding no list.
+func newApp(svc todo.Service, health, vars http.Handler, m *metrics, log *slog.Logger, cfg *config, sec *security) (*app, error) {
+	auth := sec.authenticate()
+	lists, err := listsHandler(svc, log, cfg, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +101,17 @@ func newApp(svc todo.Service, health, vars http.Handler, m *metrics, log *slog.L
 	own.HandleFunc("GET /{$}", page.index)
 	own.HandleFunc("GET /web/{name}", page.file)
 	own.Handle("GET /healthz", health)
-	own.Handle("GET /metrics", m.handler(log))
-	own.Handle("GET /debug/vars", vars)
+	own.Handle("GET /metrics", todohttp.RequireRights(auth, todohttp.RightMetrics, m.handler(log)))
+	own.Handle("GET /debug/vars", todohttp.RequireRights(auth, todohttp.RightAdmin, vars))
 	for _, p := range []string{"/{$}", "/web/{name}", "/healthz", "/metrics", "/debug/vars"} {
 		own.Handle(p, methodNotAllowed("GET, HEAD"))
+	}
+	if auth != nil {
+		s, err := newSessionHandler(auth, splitList(cfg.trustedOrigins), log)
+		if err != nil {
+			return nil, err
+		}
+		own.Handle("/session", s)
 	}
 	return &app{lists: lists, own: own, metrics: m}, nil
 }
@@ -110,7 +125,7 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // take nearly every request, cost no ServeMux matching here.
 func (a *app) route(path string) http.Handler {
 	switch {
-	case path == "/", path == "/healthz", path == "/metrics", path == "/debug/vars", strings.HasPrefix(path, "/web/"):
+	case path == "/", path == "/healthz", path == "/metrics", path == "/debug/vars", path == "/session", strings.HasPrefix(path, "/web/"):
 		return a.own
 	}
 	return a.lists
@@ -220,6 +235,8 @@ type health struct {
 	// report is the backend's health, given the watchdog's verdict ("" when
 	// the directory is fine); nil means the directory's verdict alone.
 	report func(dirProblem string) healthReport
+	// insecure adds that the server runs -insecure to every answer.
+	insecure bool
 
 	mu  sync.Mutex // guards err
 	err error      // the watchdog's last check
@@ -264,10 +281,16 @@ func (h *health) current() healthReport {
 	if err != nil {
 		problem = "data directory unusable"
 	}
+	var r healthReport
 	if h.report == nil {
-		return systemHealth(problem, nil)
+		r = systemHealth(problem, nil)
+	} else {
+		r = h.report(problem)
 	}
-	return h.report(problem)
+	if h.insecure {
+		r = insecureHealth(r)
+	}
+	return r
 }
 
 // healthy reports whether /healthz answers ok.
@@ -362,15 +385,24 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, open opener) erro
 			return errors.Join(err, ln.Close())
 		}
 	}
-	b, err := open(ctx, cfg, log)
-	if err != nil {
+	closeListeners := func(err error) error {
 		errs := []error{err, ln.Close()}
 		if debugLn != nil {
 			errs = append(errs, debugLn.Close())
 		}
 		return errors.Join(errs...)
 	}
-	return serveOn(ctx, cfg, log, b, ln, debugLn)
+	// The tokens file and the certificate are read before the backend
+	// opens: one refused leaves no data directory behind.
+	sec, err := openSecurity(cfg, log)
+	if err != nil {
+		return closeListeners(err)
+	}
+	b, err := open(ctx, cfg, log)
+	if err != nil {
+		return closeListeners(err)
+	}
+	return serveOn(ctx, cfg, log, b, ln, debugLn, sec)
 }
 
 // serveOn serves b on ln (and the debug handler on debugLn, if not nil)
@@ -379,7 +411,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, open opener) erro
 // returns why it stopped (nil for ctx) joined with the shutdown's error.
 // Each of the two steps of the stop, the requests in flight and b's
 // shutdown, is bounded by -shutdown-timeout.
-func serveOn(ctx context.Context, cfg *config, log *slog.Logger, b backend, ln, debugLn net.Listener) error {
+func serveOn(ctx context.Context, cfg *config, log *slog.Logger, b backend, ln, debugLn net.Listener, sec *security) error {
 	// abandon closes what serveOn was given, when it cannot start.
 	abandon := func(err error) error {
 		errs := []error{err, ln.Close()}
@@ -397,17 +429,22 @@ func serveOn(ctx context.Context, cfg *config, log *slog.Logger, b backend, ln, 
 	if err != nil {
 		return abandon(fmt.Errorf("data directory unusable: %w", err))
 	}
-	h := &health{report: b.health}
+	h := &health{report: b.health, insecure: sec != nil && sec.insecure}
 	m := newMetrics(b.stats, h.healthy)
-	a, err := newApp(b, h, varsHandler(b), m, log, cfg)
+	a, err := newApp(b, h, varsHandler(b), m, log, cfg, sec)
 	if err != nil {
 		return abandon(err)
 	}
 	srv := newServer(a, log, serverLimits(cfg.timeout))
+	serveLn := srv.Serve
+	if sec.tls() {
+		srv.TLSConfig = sec.cert.tlsConfig()
+		serveLn = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") } // HTTP/2 included
+	}
 	fatal := make(chan error, 2) // the two goroutines that may fail send at most once each
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := serveLn(ln); !errors.Is(err, http.ErrServerClosed) {
 			fatal <- fmt.Errorf("the listener on %s died: %w", ln.Addr(), err)
 		}
 	})
@@ -434,13 +471,17 @@ func serveOn(ctx context.Context, cfg *config, log *slog.Logger, b backend, ln, 
 			fatal <- err
 		}
 	})
+	hup, stopHangups := sec.catchHangups()
+	defer stopHangups()
+	wg.Go(func() { sec.reloadOnHangups(watchCtx, hup, log) })
 
 	// Every value logged is the one in force: parseConfig refuses those
 	// the System would replace by a default.
+	sec.warn(cfg, ln.Addr().String(), log)
 	log.Info("listening", append([]any{"addr", ln.Addr().String(), "debug_addr", debugAddr, "data", b.dir(),
 		"durability", cfg.durability.String(), "workers", cfg.workers, "max_loaded", cfg.maxLoaded, "idle", cfg.idleString(),
 		"hibernate_after", cfg.hibernateAfter.String(), "timeout", cfg.timeout.String(), "shutdown_timeout", cfg.shutdownTimeout.String(),
-		"watchdog", cfg.watchdog.String(), "pid", os.Getpid()}, b.logAttrs()...)...)
+		"watchdog", cfg.watchdog.String(), "pid", os.Getpid()}, append(sec.logAttrs(), b.logAttrs()...)...)...)
 
 	var cause error
 	select {

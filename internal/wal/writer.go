@@ -266,7 +266,7 @@ func (l *Log) create() (*segment, error) {
 	l.mu.Unlock()
 	seg := &segment{seq: seq, size: headerSize}
 	seg.alloc.Store(headerSize)
-	file, err := l.root.OpenFile(segName(seq), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	file, err := l.root.OpenFile(segName(seq), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("log segment %s: %w", l.Path(seq), err)
 	}

@@ -5,6 +5,12 @@
 // written with textContent, never parsed as HTML. The view (list and day)
 // lives in the URL's fragment, #list=bob&date=2013-12-19, so that a reload
 // or a bookmark shows the same day.
+//
+// A server that needs a token (todo serve -tokens) answers 401: the page
+// then asks for the token, once, and posts it to /session, which checks
+// it and sets it in a cookie no script can read (HttpOnly, SameSite=Strict)
+// that the browser sends from then on. The page never keeps the token
+// itself: not in storage, not in a variable, not in a cookie it can read.
 
 const $ = (id) => document.getElementById(id);
 
@@ -92,6 +98,10 @@ async function api(method, path, body, key) {
     if (resp.status === 204) {
       return null;
     }
+    if (resp.status === 401) {
+      needSignIn(signedIn ? "The server no longer takes your token: sign in again." : "");
+      throw new APIError(401, "sign in to go on");
+    }
     const text = await resp.text();
     let data = null;
     try {
@@ -138,8 +148,34 @@ function say(text) {
 }
 
 // showFieldError shows message next to input, in the element that
-// describes it (its aria-describedby), and marks the input invalid.
+// describes it (its aria-describedby), and marks the input invalid. A
+// reason of the API, written for programs (`missing or empty "title"`),
+// is said as a person would ("Write a title."); one the page does not know
+// is shown as it came.
 function showFieldError(input, message) {
+  const count = (n) => Number(n).toLocaleString("en");
+  const said = [
+    [/^missing or empty "title"$|^invalid title: empty$/, () => "Write a title."],
+    [/^invalid title: nothing but spaces/, () => "Write a title: spaces alone do not make one."],
+    [/^(?:invalid title: |title is )\d+ bytes, more than (\d+)$/,
+      (m) => `Shorten the title: it may be ${count(m[1])} bytes long at most (a letter takes one or two, an emoji four).`],
+    [/^invalid title: contains the control character/, () => "Keep the title on one line, without control characters."],
+    [/^invalid title: not valid UTF-8$/, () => "The title holds characters that cannot be read: type it again."],
+    [/^missing or empty "date"$/, () => "Choose a day."],
+    [/^invalid date .*: no such day in the calendar$/, () => "That day is not in the calendar: choose another."],
+    [/^invalid date /, () => "Choose a day, written like 2013-12-19."],
+    [/^invalid list name: empty$/, () => "Name a list: an existing one, or a new one to add entries to."],
+    [/^invalid list name: \d+ bytes, more than (\d+)$/, (m) => `Shorten the list's name: it may be ${count(m[1])} bytes long at most.`],
+    [/^invalid list name .*: contains a NUL byte$/, () => "Take the NUL character out of the list's name."],
+    [/^invalid list name .*: not valid UTF-8$/, () => "The list's name holds characters that cannot be read: type it again."],
+  ];
+  for (const [pattern, words] of said) {
+    const m = pattern.exec(message);
+    if (m) {
+      message = words(m);
+      break;
+    }
+  }
   const slot = $(input.getAttribute("aria-describedby"));
   slot.textContent = message;
   slot.hidden = false;
@@ -166,6 +202,9 @@ function clearErrors(scope) {
 // among inputs (by field name), and moves the focus there; or, when the
 // server named no input or one not on the form, in the general error area.
 function showError(err, inputs) {
+  if (err instanceof APIError && err.status === 401) {
+    return; // the sign-in form says it
+  }
   const input = err instanceof APIError && err.field ? inputs[err.field] : undefined;
   say("");
   if (input) {
@@ -454,6 +493,117 @@ async function remove(li) {
   }
 }
 
+// Signing in and out.
+
+// signedIn is whether the server named who the page is: it needs a token,
+// and the cookie holds one it takes.
+let signedIn = false;
+
+// session asks the server who the page is signed in as: "open" when the
+// server needs no token (it has no /session), "in" when the cookie holds
+// a token it takes, "out" when it holds none.
+async function session() {
+  let resp;
+  try {
+    resp = await fetch("/session", { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" });
+  } catch {
+    return "open"; // the lists' requests will say what is wrong
+  }
+  if (resp.status === 401) {
+    return "out";
+  }
+  if (!resp.ok) {
+    return "open";
+  }
+  const who = await resp.json();
+  showAccount(who.name);
+  return "in";
+}
+
+function showAccount(name) {
+  signedIn = true;
+  $("signed-in-as").textContent = `Signed in as ${name}`;
+  $("account").hidden = false;
+}
+
+// needSignIn shows the sign-in form, with message (if any) as its error,
+// in place of the lists.
+function needSignIn(message) {
+  signedIn = false;
+  $("account").hidden = true;
+  $("app").hidden = true;
+  $("sign-in").hidden = false;
+  clearErrors($("sign-in"));
+  if (message) {
+    showFieldError($("token"), message);
+  }
+  $("token").focus();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const form = $("sign-in");
+  clearErrors(form);
+  const token = $("token").value.trim();
+  if (!token) {
+    showFieldError($("token"), "Paste your token.");
+    $("token").focus();
+    return;
+  }
+  if (form.getAttribute("aria-busy") === "true") {
+    return;
+  }
+  form.setAttribute("aria-busy", "true");
+  try {
+    let resp;
+    try {
+      resp = await fetch("/session", {
+        method: "POST",
+        headers: { Accept: "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify({ token }),
+        cache: "no-store",
+        credentials: "same-origin",
+      });
+    } catch (e) {
+      showFieldError($("token"), `No answer from the server (${e.message}).`);
+      return;
+    }
+    let data = null;
+    try {
+      data = await resp.json();
+    } catch {
+      data = null;
+    }
+    if (!resp.ok) {
+      showFieldError($("token"), data && typeof data.error === "string" ? data.error : `${resp.status} ${resp.statusText}`);
+      $("token").focus();
+      return;
+    }
+    $("token").value = "";
+    showAccount(data.name);
+    form.hidden = true;
+    $("app").hidden = false;
+    say(`Signed in as ${data.name}.`);
+    await Promise.all([loadLists(), load()]);
+  } finally {
+    form.removeAttribute("aria-busy");
+  }
+}
+
+async function signOut() {
+  try {
+    await fetch("/session", { method: "DELETE", cache: "no-store", credentials: "same-origin" });
+  } catch (e) {
+    showError(new APIError(0, `no answer from the server (${e.message}): still signed in`), {});
+    return;
+  }
+  $("lists").replaceChildren();
+  $("list-names").replaceChildren();
+  $("entries").replaceChildren();
+  needSignIn("");
+  say("Signed out.");
+}
+
 // Start.
 
 function start() {
@@ -489,14 +639,23 @@ function start() {
     Promise.all([load(), loadLists()]);
   });
 
+  $("sign-in").addEventListener("submit", signIn);
+  $("sign-out").addEventListener("click", signOut);
+
   readHash();
-  loadLists().then(() => {
-    // With no list chosen, show the first one there is.
-    const first = $("lists").querySelector("a");
-    if (!view.list && first) {
-      history.replaceState(null, "", hashOf(first.textContent, view.date));
+  session().then((state) => {
+    if (state === "out") {
+      needSignIn("");
+      return undefined;
     }
-    return load();
+    return loadLists().then(() => {
+      // With no list chosen, show the first one there is.
+      const first = $("lists").querySelector("a");
+      if (!view.list && first) {
+        history.replaceState(null, "", hashOf(first.textContent, view.date));
+      }
+      return load();
+    });
   }).then(() => {
     document.body.dataset.ready = "true";
   });
