@@ -344,6 +344,97 @@ func BenchmarkServer(b *testing.B) {
 	}
 }
 
+// BenchmarkBEAMPair is the Go half of scripts/beam.sh, in the shape of its
+// BEAM half (scripts/beampair.erl): 100 lists, each holding 100 entries
+// over 10 days (2024-01-01 to 2024-01-10), kept in memory (Async, the
+// in-memory store: the BEAM's lists persist nothing), and 2 clients, each
+// making one call at a time to a list picked at random: AddEntry (op=add)
+// or Entries of one of the 10 days (op=entries, 10 entries each). Each run
+// starts 100 fresh lists; titles and dates are made before it, and the
+// lists and days are picked as the BEAM half picks them. Besides ops/s it
+// reports the process's CPU time per call (cpu-ns/op), which the BEAM half
+// reports too. Run it beside the BEAM with scripts/beam.sh, or alone:
+//
+//	go test -run '^$' -bench BenchmarkBEAMPair -count=10 .
+func BenchmarkBEAMPair(b *testing.B) {
+	const lists, entries, days, clients, titles = 100, 100, 10, 2, 1000
+	ctx := context.Background()
+	dates := make([]todo.Date, days)
+	for d := range dates {
+		dates[d] = todo.Date{Year: 2024, Month: time.January, Day: d + 1}
+	}
+	titleOf := make([]string, titles)
+	for i := range titleOf {
+		titleOf[i] = fmt.Sprint("Dentist appointment ", i)
+	}
+	// start opens a System of 100 lists of 100 entries each.
+	start := func(b *testing.B) []*todo.Server {
+		sys := openMemory(b)
+		servers := make([]*todo.Server, lists)
+		for i, n := range listNames(lists) {
+			servers[i] = sys.ServerProcess(n)
+			for j := range entries {
+				if _, err := servers[i].AddEntry(ctx, todo.Entry{Date: dates[j%days], Title: titleOf[j%titles]}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		return servers
+	}
+	// call is one client's call, x its random number.
+	for _, op := range []struct {
+		name string
+		call func(b *testing.B, s *todo.Server, x uint32)
+	}{
+		{"add", func(b *testing.B, s *todo.Server, x uint32) {
+			if _, err := s.AddEntry(ctx, todo.Entry{Date: dates[x>>10%days], Title: titleOf[x>>10%titles]}); err != nil {
+				b.Error(err)
+			}
+		}},
+		{"entries", func(b *testing.B, s *todo.Server, x uint32) {
+			if es, err := s.Entries(ctx, dates[x>>10%days]); err != nil || len(es) == 0 {
+				b.Errorf("got %d entries, %v", len(es), err)
+			}
+		}},
+	} {
+		b.Run("op="+op.name, func(b *testing.B) {
+			servers := start(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := processCPU(b)
+			var wg sync.WaitGroup
+			for c := range clients {
+				calls := b.N / clients
+				if c < b.N%clients {
+					calls++
+				}
+				wg.Go(func() {
+					x := uint32(c+1)*7919 + 1
+					for range calls {
+						x = (x*69069 + 1) & 0xFFFFFFF // the BEAM half's LCG
+						op.call(b, servers[x>>4%lists], x)
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// processCPU returns the CPU time the process has used, user and system,
+// in nanoseconds: a machine shared with other jobs moves the ops/s of a
+// run more than the CPU each operation takes.
+func processCPU(tb testing.TB) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
 func openMemory(b *testing.B) *todo.System {
 	sys, err := todo.OpenInMemory(&todo.Options{Durability: todo.Async})
 	if err != nil {

@@ -59,11 +59,8 @@ func IdempotencyKey(ctx context.Context) string {
 
 // keyOf returns the idempotency key of ctx, or "".
 func keyOf(ctx context.Context) (string, error) {
-	key, _ := ctx.Value(idempotencyKey{}).(string)
-	if key == "" {
-		if _, set := ctx.Value(idempotencyKey{}).(string); set {
-			return "", validKey(key)
-		}
+	key, set := ctx.Value(idempotencyKey{}).(string)
+	if !set {
 		return "", nil
 	}
 	return key, validKey(key)

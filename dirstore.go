@@ -77,6 +77,8 @@ type dirStore struct {
 	written map[string]struct{}
 
 	wg sync.WaitGroup // the checkpointer
+
+	bufs sync.Pool // of *commitBuf, for Commit
 }
 
 // dirOptions are what tests give openDirStore beyond Options (see
@@ -368,28 +370,62 @@ func (s *dirStore) segInfo(seq uint64) *segInfo {
 // one fdatasync, shared with the commits of other workers waiting at the
 // same time.
 func (s *dirStore) Commit(_ context.Context, batch []Change, fsync bool) {
-	var (
-		b       wal.Batch
-		body    []byte
-		changes []*Change
-	)
+	cb := s.commitBuf()
+	defer s.putCommitBuf(cb)
 	for i := range batch {
 		c := &batch[i]
 		if len(c.Ops) == 0 && !s.needsRecord(c) {
 			continue
 		}
-		body = encodeRecord(body[:0], c)
-		b.Add(body)
-		changes = append(changes, c)
+		cb.body = encodeRecord(cb.body[:0], c)
+		cb.batch.Add(cb.body)
+		cb.changes = append(cb.changes, c)
 	}
-	if len(changes) == 0 {
+	if len(cb.changes) == 0 {
 		return
 	}
-	size := int64(b.Size())
-	err := logError(s.w.Append(&b, fsync, func(seq uint64) { s.noteCommit(changes, seq, size) }))
-	for _, c := range changes {
+	err := logError(s.w.Append(&cb.batch, fsync, cb.written))
+	for _, c := range cb.changes {
 		c.Err = err
 	}
+}
+
+// commitBuf is what a Commit builds its records in. Commits reuse them
+// through dirStore.bufs: a warm one allocates nothing.
+type commitBuf struct {
+	s       *dirStore
+	body    []byte    // one record's body
+	batch   wal.Batch // the records
+	changes []*Change // the changes they are of
+	written func(seq uint64)
+}
+
+// commitBuf returns a Commit's empty buffer.
+func (s *dirStore) commitBuf() *commitBuf {
+	if cb, ok := s.bufs.Get().(*commitBuf); ok {
+		return cb
+	}
+	cb := &commitBuf{s: s}
+	// Made once, not a closure per Commit: the log calls it, as the
+	// written callback of Append, before Append returns.
+	cb.written = func(seq uint64) { s.noteCommit(cb.changes, seq, int64(cb.batch.Size())) }
+	return cb
+}
+
+// maxCommitBuf is the most bytes of records a commitBuf keeps for reuse:
+// a rare commit of huge records must not pin its buffer for good.
+const maxCommitBuf = 1 << 20
+
+// putCommitBuf empties cb, letting go of the changes, and keeps it for
+// the next Commit.
+func (s *dirStore) putCommitBuf(cb *commitBuf) {
+	if cap(cb.body)+cb.batch.Size() > maxCommitBuf {
+		return
+	}
+	clear(cb.changes)
+	cb.body, cb.changes = cb.body[:0], cb.changes[:0]
+	cb.batch.Reset()
+	s.bufs.Put(cb)
 }
 
 // needsRecord reports whether a change with no operations, a release,

@@ -135,8 +135,30 @@ const MaxTitle = 1 << 10
 // what it refuses; a Service that forwards a title may check it first.
 func ValidTitle(t string) error { return validTitle(t) }
 
-// validTitle is ValidTitle.
+// validTitle is ValidTitle. A title of printable ASCII and tabs, the
+// usual one, is checked a byte at a time; anything else is left to
+// validText.
 func validTitle(t string) error {
+	if t == "" || len(t) > MaxTitle {
+		return validText(t)
+	}
+	blank := true
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if c < ' ' && c != '\t' || c >= 0x7f {
+			return validText(t)
+		}
+		// The only ASCII a person cannot see, past the controls.
+		blank = blank && (c == ' ' || c == '\t')
+	}
+	if blank {
+		return validText(t)
+	}
+	return nil
+}
+
+// validText is validTitle for any text: it decodes the runes.
+func validText(t string) error {
 	switch {
 	case t == "":
 		return fmt.Errorf("%w: empty", ErrInvalidTitle)

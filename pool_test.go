@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -481,4 +482,166 @@ func TestPool_AsyncDelay(t *testing.T) {
 			t.Errorf("%d commits after Close, want 3", n)
 		}
 	})
+}
+
+// replayStore is a Store double in memory that checks every change it
+// stores as a log replays it: the change's operations, applied in order
+// to the list as the store holds it from the changes before, must give
+// the change's state. Every commit takes 5ms, and fails while fault is
+// set.
+type replayStore struct {
+	todo.Store
+
+	mu       sync.Mutex // guards the fields below
+	fault    error
+	lists    map[string]*todo.List // each list as replayed from its changes
+	problems []string
+}
+
+func newReplayStore() *replayStore {
+	return &replayStore{Store: todo.NewMemStore(), lists: make(map[string]*todo.List)}
+}
+
+func (s *replayStore) Commit(ctx context.Context, batch []todo.Change, sync bool) {
+	// A commit takes a while, on the bubble's clock: changes come in
+	// meanwhile, and when it fails they are merged with its retry.
+	time.Sleep(5 * time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fault != nil {
+		for i := range batch {
+			batch[i].Err = s.fault
+		}
+		return
+	}
+	s.Store.Commit(ctx, batch, sync)
+	for _, c := range batch {
+		l := s.lists[c.List]
+		if l == nil {
+			l = todo.NewList()
+			s.lists[c.List] = l
+		}
+		todo.ApplyOps(l, c.Ops)
+		if got := l.All(); !slices.Equal(got, c.State.Entries) && len(got)+len(c.State.Entries) > 0 {
+			s.problems = append(s.problems, fmt.Sprintf("list %q: its %d operations replay to %v, want the change's state %v", c.List, len(c.Ops), got, c.State.Entries))
+		}
+	}
+}
+
+func (s *replayStore) failWith(err error) {
+	s.mu.Lock()
+	s.fault = err
+	s.mu.Unlock()
+}
+
+// TestPool_RecordsReplayToState checks what the pool gives the store to
+// append: a list's plain adds are kept as the id of the first, their
+// entries read from the state at commit (see pending.record), after the
+// list's other changes. Random changes to three lists (adds, keyed adds,
+// updates and deletes of old and new entries, keyed or not), with pauses
+// that split them over commits, and a while of failed commits whose
+// acknowledged changes are retried merged with the newer ones, in each
+// durability: every change the store stores must replay to its state, and
+// the lists as replayed must be what the System reads at the end.
+func TestPool_RecordsReplayToState(t *testing.T) {
+	for _, d := range []todo.Durability{todo.Async, todo.Write, todo.Fsync} {
+		t.Run(d.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				store := newReplayStore()
+				sys, err := todo.OpenStore(store, &todo.Options{Durability: d, AsyncDelay: 100 * time.Millisecond, IdleTimeout: -1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sys.Close() // on a failure: Close is idempotent
+				ctx := context.Background()
+				lists := []string{"a", "b", "c"}
+				rnd := rand.New(rand.NewPCG(1, uint64(d)))
+				keys := 0
+				for i := range 3000 {
+					s := sys.ServerProcess(lists[rnd.IntN(len(lists))])
+					cctx := ctx
+					if rnd.IntN(10) == 0 {
+						keys++
+						cctx = todo.WithIdempotencyKey(ctx, fmt.Sprint("key-", keys))
+					}
+					var err error
+					switch n := rnd.IntN(100); {
+					case n < 70:
+						_, err = s.AddEntry(cctx, todo.Entry{Date: persistDay, Title: fmt.Sprint("add ", i)})
+					case n < 85:
+						id := pickID(t, s, rnd)
+						_, err = s.UpdateEntry(cctx, id, func(e todo.Entry) todo.Entry { e.Title = fmt.Sprint("update ", i); return e })
+					default:
+						err = s.DeleteEntry(cctx, pickID(t, s, rnd))
+					}
+					switch {
+					case i == 1500:
+						store.failWith(errDiskOnFire)
+					case i == 1700:
+						store.failWith(nil)
+						// Async refuses changes until health comes back by
+						// itself (the acknowledged ones' retries); the
+						// others find out with their next commit.
+						if d == todo.Async && !pollHealthy(sys) {
+							t.Fatal("the store healed, and the System is not healthy a minute later")
+						}
+					}
+					if err != nil && !errors.Is(err, todo.ErrEntryNotFound) && !(i >= 1500 && i <= 1700) {
+						t.Fatalf("change %d: %v", i, err)
+					}
+					// A change a millisecond, so that some come while a
+					// commit is made, and now and then a pause.
+					time.Sleep(time.Millisecond)
+					if rnd.IntN(50) == 0 {
+						time.Sleep(time.Duration(rnd.IntN(150)) * time.Millisecond)
+					}
+				}
+				want := make(map[string][]todo.Entry)
+				for _, name := range lists {
+					if want[name], err = sys.ServerProcess(name).AllEntries(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := sys.Close(); err != nil {
+					t.Fatal(err)
+				}
+				store.mu.Lock()
+				defer store.mu.Unlock()
+				for _, p := range store.problems[:min(len(store.problems), 5)] {
+					t.Error(p)
+				}
+				for _, name := range lists {
+					if got := store.lists[name].All(); !slices.Equal(got, want[name]) {
+						t.Errorf("list %q replayed from the store's changes: %d entries, want the %d the System read", name, len(got), len(want[name]))
+					}
+				}
+			})
+		})
+	}
+}
+
+// pickID returns the id of an entry of s picked at random, or 1 when it
+// has none.
+func pickID(t *testing.T, s *todo.Server, rnd *rand.Rand) int {
+	t.Helper()
+	es, err := s.AllEntries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) == 0 {
+		return 1
+	}
+	return es[rnd.IntN(len(es))].ID
+}
+
+// pollHealthy waits, on the bubble's clock, until sys is healthy, for a
+// minute at most, and reports whether it is.
+func pollHealthy(sys *todo.System) bool {
+	for range 600 {
+		if sys.Health() == nil {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
 }

@@ -169,17 +169,48 @@ func (p *proc) servesRead() bool {
 	return true
 }
 
-// atomicEntries holds a slice of entries that one goroutine replaces and
-// any may read. It stores its own copy of the slice header, so the
-// replacer may go on changing its own header (appending, say) without
-// touching what readers see.
-type atomicEntries struct{ p atomic.Pointer[[]Entry] }
+// atomicEntries holds a slice of entries that one goroutine publishes and
+// any may read. Publishing allocates only when the slice is not the one
+// published last grown in place: a List appends to its slices where they
+// have room (see List's doc), so most adds publish by storing a length.
+// The publisher may go on changing its own slice header (appending, say)
+// without touching what readers see.
+type atomicEntries struct{ p atomic.Pointer[published] }
 
-func (a *atomicEntries) store(entries []Entry) { a.p.Store(&entries) }
+// published is a slice as readers see it: the first n of entries. The
+// publisher writes entries past n only, and then raises n; no element
+// below n is ever written again.
+type published struct {
+	entries []Entry
+	n       atomic.Int64
+}
+
+func (a *atomicEntries) store(entries []Entry) {
+	if len(entries) == 0 {
+		a.p.Store(nil)
+		return
+	}
+	if cur := a.p.Load(); cur != nil && sameArray(cur.entries, entries) && len(entries) >= int(cur.n.Load()) {
+		// The published slice, grown in place: its first n entries are
+		// what readers see already, and the List never writes them.
+		cur.n.Store(int64(len(entries)))
+		return
+	}
+	pub := &published{entries: entries}
+	pub.n.Store(int64(len(entries)))
+	a.p.Store(pub)
+}
 
 func (a *atomicEntries) load() []Entry {
 	if p := a.p.Load(); p != nil {
-		return *p
+		n := p.n.Load()
+		return p.entries[:n:n]
 	}
 	return nil
+}
+
+// sameArray reports whether grown starts where published does, with room
+// for it in published's capacity: grown is published extended in place.
+func sameArray(published, grown []Entry) bool {
+	return len(published) > 0 && len(grown) <= cap(published) && &published[0] == &grown[0]
 }

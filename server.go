@@ -52,12 +52,15 @@ type proc struct {
 
 	// Owned by the server goroutine, and kept while it hibernates (see
 	// wakeMu: who wakes the server hands them to its new goroutine).
-	cells    map[dayKey]*dayCell // what it has published in the table
-	list     *List
-	undo     undoLog
-	batch    []*call
-	ops      []Op // the operations of the batch being applied
-	reserved int  // ids up to this are reserved durably (see store)
+	cells map[dayKey]*dayCell // what it has published in the table
+	list  *List
+	undo  undoLog
+	batch []*call
+	// What the batch being applied changed: its operations but plain
+	// adds, and the id of its first plain add, or 0 (see pool.save).
+	ops      []Op
+	added    int
+	reserved int // ids up to this are reserved durably (see store)
 	// Signals drained from the mailbox and not acted on yet.
 	expireDue, closeDue, hibernateDue bool
 	evictDue                          bool // the close signal was the cap's
@@ -69,7 +72,7 @@ type proc struct {
 	// runs as long as the server, asleep or not; the hibernation timer
 	// only while it is awake.
 	idleTimer, sleepTimer *time.Timer
-	lastRequest           time.Time // when the last batch began
+	lastRequest           time.Duration // when the last batch began (see System.now)
 	// How many requests the next batch waits for, and for how long; see
 	// waitRegroup.
 	regroup       int
@@ -77,8 +80,8 @@ type proc struct {
 	regroupTimer  *time.Timer
 	regroupMissed bool // the last wait ran out with nobody back
 
-	batchStart time.Time // when the current batch was taken from the mailbox
-	answeredAt time.Time // when the last batch that set regroup was answered
+	batchStart time.Duration // when the current batch was taken from the mailbox (see System.now)
+	answeredAt time.Duration // when the last batch that set regroup was answered
 }
 
 // The states of proc.senders below 0.
@@ -343,6 +346,13 @@ func (p *proc) run() {
 	}
 }
 
+// now returns the time since the System opened, on the monotonic clock:
+// the servers note when their batches begin with it, one clock read
+// each, where time.Now reads the wall clock as well, and keep a
+// Duration, a third of a time.Time. In a synctest bubble it runs on the
+// bubble's clock, as time.Now does.
+func (sys *System) now() time.Duration { return time.Since(sys.epoch) }
+
 // growStack grows a new goroutine's stack, while it holds one frame or
 // two, to the size a server's first batch needs. Each wake starts a new
 // goroutine on the smallest stack (2 KB), and an add outgrows it deep in
@@ -418,7 +428,7 @@ func (p *proc) retireForClose() {
 // the idle timer again.
 func (p *proc) expireIfIdle() bool {
 	idle := p.sys.opts.IdleTimeout
-	if quiet := time.Since(p.lastRequest); quiet < idle {
+	if quiet := p.sys.now() - p.lastRequest; quiet < idle {
 		p.idleTimer.Reset(idle - quiet)
 		return false
 	}
@@ -447,7 +457,7 @@ func retryShortly(d time.Duration) time.Duration { return min(d, time.Millisecon
 // readers never notice, and the next caller wakes the server (see wake).
 func (p *proc) hibernateIfIdle() bool {
 	after := p.sys.opts.HibernateAfter
-	if quiet := time.Since(p.lastRequest); quiet < after {
+	if quiet := p.sys.now() - p.lastRequest; quiet < after {
 		p.sleepTimer.Reset(after - quiet)
 		return false
 	}
@@ -556,7 +566,7 @@ func (p *proc) stop() {
 // published, and then every request is answered.
 func (p *proc) serveBatch(first *call) {
 	batch := p.collect(first)
-	p.batchStart = time.Now() // one clock read per batch serves expiry and waitRegroup
+	p.batchStart = p.sys.now() // one clock read per batch serves expiry and waitRegroup
 	if !p.recent.Load() {
 		p.recent.Store(true)
 	}
@@ -588,7 +598,7 @@ drain:
 	// Wait only within regroupWait of the answers: a request that comes
 	// later is not one of the answered callers coming straight back.
 	if n := len(batch); p.regroup > n && !p.retired() {
-		if wait := p.regroupWait - time.Since(p.answeredAt); wait > 0 {
+		if wait := p.regroupWait - (p.sys.now() - p.answeredAt); wait > 0 {
 			batch = p.waitRegroup(batch, wait)
 			// Nobody came back: the callers have gone to other lists, or
 			// away. Do not wait on the next batch.
@@ -629,7 +639,7 @@ func (p *proc) ensureLoaded() error {
 func (p *proc) applyAndStore(batch []*call) error {
 	l := p.list
 	l.begin(&p.undo)
-	p.ops = p.ops[:0]
+	p.ops, p.added = p.ops[:0], 0
 	for _, c := range batch {
 		if c.op >= opEntries {
 			continue // reads are answered after the batch is stored
@@ -640,7 +650,7 @@ func (p *proc) applyAndStore(batch []*call) error {
 		}
 		p.apply(c)
 	}
-	if len(p.ops) == 0 {
+	if !p.changed() {
 		l.commit()
 		return nil
 	}
@@ -682,7 +692,7 @@ func (p *proc) store() error {
 			state.LastID = p.reserved
 		}
 	}
-	err := pool.save(p.name, p.ops, state, wait, sync, p.saved)
+	err := pool.save(p.name, p.ops, p.added, state, wait, sync, p.saved)
 	if err == nil && sync {
 		p.reserved = state.LastID
 	}
@@ -692,12 +702,12 @@ func (p *proc) store() error {
 // planRegroup decides whether the next batch waits for this one's callers
 // to come back (see waitRegroup).
 func (p *proc) planRegroup(n int, err error) {
-	if err == nil && len(p.ops) > 0 && !p.sys.pool.async && n > 1 && !p.regroupMissed {
+	if err == nil && p.changed() && !p.sys.pool.async && n > 1 && !p.regroupMissed {
 		// Several callers share this list: those answered now will likely
 		// send again at once, and those in the mailbox were held up by
 		// this write. Have the next write carry them all.
 		p.regroup = min(n+len(p.mailbox), maxBatch)
-		p.regroupWait = min(time.Since(p.batchStart)/4, maxRegroupWait)
+		p.regroupWait = min((p.sys.now()-p.batchStart)/4, maxRegroupWait)
 	}
 	p.regroupMissed = false
 }
@@ -721,7 +731,7 @@ func (p *proc) answer(batch []*call, err error) {
 	}
 	clear(batch) // let answered calls go
 	if p.regroup > 0 {
-		p.answeredAt = time.Now()
+		p.answeredAt = p.sys.now()
 	}
 }
 
@@ -793,14 +803,26 @@ func (p *proc) apply(c *call) {
 }
 
 // record notes the operation of a change made, to be stored, and the
-// idempotency key of its request with the kind of request it was.
+// idempotency key of its request with the kind of request it was. A
+// plain add (no key) is noted by its id alone, the first of the batch:
+// the entries it added are the list's from that id on, which the pool
+// reads from the state it is given when it commits (see pool.save).
 func (p *proc) record(c *call, op Op) {
-	if c.key != "" {
+	switch {
+	case c.key != "":
 		op.Key, op.Update = c.key, c.op == opUpdate
 		p.list.noteKey(op)
+	case c.op == opAdd:
+		if p.added == 0 {
+			p.added = op.Entry.ID
+		}
+		return
 	}
 	p.ops = append(p.ops, op)
 }
+
+// changed reports whether the batch being applied changed the list.
+func (p *proc) changed() bool { return len(p.ops) > 0 || p.added != 0 }
 
 // applyAdd adds the entry of c, or fails c.
 func (p *proc) applyAdd(c *call) {

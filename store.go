@@ -80,10 +80,15 @@ type StoreStats struct {
 	Failures     int64 // failures the store met and logged (failed checkpoints, say)
 }
 
-// Change is what one list's server stores at once: the operations of a
-// batch of requests, in the order they were applied, and the list's state
+// Change is what one list's server stores at once: the operations of the
+// requests since the list's last change was stored, and the list's state
 // after them. A store may keep either or both: a log appends the
-// operations, a key-value store puts the state.
+// operations, a key-value store puts the state. Replayed in order over the
+// list as it was stored, the operations give State: the adds come last,
+// a put of each entry added as State holds it, after the other
+// operations in the order they were applied (an update or a delete of an
+// entry added since is among those, and the last operation on an id
+// wins).
 type Change struct {
 	List  string
 	Ops   []Op

@@ -230,6 +230,7 @@ type System struct {
 	loadedCap loadedCap
 	capDone   sync.WaitGroup // the goroutine of loadedCap
 	servers   sync.WaitGroup
+	epoch     time.Time // when the System opened (see now)
 }
 
 // Open opens the System over the data directory dir, creating it if
@@ -260,6 +261,7 @@ func newSystemWith(st Store, o Options, k knobs) *System {
 		stats:    newCounters(),
 		closing:  make(chan struct{}),
 		shut:     make(chan struct{}),
+		epoch:    time.Now(),
 	}
 	period := faults.Period
 	if k.logEveryFailure {

@@ -111,7 +111,15 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec   // by route and code
 	latency  *prometheus.HistogramVec // by route
-	inFlight prometheus.Gauge
+	// inFlight counts the requests being answered, exported as a gauge
+	// read at each scrape: an atomic add, where a prometheus.Gauge's Inc
+	// and Dec are compare-and-swap loops over a float, which the cores
+	// answering requests fight over.
+	inFlight atomic.Int64
+	// epoch is when the metrics were made: a request's time is read as
+	// the monotonic time since then, one clock read at each end, where
+	// time.Now reads the wall clock too.
+	epoch time.Time
 
 	// routes caches the counter and histogram of each route and code,
 	// so that a request costs no allocation: WithLabelValues allocates.
@@ -136,7 +144,7 @@ type routeMetrics struct {
 // newMetrics registers the System's Stats, whether the server is healthy,
 // the HTTP metrics, and the Go runtime and process collectors.
 func newMetrics(stats func() todo.Stats, healthy func() bool) *metrics {
-	m := &metrics{registry: prometheus.NewRegistry(), patterns: make(map[string]int)}
+	m := &metrics{registry: prometheus.NewRegistry(), patterns: make(map[string]int), epoch: time.Now()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "todo_http_requests_total",
 		Help: "HTTP requests answered, by route (the ServeMux pattern that matched) and status code.",
@@ -146,10 +154,10 @@ func newMetrics(stats func() todo.Stats, healthy func() bool) *metrics {
 		Help:    "Time to answer an HTTP request, by route, from the handler's start to its return.",
 		Buckets: latencyBuckets,
 	}, []string{"route"})
-	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "todo_http_requests_in_flight",
 		Help: "HTTP requests being answered now.",
-	})
+	}, func() float64 { return float64(m.inFlight.Load()) })
 	m.registry.MustRegister(
 		newStatsCollector(stats),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -161,7 +169,7 @@ func newMetrics(stats func() todo.Stats, healthy func() bool) *metrics {
 			}
 			return 0
 		}),
-		m.requests, m.latency, m.inFlight,
+		m.requests, m.latency, inFlight,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
@@ -184,19 +192,19 @@ func (m *metrics) handler(log *slog.Logger) http.Handler {
 // library's handler sets on the routes it answers without one). A request
 // no pattern matched counts under "unmatched".
 func (m *metrics) instrument(h http.Handler, w http.ResponseWriter, r *http.Request) {
-	m.inFlight.Inc()
+	m.inFlight.Add(1)
 	sw, _ := m.writers.Get().(*statusWriter)
 	if sw == nil {
 		sw = &statusWriter{}
 	}
 	sw.ResponseWriter, sw.status = w, 0
-	start := time.Now()
+	start := time.Since(m.epoch)
 	returned := false
 	defer func() {
 		// Deferred, so that a handler that panics (net/http recovers it,
 		// and http.ErrAbortHandler is such a panic) is still counted: as
 		// a 500 when it wrote nothing.
-		elapsed := time.Since(start)
+		elapsed := time.Since(m.epoch) - start
 		status := sw.status
 		if status == 0 {
 			status = http.StatusOK
@@ -209,7 +217,7 @@ func (m *metrics) instrument(h http.Handler, w http.ResponseWriter, r *http.Requ
 		rm := m.route(r.Pattern, status)
 		rm.requests.Inc()
 		rm.latency.Observe(elapsed.Seconds())
-		m.inFlight.Dec()
+		m.inFlight.Add(-1)
 	}()
 	h.ServeHTTP(sw, r)
 	returned = true

@@ -28,29 +28,45 @@ func (b *Batch) Add(body []byte) {
 	// headCRC is written by sealRecords, once the segment is known.
 }
 
+// Reset empties the batch, keeping its buffer for the next records.
+func (b *Batch) Reset() { b.buf = b.buf[:0] }
+
 // Size returns the bytes the batch's records take in the log.
 func (b *Batch) Size() int { return len(b.buf) }
 
 // sealRecords fills in the headCRC of every record in buf for the segment
 // seq. It fails, writing nothing, if a record holds no key.
 func sealRecords(buf []byte, seq uint64, key KeyFunc) error {
+	seqSum := seqCRC(seq)
 	for len(buf) > 0 {
 		n := recHeader + int(be.Uint32(buf))
 		k, ok := key(buf[recHeader:n])
 		if !ok {
 			return errors.New("a record with no key")
 		}
-		be.PutUint32(buf[8:], headCRC(seq, buf[:8], k))
+		be.PutUint32(buf[8:], headCRCAfter(seqSum, buf[:8], k))
 		buf = buf[n:]
 	}
 	return nil
 }
 
 func headCRC(seq uint64, lenAndCRC []byte, key []byte) uint32 {
+	return headCRCAfter(seqCRC(seq), lenAndCRC, key)
+}
+
+// seqCRC is the start of a headCRC: the CRC of the segment's sequence
+// number, the same for every record of the segment. Its 8 bytes escape
+// to the heap (crc32 calls its code through a function value), so a
+// batch sums them once, not once a record.
+func seqCRC(seq uint64) uint32 {
 	var s [8]byte
 	be.PutUint64(s[:], seq)
-	h := crc32.Update(0, castagnoli, s[:])
-	h = crc32.Update(h, castagnoli, lenAndCRC)
+	return crc32.Update(0, castagnoli, s[:])
+}
+
+// headCRCAfter is headCRC from seqCRC's sum.
+func headCRCAfter(seqSum uint32, lenAndCRC []byte, key []byte) uint32 {
+	h := crc32.Update(seqSum, castagnoli, lenAndCRC)
 	return crc32.Update(h, castagnoli, key)
 }
 
