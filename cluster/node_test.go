@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,9 +32,17 @@ func names(nodes []*cluster.Node) []string {
 	return ns
 }
 
-// listFor returns a list name, with prefix, that rendezvous hashing puts
-// on node among nodes.
+// madeNames counts the names the tests make unique: -count=N runs every test
+// N times against the one shared cluster, whose lists outlive a run.
+var madeNames atomic.Int64
+
+// unique returns prefix made unique in this test process.
+func unique(prefix string) string { return fmt.Sprintf("%s.%d", prefix, madeNames.Add(1)) }
+
+// listFor returns a list name, made from prefix and unique in this test
+// process, that rendezvous hashing puts on node among nodes.
 func listFor(prefix string, node *cluster.Node, nodes []*cluster.Node) string {
+	prefix = unique(prefix)
 	for i := 0; ; i++ {
 		l := fmt.Sprintf("%s-%d", prefix, i)
 		if cluster.Preferred(l, names(nodes)) == node.Name() {
@@ -119,7 +128,8 @@ func waitCanWrite(t testing.TB, nodes []*cluster.Node) {
 // and the ids it gives out are 1..N, each once.
 func TestNode_ConcurrentFirstRequests(t *testing.T) {
 	nodes := threeNodes(t)
-	const list, perNode, callers = "first-requests", 20, 4
+	const perNode, callers = 20, 4
+	list := unique("first-requests")
 	h := clustertest.NewHistory()
 	var wg sync.WaitGroup
 	for _, n := range nodes {
@@ -162,19 +172,24 @@ func TestNode_EveryNodeServesEveryList(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	lists := []string{"Bob's list", "..", "x*", "a b", "a.b.>", "ünï", "$KV.x", strings.Repeat("z", todo.MaxNameLen)}
+	every := unique("every")
 	for i := range 12 {
-		lists = append(lists, fmt.Sprintf("every-%d", i))
+		lists = append(lists, fmt.Sprintf("%s-%d", every, i))
 	}
+	// The names above are the same in every run of the test (-count):
+	// each run adds an entry of its own title, and looks for it.
+	title := func(l string) string { return "t-" + every + "-" + l }
 	for i, l := range lists {
-		if _, err := nodes[i%3].AddEntry(ctx, l, todo.Entry{Date: day, Title: "t-" + l}); err != nil {
+		if _, err := nodes[i%3].AddEntry(ctx, l, todo.Entry{Date: day, Title: title(l)}); err != nil {
 			t.Fatalf("add to %q: %v", l, err)
 		}
 	}
 	for _, n := range nodes {
 		for _, l := range lists {
 			got, err := n.AppendEntries(ctx, l, nil, day)
-			if err != nil || len(got) != 1 || got[0].Title != "t-"+l {
-				t.Fatalf("%s reads %q: %v, %v", n.Name(), l, got, err)
+			found := slices.IndexFunc(got, func(e todo.Entry) bool { return e.Title == title(l) })
+			if err != nil || found < 0 || slices.ContainsFunc(got[found+1:], func(e todo.Entry) bool { return e.Title == title(l) }) {
+				t.Fatalf("%s reads %q: %v, %v; want one entry %q", n.Name(), l, got, err, title(l))
 			}
 		}
 		all, err := n.Lists(ctx)
@@ -382,8 +397,9 @@ func TestNode_JoinAndLeave(t *testing.T) {
 	nodes := threeNodes(t)
 	const count = 1000
 	lists := make([]string, count)
+	prefix := unique("move")
 	for i := range lists {
-		lists[i] = fmt.Sprint("move-", i)
+		lists[i] = fmt.Sprint(prefix, "-", i)
 	}
 	h := clustertest.NewHistory()
 	var seq sync.Mutex
@@ -666,3 +682,4 @@ func TestNode_Pages(t *testing.T) {
 		}
 	}
 }
+
