@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,7 +36,7 @@ import (
 // The server logs through natsLogger, whose Fatalf records the error
 // instead of calling os.Exit as the stock logger does, which would kill
 // the process embedding the node.
-func startServer(o *Options, clusterAddr string, routes []string, maxPayload int, fatal func(error)) (*server.Server, error) {
+func startServer(ctx context.Context, o *Options, clusterAddr string, routes []string, maxPayload int, fatal func(error)) (*server.Server, error) {
 	host, portStr, _ := net.SplitHostPort(clusterAddr)
 	port, _ := strconv.Atoi(portStr)
 	so := &server.Options{
@@ -85,13 +86,18 @@ func startServer(o *Options, clusterAddr string, routes []string, maxPayload int
 		fatal(err)
 	}}, false, false, false)
 	srv.Start()
-	// Wait for the listeners, but not past a fatal error: one that cannot
-	// listen (a port in use) says so at once.
+	// Wait for the listeners, but not past a fatal error (one that cannot
+	// listen, a port in use, says so at once) or the end of ctx.
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if err := startErr.Load(); err != nil {
 			srv.Shutdown()
 			srv.WaitForShutdown()
 			return nil, fmt.Errorf("cluster: the embedded NATS server cannot start: %w", *err)
+		}
+		if ctx.Err() != nil {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			return nil, fmt.Errorf("cluster: start: %w", ctx.Err())
 		}
 		if srv.ReadyForConnections(50 * time.Millisecond) {
 			return srv, nil

@@ -236,9 +236,9 @@ func decodeReply(b []byte) (rpcReply, error) {
 }
 
 // forward sends req to node and returns its answer. A node that is gone
-// (no responders) gives a retryable error: nobody got the request. A
-// request whose answer does not come within ctx gives ctx's error: it may
-// have been served, as with any call timeout.
+// (no responders) gives a retryable error: nobody got the request. A request whose answer does not come
+// within ctx gives ctx's error: it may have been served, as with any call
+// timeout.
 func (n *Node) forward(ctx context.Context, node string, req *rpcRequest) (rpcReply, error) {
 	n.stats.forwarded.Add(1)
 	if _, ok := ctx.Deadline(); !ok {
@@ -279,11 +279,26 @@ func (n *Node) forward(ctx context.Context, node string, req *rpcRequest) (rpcRe
 }
 
 // serveRPC takes a forwarded request off the subscription and serves it
-// on a goroutine of its own, at most cap(rpcSem) at once.
+// on a goroutine of its own, at most seams.rpcWorkers at once. Both the
+// requests being served and those waiting are bounded: a request that
+// finds every worker busy, or more than seams.rpcQueue requests waiting
+// behind it, is answered at once that the node is overloaded (a retryable
+// ErrUnavailable; nothing was done). Past four times that queue, NATS
+// itself drops requests (a slow consumer, logged): their callers time out.
 func (n *Node) serveRPC(msg *nats.Msg) {
+	if n.seams.beforeDispatch != nil {
+		n.seams.beforeDispatch()
+	}
+	if waiting, _, err := msg.Sub.Pending(); err == nil && waiting > n.seams.rpcQueue() {
+		n.stats.overloaded.Add(1)
+		rep := rpcReply{errKind: errKindUnavailable, errMsg: fmt.Sprintf("todo: node %s is overloaded: %d forwarded requests wait", n.opts.Name, waiting)}
+		msg.Respond(rep.encode())
+		return
+	}
 	select {
 	case n.rpcSem <- struct{}{}:
 	default:
+		n.stats.overloaded.Add(1)
 		rep := rpcReply{errKind: errKindUnavailable, errMsg: "todo: node " + n.opts.Name + " is overloaded"}
 		msg.Respond(rep.encode())
 		return
