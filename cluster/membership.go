@@ -161,6 +161,19 @@ func (v *view) revisionOf(node string) uint64 {
 	return v.members[node].rev
 }
 
+// addrNames returns the members' names by their cluster addresses.
+func (v *view) addrNames() map[string]string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	names := make(map[string]string, len(v.members))
+	for name, m := range v.members {
+		if m.cluster != "" {
+			names[m.cluster] = name
+		}
+	}
+	return names
+}
+
 // clusterAddrs returns the cluster addresses of every member it has seen.
 func (v *view) clusterAddrs() []string {
 	v.mu.RLock()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,7 +54,8 @@ type Node struct {
 	lease      lease
 	held       heldLists
 	ownerCache ownerCache
-	stalls     inflight // the store's calls under way, for Health
+	stalls     inflight  // the store's calls under way, for Health
+	routes     *routeLog // what the embedded server says of peers it cannot reach
 
 	leaving atomic.Bool // Close has begun: the node takes no new list
 	fatal   atomic.Pointer[error]
@@ -111,6 +113,7 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 		view:   newView(o.LeaseTTL + o.ClockSkew),
 		stop:   make(chan struct{}),
 		rpcSem: make(chan struct{}, s.rpcWorkers()),
+		routes: newRouteLog(o.Logger, s.routeSummaryEvery),
 	}
 	n.held.init()
 	n.ownerCache.init()
@@ -161,7 +164,7 @@ func (n *Node) connect(ctx context.Context) error {
 	routes = append(routes, n.peers.peers()...)
 	slices.Sort(routes)
 	routes = slices.Compact(routes)
-	if n.srv, err = startServer(ctx, o, n.clusterAddr, routes, n.maxPayload, n.setFatal); err != nil {
+	if n.srv, err = startServer(ctx, o, n.clusterAddr, routes, n.maxPayload, n.routes, n.setFatal); err != nil {
 		return err
 	}
 	n.nc, err = nats.Connect("", nats.InProcessServer(n.srv), nats.Name("todo "+o.Name), nats.MaxReconnects(-1), nats.ErrorHandler(n.natsError))
@@ -459,6 +462,7 @@ func (n *Node) maintain() {
 		if err := n.peers.learn(n.view.clusterAddrs()...); err != nil {
 			n.log.Warn("cluster: cannot remember peers", "err", err)
 		}
+		n.tickRoutes()
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.AckTimeout)
 	defer cancel()
@@ -478,6 +482,23 @@ func (n *Node) maintain() {
 		}
 	}
 	n.log.Info("cluster: lists now stored on more servers", "replicas", n.opts.Replicas)
+}
+
+// tickRoutes tells the route log what the node knows of its peers: their
+// names by address, from the view, and which the server routes to now.
+func (n *Node) tickRoutes() {
+	rz, err := n.srv.Routez(nil)
+	if err != nil {
+		return
+	}
+	routed := make(map[string]bool)
+	for _, r := range rz.Routes {
+		routed[r.RemoteName] = true
+		if r.DidSolicit {
+			routed[net.JoinHostPort(r.IP, strconv.Itoa(r.Port))] = true
+		}
+	}
+	n.routes.tick(time.Now(), n.view.addrNames(), func(peer string) bool { return routed[peer] })
 }
 
 // watchMembers keeps the view of the members up to date from the nodes

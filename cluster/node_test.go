@@ -682,4 +682,3 @@ func TestNode_Pages(t *testing.T) {
 		}
 	}
 }
-

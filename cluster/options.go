@@ -100,6 +100,9 @@ type seams struct {
 	// workers bounds the forwarded requests served at once, queue those
 	// waiting to be (see serveRPC); 0 means the defaults.
 	workers, queue int
+	// routeSummaryEvery is how often a peer still unreachable is summed
+	// up in the log; 0 means a minute.
+	routeSummaryEvery time.Duration
 	// beforeDispatch, if set, is called by serveRPC before it looks at a
 	// forwarded request: a test holds the dispatch there.
 	beforeDispatch func()
