@@ -70,15 +70,56 @@ type ownerRecord struct {
 type view struct {
 	ttl time.Duration // LeaseTTL + ClockSkew: how long a member lives unrenewed
 
-	mu      sync.RWMutex // guards members and version
+	mu      sync.RWMutex // guards members, left and version
 	members map[string]member
+	// left are the nodes that said they left, with the epoch they left
+	// under (see departed): gone, whatever their records still say, until
+	// they come back under another epoch.
+	left    map[string]uint64
 	version uint64 // bumped when the set of live members may have changed
 }
 
 func newView(ttl time.Duration) *view {
-	return &view{ttl: ttl, members: make(map[string]member)}
+	return &view{ttl: ttl, members: make(map[string]member), left: make(map[string]uint64)}
 }
 
+// leave takes node for gone under epoch: it said it left.
+func (v *view) leave(node string, epoch uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.left[node] = epoch
+	v.version++
+}
+
+// gone reports whether m, the record of node, is of an epoch it left.
+// v.mu is held.
+func (v *view) gone(node string, m member) bool {
+	epoch, ok := v.left[node]
+	return ok && epoch == m.epoch
+}
+
+// epochOf returns node's epoch as its record says, 0 for none.
+func (v *view) epochOf(node string) uint64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.members[node].epoch
+}
+
+// others returns every member but me, live or not.
+func (v *view) others(me string) []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	var names []string
+	for name := range v.members {
+		if name != me {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// parseLiveness reads a liveness entry; its epoch is the revision that
+// began it.
 func parseLiveness(value []byte, rev uint64, created time.Time) (string, member, error) {
 	var r livenessRecord
 	if err := json.Unmarshal(value, &r); err != nil {
@@ -128,7 +169,7 @@ func (v *view) alive(node string, epoch uint64, now, since time.Time) bool {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	m, ok := v.members[node]
-	return ok && m.epoch == epoch && v.fresh(m, now, since)
+	return ok && m.epoch == epoch && v.fresh(m, now, since) && !v.gone(node, m)
 }
 
 // fresh reports whether m has renewed within ttl of now, counting from
@@ -144,7 +185,7 @@ func (v *view) live(now, since time.Time) (names []string, epochs map[string]uin
 	defer v.mu.RUnlock()
 	epochs = make(map[string]uint64, len(v.members))
 	for name, m := range v.members {
-		if !m.leaving && v.fresh(m, now, since) {
+		if !m.leaving && v.fresh(m, now, since) && !v.gone(name, m) {
 			names = append(names, name)
 			epochs[name] = m.epoch
 		}

@@ -54,6 +54,7 @@ type Node struct {
 	lease      lease
 	held       heldLists
 	ownerCache ownerCache
+	gate       *sendGate // forwarded requests under way, by node
 	stalls     inflight  // the store's calls under way, for Health
 	routes     *routeLog // what the embedded server says of peers it cannot reach
 
@@ -115,6 +116,7 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 		rpcSem: make(chan struct{}, s.rpcWorkers()),
 		routes: newRouteLog(o.Logger, s.routeSummaryEvery),
 	}
+	n.gate = newSendGate(n.view)
 	n.held.init()
 	n.ownerCache.init()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -715,6 +717,7 @@ func (n *Node) shutdown(ctx context.Context, endSystem func() error) error {
 	if n.isReady() {
 		left := n.handOffAll(ctx)
 		n.withdraw(context.WithoutCancel(ctx))
+		n.announceLeave(ctx)
 		drained := n.drainRPC(ctx)
 		if err := ctx.Err(); err != nil && (left > 0 || !drained) {
 			errs = append(errs, errCutShort(left, drained, err))
