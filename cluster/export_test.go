@@ -12,6 +12,15 @@ func StartForTest(ctx context.Context, o Options) (*Node, error) {
 	return start(ctx, o, seams{frozen: new(atomic.Bool)})
 }
 
+// StartMutable starts a node whose renewals a test may make fail
+// (MuteRenewals), as they fail while the nodes bucket elects a leader.
+func StartMutable(ctx context.Context, o Options) (*Node, error) {
+	return start(ctx, o, seams{frozen: new(atomic.Bool), muted: new(atomic.Bool)})
+}
+
+// MuteRenewals makes the node's renewals fail, or work again.
+func (n *Node) MuteRenewals(on bool) { n.seams.muted.Store(on) }
+
 // StartWithoutFence starts a node whose store publishes without the
 // fence: the broken twin of the stale-owner test.
 func StartWithoutFence(ctx context.Context, o Options) (*Node, error) {

@@ -604,6 +604,11 @@ func (n *Node) keepLease() {
 			next.Reset(period)
 			continue
 		}
+		if n.seams.muted != nil && n.seams.muted.Load() {
+			n.lease.failure()
+			next.Reset(retry)
+			continue
+		}
 		if n.renewOnce() {
 			next.Reset(period)
 		} else {

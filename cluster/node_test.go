@@ -742,3 +742,92 @@ func TestNode_LeaveUnderLoad(t *testing.T) {
 	t.Logf("%d adds acknowledged, %d refused, %d unknown", acked, refused, unknown)
 	checkHistory(t, h, stored(t, nodes, lists...))
 }
+
+// An election of the nodes bucket's leader: nobody can renew, every lease
+// lapses and every record grows stale. The node that renews first must
+// not take the others for dead: it gives them a lease to renew too (see
+// confirmDeath). Here the three nodes' renewals fail together, then one
+// node's work again and it is sent requests for the others' lists at
+// once; when the others renew, they still hold every list, and nobody
+// was declared dead. (Seen before: the first survivor to renew after an
+// election declared the other dead within 15ms, and it let go of every
+// list.)
+func TestNode_ElectionKeepsLists(t *testing.T) {
+	dir := t.TempDir()
+	nodes, err := startNodesWith(cluster.StartMutable, dir, 3, nil, func(o *cluster.Options) {
+		o.LeaseTTL, o.ClockSkew = time.Second, 250*time.Millisecond
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(nodes)
+	h := clustertest.NewHistory()
+	owned := make(map[*cluster.Node][]string)
+	for i := range 30 {
+		n := nodes[i%3]
+		l := listFor(fmt.Sprint("election-", i), n, nodes)
+		if err := add(h, n, l, l+"-first", addTimeout); err != nil {
+			t.Fatal(err)
+		}
+		owned[n] = append(owned[n], l)
+	}
+	lapses := func(n *cluster.Node) int64 { return n.Stats().LeaseLapses }
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !cond(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 20s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	before := make(map[*cluster.Node]int64)
+	for _, n := range nodes {
+		before[n] = lapses(n)
+		n.MuteRenewals(true)
+	}
+	for _, n := range nodes {
+		until(n.Name()+"'s lease lapsing", func() bool { return n.Health().Epoch == 0 })
+	}
+	// Every record is stale now: silent for LeaseTTL + ClockSkew.
+	time.Sleep(1500 * time.Millisecond)
+	first, others := nodes[0], nodes[1:]
+	first.MuteRenewals(false)
+	until(first.Name()+" renewing", func() bool { return lapses(first) > before[first] })
+	var wg sync.WaitGroup
+	for _, o := range others {
+		for _, l := range owned[o] {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+				defer cancel()
+				first.AppendEntries(ctx, l, nil, day) // the owner still waits: an error
+			})
+		}
+	}
+	wg.Wait()
+	for _, o := range others {
+		o.MuteRenewals(false)
+	}
+	for _, o := range others {
+		until(o.Name()+" renewing", func() bool { return o.Health().CanWrite })
+	}
+	for _, n := range nodes {
+		st := n.Stats()
+		if st.ListsLost != 0 || st.DeclaredDead != 0 || st.LeaseLapses != before[n]+1 {
+			t.Errorf("%s: lost %d lists, declared %d nodes dead, lease lapsed %d times; want 0, 0, 1", n.Name(), st.ListsLost, st.DeclaredDead, st.LeaseLapses-before[n])
+		}
+		for _, l := range owned[n] {
+			if !n.Holds(l) {
+				t.Errorf("%s no longer holds %s", n.Name(), l)
+			}
+		}
+	}
+	for _, n := range nodes {
+		for _, l := range owned[n] {
+			if err := add(h, nodes[0], l, l+"-after", addTimeout); err != nil {
+				t.Errorf("add to %s after the election: %v", l, err)
+			}
+		}
+	}
+	checkHistory(t, h, stored(t, nodes, slices.Concat(owned[nodes[0]], owned[nodes[1]], owned[nodes[2]])...))
+}

@@ -97,6 +97,10 @@ type seams struct {
 	// serve as if its lease held: a node that does not know it has been
 	// given up on (a long GC pause, a frozen VM). Nil in production.
 	frozen *atomic.Bool
+	// muted, while it holds true, makes each renewal fail as one that
+	// gets no answer: a node cut off from the nodes bucket, or one whose
+	// leader is being elected. Nil in production.
+	muted *atomic.Bool
 	// workers bounds the forwarded requests served at once, queue those
 	// waiting to be (see serveRPC); 0 means the defaults.
 	workers, queue int
