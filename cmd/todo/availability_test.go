@@ -241,11 +241,15 @@ func TestCluster_KillKeepsSurvivorsLists(t *testing.T) {
 	t.Logf("owners before the kill: %v; killing %s, the nodes bucket's leader", held, victim.name)
 
 	// A prober per survivor writes to one of its own lists all along, to
-	// measure how long they stall.
+	// measure how long they stall; two more write through it to lists of
+	// the other survivor, forwarded: right after the election, a request
+	// for a list of a survivor that has not renewed yet finds its record
+	// stale.
 	stopProbes := make(chan struct{})
 	var probes sync.WaitGroup
 	stalls := make([]time.Duration, len(survivors))
 	for i, c := range survivors {
+		other := survivors[1-i]
 		own := slices.IndexFunc(lists, func(l string) bool { return before[l] == c.name })
 		probes.Go(func() {
 			last := time.Now()
@@ -262,6 +266,20 @@ func TestCluster_KillKeepsSurvivorsLists(t *testing.T) {
 				time.Sleep(20 * time.Millisecond) // paces the probe
 			}
 		})
+		for k := range 2 {
+			theirs := slices.IndexFunc(lists[k*count/2:], func(l string) bool { return before[l] == other.name }) + k*count/2
+			probes.Go(func() {
+				for n := 0; ; n++ {
+					select {
+					case <-stopProbes:
+						return
+					default:
+					}
+					request(client, "POST", addURL(c, lists[theirs], fmt.Sprint("cross-", n)))
+					time.Sleep(20 * time.Millisecond) // paces the probe
+				}
+			})
+		}
 	}
 	killedAt := time.Now()
 	victim.kill(t)
