@@ -35,7 +35,6 @@ type routeLog struct {
 
 // downPeer is what routeLog knows of a peer it cannot reach.
 type downPeer struct {
-	addr              string // "" until an attempt names it
 	since, summarized time.Time
 	attempts          int
 	lastErr           string
@@ -68,7 +67,6 @@ func (r *routeLog) failed(err error) {
 		key = name
 	}
 	p := r.goneLocked(key, now, err.Error())
-	p.addr = addr
 	p.attempts++
 	p.lastErr = err.Error()
 	r.summarizeLocked(key, p, now)
@@ -80,7 +78,7 @@ func (r *routeLog) goneLocked(key string, now time.Time, why string) *downPeer {
 	if p := r.down[key]; p != nil {
 		return p
 	}
-	p := &downPeer{since: now, summarized: now}
+	p := &downPeer{since: now, summarized: now, lastErr: why}
 	r.down[key] = p
 	r.log.Warn("cluster: cannot route to a peer; retrying, with back-off (one summary a while until it is back)", "peer", key, "err", why)
 	return p
@@ -92,7 +90,7 @@ func (r *routeLog) summarizeLocked(key string, p *downPeer, now time.Time) {
 		return
 	}
 	p.summarized = now
-	r.log.Warn("cluster: a peer is still unreachable", "peer", key, "addr", p.addr, "for", now.Sub(p.since).Round(time.Second), "attempts", p.attempts, "err", p.lastErr)
+	r.log.Warn("cluster: a peer is still unreachable", "peer", key, "for", now.Sub(p.since).Round(time.Second), "attempts", p.attempts, "err", p.lastErr)
 }
 
 // routeClosed records that a route to the peer called name closed: the
