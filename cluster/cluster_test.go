@@ -105,7 +105,7 @@ func threeNodes(t testing.TB) []*cluster.Node {
 // startNodes starts count nodes named n1.., each joining the ones before
 // (and join, the addresses of a running cluster), and waits for them.
 func startNodes(dir string, count int, join []string, opts ...func(*cluster.Options)) ([]*cluster.Node, error) {
-	return startNodesWith(cluster.Start, dir, count, join, opts...)
+	return startNodesWith(cluster.StartForTest, dir, count, join, opts...)
 }
 
 // startNodesWith is startNodes with start in place of cluster.Start: a

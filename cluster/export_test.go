@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gotodo/todo"
@@ -16,27 +17,47 @@ import (
 
 // Test hooks.
 
+// StartForTest starts a node that a test may freeze (PauseLiveness).
+func StartForTest(ctx context.Context, o Options) (*Node, error) {
+	return start(ctx, o, seams{frozen: new(atomic.Bool)})
+}
+
+// StartMutable starts a node whose renewals a test may make fail
+// (MuteRenewals), as they fail while the nodes bucket elects a leader.
+func StartMutable(ctx context.Context, o Options) (*Node, error) {
+	return start(ctx, o, seams{frozen: new(atomic.Bool), muted: new(atomic.Bool)})
+}
+
+// MuteRenewals makes the node's renewals fail, or work again.
+func (n *Node) MuteRenewals(on bool) { n.seams.muted.Store(on) }
+
 // StartWithoutFence starts a node whose store publishes without the
 // fence: the broken twin of the stale-owner test.
 func StartWithoutFence(ctx context.Context, o Options) (*Node, error) {
-	return start(ctx, o, seams{noFence: true})
+	return start(ctx, o, seams{noFence: true, frozen: new(atomic.Bool)})
 }
 
-// PauseLiveness stops the node's renewals while its lease keeps counting
-// as valid: a node that does not know it has been given up on (a long GC
-// pause, a frozen VM). ResumeLiveness ends that.
-func (n *Node) PauseLiveness() {
-	n.lease.mu.Lock()
-	n.lease.paused = true
-	n.lease.mu.Unlock()
+// StartWithQueue starts a node that lets at most queue forwarded requests
+// wait, and whose dispatch of each request first calls hold (a test fills
+// its queue meanwhile).
+func StartWithQueue(ctx context.Context, o Options, queue int, hold func()) (*Node, error) {
+	return start(ctx, o, seams{queue: queue, beforeDispatch: hold, frozen: new(atomic.Bool)})
 }
 
-func (n *Node) ResumeLiveness() {
-	n.lease.mu.Lock()
-	n.lease.paused = false
-	n.lease.until = time.Time{} // the epoch is over: a new one begins
-	n.lease.mu.Unlock()
+// WaitingRequests returns how many forwarded requests wait for the node's
+// dispatch.
+func (n *Node) WaitingRequests() int {
+	waiting, _, _ := n.rpc.Pending()
+	return waiting
 }
+
+// PauseLiveness stops the node's renewals while it goes on serving as if
+// its lease held: a node that does not know it has been given up on (a
+// long GC pause, a frozen VM). ResumeLiveness ends that: the node learns
+// what became of its lease at its next renewal. The node must have been
+// started by StartForTest or StartWithoutFence.
+func (n *Node) PauseLiveness()  { n.seams.frozen.Store(true) }
+func (n *Node) ResumeLiveness() { n.seams.frozen.Store(false) }
 
 // Owner returns the node the owners bucket names for list, "" for none.
 func (n *Node) Owner(list string) string {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gotodo/todo"
@@ -98,8 +99,10 @@ type Options struct {
 
 	// LeaseTTL is how long a node's liveness lasts without a renewal: a
 	// node that cannot renew its liveness stops serving its lists this
-	// long after its last renewal, and the others take them over once it
-	// has been silent for LeaseTTL + ClockSkew. Zero means 4s.
+	// long after its last renewal (it keeps them, and serves them again
+	// if its next renewal lands), and the others take them over once it
+	// has been silent for LeaseTTL + ClockSkew. Every node of a cluster
+	// must have the same. Zero means 4s.
 	LeaseTTL time.Duration
 
 	// ClockSkew is how far the clocks of two nodes may disagree. Zero
@@ -146,6 +149,42 @@ type seams struct {
 	// everyRefusal logs every refused route or client, as the embedded
 	// server does: the broken twin of the test that one is logged once.
 	everyRefusal bool
+	// frozen, while it holds true, stops the node's renewals and makes it
+	// serve as if its lease held: a node that does not know it has been
+	// given up on (a long GC pause, a frozen VM). Nil in production.
+	frozen *atomic.Bool
+	// muted, while it holds true, makes each renewal fail as one that
+	// gets no answer: a node cut off from the nodes bucket, or one whose
+	// leader is being elected. Nil in production.
+	muted *atomic.Bool
+	// workers bounds the forwarded requests served at once, queue those
+	// waiting to be (see serveRPC); 0 means the defaults.
+	workers, queue int
+	// routeSummaryEvery is how often a peer still unreachable is summed
+	// up in the log; 0 means a minute.
+	routeSummaryEvery time.Duration
+	// beforeDispatch, if set, is called by serveRPC before it looks at a
+	// forwarded request: a test holds the dispatch there.
+	beforeDispatch func()
+}
+
+const (
+	defaultRPCWorkers = 1024
+	defaultRPCQueue   = 4096
+)
+
+func (s seams) rpcWorkers() int {
+	if s.workers > 0 {
+		return s.workers
+	}
+	return defaultRPCWorkers
+}
+
+func (s seams) rpcQueue() int {
+	if s.queue > 0 {
+		return s.queue
+	}
+	return defaultRPCQueue
 }
 
 // maxClusterPayload is the largest message NATS takes (max_payload caps
