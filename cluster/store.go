@@ -144,8 +144,14 @@ func newStore(js jetstream.JetStream, stream jetstream.Stream, o *Options, maxPa
 
 // Load reads a list: the last message of its subject, the snapshot it
 // builds on, and the deltas between.
+//
+// A read the stream cannot answer for now (it has no leader: after a
+// restart, or while it elects one) is tried again, as a write is, until
+// ctx ends, or for WriteTimeout when ctx has no deadline (a list's server
+// loads with none): a node that has just rejoined answers once its
+// stream has a leader, not ErrUnavailable at once.
 func (s *store) Load(ctx context.Context, list string) (todo.ListState, error) {
-	st, ll, err := s.read(ctx, list)
+	st, ll, err := s.readPatiently(ctx, list)
 	if err != nil {
 		return todo.ListState{}, err
 	}
@@ -156,17 +162,65 @@ func (s *store) Load(ctx context.Context, list string) (todo.ListState, error) {
 	return st, nil
 }
 
+// readPatiently is read, tried again while the stream is unavailable for
+// now (see Load).
+func (s *store) readPatiently(ctx context.Context, list string) (todo.ListState, *listLog, error) {
+	var until time.Time
+	if _, ok := ctx.Deadline(); !ok {
+		until = time.Now().Add(s.writeTimeout)
+	}
+	backoff := 20 * time.Millisecond
+	for {
+		st, ll, err := s.read(ctx, list)
+		if err == nil || !errors.Is(err, errNoLeaderNow) || ctx.Err() != nil || !until.IsZero() && time.Now().After(until) {
+			return st, ll, err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return st, ll, err
+		case <-s.closing:
+			return st, ll, err
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// errNoLeaderNow marks a read the stream did not answer for now: nobody
+// took it, it timed out, or JetStream said it is unavailable (code 503,
+// "JetStream system temporarily unavailable", while it has no leader).
+var errNoLeaderNow = errors.New("the lists' stream cannot answer for now")
+
+// readFailed is the error of a read that failed with err, marked
+// errNoLeaderNow when trying again may do.
+func readFailed(list string, err error) error {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		if apiErr.Code < 500 {
+			return unavailable("load list %q", list, err)
+		}
+	case errors.Is(err, context.Canceled), errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining):
+		return unavailable("load list %q", list, err)
+	}
+	return fmt.Errorf("%w: load list %q: %w: %w", todo.ErrUnavailable, list, errNoLeaderNow, err)
+}
+
 func (s *store) read(ctx context.Context, list string) (todo.ListState, *listLog, error) {
 	subject := listSubject(list)
 	// A purge after a newer snapshot may remove the snapshot the last
 	// message named while it is read: read again from the new last one.
 	for range 5 {
-		last, err := s.stream.GetLastMsgForSubject(ctx, subject)
+		// The first call is the one that meets a stream with no leader:
+		// bounded, so that one JetStream drops is tried again.
+		first, cancel := context.WithTimeout(ctx, s.ackTimeout)
+		last, err := s.stream.GetLastMsgForSubject(first, subject)
+		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return todo.ListState{}, &listLog{}, nil
 		}
 		if err != nil {
-			return todo.ListState{}, nil, unavailable("load list %q", list, err)
+			return todo.ListState{}, nil, readFailed(list, err)
 		}
 		st, ll, err := s.readFrom(ctx, list, last)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -239,7 +293,7 @@ func notFoundOr(err error, list string) error {
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return err
 	}
-	return unavailable("load list %q", list, err)
+	return readFailed(list, err)
 }
 
 func corrupt(list string, seq uint64, err error) error {
