@@ -854,3 +854,73 @@ func TestNode_ElectionKeepsLists(t *testing.T) {
 	}
 	checkHistory(t, h, stored(t, nodes, slices.Concat(owned[nodes[0]], owned[nodes[1]], owned[nodes[2]])...))
 }
+
+// With Async durability, a list a node loses to another (its fence fails)
+// costs that node nothing else: its System is not taken for failing, and
+// its other lists' changes are acknowledged and stored (a store error
+// that failed one list refused every Async change of every list before,
+// ErrStoreFailing, and retried the lost one for ever). The acknowledged
+// change the stale owner could not store is lost, as Async allows.
+func TestNode_AsyncListLostKeepsOthers(t *testing.T) {
+	dir := t.TempDir()
+	nodes, err := startNodes(dir, 3, nil, func(o *cluster.Options) {
+		o.System = &todo.Options{IdleTimeout: -1, Durability: todo.Async}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(nodes)
+	a, b := nodes[0], nodes[1]
+	lost, kept := listFor("async-lost", a, nodes), listFor("async-kept", a, nodes)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, l := range []string{lost, kept} {
+		if _, err := a.AddEntry(ctx, l, todo.Entry{Date: day, Title: "before"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.PauseLiveness()
+	defer func() {
+		a.ResumeLiveness()
+		waitCanWrite(t, nodes)
+	}()
+	for i := 0; a.Owner(lost) == a.Name(); i++ {
+		if ctx.Err() != nil {
+			t.Fatalf("nobody took %q over from %s", lost, a.Name())
+		}
+		b.AddEntry(ctx, lost, todo.Entry{Date: day, Title: fmt.Sprint("b-", i)})
+		time.Sleep(100 * time.Millisecond) // pace the writes; the loop waits on the owner record
+	}
+	if _, err := b.AddEntry(ctx, lost, todo.Entry{Date: day, Title: "b-after-takeover"}); err != nil {
+		t.Fatal(err)
+	}
+	fences := a.Stats().FenceFailures
+	// a still believes it owns the list: acknowledged, and refused by
+	// the fence once committed.
+	if _, err := a.AddEntry(ctx, lost, todo.Entry{Date: day, Title: "a-stale"}); err != nil {
+		t.Fatalf("a's Async add to the list it lost: %v", err)
+	}
+	for a.Stats().FenceFailures == fences {
+		if ctx.Err() != nil {
+			t.Fatal("a's stale write never met the fence")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.System().Health(); err != nil {
+		t.Errorf("a's System after it lost a list: %v, want healthy", err)
+	}
+	for i := range 3 {
+		if _, err := a.AddEntry(ctx, kept, todo.Entry{Date: day, Title: fmt.Sprint("kept-", i)}); err != nil {
+			t.Errorf("an Async add to a list a still owns, after it lost another: %v", err)
+		}
+	}
+	if err := a.System().Unload(ctx, kept); err != nil { // stores what it holds first
+		t.Errorf("unload %q: %v", kept, err)
+	}
+	if all, err := a.AllEntries(ctx, kept); err != nil || !slices.Equal(titles(all), []string{"before", "kept-0", "kept-1", "kept-2"}) {
+		t.Errorf("%q as stored: %q, %v", kept, titles(all), err)
+	}
+	if st := a.System().Stats(); st.Unstored != 0 {
+		t.Errorf("a has %d lists unstored, want 0: the lost list's change is retried", st.Unstored)
+	}
+}

@@ -311,12 +311,8 @@ func unavailable(format, list string, err error) error {
 // run with SyncAlways, which is server-wide.
 func (s *store) Commit(ctx context.Context, batch []todo.Change, fsync bool) {
 	writes := make([]*write, 0, len(batch))
-	var released []string
 	for i := range batch {
 		c := &batch[i]
-		if c.Release {
-			released = append(released, c.List)
-		}
 		w, err := s.prepare(c)
 		if err != nil {
 			c.Err = err
@@ -327,11 +323,16 @@ func (s *store) Commit(ctx context.Context, batch []todo.Change, fsync bool) {
 		}
 	}
 	s.publish(writes)
-	for _, list := range released {
-		s.mu.Lock()
-		delete(s.lists, list)
-		s.mu.Unlock()
-		s.released(list)
+	for i := range batch {
+		// A release whose last changes failed for now keeps the list
+		// where its log stands: the System tries them again. One lost
+		// to another node is let go all the same.
+		if c := &batch[i]; c.Release && (c.Err == nil || errors.Is(c.Err, ErrNotOwner)) {
+			s.mu.Lock()
+			delete(s.lists, c.List)
+			s.mu.Unlock()
+			s.released(c.List)
+		}
 	}
 }
 
