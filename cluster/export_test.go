@@ -44,6 +44,24 @@ func StartWithQueue(ctx context.Context, o Options, queue int, hold func()) (*No
 	return start(ctx, o, seams{queue: queue, beforeDispatch: hold, frozen: new(atomic.Bool)})
 }
 
+// StartHoldingSends starts a node whose forwarded requests, once under
+// way, each call hold with the node they go to before they are sent.
+func StartHoldingSends(ctx context.Context, o Options, hold func(to string)) (*Node, error) {
+	return start(ctx, o, seams{beforeSend: hold, frozen: new(atomic.Bool)})
+}
+
+// StartLeaving starts a node that calls announcing when, leaving, it
+// begins to tell its peers so.
+func StartLeaving(ctx context.Context, o Options, announcing func()) (*Node, error) {
+	return start(ctx, o, seams{announcing: announcing, frozen: new(atomic.Bool)})
+}
+
+// StartWithoutLeaveNotice starts a node that leaves without telling its
+// peers: the broken twin of a graceful leave.
+func StartWithoutLeaveNotice(ctx context.Context, o Options) (*Node, error) {
+	return start(ctx, o, seams{noLeaveNotice: true, frozen: new(atomic.Bool)})
+}
+
 // WaitingRequests returns how many forwarded requests wait for the node's
 // dispatch.
 func (n *Node) WaitingRequests() int {

@@ -766,6 +766,116 @@ func TestNode_LeaveUnderLoad(t *testing.T) {
 	checkHistory(t, h, stored(t, nodes, lists...))
 }
 
+// leaveWithSendUnderWay starts, on the shared cluster, a peer whose
+// requests to the node that will leave are held once under way, and that
+// node, by startLeaver (announcing, if not nil, is closed when it begins
+// to tell its peers it leaves). The peer sends an add for a list the
+// leaving node owns; the test holds it under way and makes the node
+// leave, and lets it go once the node tells its peers, or once it has
+// closed. It returns how many forwarded requests the leaving node served
+// meanwhile, and the add's error.
+func leaveWithSendUnderWay(t *testing.T, names [2]string, startLeaver func(context.Context, cluster.Options) (*cluster.Node, error), announcing <-chan struct{}) (served int64, addErr error) {
+	nodes := threeNodes(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	var holdOnce sync.Once
+	var armed atomic.Bool
+	hold := func(to string) {
+		if armed.Load() && to == names[1] {
+			holdOnce.Do(func() {
+				close(held)
+				<-release
+			})
+		}
+	}
+	withName := func(name string) func(*cluster.Options) {
+		return func(o *cluster.Options) { o.Name, o.Dir = name, shared.dir+"/"+name }
+	}
+	ps, err := startNodesWith(func(ctx context.Context, o cluster.Options) (*cluster.Node, error) {
+		return cluster.StartHoldingSends(ctx, o, hold)
+	}, shared.dir, 1, addrs(nodes), withName(names[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ps[0]
+	defer p.Close()
+	ls, err := startNodesWith(startLeaver, shared.dir, 1, addrs(nodes), withName(names[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ls[0]
+	closed := make(chan error, 1)
+	defer func() {
+		select {
+		case <-closed:
+		default:
+			l.Close()
+		}
+	}()
+	list := listFor("held", l, append(slices.Clone(nodes), p, l))
+	h := clustertest.NewHistory()
+	if err := add(h, l, list, list+"-first", addTimeout); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	added := make(chan error, 1)
+	go func() { added <- add(h, p, list, list+"-held", addTimeout) }()
+	ctx, cancel := context.WithTimeout(context.Background(), addTimeout)
+	defer cancel()
+	select {
+	case <-held:
+	case <-ctx.Done():
+		t.Fatal("the peer's add never went to the node that owns the list")
+	}
+	before := l.Stats().ForwardedServed
+	go func() { closed <- l.Close() }()
+	var closeErr error
+	select {
+	case <-announcing: // leaving, it waits for the peer's answer
+	case closeErr = <-closed: // it left without a word
+		closed <- closeErr
+	case <-ctx.Done():
+		t.Fatal("the node neither told its peers it leaves nor closed")
+	}
+	close(release)
+	addErr = <-added
+	if err := <-closed; err != nil {
+		t.Errorf("%s leaving: %v", l.Name(), err)
+	}
+	return l.Stats().ForwardedServed - before, addErr
+}
+
+// A node that leaves answers the requests its peers had begun to send it:
+// it tells each peer it leaves, and a peer answers only once none of its
+// requests to it is under way (see announceLeave). Here a peer's request
+// is held under way while the node leaves; the node, waiting for the
+// peer's answer, is still there to serve it when it is let go.
+// TestNode_LeaveUnderLoad shows what is lost without that: a request that
+// reaches a node's server just after its subscription ended is dropped
+// by NATS, and its caller waits out its deadline.
+func TestNode_LeaveAnswersRequestsUnderWay(t *testing.T) {
+	announcing := make(chan struct{})
+	var once sync.Once
+	served, err := leaveWithSendUnderWay(t, [2]string{"h4", "h5"}, func(ctx context.Context, o cluster.Options) (*cluster.Node, error) {
+		return cluster.StartLeaving(ctx, o, func() { once.Do(func() { close(announcing) }) })
+	}, announcing)
+	if err != nil {
+		t.Errorf("the add held while its owner left: %v", err)
+	}
+	if served < 1 {
+		t.Errorf("the leaving node served %d forwarded requests once the held one was let go, want it served there", served)
+	}
+}
+
+// The broken twin: a node that leaves without a word closes while a
+// peer's request to it is under way, which it never serves.
+func TestNode_LeaveAnswersRequestsUnderWay_BrokenTwin(t *testing.T) {
+	served, err := leaveWithSendUnderWay(t, [2]string{"t4", "t5"}, cluster.StartWithoutLeaveNotice, nil)
+	if served != 0 {
+		t.Fatalf("the twin that leaves without a word served %d requests held under way: the test cannot fail", served)
+	}
+	t.Logf("the twin, as expected: it left before the held request was sent (the add: %v)", err)
+}
+
 // An election of the nodes bucket's leader: nobody can renew, every lease
 // lapses and every record grows stale. The node that renews first must
 // not take the others for dead: it gives them a lease to renew too (see

@@ -166,6 +166,17 @@ type seams struct {
 	// beforeDispatch, if set, is called by serveRPC before it looks at a
 	// forwarded request: a test holds the dispatch there.
 	beforeDispatch func()
+	// beforeSend, if set, is called by forward with the node a request
+	// goes to, once the request counts as under way and before it is
+	// sent: a test holds a request there.
+	beforeSend func(node string)
+	// announcing, if set, is called when the node, leaving, begins to
+	// tell its peers so (see announceLeave).
+	announcing func()
+	// noLeaveNotice makes the broken twin of a graceful leave: the node
+	// leaves without telling its peers, whose requests sent to it in
+	// that moment are lost.
+	noLeaveNotice bool
 }
 
 const (

@@ -255,6 +255,9 @@ func (n *Node) forward(ctx context.Context, node string, req *rpcRequest) (rpcRe
 		n.ownerCache.forget(req.list)
 		return rpcReply{}, fmt.Errorf("%w: node %s has left", ErrNotOwner, node)
 	}
+	if n.seams.beforeSend != nil {
+		n.seams.beforeSend(node)
+	}
 	msg, err := n.nc.RequestWithContext(ctx, rpcSubject(node), req.encode())
 	n.gate.end(node)
 	if errors.Is(err, nats.ErrNoResponders) {
@@ -396,6 +399,12 @@ func (n *Node) serveForwarded(req *rpcRequest) (rep rpcReply) {
 // waits for their answers, until ctx ends or RequestTimeout passes. A
 // member that does not answer is down or cut off: it sends nothing here.
 func (n *Node) announceLeave(ctx context.Context) {
+	if n.seams.noLeaveNotice {
+		return
+	}
+	if n.seams.announcing != nil {
+		n.seams.announcing()
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.opts.RequestTimeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
