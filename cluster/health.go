@@ -40,7 +40,7 @@ func (n *Node) Health() Health {
 	if n.srv != nil {
 		h.Routes = n.srv.NumRoutes()
 	}
-	stalled := n.stalls.stalled(now)
+	stalled := n.stalls.stalled(now, n.opts.AckTimeout)
 	switch {
 	case n.fatal.Load() != nil:
 		h.Reason = (*n.fatal.Load()).Error()
@@ -97,9 +97,15 @@ func (f *inflight) end(id uint64, ok bool) {
 
 // stalled returns how long the store has been stalled at now: how long
 // the oldest operation under way has waited, unless one went through
-// since it began (a write stuck on a lost acknowledgement, being settled,
-// does not stop the others); 0 when none is under way.
-func (f *inflight) stalled(now time.Time) time.Duration {
+// since it began and it has waited less than settling (a write whose
+// acknowledgement is late does not stop the others); 0 when none is under
+// way. An operation under way for settling or longer has waited out its
+// acknowledgement and is being settled or tried again: the lists it
+// commits wait with it, and the store counts as stalled whatever the
+// others do (a partition that cut the lists' stream's leader off left a
+// node saying it could write while writes to a quarter of its lists,
+// behind one commit being settled, timed out).
+func (f *inflight) stalled(now time.Time, settling time.Duration) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var oldest time.Time
@@ -111,10 +117,10 @@ func (f *inflight) stalled(now time.Time) time.Duration {
 	if oldest.IsZero() {
 		return 0
 	}
-	if f.lastOK.After(oldest) {
-		return now.Sub(f.lastOK)
+	if waited := now.Sub(oldest); waited >= settling || !f.lastOK.After(oldest) {
+		return waited
 	}
-	return now.Sub(oldest)
+	return now.Sub(f.lastOK)
 }
 
 // watchedStore is the node's store as its System sees it: every Load and
