@@ -24,6 +24,12 @@ var shared struct {
 	nodes []*cluster.Node
 	err   error
 	ran   map[string]bool // the tests that ran on these nodes
+	// joined says that a test added a node to these, which stays in
+	// JetStream's meta group once gone (only a peer-remove takes it
+	// out, docs/cluster.md) and counts towards its quorum: with three
+	// such nodes gone, the three left were no quorum, and every test
+	// after failed with "JetStream system temporarily unavailable".
+	joined bool
 }
 
 func TestMain(m *testing.M) {
@@ -76,10 +82,10 @@ func threeNodes(t testing.TB) []*cluster.Node {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	_, isTest := t.(*testing.T)
-	if isTest && shared.ran[t.Name()] {
+	if isTest && (shared.ran[t.Name()] || shared.joined) {
 		closeAll(shared.nodes)
 		os.RemoveAll(shared.dir)
-		shared.dir, shared.nodes, shared.err, shared.ran = "", nil, nil, nil
+		shared.dir, shared.nodes, shared.err, shared.ran, shared.joined = "", nil, nil, nil, false
 	}
 	if shared.dir == "" && shared.err == nil {
 		shared.ran = make(map[string]bool)
@@ -100,6 +106,17 @@ func threeNodes(t testing.TB) []*cluster.Node {
 		})
 	}
 	return shared.nodes
+}
+
+// joinShared marks the shared cluster as one a node of this test joined:
+// the next test that asks for it gets it started afresh (see
+// shared.joined).
+func joinShared(t testing.TB) {
+	t.Cleanup(func() {
+		shared.mu.Lock()
+		shared.joined = true
+		shared.mu.Unlock()
+	})
 }
 
 // startNodes starts count nodes named n1.., each joining the ones before

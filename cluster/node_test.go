@@ -460,6 +460,7 @@ func TestNode_JoinAndLeave(t *testing.T) {
 			}
 		})
 	}
+	joinShared(t)
 	n4s, err := startNodes(shared.dir, 1, addrs(nodes), func(o *cluster.Options) { o.Name, o.Dir = "n4", shared.dir+"/n4" })
 	if err != nil {
 		t.Fatal(err)
@@ -546,6 +547,7 @@ func TestNode_JoinAndLeave(t *testing.T) {
 // and the others take its lists over at once with every entry acknowledged.
 func TestNode_ShutdownCutShort(t *testing.T) {
 	nodes := threeNodes(t)
+	joinShared(t)
 	s4s, err := startNodes(shared.dir, 1, addrs(nodes), func(o *cluster.Options) { o.Name, o.Dir = "s4", shared.dir+"/s4" })
 	if err != nil {
 		t.Fatal(err)
@@ -714,6 +716,7 @@ func TestNode_Pages(t *testing.T) {
 // announced to the peers: see announceLeave).
 func TestNode_LeaveUnderLoad(t *testing.T) {
 	nodes := threeNodes(t)
+	joinShared(t)
 	l4s, err := startNodes(shared.dir, 1, addrs(nodes), func(o *cluster.Options) { o.Name, o.Dir = "l4", shared.dir+"/l4" })
 	if err != nil {
 		t.Fatal(err)
@@ -776,6 +779,7 @@ func TestNode_LeaveUnderLoad(t *testing.T) {
 // meanwhile, and the add's error.
 func leaveWithSendUnderWay(t *testing.T, names [2]string, startLeaver func(context.Context, cluster.Options) (*cluster.Node, error), announcing <-chan struct{}) (served int64, addErr error) {
 	nodes := threeNodes(t)
+	joinShared(t)
 	held, release := make(chan struct{}), make(chan struct{})
 	var holdOnce sync.Once
 	var armed atomic.Bool
