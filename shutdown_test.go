@@ -169,6 +169,10 @@ func shutdownStoresQueued(t *testing.T, d todo.Durability) {
 		t.Errorf("Close that waited for Shutdown: %v", err)
 	}
 	wg.Wait()
+	// A worker's last step is its deferred wg.Done, which lets Shutdown
+	// return: let it leave its function before looking. One that leaked
+	// stays blocked, and is found.
+	synctest.Wait()
 	if g := bubbleGoroutines(t); len(g) > 0 {
 		t.Errorf("%d goroutines left after Shutdown, the first:\n%s", len(g), g[0])
 	}
@@ -239,6 +243,7 @@ func TestSystem_Shutdown_CtxEndsWhileStoreFails(t *testing.T) {
 		start := time.Now()
 		err = sys.Shutdown(ctx)
 		took := time.Since(start)
+		synctest.Wait() // as above: the workers' deferred wg.Done, then their return
 		if g := bubbleGoroutines(t); len(g) > 0 {
 			t.Errorf("%d goroutines left when Shutdown returned, the first:\n%s", len(g), g[0])
 		}
