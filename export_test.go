@@ -27,7 +27,7 @@ func NewMemStore() Store { return newMemStore() }
 
 func (m *memStore) Load(_ context.Context, name string) (ListState, error) {
 	s, _ := m.lists.Lookup(name)
-	return ListState{LastID: s.LastID, Entries: slices.Clone(s.Entries)}, nil
+	return ListState{LastID: s.LastID, Revision: s.Revision, Entries: slices.Clone(s.Entries)}, nil
 }
 
 func (m *memStore) Commit(_ context.Context, batch []Change, _ bool) {
@@ -109,7 +109,8 @@ func NameFromFile(rel string) (string, bool) { return nameFromFile(rel) }
 // through the list's server goroutine, bypassing the table: the baseline
 // the table read path is measured against.
 func EntriesViaServer(ctx context.Context, s *Server, d Date) ([]Entry, error) {
-	return s.readThroughServer(ctx, opEntries, d)
+	entries, _, err := s.readThroughServer(ctx, opEntries, d)
+	return entries, err
 }
 
 // The declarations below serve the persistence tests (persist_test.go,
@@ -553,4 +554,23 @@ func DateView(l *List, d Date) (entries []Entry, sharesAll bool) {
 // one.
 func ListFromEntries(entries []Entry) *List {
 	return listFromState(ListState{LastID: len(entries), Entries: entries})
+}
+
+// OpenInMemoryWatchBroken is OpenInMemory with the broken twin of watches
+// called twin: "skip" drops the event of every revision 50 more than a
+// multiple of 100, "repeat" yields it twice.
+func OpenInMemoryWatchBroken(opts *Options, twin string) (*System, error) {
+	return openInMemoryWith(opts, knobs{watchTwin: twin})
+}
+
+// FeedHistory returns the length of the history a list's feed holds, or
+// -1 when the System holds no feed of the list.
+func FeedHistory(sys *System, name string) int {
+	f, ok := sys.feeds.Lookup(name)
+	if !ok {
+		return -1
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.ring)
 }

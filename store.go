@@ -121,15 +121,21 @@ type Op struct {
 
 // ListState is a list as stored: its entries in id order; LastID, the
 // highest id that was given out or reserved, which is never given out
-// again; and Keys, the latest operations made by requests with an
-// idempotency key, oldest first, at most MaxKeys, so that a retry of one
-// of them is answered as the first time, even after a crash. The slices of
-// a ListState are never written to: a store and the System may share
-// them.
+// again; Revision, the revision of the list's last change or one reserved
+// beyond it, which is never given to another change (see [Event]); and
+// Keys, the latest operations made by requests with an idempotency key,
+// oldest first, at most MaxKeys, so that a retry of one of them is
+// answered as the first time, even after a crash. The slices of a
+// ListState are never written to: a store and the System may share them.
+//
+// A Store keeps Revision with the rest. A state stored before revisions
+// existed has none: it is read with Revision equal to LastID, which is as
+// many changes as its adds, and at least 0.
 type ListState struct {
-	LastID  int
-	Entries []Entry
-	Keys    []Op
+	LastID   int
+	Revision int64
+	Entries  []Entry
+	Keys     []Op
 }
 
 // OpenStore opens a System over st, which it owns from then on: the
