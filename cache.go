@@ -280,7 +280,7 @@ func (s *Server) readCold(ctx context.Context, o op, d Date) ([]Entry, int64, er
 	}
 	if len(st.Entries) == 0 {
 		sys.loadedCap.unreserve()
-		return nil, st.Revision, nil
+		return nil, st.revision(), nil
 	}
 	if _, err := sys.startWith(s.name, &st, started); err != nil {
 		return nil, 0, err

@@ -313,7 +313,7 @@ func ExampleServer_Watch() {
 		}
 	}
 	// Output:
-	// read 1 entries at revision 1
-	// 2 added 2 Shopping
-	// 3 deleted 1 Dentist
+	// read 1 entries at revision 2
+	// 3 added 2 Shopping
+	// 4 deleted 1 Dentist
 }

@@ -219,7 +219,7 @@ type Entry struct {
 // once when its entries come date by date.
 type List struct {
 	lastID int
-	rev    int64                // the revision: the changes made (see Revision)
+	rev    int64                // the changes made: the revision is one more (see Revision)
 	size   int                  // the bytes its entries take encoded (see encodedSize)
 	all    []Entry              // every entry, in id order
 	keys   []Op                 // the latest keyed operations, oldest first (see noteKey)
@@ -496,12 +496,13 @@ func (l *List) rollback() {
 // LastID returns the highest id the list has given out.
 func (l *List) LastID() int { return l.lastID }
 
-// Revision returns the list's revision: how many changes (adds, updates
-// and deletes) were made to it since it was new, or, for a list rebuilt
-// from a stored state, the revision that state was stored at plus the
-// changes since. It only grows. A new List is at revision 0, and
-// NewList(e1, e2) at revision 2.
-func (l *List) Revision() int64 { return l.rev }
+// Revision returns the list's revision: 1 for a new list, and one more
+// for every change (add, update or delete) made to it since, or, for a
+// list rebuilt from a stored state, the revision that state was stored at
+// plus the changes since. It only grows. NewList(e1, e2) is at revision
+// 3. A revision is never 0, which [Server.Watch] takes for "now", as
+// etcd's are not.
+func (l *List) Revision() int64 { return l.rev + 1 }
 
 // get returns the entry with the given id.
 func (l *List) get(id int) (Entry, bool) {
@@ -526,13 +527,13 @@ func (l *List) dates(fn func(dayKey, []Entry)) {
 // state returns what is stored of the list, sharing its entries (see
 // List's doc: they are never written to again).
 func (l *List) state() ListState {
-	return ListState{LastID: l.lastID, Revision: l.rev, Entries: l.all, Keys: l.keys}
+	return ListState{LastID: l.lastID, Revision: l.Revision(), Entries: l.all, Keys: l.keys}
 }
 
 // listFromState rebuilds a list from what was stored. The list shares
 // s.Entries, which it never writes to.
 func listFromState(s ListState) *List {
-	l := &List{lastID: s.LastID, rev: s.Revision, all: s.Entries, keys: s.Keys}
+	l := &List{lastID: s.LastID, rev: s.revision() - 1, all: s.Entries, keys: s.Keys}
 	for i, e := range s.Entries {
 		l.size += encodedSize(e)
 		if l.byDate == nil {
@@ -594,7 +595,7 @@ func (l *List) replay(ops []Op, lastID int, rev int64) {
 	for _, op := range ops {
 		l.applyOp(op)
 	}
-	l.lastID, l.rev = lastID, rev
+	l.lastID, l.rev = lastID, rev-1
 }
 
 // encodedSize returns the bytes the list takes in a list file's body,

@@ -10,7 +10,7 @@ import (
 // internal/wal, which knows nothing of lists. This file is what the
 // records hold: a record's body is msgpack
 //
-//	[name, lastID, [op...]]            when the list's revision is its last id
+//	[name, lastID, [op...]]            when the list's revision is its last id + 1
 //	[name, lastID, [op...], revision]  otherwise
 //	op: [id, yyyymmdd, title] puts an entry, [id] deletes one,
 //	each with the request's idempotency key after it when it had one
@@ -18,15 +18,15 @@ import (
 // and its key (see wal.KeyFunc), which the record's header checksum
 // covers, is the list's name: a record whose body is damaged is then
 // blamed on its list alone. A record of three, the only kind written
-// before revisions were kept, is read with its last id as its revision,
-// as a list file is (see encodeList).
+// before revisions were kept, is read at revision lastID+1, as a list file
+// is (see encodeList): the revision of a list that was only added to.
 
 // logDir is the log's directory in the data directory.
 const logDir = "log"
 
 // encodeRecord appends the body of the record of a change to b.
 func encodeRecord(b []byte, c *Change) []byte {
-	withRevision := c.State.Revision != int64(c.State.LastID)
+	withRevision := c.State.revision() != int64(c.State.LastID)+1
 	if withRevision {
 		b = appendArrayLen(b, 4)
 	} else {
@@ -39,7 +39,7 @@ func encodeRecord(b []byte, c *Change) []byte {
 		b = appendOp(b, op)
 	}
 	if withRevision {
-		b = appendUint(b, uint64(c.State.Revision))
+		b = appendUint(b, uint64(c.State.revision()))
 	}
 	return b
 }
@@ -88,11 +88,11 @@ func decodeRecord(body []byte) (lastID int, rev int64, ops []Op, err error) {
 	for range n {
 		ops = append(ops, r.op(MaxID))
 	}
-	rev = int64(last)
+	rev = int64(last) + 1
 	if fields == 4 {
 		v := r.uint()
-		if r.err == nil && v > MaxRevision {
-			r.fail(fmt.Errorf("revision %d out of range 0..%d", v, int64(MaxRevision)))
+		if r.err == nil && (v < 1 || v > MaxRevision) {
+			r.fail(fmt.Errorf("revision %d out of range 1..%d", v, int64(MaxRevision)))
 		}
 		rev = int64(v)
 	}

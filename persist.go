@@ -506,11 +506,11 @@ func (f *files) names() ([]string, error) {
 // entry an array [id, date as yyyymmdd, title] (see appendEntry); a list
 // that keeps idempotency keys is written [2, lastID, entries, keys], keys
 // being the operations of keyed requests (see appendOp); a list whose
-// revision is not its last id is written [3, lastID, entries, keys,
+// revision is not its last id + 1 is written [3, lastID, entries, keys,
 // revision]. Each file is written in the first of these forms that holds
-// it, and the first two are read with their last id as their revision (see
-// ListState): a list that was only ever added to is written as before
-// revisions were kept.
+// it, and the first two are read at revision lastID+1 (see ListState): a
+// list that was only ever added to is written as before revisions were
+// kept.
 const (
 	bodyFormat         = 1
 	bodyFormatKeys     = 2
@@ -519,8 +519,9 @@ const (
 
 // encodeList appends the msgpack body of a list file to b.
 func encodeList(b []byte, s ListState) []byte {
+	withRevision := s.revision() != int64(s.LastID)+1
 	switch {
-	case s.Revision != int64(s.LastID):
+	case withRevision:
 		b = appendArrayLen(b, 5)
 		b = appendUint(b, bodyFormatRevision)
 	case len(s.Keys) == 0:
@@ -535,14 +536,14 @@ func encodeList(b []byte, s ListState) []byte {
 	for _, e := range s.Entries {
 		b = appendEntry(b, e)
 	}
-	if len(s.Keys) > 0 || s.Revision != int64(s.LastID) {
+	if len(s.Keys) > 0 || withRevision {
 		b = appendArrayLen(b, len(s.Keys))
 		for _, op := range s.Keys {
 			b = appendOp(b, op)
 		}
 	}
-	if s.Revision != int64(s.LastID) {
-		b = appendUint(b, uint64(s.Revision))
+	if withRevision {
+		b = appendUint(b, uint64(s.revision()))
 	}
 	return b
 }
@@ -578,7 +579,7 @@ func decodeList(body []byte) (ListState, error) {
 		return s, fmt.Errorf("claims %d entries in %d bytes", n, len(body))
 	}
 	s.LastID = int(lastID)
-	s.Revision = int64(lastID) // what a list stored before revisions is read at
+	s.Revision = int64(lastID) + 1 // what a list stored before revisions is read at
 	s.Entries = make([]Entry, 0, n)
 	prev := 0
 	for i := range n {
@@ -616,8 +617,8 @@ func decodeList(body []byte) (ListState, error) {
 		switch {
 		case r.err != nil:
 			return s, fmt.Errorf("revision: %w", r.err)
-		case rev > MaxRevision:
-			return s, fmt.Errorf("revision %d out of range 0..%d", rev, int64(MaxRevision))
+		case rev < 1 || rev > MaxRevision:
+			return s, fmt.Errorf("revision %d out of range 1..%d", rev, int64(MaxRevision))
 		}
 		s.Revision = int64(rev)
 	}

@@ -171,7 +171,7 @@ func TestFiles_Format(t *testing.T) {
 
 	for _, c := range []struct{ list, want string }{
 		{"alice", "[1 2 [[1 20131219 Dentist] [2 20131219 Shopping]]]"},
-		{"bob", "[3 2 [[2 20131219 Shopping]] [] 3]"}, // two adds and a delete: revision 3
+		{"bob", "[3 2 [[2 20131219 Shopping]] [] 4]"}, // new at 1, two adds and a delete: revision 4
 	} {
 		data, err := os.ReadFile(persistPath(dir, c.list))
 		if err != nil {
@@ -223,7 +223,7 @@ func TestFiles_FormatKeys(t *testing.T) {
 	if err := msgpack.Unmarshal(data[16:], &body); err != nil {
 		t.Fatalf("body is not msgpack: %v", err)
 	}
-	want := "[3 2 [[1 20131219 Dentist at 10]] [[1 20131219 Dentist add-1] [1 20131219 Dentist at 10 upd-1 1] [2 del-1]] 4]"
+	want := "[3 2 [[1 20131219 Dentist at 10]] [[1 20131219 Dentist add-1] [1 20131219 Dentist at 10 upd-1 1] [2 del-1]] 5]"
 	if got := fmt.Sprint(body); got != want {
 		t.Fatalf("body = %s, want %s", got, want)
 	}

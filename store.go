@@ -121,21 +121,30 @@ type Op struct {
 
 // ListState is a list as stored: its entries in id order; LastID, the
 // highest id that was given out or reserved, which is never given out
-// again; Revision, the revision of the list's last change or one reserved
-// beyond it, which is never given to another change (see [Event]); and
+// again; Revision, the list's revision (see [List.Revision]) or one
+// reserved beyond it, which is never given to another change; and
 // Keys, the latest operations made by requests with an idempotency key,
 // oldest first, at most MaxKeys, so that a retry of one of them is
 // answered as the first time, even after a crash. The slices of a
 // ListState are never written to: a store and the System may share them.
 //
-// A Store keeps Revision with the rest. A state stored before revisions
-// existed has none: it is read with Revision equal to LastID, which is as
-// many changes as its adds, and at least 0.
+// A Store keeps Revision with the rest. A Revision of 0 means the store
+// kept none (the zero ListState of a list never stored, or a state stored
+// before revisions existed): it is taken to be LastID+1, the revision of a
+// list that was only ever added to.
 type ListState struct {
 	LastID   int
 	Revision int64
 	Entries  []Entry
 	Keys     []Op
+}
+
+// revision returns the list's revision as s holds it (see ListState).
+func (s *ListState) revision() int64 {
+	if s.Revision == 0 {
+		return int64(s.LastID) + 1
+	}
+	return s.Revision
 }
 
 // OpenStore opens a System over st, which it owns from then on: the

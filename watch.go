@@ -80,7 +80,8 @@ const watchChunk = 64
 // Watch returns the changes of the list made after revision from, in
 // order, each as an [Event], as they are stored, for as long as the range
 // over them goes on: the way to follow a list without polling it. A from
-// of 0 means from now. Together with [System.EntriesPageRev] or
+// of 0 means from now (revisions start at 1: see [List.Revision]), and
+// from R, from the revision of a read that stood at R. Together with [System.EntriesPageRev] or
 // [Server.EntriesRev], which read a list with the revision it stands at,
 // it follows a list exactly: read at revision R, then watch from R, and
 // no change is missed or seen twice.
@@ -224,7 +225,7 @@ func (w *watch) begin(from int64) error {
 		}
 		f.mu.Lock()
 		if !f.known {
-			f.learn(st.Revision)
+			f.learn(st.revision())
 		}
 		w.epoch = f.epoch
 	}

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"maps"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -113,7 +114,7 @@ func watchConcurrentAdds(t *testing.T, sys *todo.System) error {
 	const n = 1000
 	seq := mustWatch(t, sys.ServerProcess("bob"), 0)
 	got := make(chan watched)
-	go func() { got <- watchUntil(seq, n, n) }()
+	go func() { got <- watchUntil(seq, n+1, n) }()
 	want := concurrentAdds(t, sys, "bob", n)
 	w := <-got
 	if w.err != nil {
@@ -122,11 +123,11 @@ func watchConcurrentAdds(t *testing.T, sys *todo.System) error {
 	if len(want) != n {
 		t.Fatalf("%d adds were acknowledged with distinct revisions, want %d", len(want), n)
 	}
-	return checkEvents(w.events, 0, n, want)
+	return checkEvents(w.events, 1, n+1, want)
 }
 
 // TestWatch_ConcurrentAdds: a watch sees each of 1,000 concurrent adds
-// once, in the order of their revisions, 1 to 1,000, with the entry its
+// once, in the order of their revisions, 2 to 1,001, with the entry its
 // add was answered, on a data directory and in memory.
 func TestWatch_ConcurrentAdds(t *testing.T) {
 	t.Parallel()
@@ -195,16 +196,16 @@ func TestWatch_Kinds(t *testing.T) {
 	if _, _, err := sys.UpdateEntryRev(ctx, "bob", added.ID, todo.Patch{Title: "gone"}); !errors.Is(err, todo.ErrEntryNotFound) {
 		t.Fatalf("update of a deleted entry: %v, want ErrEntryNotFound", err)
 	}
-	if r1 != 1 || r2 != 2 || r3 != 3 {
-		t.Fatalf("revisions %d, %d, %d; want 1, 2, 3", r1, r2, r3)
+	if r1 != 2 || r2 != 3 || r3 != 4 {
+		t.Fatalf("revisions %d, %d, %d; want 2, 3, 4 (a new list is at 1)", r1, r2, r3)
 	}
-	w := watchUntil(seq, 3, 0)
+	w := watchUntil(seq, 4, 0)
 	want := map[int64]todo.Event{
-		1: {Kind: todo.Added, Entry: added, Revision: 1},
-		2: {Kind: todo.Updated, Entry: updated, Revision: 2},
-		3: {Kind: todo.Deleted, Entry: updated, Revision: 3},
+		2: {Kind: todo.Added, Entry: added, Revision: 2},
+		3: {Kind: todo.Updated, Entry: updated, Revision: 3},
+		4: {Kind: todo.Deleted, Entry: updated, Revision: 4},
 	}
-	if err := errors.Join(w.err, checkEvents(w.events, 0, 3, want)); err != nil {
+	if err := errors.Join(w.err, checkEvents(w.events, 1, 4, want)); err != nil {
 		t.Fatal(err)
 	}
 	for k, s := range map[todo.EventKind]string{todo.Added: "added", todo.Updated: "updated", todo.Deleted: "deleted", 0: "EventKind(0)"} {
@@ -294,14 +295,14 @@ func TestWatch_Resume(t *testing.T) {
 	for i := range 10 {
 		mustAddEntry(t, s, day19, fmt.Sprint(i))
 	}
-	first := watchUntil(seq, 10, 4) // the client takes 4, and goes
+	first := watchUntil(seq, 11, 4) // the client takes 4, and goes
 	for i := range 10 {
 		mustAddEntry(t, s, day19, fmt.Sprint(10+i))
 	}
 	last := first.events[len(first.events)-1].Revision
-	rest := watchUntil(mustWatch(t, s, last), 20, 0)
+	rest := watchUntil(mustWatch(t, s, last), 21, 0)
 	all := append(first.events, rest.events...)
-	if err := errors.Join(first.err, rest.err, checkEvents(all, 0, 20, nil)); err != nil {
+	if err := errors.Join(first.err, rest.err, checkEvents(all, 1, 21, nil)); err != nil {
 		t.Fatal(err)
 	}
 	for _, err := range seq {
@@ -324,9 +325,9 @@ func TestWatch_TooOld(t *testing.T) {
 	for i := range 30 {
 		mustAddEntry(t, s, day19, fmt.Sprint(i))
 	}
-	for _, from := range []int64{1, 19, 31, 1000} {
+	for _, from := range []int64{1, 20, 32, 1000} {
 		if _, err := s.Watch(ctx, from); !errors.Is(err, todo.ErrTooOld) {
-			t.Errorf("Watch from %d of 30, keeping 10: %v, want ErrTooOld", from, err)
+			t.Errorf("Watch from %d of 31, keeping 10: %v, want ErrTooOld", from, err)
 		}
 	}
 	for _, from := range []int64{-1, todo.MaxRevision + 1} {
@@ -337,9 +338,9 @@ func TestWatch_TooOld(t *testing.T) {
 	if _, err := sys.Watch(ctx, "", 0); !errors.Is(err, todo.ErrInvalidName) {
 		t.Errorf("Watch of an invalid name: %v, want ErrInvalidName", err)
 	}
-	w := watchUntil(mustWatch(t, s, 20), 30, 0)
-	if err := errors.Join(w.err, checkEvents(w.events, 20, 30, nil)); err != nil {
-		t.Fatalf("from 20, the oldest kept: %v", err)
+	w := watchUntil(mustWatch(t, s, 21), 31, 0)
+	if err := errors.Join(w.err, checkEvents(w.events, 21, 31, nil)); err != nil {
+		t.Fatalf("from 21, the oldest kept: %v", err)
 	}
 	if st := sys.Stats(); st.Watches != 0 {
 		t.Errorf("Stats.Watches = %d after every watch ended, want 0", st.Watches)
@@ -350,14 +351,14 @@ func TestWatch_TooOld(t *testing.T) {
 	}
 	sys = openDirSystem(t, dir, nil)
 	s = sys.ServerProcess("bob")
-	if _, err := s.Watch(ctx, 29); !errors.Is(err, todo.ErrTooOld) {
-		t.Errorf("Watch from 29 after a restart at 30: %v, want ErrTooOld", err)
+	if _, err := s.Watch(ctx, 30); !errors.Is(err, todo.ErrTooOld) {
+		t.Errorf("Watch from 30 after a restart at 31: %v, want ErrTooOld", err)
 	}
-	seq := mustWatch(t, s, 30)
+	seq := mustWatch(t, s, 31)
 	mustAddEntry(t, s, day19, "after the restart")
-	w = watchUntil(seq, 31, 0)
-	if err := errors.Join(w.err, checkEvents(w.events, 30, 31, nil)); err != nil {
-		t.Fatalf("from 30 after a restart: %v", err)
+	w = watchUntil(seq, 32, 0)
+	if err := errors.Join(w.err, checkEvents(w.events, 31, 32, nil)); err != nil {
+		t.Fatalf("from 31 after a restart: %v", err)
 	}
 }
 
@@ -404,14 +405,14 @@ func TestWatch_SlowWatcherEnded(t *testing.T) {
 		close(release)
 		w := <-got
 		var behind *todo.BehindError
-		if !errors.As(w.err, &behind) || !errors.Is(w.err, todo.ErrWatchBehind) || behind.Revision != 1 || behind.List != "bob" {
-			t.Fatalf("the stalled watch ended with %v (events %v), want a BehindError at revision 1", w.err, w.events)
+		if !errors.As(w.err, &behind) || !errors.Is(w.err, todo.ErrWatchBehind) || behind.Revision != 2 || behind.List != "bob" {
+			t.Fatalf("the stalled watch ended with %v (events %v), want a BehindError at revision 2", w.err, w.events)
 		}
 		if st := sys.Stats(); st.WatchesBehind != 1 || st.Watches != 0 {
 			t.Errorf("Stats: WatchesBehind = %d, Watches = %d; want 1, 0", st.WatchesBehind, st.Watches)
 		}
-		rest := watchUntil(mustWatch(t, s, behind.Revision), 101, 0)
-		if err := errors.Join(rest.err, checkEvents(rest.events, 1, 101, nil)); err != nil {
+		rest := watchUntil(mustWatch(t, s, behind.Revision), 102, 0)
+		if err := errors.Join(rest.err, checkEvents(rest.events, 2, 102, nil)); err != nil {
 			t.Fatalf("resumed from %d: %v", behind.Revision, err)
 		}
 	})
@@ -459,7 +460,7 @@ func TestWatch_Ends(t *testing.T) {
 
 		seqs := make([]iter.Seq2[todo.Event, error], 3)
 		for i := range seqs {
-			seqs[i] = mustWatch(t, s, 1)
+			seqs[i] = mustWatch(t, s, 2)
 		}
 		ends := make(chan watched, len(seqs))
 		for _, seq := range seqs {
@@ -471,8 +472,8 @@ func TestWatch_Ends(t *testing.T) {
 		}
 		for range seqs {
 			w := <-ends
-			if err := checkEvents(w.events, 1, 2, nil); err != nil || !errors.Is(w.err, todo.ErrClosed) {
-				t.Errorf("a watch over Close: %v, ended with %v; want revision 2, then ErrClosed", err, w.err)
+			if err := checkEvents(w.events, 2, 3, nil); err != nil || !errors.Is(w.err, todo.ErrClosed) {
+				t.Errorf("a watch over Close: %v, ended with %v; want revision 3, then ErrClosed", err, w.err)
 			}
 		}
 		if _, err := s.Watch(context.Background(), 0); !errors.Is(err, todo.ErrClosed) {
@@ -529,7 +530,7 @@ func TestWatch_DoesNotLoadOrWake(t *testing.T) {
 			t.Fatalf("a watch from now started %d servers, want none", st.ServersStarted)
 		}
 		got := make(chan watched)
-		go func() { got <- watchUntil(seq, 3, 0) }()
+		go func() { got <- watchUntil(seq, 4, 0) }()
 
 		mustAddEntry(t, bob, day19, "Dentist")
 		mustAddEntry(t, bob, day19, "Shopping")
@@ -549,11 +550,11 @@ func TestWatch_DoesNotLoadOrWake(t *testing.T) {
 		late := mustWatch(t, bob, 1) // from the history the first watch keeps
 		mustAddEntry(t, bob, day19, "after the restart")
 		w := <-got
-		if err := errors.Join(w.err, checkEvents(w.events, 0, 3, nil)); err != nil {
+		if err := errors.Join(w.err, checkEvents(w.events, 1, 4, nil)); err != nil {
 			t.Fatalf("the watch over hibernation and expiry: %v", err)
 		}
-		w = watchUntil(late, 3, 0)
-		if err := errors.Join(w.err, checkEvents(w.events, 1, 3, nil)); err != nil {
+		w = watchUntil(late, 4, 0)
+		if err := errors.Join(w.err, checkEvents(w.events, 1, 4, nil)); err != nil {
 			t.Fatalf("the watch begun from the history, after the expiry: %v", err)
 		}
 
@@ -579,13 +580,13 @@ func TestWatch_DoesNotLoadOrWake(t *testing.T) {
 		for _, c := range []struct {
 			s    *todo.Server
 			from int64
-		}{{alice, 0}, {alice, 2}, {carol, 0}, {carol, 1}} {
+		}{{alice, 0}, {alice, 3}, {carol, 0}, {carol, 2}} {
 			if _, err := c.s.Watch(ctx, c.from); err != nil {
 				t.Errorf("watch of %s from %d: %v", c.s.Name(), c.from, err)
 			}
 		}
-		if _, err := carol.Watch(ctx, 2); !errors.Is(err, todo.ErrTooOld) {
-			t.Errorf("watch of carol, stored at 1, from 2: %v, want ErrTooOld", err)
+		if _, err := carol.Watch(ctx, 3); !errors.Is(err, todo.ErrTooOld) {
+			t.Errorf("watch of carol, stored at 2, from 3: %v, want ErrTooOld", err)
 		}
 		after := sys.Stats()
 		if after.Wakes != before.Wakes || after.ServersStarted != before.ServersStarted {
@@ -605,16 +606,19 @@ func TestRevision_Stored(t *testing.T) {
 			dir := t.TempDir()
 			sys := openDirSystem(t, dir, &todo.Options{Durability: d})
 			ctx := context.Background()
+			if _, rev, err := sys.EntriesPageRev(ctx, "bob", todo.Date{}, 0, 10); err != nil || rev != 1 {
+				t.Fatalf("EntriesPageRev of a new list: revision %d, %v; want 1", rev, err)
+			}
 			for i := range 3 {
-				if _, rev, err := sys.AddEntryRev(ctx, "bob", todo.Entry{Date: day19, Title: fmt.Sprint(i)}); err != nil || rev != int64(i+1) {
-					t.Fatalf("add %d: revision %d, %v", i, rev, err)
+				if _, rev, err := sys.AddEntryRev(ctx, "bob", todo.Entry{Date: day19, Title: fmt.Sprint(i)}); err != nil || rev != int64(i+2) {
+					t.Fatalf("add %d: revision %d, %v; want %d", i, rev, err, i+2)
 				}
 			}
-			if rev, err := sys.DeleteEntryRev(ctx, "bob", 2); err != nil || rev != 4 {
-				t.Fatalf("delete: revision %d, %v; want 4", rev, err)
+			if rev, err := sys.DeleteEntryRev(ctx, "bob", 2); err != nil || rev != 5 {
+				t.Fatalf("delete: revision %d, %v; want 5", rev, err)
 			}
-			if _, rev, err := sys.EntriesPageRev(ctx, "bob", todo.Date{}, 0, 10); err != nil || rev != 4 {
-				t.Fatalf("EntriesPageRev: revision %d, %v; want 4", rev, err)
+			if _, rev, err := sys.EntriesPageRev(ctx, "bob", todo.Date{}, 0, 10); err != nil || rev != 5 {
+				t.Fatalf("EntriesPageRev: revision %d, %v; want 5", rev, err)
 			}
 			crashed := copyDir(t, dir) // as a SIGKILL would leave it
 			if err := sys.Close(); err != nil {
@@ -622,8 +626,8 @@ func TestRevision_Stored(t *testing.T) {
 			}
 
 			sys = openDirSystem(t, dir, nil)
-			if _, rev, err := sys.ServerProcess("bob").EntriesRev(ctx, day19); err != nil || rev != 4 {
-				t.Fatalf("after Close and Open: revision %d, %v; want 4", rev, err)
+			if _, rev, err := sys.ServerProcess("bob").EntriesRev(ctx, day19); err != nil || rev != 5 {
+				t.Fatalf("after Close and Open: revision %d, %v; want 5", rev, err)
 			}
 			if _, _, err := sys.EntriesPageRev(ctx, "bob", todo.Date{}, 0, 0); !errors.Is(err, todo.ErrInvalidLimit) {
 				t.Errorf("EntriesPageRev with limit 0: %v, want ErrInvalidLimit", err)
@@ -634,10 +638,10 @@ func TestRevision_Stored(t *testing.T) {
 			switch {
 			case err != nil:
 				t.Fatal(err)
-			case d == todo.Fsync && rev != 4:
-				t.Fatalf("after a crash, Fsync: revision %d, want 4", rev)
-			case rev < 4:
-				t.Fatalf("after a crash: revision %d, below the 4 answered", rev)
+			case d == todo.Fsync && rev != 5:
+				t.Fatalf("after a crash, Fsync: revision %d, want 5", rev)
+			case rev < 5:
+				t.Fatalf("after a crash: revision %d, below the 5 answered", rev)
 			}
 			if _, err := sys.Watch(ctx, "bob", rev-1); !errors.Is(err, todo.ErrTooOld) {
 				t.Errorf("after a crash at revision %d, Watch from %d: %v, want ErrTooOld", rev, rev-1, err)
@@ -649,17 +653,24 @@ func TestRevision_Stored(t *testing.T) {
 	}
 }
 
-// TestRevision_Corrupt: a list file whose revision is past MaxRevision is
-// refused as corrupt, naming the file.
+// TestRevision_Corrupt: a list file whose revision is past MaxRevision,
+// or 0, is refused as corrupt, naming the file.
 func TestRevision_Corrupt(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	// [3, 0, [], [], 2^53]
-	body := persistBody{0x95, 0x03, 0x00, 0x90, 0x90, 0xcf, 0, 0x20, 0, 0, 0, 0, 0, 0}
-	persistWriteFile(t, dir, "bob", persistFrame(body))
-	sys := persistOpen(t, dir, nil)
-	_, err := sys.ServerProcess("bob").AllEntries(context.Background())
-	if !errors.Is(err, todo.ErrCorrupt) {
-		t.Fatalf("a revision of 2^53: %v, want ErrCorrupt", err)
+	for name, rev := range map[string][]byte{
+		"2^53": {0xcf, 0, 0x20, 0, 0, 0, 0, 0, 0},
+		"0":    {0x00},
+	} {
+		t.Run("revision="+name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			body := append(persistBody{0x95, 0x03, 0x00, 0x90, 0x90}, rev...) // [3, 0, [], [], rev]
+			persistWriteFile(t, dir, "bob", persistFrame(body))
+			sys := persistOpen(t, dir, nil)
+			_, err := sys.ServerProcess("bob").AllEntries(context.Background())
+			if !errors.Is(err, todo.ErrCorrupt) || !strings.Contains(err.Error(), persistPath(dir, "bob")) {
+				t.Fatalf("a revision of %s: %v, want ErrCorrupt naming the file", name, err)
+			}
+		})
 	}
 }
