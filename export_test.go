@@ -3,11 +3,13 @@ package todo
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"os"
 	"path"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -573,4 +575,45 @@ func FeedHistory(sys *System, name string) int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return len(f.ring)
+}
+
+// eventStore is a memStore that keeps the events of each change it
+// stores, in order, list by list: an EventKeeper. Its first failures
+// commits fail.
+type eventStore struct {
+	*memStore
+	mu       sync.Mutex // guards the fields below
+	events   map[string][]Event
+	failures int
+}
+
+func (s *eventStore) KeepEvents() {}
+
+func (s *eventStore) Commit(ctx context.Context, batch []Change, sync bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failures > 0 {
+		s.failures--
+		for i := range batch {
+			batch[i].Err = errors.New("todo: a failure of the test's store")
+		}
+		return
+	}
+	s.memStore.Commit(ctx, batch, sync)
+	for _, c := range batch {
+		s.events[c.List] = append(s.events[c.List], c.Events...)
+	}
+}
+
+// OpenEventKeeping opens a System over an EventKeeper in memory whose
+// first failures commits fail; events returns the events it stored of a
+// list.
+func OpenEventKeeping(opts *Options, failures int) (sys *System, events func(list string) []Event, err error) {
+	st := &eventStore{memStore: newMemStore(), events: make(map[string][]Event), failures: failures}
+	sys, err = OpenStore(st, opts)
+	return sys, func(list string) []Event {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return slices.Clone(st.events[list])
+	}, err
 }

@@ -738,7 +738,7 @@ func (p *proc) store() error {
 			state.LastID, state.Revision = p.reserved, p.revReserved
 		}
 	}
-	err := pool.save(p.name, p.ops, p.added, state, wait, sync, p.saved)
+	err := pool.save(p.name, p.ops, p.added, state, p.events, wait, sync, p.saved)
 	if err == nil && sync {
 		p.reserved, p.revReserved = state.LastID, state.Revision
 	}

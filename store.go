@@ -61,6 +61,18 @@ type Prober interface {
 	Probe(ctx context.Context) error
 }
 
+// EventKeeper is implemented by a Store that keeps the events of each
+// change it stores ([Change.Events]), for the watches of other processes:
+// package cluster's replicated store does, so that a node can follow a
+// list that another serves, across the death of the one serving it. A
+// System hands a Store the events of its changes only when it is one,
+// which costs a copy of each event into the pool; a Store that is not
+// one is spared it. KeepEvents does nothing: it marks the Store.
+type EventKeeper interface {
+	Store
+	KeepEvents()
+}
+
 // StatsReporter is implemented by a Store that keeps counters of its own
 // work: [System.Stats] reports them, in the fields of [Stats] of the same
 // names. The data directory's store implements it; with a Store that does
@@ -93,6 +105,11 @@ type Change struct {
 	List  string
 	Ops   []Op
 	State ListState
+
+	// Events are the change's events, in order, as watches see them
+	// (see [Event]): set only for a Store that keeps them, an
+	// [EventKeeper]; nil otherwise.
+	Events []Event
 
 	// Release says that the list leaves memory after this change (its
 	// server stopped): the store may let go of what it holds of the list,

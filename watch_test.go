@@ -674,3 +674,69 @@ func TestRevision_Corrupt(t *testing.T) {
 		})
 	}
 }
+
+// TestChange_Events: a Store that keeps events (an EventKeeper) is handed
+// every change's event once, in order, whatever the batches, the
+// coalescing of Async changes, and the retries of those acknowledged
+// whose commit failed; a change refused or rolled back is handed none.
+func TestChange_Events(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name     string
+		opts     todo.Options
+		failures int
+	}{
+		{"durability=fsync", todo.Options{}, 0},
+		{"durability=fsync/failures=3", todo.Options{}, 3},
+		{"durability=async", todo.Options{Durability: todo.Async, AsyncDelay: time.Millisecond}, 0},
+		{"durability=async/failures=1", todo.Options{Durability: todo.Async, AsyncDelay: time.Millisecond}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			sys, stored, err := todo.OpenEventKeeping(&c.opts, c.failures)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			var (
+				mu   sync.Mutex
+				want = make(map[int64]todo.Event)
+				last int64
+				wg   sync.WaitGroup
+			)
+			note := func(ev todo.Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				want[ev.Revision] = ev
+				last = max(last, ev.Revision)
+			}
+			for w := range 8 {
+				wg.Go(func() {
+					for i := range 25 {
+						e, rev, err := sys.AddEntryRev(ctx, "bob", todo.Entry{Date: day19, Title: fmt.Sprint(w, " ", i)})
+						if err != nil {
+							continue // refused, or failed and rolled back: no change made
+						}
+						note(todo.Event{Kind: todo.Added, Entry: e, Revision: rev})
+						if i%5 == 0 {
+							up, rev, err := sys.UpdateEntryRev(ctx, "bob", e.ID, todo.Patch{Title: "updated"})
+							if err == nil {
+								note(todo.Event{Kind: todo.Updated, Entry: up, Revision: rev})
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if err := sys.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if len(want) < 100 {
+				t.Fatalf("only %d changes made", len(want))
+			}
+			if err := checkEvents(stored("bob"), 1, last, want); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
