@@ -510,8 +510,12 @@ func (p *proc) hibernate() {
 	}
 	p.mailbox = nil
 	p.releaseFeed()
-	if cap(p.batch) > smallBatch || cap(p.ops) > smallBatch || cap(p.undo.dates) > smallBatch || cap(p.events) > smallBatch {
-		p.batch, p.ops, p.undo, p.events = nil, nil, undoLog{}, nil
+	// The events' buffer goes whatever its size, as the feed does: a
+	// sleeping list costs its watches nothing, 64 bytes an event being
+	// more than a list changed now and then saves by keeping it.
+	p.events = nil
+	if cap(p.batch) > smallBatch || cap(p.ops) > smallBatch || cap(p.undo.dates) > smallBatch {
+		p.batch, p.ops, p.undo = nil, nil, undoLog{}
 	}
 	p.sys.stats.hibernations.Add(1)
 }
