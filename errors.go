@@ -1,6 +1,9 @@
 package todo
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Match them with [errors.Is]; the errors returned by this
 // package wrap them with the detail of what went wrong.
@@ -70,6 +73,17 @@ var (
 	// may be soon: its store has no quorum, or the list is moving between
 	// the nodes of a cluster. Nothing was changed; the call may be retried.
 	ErrUnavailable = errors.New("todo: list unavailable")
+
+	// ErrListMoved is returned when a list cannot be changed here because
+	// another writer has it now: a node of a cluster found that another
+	// node owns the list. It wraps ErrUnavailable: nothing was changed,
+	// and the call may be retried, to find the list where it is now. A
+	// Store sets it on the Err of a change it refuses for that reason
+	// alone (see [Store]): the store itself works, so the System does not
+	// take it for a failing one (see [System.Health]), and does not try
+	// the change again. An acknowledged change (Async durability) refused
+	// so is lost, for the list's new writer never saw it: it is logged.
+	ErrListMoved = fmt.Errorf("%w: its owner changed", ErrUnavailable)
 
 	// ErrStoreFailing is returned, with Async durability, for a change
 	// refused rather than acknowledged because the store is failing: a

@@ -465,6 +465,8 @@ func faultKnobs(twin string) knobs {
 		return knobs{noProbe: true}
 	case "log-every-failure":
 		return knobs{logEveryFailure: true}
+	case "moved-fails":
+		return knobs{movedFails: true}
 	}
 	panic("todo: no broken twin called " + twin)
 }

@@ -361,3 +361,144 @@ func TestSystem_LogsOncePerFault_BrokenTwin(t *testing.T) {
 		t.Errorf("a System logging every failure logged %d lines: the test cannot see it", len(lines))
 	}
 }
+
+// movingStore is a store double whose lists may move to another writer:
+// a change of a list that moved is refused with ErrListMoved, as a node of
+// a cluster refuses the changes of a list another node took over, and
+// counted.
+type movingStore struct {
+	todo.Store
+	delay time.Duration
+
+	mu      sync.Mutex // guards moved and refused
+	moved   map[string]bool
+	refused map[string]int
+}
+
+func newMovingStore(delay time.Duration) *movingStore {
+	return &movingStore{Store: todo.NewMemStore(), delay: delay, moved: make(map[string]bool), refused: make(map[string]int)}
+}
+
+func (s *movingStore) move(list string) {
+	s.mu.Lock()
+	s.moved[list] = true
+	s.mu.Unlock()
+}
+
+func (s *movingStore) refusals(list string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused[list]
+}
+
+func (s *movingStore) Commit(ctx context.Context, batch []todo.Change, sync bool) {
+	time.Sleep(s.delay)
+	var rest []todo.Change
+	var at []int
+	s.mu.Lock()
+	for i, c := range batch {
+		if s.moved[c.List] {
+			s.refused[c.List]++
+			batch[i].Err = fmt.Errorf("%w: list %q was written by another node", todo.ErrListMoved, c.List)
+			continue
+		}
+		rest, at = append(rest, c), append(at, i)
+	}
+	s.mu.Unlock()
+	s.Store.Commit(ctx, rest, sync)
+	for j, i := range at {
+		batch[i].Err = rest[j].Err
+	}
+}
+
+// listMoved runs a list that moves to another writer, in durability d,
+// with the broken twin called twin, and returns what went wrong: a
+// change of the list is refused with ErrListMoved (to its caller with
+// Fsync; with Async, once acknowledged, its loss is logged at ERROR); the
+// System stays healthy, other lists' changes are acknowledged and stored,
+// and the refused change is not tried again.
+func listMoved(t *testing.T, d todo.Durability, twin string) (problems []string) {
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	synctest.Test(t, func(t *testing.T) {
+		const asyncDelay, commit = 200 * time.Millisecond, 10 * time.Millisecond
+		ctx := context.Background()
+		store := newMovingStore(commit)
+		logged := newLevels()
+		sys, err := todo.OpenStoreBroken(store, &todo.Options{Durability: d, AsyncDelay: asyncDelay, Logger: slog.New(logged)}, twin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sys.Close()
+		gone, kept := sys.ServerProcess("gone"), sys.ServerProcess("kept")
+		mustAddEntry(t, gone, day19, "before")
+		mustAddEntry(t, kept, day19, "before")
+		time.Sleep(asyncDelay + 2*commit)
+		store.move("gone")
+		_, err = gone.AddEntry(ctx, todo.Entry{Date: day19, Title: "after the move"})
+		switch {
+		case d == todo.Async && err != nil:
+			bad("an Async add to the list as it moves: %v, want it acknowledged", err)
+		case d != todo.Async && !errors.Is(err, todo.ErrListMoved):
+			bad("an add to a list that moved: %v, want ErrListMoved", err)
+		}
+		time.Sleep(asyncDelay + 2*commit) // its commit is refused
+		if err := sys.Health(); err != nil {
+			bad("Health after a list moved: %v, want nil: the store works", err)
+		}
+		want := []string{"before"}
+		for i := range 3 {
+			title := fmt.Sprint("kept ", i)
+			if _, err := kept.AddEntry(ctx, todo.Entry{Date: day19, Title: title}); err != nil {
+				bad("an add to another list after one moved: %v", err)
+				continue
+			}
+			want = append(want, title)
+		}
+		time.Sleep(10 * time.Second) // retries, if any, come within this
+		st, err := store.Load(ctx, "kept")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := titles(st.Entries); !slices.Equal(got, want) {
+			bad("the store holds %q of the other list, want %q", got, want)
+		}
+		if n := store.refusals("gone"); n != 1 {
+			bad("the change of the list that moved was tried %d times, want once", n)
+		}
+		if st := sys.Stats(); st.Unstored != 0 {
+			bad("Unstored %d after a list moved, want 0", st.Unstored)
+		}
+		lost := 0
+		for _, l := range logged.lines() {
+			if strings.HasPrefix(l, "ERROR todo: acknowledged changes lost: their list moved") {
+				lost++
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[d == todo.Async]; lost != want {
+			bad("%d lines say acknowledged changes were lost, want %d: %q", lost, want, logged.lines())
+		}
+	})
+	return problems
+}
+
+func TestSystem_ListMovedIsNotAFailingStore(t *testing.T) {
+	for _, d := range []todo.Durability{todo.Fsync, todo.Write, todo.Async} {
+		t.Run(d.String(), func(t *testing.T) {
+			t.Parallel()
+			for _, p := range listMoved(t, d, "") {
+				t.Error(p)
+			}
+		})
+	}
+}
+
+// The broken twin: a refusal for a list that moved taken for a failing
+// store makes an Async System refuse every other list's changes, and
+// retries the lost change for ever.
+func TestSystem_ListMovedIsNotAFailingStore_BrokenTwin(t *testing.T) {
+	problems := listMoved(t, todo.Async, "moved-fails")
+	if len(problems) == 0 {
+		t.Fatal("the twin that takes a moved list for a failing store passed: the test cannot fail")
+	}
+	t.Logf("the twin, as expected: %q", problems)
+}

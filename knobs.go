@@ -30,6 +30,12 @@ type knobs struct {
 	// a commit succeeds (see pool.probeLoop).
 	noProbe bool
 
+	// movedFails makes the broken twin of the pool's handling of a list
+	// that moved to another writer (ErrListMoved): its refused commit is
+	// taken for a failing store, and its acknowledged changes are retried
+	// for ever (see worker.moved).
+	movedFails bool
+
 	// logEveryFailure makes the broken twin of the System's fault log:
 	// every failure is logged, none counted into a summary (see package
 	// faults).

@@ -619,7 +619,7 @@ func (w *worker) settle(taken []*pending, errs []error, took time.Duration) {
 	answered := 0
 	w.mu.Lock()
 	for i := range taken {
-		if err := errs[i]; err != nil && failure == nil {
+		if err := errs[i]; err != nil && failure == nil && !w.isMoved(err) {
 			failure = err
 			p.failing.Store(&failure)
 		}
@@ -642,6 +642,10 @@ func (w *worker) settle(taken []*pending, errs []error, took time.Duration) {
 			continue
 		}
 		p.stats.writeErrors.Add(1)
+		if w.isMoved(err) {
+			w.moved(pd, err)
+			continue
+		}
 		p.faults.Error(faultStore, "todo: cannot store", err, "list", pd.list)
 		if pd.hasAcked() || pd.release {
 			w.keep(pd, err)
@@ -669,8 +673,33 @@ func (w *worker) settle(taken []*pending, errs []error, took time.Duration) {
 }
 
 // faultStore is the kind of fault (see package faults) of failed commits
-// and probes.
-const faultStore = "store"
+// and probes; faultMoved, of acknowledged changes lost because their list
+// moved to another writer.
+const (
+	faultStore = "store"
+	faultMoved = "moved"
+)
+
+// isMoved reports whether err refused a change because another writer
+// has its list now.
+func (w *worker) isMoved(err error) bool {
+	return errors.Is(err, ErrListMoved) && !w.p.knobs.movedFails
+}
+
+// moved settles pd, whose commit was refused because another writer has
+// its list now (ErrListMoved): no commit of it can succeed, and the store
+// works, so it is not kept for a retry. What it held acknowledged is lost,
+// and logged; a release the store took all the same. w.mu is held.
+func (w *worker) moved(pd *pending, err error) {
+	p := w.p
+	if pd.hasAcked() {
+		p.faults.Error(faultMoved, "todo: acknowledged changes lost: their list moved to another writer before they were stored", err, "list", pd.list)
+	}
+	if pd.attempts > 0 {
+		p.unstored.Add(-1)
+	}
+	w.freePending(pd)
+}
 
 // recovered ends the failure whose error is failing, unless another
 // failure has come since: the pool stores again.

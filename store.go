@@ -31,7 +31,10 @@ type Store interface {
 	// steps as it can: that is where group commit happens. A change whose
 	// Err is not nil must not be stored, now or later: the System rolls it
 	// back and tells its callers it failed. A store that cannot tell (a
-	// timeout of a replicated write, say) finds out before it answers.
+	// timeout of a replicated write, say) finds out before it answers. A
+	// change refused because another writer has its list now gets an Err
+	// wrapping [ErrListMoved]: the System neither retries it nor takes
+	// the store for failing.
 	Commit(ctx context.Context, batch []Change, sync bool)
 
 	// Lists returns the names of every stored list, in any order.

@@ -15,12 +15,21 @@ import (
 )
 
 // The in-process cluster shared by the tests of this package: three nodes
-// on 127.0.0.1 with OS-chosen ports, started on first use.
+// on 127.0.0.1 with OS-chosen ports, started on first use, and started
+// afresh when a test that already ran on it runs again (go test -count=N):
+// the tests write lists of fixed names and check what they hold.
 var shared struct {
-	once  sync.Once
+	mu    sync.Mutex // guards all below
 	dir   string
 	nodes []*cluster.Node
 	err   error
+	ran   map[string]bool // the tests that ran on these nodes
+	// joined says that a test added a node to these, which stays in
+	// JetStream's meta group once gone (only a peer-remove takes it
+	// out, docs/cluster.md) and counts towards its quorum: with three
+	// such nodes gone, the three left were no quorum, and every test
+	// after failed with "JetStream system temporarily unavailable".
+	joined bool
 }
 
 func TestMain(m *testing.M) {
@@ -64,27 +73,56 @@ func nodeOptions(dir, name string, peers ...string) cluster.Options {
 	}
 }
 
-// threeNodes returns the shared cluster, starting it on first use and
-// waiting up to 15s for every node to be ready.
+// threeNodes returns the shared cluster, starting it on first use (and
+// when the calling test ran on it before) and waiting up to 15s for every
+// node to be ready. Benchmarks, which run their function several times
+// and check no state, keep the cluster they find.
 func threeNodes(t testing.TB) []*cluster.Node {
 	t.Helper()
-	shared.once.Do(func() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	_, isTest := t.(*testing.T)
+	if isTest && (shared.ran[t.Name()] || shared.joined) {
+		closeAll(shared.nodes)
+		os.RemoveAll(shared.dir)
+		shared.dir, shared.nodes, shared.err, shared.ran, shared.joined = "", nil, nil, nil, false
+	}
+	if shared.dir == "" && shared.err == nil {
+		shared.ran = make(map[string]bool)
 		shared.dir, shared.err = os.MkdirTemp("", "todo-cluster-")
-		if shared.err != nil {
-			return
+		if shared.err == nil {
+			shared.nodes, shared.err = startNodes(shared.dir, 3, nil)
 		}
-		shared.nodes, shared.err = startNodes(shared.dir, 3, nil)
-	})
+	}
 	if shared.err != nil {
 		t.Fatal(shared.err)
 	}
+	if isTest {
+		name, ran := t.Name(), shared.ran
+		t.Cleanup(func() {
+			shared.mu.Lock()
+			ran[name] = true
+			shared.mu.Unlock()
+		})
+	}
 	return shared.nodes
+}
+
+// joinShared marks the shared cluster as one a node of this test joined:
+// the next test that asks for it gets it started afresh (see
+// shared.joined).
+func joinShared(t testing.TB) {
+	t.Cleanup(func() {
+		shared.mu.Lock()
+		shared.joined = true
+		shared.mu.Unlock()
+	})
 }
 
 // startNodes starts count nodes named n1.., each joining the ones before
 // (and join, the addresses of a running cluster), and waits for them.
 func startNodes(dir string, count int, join []string, opts ...func(*cluster.Options)) ([]*cluster.Node, error) {
-	return startNodesWith(cluster.Start, dir, count, join, opts...)
+	return startNodesWith(cluster.StartForTest, dir, count, join, opts...)
 }
 
 // startNodesWith is startNodes with start in place of cluster.Start: a

@@ -29,7 +29,11 @@
 // its epoch lives while it renews one liveness record (one replicated
 // write per node per LeaseTTL/4, however many lists). A node serves its
 // lists only while its lease holds; the others take them over only after
-// the lease has run out, plus the clock skew allowed.
+// the lease has run out, plus the clock skew allowed, and after declaring
+// the owner dead (deleting its liveness record by compare-and-set). A
+// node whose lease lapsed keeps its lists until a renewal, by
+// compare-and-set on the same record, tells it whether it was declared
+// dead: only then does it let go of them.
 //
 // # Who may join
 //

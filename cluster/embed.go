@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,12 +35,13 @@ import (
 // The server logs through natsLogger, whose Fatalf records the error
 // instead of calling os.Exit as the stock logger does, which would kill
 // the process embedding the node; refusals comes before it, to log a peer
-// or client refused once rather than at each attempt.
+// or client refused once rather than at each attempt, and routeLog sums up
+// the attempts to route to a peer that is down.
 //
 // a is who the server admits (security.go): the route credentials, in
 // the route listener's authorization and in the URL of each route, the
 // route TLS, and the users of the client listener.
-func startServer(o *Options, a *access, clusterAddr string, routes []string, maxPayload int, fatal func(error)) (*server.Server, error) {
+func startServer(ctx context.Context, o *Options, a *access, clusterAddr string, routes []string, maxPayload int, rlog *routeLog, fatal func(error)) (*server.Server, error) {
 	host, portStr, _ := net.SplitHostPort(clusterAddr)
 	port, _ := strconv.Atoi(portStr)
 	so := &server.Options{
@@ -57,6 +59,11 @@ func startServer(o *Options, a *access, clusterAddr string, routes []string, max
 		// Routes carry whole lists: let a slow peer fall this far behind.
 		MaxPending: 4 * int64(maxPayload),
 		NoSigs:     true,
+		// Every failed attempt to route to a peer comes to natsLogger,
+		// which counts them and logs one line (see routeLog): the
+		// server's own default reports one in 3,600 of those before the
+		// first route to a peer, and none of them to the log at all.
+		ConnectErrorReports: 1,
 		Cluster: server.ClusterOpts{
 			Name: clusterName,
 			Host: host,
@@ -67,6 +74,11 @@ func startServer(o *Options, a *access, clusterAddr string, routes []string, max
 			// at once.
 			PingInterval: time.Second,
 			MaxPingsOut:  3,
+			// A peer that is down is tried again after 1s, then 2s,
+			// 4s... up to 30s (the server's bound), not every second
+			// for ever. A restarted peer routes to this one at once
+			// itself; only a network that heals waits for the next try.
+			ConnectBackoff: true,
 		},
 	}
 	if o.ClientAddr != "" {
@@ -86,18 +98,23 @@ func startServer(o *Options, a *access, clusterAddr string, routes []string, max
 		return nil, fmt.Errorf("cluster: start the embedded NATS server: %w", err)
 	}
 	var startErr atomic.Pointer[error]
-	srv.SetLoggerV2(newRefusals(&natsLogger{log: o.Logger, fatal: func(err error) {
+	srv.SetLoggerV2(newRefusals(&natsLogger{log: o.Logger, routes: rlog, fatal: func(err error) {
 		startErr.CompareAndSwap(nil, &err)
 		fatal(err)
 	}}, o.Logger, a.refusalQuiet), false, false, false)
 	srv.Start()
-	// Wait for the listeners, but not past a fatal error: one that cannot
-	// listen (a port in use) says so at once.
+	// Wait for the listeners, but not past a fatal error (one that cannot
+	// listen, a port in use, says so at once) or the end of ctx.
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if err := startErr.Load(); err != nil {
 			srv.Shutdown()
 			srv.WaitForShutdown()
 			return nil, fmt.Errorf("cluster: the embedded NATS server cannot start: %w", *err)
+		}
+		if ctx.Err() != nil {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			return nil, fmt.Errorf("cluster: start: %w", ctx.Err())
 		}
 		if srv.ReadyForConnections(50 * time.Millisecond) {
 			return srv, nil
@@ -128,14 +145,20 @@ func freeAddr(addr string) (string, error) {
 
 // natsLogger passes the embedded server's log to the node's Logger:
 // notices at debug level (the server is chatty), warnings and errors as
-// they are. It is safe for concurrent use.
+// they are, except the errors of each attempt to route to a peer that is
+// down, which routes sums up (see routeLog). It is safe for concurrent use.
 type natsLogger struct {
-	log   *slog.Logger
-	fatal func(error)
+	log    *slog.Logger
+	routes *routeLog
+	fatal  func(error)
 }
 
 func (l *natsLogger) Noticef(format string, v ...any) {
-	l.log.Debug("nats: " + fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	if name, ok := routeClosedBy(msg); ok {
+		l.routes.routeClosed(name)
+	}
+	l.log.Debug("nats: " + msg)
 }
 func (l *natsLogger) Warnf(format string, v ...any) {
 	msg := "nats: " + fmt.Sprintf(format, v...)
@@ -146,6 +169,13 @@ func (l *natsLogger) Warnf(format string, v ...any) {
 	l.log.Warn(msg)
 }
 func (l *natsLogger) Errorf(format string, v ...any) {
+	if format == routeConnectError && len(v) == 2 {
+		if err, ok := v[1].(error); ok {
+			l.log.Debug("nats: " + fmt.Sprintf(format, v...))
+			l.routes.failed(err)
+			return
+		}
+	}
 	l.log.Error("nats: " + fmt.Sprintf(format, v...))
 }
 func (l *natsLogger) Debugf(format string, v ...any) {}

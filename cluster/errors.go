@@ -14,8 +14,12 @@ var (
 	// ErrNotOwner is returned when a node found that it no longer owns a
 	// list it was serving: another node wrote it (the write fence failed),
 	// or this node's lease on its lists lapsed. The node has stopped
-	// serving the list; the next call finds its owner.
-	ErrNotOwner = fmt.Errorf("%w: its owner changed", todo.ErrUnavailable)
+	// serving the list; the next call finds its owner. It is
+	// todo.ErrListMoved, which the store sets on the changes it refuses
+	// for that reason: the node's System does not take them for a store
+	// that fails (with Async durability, that would refuse every write
+	// of every list), and does not retry them.
+	ErrNotOwner = todo.ErrListMoved
 
 	// ErrNotReady is returned when the node cannot serve yet: its
 	// JetStream has no quorum (it waits for its peers), or it is leaving.

@@ -2,32 +2,80 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/gotodo/todo"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // Test hooks.
 
+// StartForTest starts a node that a test may freeze (PauseLiveness).
+func StartForTest(ctx context.Context, o Options) (*Node, error) {
+	return start(ctx, o, seams{frozen: new(atomic.Bool)})
+}
+
+// StartMutable starts a node whose renewals a test may make fail
+// (MuteRenewals), as they fail while the nodes bucket elects a leader.
+func StartMutable(ctx context.Context, o Options) (*Node, error) {
+	return start(ctx, o, seams{frozen: new(atomic.Bool), muted: new(atomic.Bool)})
+}
+
+// MuteRenewals makes the node's renewals fail, or work again.
+func (n *Node) MuteRenewals(on bool) { n.seams.muted.Store(on) }
+
 // StartWithoutFence starts a node whose store publishes without the
 // fence: the broken twin of the stale-owner test.
 func StartWithoutFence(ctx context.Context, o Options) (*Node, error) {
-	return start(ctx, o, seams{noFence: true})
+	return start(ctx, o, seams{noFence: true, frozen: new(atomic.Bool)})
 }
 
-// PauseLiveness stops the node's renewals while its lease keeps counting
-// as valid: a node that does not know it has been given up on (a long GC
-// pause, a frozen VM). ResumeLiveness ends that.
-func (n *Node) PauseLiveness() {
-	n.lease.mu.Lock()
-	n.lease.paused = true
-	n.lease.mu.Unlock()
+// StartWithQueue starts a node that lets at most queue forwarded requests
+// wait, and whose dispatch of each request first calls hold (a test fills
+// its queue meanwhile).
+func StartWithQueue(ctx context.Context, o Options, queue int, hold func()) (*Node, error) {
+	return start(ctx, o, seams{queue: queue, beforeDispatch: hold, frozen: new(atomic.Bool)})
 }
 
-func (n *Node) ResumeLiveness() {
-	n.lease.mu.Lock()
-	n.lease.paused = false
-	n.lease.until = time.Time{} // the epoch is over: a new one begins
-	n.lease.mu.Unlock()
+// StartHoldingSends starts a node whose forwarded requests, once under
+// way, each call hold with the node they go to before they are sent.
+func StartHoldingSends(ctx context.Context, o Options, hold func(to string)) (*Node, error) {
+	return start(ctx, o, seams{beforeSend: hold, frozen: new(atomic.Bool)})
 }
+
+// StartLeaving starts a node that calls announcing when, leaving, it
+// begins to tell its peers so.
+func StartLeaving(ctx context.Context, o Options, announcing func()) (*Node, error) {
+	return start(ctx, o, seams{announcing: announcing, frozen: new(atomic.Bool)})
+}
+
+// StartWithoutLeaveNotice starts a node that leaves without telling its
+// peers: the broken twin of a graceful leave.
+func StartWithoutLeaveNotice(ctx context.Context, o Options) (*Node, error) {
+	return start(ctx, o, seams{noLeaveNotice: true, frozen: new(atomic.Bool)})
+}
+
+// WaitingRequests returns how many forwarded requests wait for the node's
+// dispatch.
+func (n *Node) WaitingRequests() int {
+	waiting, _, _ := n.rpc.Pending()
+	return waiting
+}
+
+// PauseLiveness stops the node's renewals while it goes on serving as if
+// its lease held: a node that does not know it has been given up on (a
+// long GC pause, a frozen VM). ResumeLiveness ends that: the node learns
+// what became of its lease at its next renewal. The node must have been
+// started by StartForTest or StartWithoutFence.
+func (n *Node) PauseLiveness()  { n.seams.frozen.Store(true) }
+func (n *Node) ResumeLiveness() { n.seams.frozen.Store(false) }
 
 // Owner returns the node the owners bucket names for list, "" for none.
 func (n *Node) Owner(list string) string {
@@ -82,4 +130,149 @@ func DecodeRPC(b []byte) (error, error) {
 func (n *Node) Publish(ctx context.Context, list string, data []byte) error {
 	_, err := n.js.Publish(ctx, listSubject(list), data)
 	return err
+}
+
+// StartEarlierVersion starts a node as a version before atomic batches
+// ran it: the lists' stream it creates takes none, it changes no existing
+// one, and its store writes one list at a time.
+func StartEarlierVersion(ctx context.Context, o Options) (*Node, error) {
+	return start(ctx, o, seams{noBatches: true})
+}
+
+// StreamTakesBatches reports whether the lists' stream, as the cluster
+// holds it now, takes atomic batches.
+func (n *Node) StreamTakesBatches(ctx context.Context) (bool, error) {
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return info.Config.AllowAtomicPublish, nil
+}
+
+// JetStream returns the node's JetStream client, for the benchmarks of
+// the engine itself.
+func (n *Node) JetStream() jetstream.JetStream { return n.js }
+
+// StoreLoad and StoreCommit call the node's store directly, beside its
+// System: for the tests of its batches, on lists no System serves.
+func (n *Node) StoreLoad(ctx context.Context, list string) (todo.ListState, error) {
+	return n.store.Load(ctx, list)
+}
+
+func (n *Node) StoreCommit(batch []todo.Change) { n.store.Commit(context.Background(), batch, true) }
+
+// BatchFault is how a broken publisher of atomic batches fails. With
+// AckLost, CommitLost and CommitLate the store hears that the batch's
+// answer did not come in time; with MsgDropped, the leader's answer.
+type BatchFault int
+
+const (
+	BatchOK    BatchFault = iota // the batch goes through
+	AckLost                      // the batch is committed, and its answer lost
+	CommitLost                   // the commit never leaves: the leader abandons the batch
+	CommitLate                   // the commit leaves late, once the store was told it timed out
+	MsgDropped                   // a message before the commit never leaves: the leader says the batch is incomplete
+)
+
+// BatchFaults is a broken publisher of atomic batches: each batch fails
+// as Next says. A late commit waits for SendLate.
+type BatchFaults struct {
+	Next func() BatchFault
+
+	mu   sync.Mutex
+	late []func() error // guarded by mu
+}
+
+// SendLate sends the commits held back, one after the other, and returns
+// how each was answered: nil when it stored its batch.
+func (f *BatchFaults) SendLate() []error {
+	f.mu.Lock()
+	late := f.late
+	f.late = nil
+	f.mu.Unlock()
+	var errs []error
+	for _, send := range late {
+		errs = append(errs, send())
+	}
+	return errs
+}
+
+func (f *BatchFaults) send(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (uint64, error) {
+	fault := f.Next()
+	switch fault {
+	case MsgDropped:
+		return sendWithGap(ctx, js, msgs)
+	case AckLost:
+		if _, err := sendBatch(ctx, js, msgs); err != nil {
+			return 0, err
+		}
+		return 0, context.DeadlineExceeded
+	case CommitLost, CommitLate:
+		bp, err := jetstreamext.NewBatchPublisher(js, jetstreamext.BatchFlowControl{})
+		if err != nil {
+			return 0, err
+		}
+		for _, m := range msgs[:len(msgs)-1] {
+			if err := bp.AddMsg(m); err != nil {
+				return 0, err
+			}
+		}
+		if fault == CommitLate {
+			f.mu.Lock()
+			f.late = append(f.late, func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_, err := bp.CommitMsg(ctx, msgs[len(msgs)-1])
+				return err
+			})
+			f.mu.Unlock()
+		}
+		return 0, context.DeadlineExceeded
+	}
+	return sendBatch(ctx, js, msgs)
+}
+
+// StartWithBatchFaults starts a node whose store publishes its atomic
+// batches through f.
+func StartWithBatchFaults(ctx context.Context, o Options, f *BatchFaults) (*Node, error) {
+	return start(ctx, o, seams{sendBatch: f.send})
+}
+
+// StartOverBatchLimit starts a node whose store puts up to msgs messages
+// in a batch, past the server's limit.
+func StartOverBatchLimit(ctx context.Context, o Options, msgs int) (*Node, error) {
+	return start(ctx, o, seams{batchMsgs: msgs})
+}
+
+// sendWithGap publishes msgs as an atomic batch whose second message never
+// leaves (the raw batch headers, which jetstreamext numbers itself).
+func sendWithGap(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (uint64, error) {
+	id := nuid.Next()
+	last := len(msgs) - 1
+	for i, m := range msgs {
+		m.Header.Set(jetstreamext.BatchIDHeader, id)
+		m.Header.Set(jetstreamext.BatchSeqHeader, strconv.Itoa(i+1))
+		if i == 1 || i == last {
+			continue
+		}
+		if err := js.Conn().PublishMsg(m); err != nil {
+			return 0, err
+		}
+	}
+	msgs[last].Header.Set(jetstreamext.BatchCommitHeader, "1")
+	resp, err := js.Conn().RequestMsgWithContext(ctx, msgs[last])
+	if err != nil {
+		return 0, err
+	}
+	var ack struct {
+		Error *jetstream.APIError `json:"error"`
+		Seq   uint64              `json:"seq"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return 0, err
+	}
+	if ack.Error != nil {
+		return 0, ack.Error
+	}
+	return ack.Seq, nil
 }

@@ -54,6 +54,16 @@ func (h *heldLists) acquire(list string, epoch uint64) (ok, moving bool) {
 	return true, false
 }
 
+// has reports whether the node holds list under epoch, without holding it
+// for a call.
+func (h *heldLists) has(list string, epoch uint64) bool {
+	s := h.shard(list)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.m[list]
+	return l != nil && l.epoch == epoch
+}
+
 // add records that the node holds list under epoch and holds it for one
 // call, unless it is moving.
 func (h *heldLists) add(list string, epoch uint64) bool {

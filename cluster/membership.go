@@ -26,9 +26,21 @@ import (
 // A node serves its lists only until LeaseTTL after it sent its last
 // renewal that was acknowledged. Another node takes a list over only once
 // the owner's record has not been renewed for LeaseTTL + ClockSkew, as
-// the timestamps of the stream say, or names another epoch: by then the
-// owner has stopped. A node whose lease lapsed never serves under that
-// epoch again; it begins a new one, and claims its lists anew.
+// the timestamps of the stream say, and only after it has declared the
+// owner dead: deleted its liveness record by compare-and-set on the
+// revision it found stale (or found it gone, or naming another epoch). By
+// then the owner has stopped serving.
+//
+// A node whose lease lapsed (its renewals went unanswered: the nodes
+// bucket was electing a leader, or the node was cut off) keeps its lists
+// and its epoch, and serves none of them until a renewal succeeds. That
+// renewal is a compare-and-set on the record's last revision, and a
+// declaration of death is a compare-and-set on the same revision: at most
+// one of the two lands. If the renewal lands, nobody declared the node
+// dead, so nobody took a list of its epoch, and it serves its lists again
+// from memory. If the declaration landed, the renewal is refused, the
+// node lets go of every list held and begins a new epoch. docs/cluster.md
+// ("Why a lapsed lease keeps its lists") has the whole argument.
 
 // livenessRecord is the value of a node's key in the nodes bucket.
 type livenessRecord struct {
@@ -41,6 +53,7 @@ type livenessRecord struct {
 // member is what a node knows of another from the nodes bucket.
 type member struct {
 	epoch   uint64
+	rev     uint64    // the revision of the last renewal
 	renewed time.Time // the stream's timestamp of the last renewal
 	cluster string
 	leaving bool
@@ -57,13 +70,52 @@ type ownerRecord struct {
 type view struct {
 	ttl time.Duration // LeaseTTL + ClockSkew: how long a member lives unrenewed
 
-	mu      sync.RWMutex // guards members and version
+	mu      sync.RWMutex // guards members, left and version
 	members map[string]member
+	// left are the nodes that said they left, with the epoch they left
+	// under (see departed): gone, whatever their records still say, until
+	// they come back under another epoch.
+	left    map[string]uint64
 	version uint64 // bumped when the set of live members may have changed
 }
 
 func newView(ttl time.Duration) *view {
-	return &view{ttl: ttl, members: make(map[string]member)}
+	return &view{ttl: ttl, members: make(map[string]member), left: make(map[string]uint64)}
+}
+
+// leave takes node for gone under epoch: it said it left.
+func (v *view) leave(node string, epoch uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.left[node] = epoch
+	v.version++
+}
+
+// gone reports whether m, the record of node, is of an epoch it left.
+// v.mu is held.
+func (v *view) gone(node string, m member) bool {
+	epoch, ok := v.left[node]
+	return ok && epoch == m.epoch
+}
+
+// epochOf returns node's epoch as its record says, 0 for none.
+func (v *view) epochOf(node string) uint64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.members[node].epoch
+}
+
+// others returns every member but me, live or not.
+func (v *view) others(me string) []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	var names []string
+	for name := range v.members {
+		if name != me {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // parseLiveness reads a liveness entry; its epoch is the revision that
@@ -76,7 +128,7 @@ func parseLiveness(value []byte, rev uint64, created time.Time) (string, member,
 	if r.Epoch == 0 {
 		r.Epoch = rev
 	}
-	return r.Node, member{epoch: r.Epoch, renewed: created, cluster: r.Cluster, leaving: r.Leaving}, nil
+	return r.Node, member{epoch: r.Epoch, rev: rev, renewed: created, cluster: r.Cluster, leaving: r.Leaving}, nil
 }
 
 func (v *view) update(e jetstream.KeyValueEntry) {
@@ -109,28 +161,58 @@ func (v *view) versionNow() uint64 {
 	return v.version
 }
 
-// alive reports whether node lives under epoch now.
-func (v *view) alive(node string, epoch uint64, now time.Time) bool {
+// alive reports whether node lives under epoch now: its record names
+// epoch, and it has not been silent for ttl since the later of its last
+// renewal and since (see lease.runSince: a node whose own renewals went
+// unanswered cannot tell who else's did).
+func (v *view) alive(node string, epoch uint64, now, since time.Time) bool {
 	v.mu.RLock()
+	defer v.mu.RUnlock()
 	m, ok := v.members[node]
-	v.mu.RUnlock()
-	return ok && m.epoch == epoch && now.Sub(m.renewed) < v.ttl
+	return ok && m.epoch == epoch && v.fresh(m, now, since) && !v.gone(node, m)
 }
 
-// live returns the members alive now that are not leaving, sorted, with
-// their epochs.
-func (v *view) live(now time.Time) (names []string, epochs map[string]uint64) {
+// fresh reports whether m has renewed within ttl of now, counting from
+// since if that is later.
+func (v *view) fresh(m member, now, since time.Time) bool {
+	return now.Sub(m.renewed) < v.ttl || now.Sub(since) < v.ttl
+}
+
+// live returns the members alive now (see alive) that are not leaving,
+// sorted, with their epochs.
+func (v *view) live(now, since time.Time) (names []string, epochs map[string]uint64) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	epochs = make(map[string]uint64, len(v.members))
 	for name, m := range v.members {
-		if !m.leaving && now.Sub(m.renewed) < v.ttl {
+		if !m.leaving && v.fresh(m, now, since) && !v.gone(name, m) {
 			names = append(names, name)
 			epochs[name] = m.epoch
 		}
 	}
 	slices.Sort(names)
 	return names, epochs
+}
+
+// revisionOf returns the revision of node's record as the view has it, 0
+// for none.
+func (v *view) revisionOf(node string) uint64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.members[node].rev
+}
+
+// addrNames returns the members' names by their cluster addresses.
+func (v *view) addrNames() map[string]string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	names := make(map[string]string, len(v.members))
+	for name, m := range v.members {
+		if m.cluster != "" {
+			names[m.cluster] = name
+		}
+	}
+	return names
 }
 
 // clusterAddrs returns the cluster addresses of every member it has seen.
@@ -180,63 +262,121 @@ func score(node, list string) uint64 {
 // It is safe for concurrent use.
 type lease struct {
 	mu     sync.Mutex // guards the fields below
-	epoch  uint64
-	rev    uint64    // the last revision of the node's record
-	until  time.Time // serve until then
-	paused bool      // test hook: no renewals, and the lease counts as valid
+	epoch  uint64     // kept through a lapse; 0 before the first renewal
+	rev    uint64     // the last revision of the node's record
+	until  time.Time  // serve until then
+	lapses uint64     // renewals that came after the lease had lapsed
+	// since is when the node's current run of renewals began: the first
+	// acknowledgement after a renewal that failed (or the first of all).
+	// Until LeaseTTL + ClockSkew after it, the node declares no other node
+	// dead (see confirmDeath): if the nodes bucket did not take this
+	// node's renewals, it did not take the others' either.
+	since  time.Time
+	failed bool // the last renewal failed: the next one begins a run
 }
 
 // valid returns the epoch the node serves under, or 0 when it must not
-// serve.
+// serve: there is no epoch yet, or its lease has lapsed.
 func (l *lease) valid(now time.Time) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.paused || now.Before(l.until) {
+	if now.Before(l.until) {
 		return l.epoch
 	}
 	return 0
 }
 
-// renew writes the node's liveness record once, and begins a new epoch
-// when the lease has lapsed or the record is not what the node last
-// wrote. It returns the epoch that ended, if one did.
+// failure records a renewal that failed: the run of renewals is broken.
+func (l *lease) failure() {
+	l.mu.Lock()
+	l.failed = true
+	l.mu.Unlock()
+}
+
+// runSince returns when the current run of renewals began; the zero time
+// while a renewal has failed since.
+func (l *lease) runSince() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed {
+		return time.Time{}
+	}
+	return l.since
+}
+
+// judgedFrom returns the time from which the node judges the others'
+// silence at now: the beginning of its run of renewals, or now while its
+// own renewals fail (it judges no one then).
+func (l *lease) judgedFrom(now time.Time) time.Time {
+	if since := l.runSince(); !since.IsZero() {
+		return since
+	}
+	return now
+}
+
+// lapseCount returns how many renewals came after the lease had lapsed.
+func (l *lease) lapseCount() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lapses
+}
+
+// kept returns the epoch whose lists the node keeps, lapsed or not.
+func (l *lease) kept() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epoch
+}
+
+// revision returns the revision of the node's record as its last renewal
+// left it.
+func (l *lease) revision() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rev
+}
+
+// renew writes the node's liveness record once. It renews the node's
+// epoch, by compare-and-set on the record's last revision, whether or not
+// the lease has lapsed meanwhile, and begins a new epoch only when the
+// record is gone or not the node's: the others declared the node dead (or
+// there was no epoch yet). It returns the epoch that ended, if one did.
 func (n *Node) renew(ctx context.Context) (ended uint64, err error) {
 	l := &n.lease
 	l.mu.Lock()
-	if l.paused {
-		l.mu.Unlock()
-		return 0, nil
-	}
-	epoch, rev, until := l.epoch, l.rev, l.until
-	leaving := n.leaving.Load()
+	epoch, rev := l.epoch, l.rev
 	l.mu.Unlock()
-	now := time.Now()
+	leaving := n.leaving.Load()
+	sent := time.Now()
 	key := encodeName(n.opts.Name)
-	if epoch != 0 && now.Before(until) {
+	if epoch != 0 {
 		rec, _ := json.Marshal(livenessRecord{Node: n.opts.Name, Epoch: epoch, Cluster: n.clusterAddr, Leaving: leaving})
 		newRev, err := n.nodes.Update(ctx, key, rec, rev)
 		if err == nil {
-			l.mu.Lock()
-			l.rev, l.until = newRev, now.Add(n.opts.LeaseTTL)
-			l.mu.Unlock()
+			n.renewed(epoch, newRev, sent)
 			return 0, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !wrongLastSequence(err) {
 			return 0, err // no answer: the lease runs down meanwhile
 		}
 		// Refused: an earlier renewal whose answer was lost landed, or
-		// the record was overwritten. Read it to know.
+		// the record was deleted (the others declared this node dead).
+		// Read it to know.
 		e, gerr := n.nodes.Get(ctx, key)
-		if gerr == nil {
+		switch {
+		case gerr == nil:
 			if name, m, perr := parseLiveness(e.Value(), e.Revision(), e.Created()); perr == nil && name == n.opts.Name && m.epoch == epoch {
 				l.mu.Lock()
 				l.rev = e.Revision()
 				l.mu.Unlock()
 				return 0, nil // renewed by the lost one; the next renewal extends the lease
 			}
+		case !errors.Is(gerr, jetstream.ErrKeyNotFound):
+			return 0, gerr
 		}
 	}
-	// Begin a new epoch: the lease lapsed (or there was none yet).
+	// Begin a new epoch: the record is gone or names another epoch (or
+	// there was none yet).
 	rec, _ := json.Marshal(livenessRecord{Node: n.opts.Name, Cluster: n.clusterAddr, Leaving: leaving})
 	var newRev uint64
 	e, err := n.nodes.Get(ctx, key)
@@ -249,23 +389,47 @@ func (n *Node) renew(ctx context.Context) (ended uint64, err error) {
 	if err != nil {
 		return 0, err
 	}
+	now := time.Now()
 	l.mu.Lock()
 	ended = l.epoch
-	l.epoch, l.rev, l.until = newRev, newRev, now.Add(n.opts.LeaseTTL)
+	l.epoch, l.rev, l.until = newRev, newRev, sent.Add(n.opts.LeaseTTL)
+	if l.failed || l.since.IsZero() {
+		l.since, l.failed = now, false
+	}
 	l.mu.Unlock()
 	n.log.Info("cluster: new epoch", "node", n.opts.Name, "epoch", newRev, "ended", ended)
 	return ended, nil
 }
 
+// renewed records a renewal of epoch, sent at sent, that landed at rev.
+func (n *Node) renewed(epoch, rev uint64, sent time.Time) {
+	l := &n.lease
+	now := time.Now()
+	l.mu.Lock()
+	lapsed := !now.Before(l.until)
+	l.rev, l.until = rev, sent.Add(n.opts.LeaseTTL)
+	if lapsed {
+		l.lapses++
+	}
+	if l.failed || l.since.IsZero() {
+		l.since, l.failed = now, false
+	}
+	l.mu.Unlock()
+	if lapsed {
+		n.log.Info("cluster: lease renewed after it lapsed: the node serves its lists again", "node", n.opts.Name, "epoch", epoch)
+	}
+}
+
 // leaderLiveness reads a node's liveness record from the leader of the
 // nodes bucket, not from a replica that may lag, for the decision that a
-// node is dead.
-func (n *Node) leaderLiveness(ctx context.Context, node string) (member, bool, error) {
+// node is dead. It returns the record, its revision, and whether there is
+// one.
+func (n *Node) leaderLiveness(ctx context.Context, node string) (member, uint64, bool, error) {
 	subject := "$KV." + nodesBucket + "." + encodeName(node)
 	req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
 	msg, err := n.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+nodesBucket, req)
 	if err != nil {
-		return member{}, false, err
+		return member{}, 0, false, err
 	}
 	var resp struct {
 		Message *struct {
@@ -277,25 +441,25 @@ func (n *Node) leaderLiveness(ctx context.Context, node string) (member, bool, e
 		Error *jetstream.APIError `json:"error"`
 	}
 	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return member{}, false, err
+		return member{}, 0, false, err
 	}
 	if resp.Error != nil {
 		if resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
-			return member{}, false, nil
+			return member{}, 0, false, nil
 		}
-		return member{}, false, resp.Error
+		return member{}, 0, false, resp.Error
 	}
 	if resp.Message == nil {
-		return member{}, false, errors.New("cluster: empty message get answer")
+		return member{}, 0, false, errors.New("cluster: empty message get answer")
 	}
 	if len(resp.Message.Hdrs) > 0 {
 		// A delete or purge marker carries a KV-Operation header.
 		if h, err := nats.DecodeHeadersMsg(resp.Message.Hdrs); err == nil && h.Get("KV-Operation") != "" {
-			return member{}, false, nil
+			return member{}, 0, false, nil
 		}
 	}
 	_, m, err := parseLiveness(resp.Message.Data, resp.Message.Seq, resp.Message.Time)
-	return m, err == nil, err
+	return m, resp.Message.Seq, err == nil, err
 }
 
 // encodeOwner and decodeOwner write and read owner records.

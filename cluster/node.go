@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,9 @@ type Node struct {
 	lease      lease
 	held       heldLists
 	ownerCache ownerCache
+	gate       *sendGate // forwarded requests under way, by node
+	stalls     inflight  // the store's calls under way, for Health
+	routes     *routeLog // what the embedded server says of peers it cannot reach
 
 	leaving atomic.Bool // Close has begun: the node takes no new list
 	fatal   atomic.Pointer[error]
@@ -98,6 +102,9 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 	if s.everyRefusal {
 		access.refusalQuiet = 0
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("cluster: start: %w", err)
+	}
 	if o.NATSURL == "" {
 		if err := portsFree(o.ClusterAddr, o.ClientAddr); err != nil {
 			return nil, err
@@ -113,8 +120,10 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 		ready:  make(chan struct{}),
 		view:   newView(o.LeaseTTL + o.ClockSkew),
 		stop:   make(chan struct{}),
-		rpcSem: make(chan struct{}, 1024),
+		rpcSem: make(chan struct{}, s.rpcWorkers()),
+		routes: newRouteLog(o.Logger, s.routeSummaryEvery),
 	}
+	n.gate = newSendGate(n.view)
 	n.held.init()
 	n.ownerCache.init()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -122,42 +131,85 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 		return nil, err
 	}
 	n.maxPayload = int(min(o.System.MaxFileSize+headerRoom+1<<20, maxClusterPayload))
-	if o.NATSURL != "" {
-		n.nc, err = nats.Connect(o.NATSURL, nats.Name("todo "+o.Name), nats.MaxReconnects(-1))
-		if err != nil {
-			return nil, fmt.Errorf("cluster: connect to %s: %w", redactURL(o.NATSURL), err)
-		}
-		n.maxPayload = int(n.nc.MaxPayload())
-	} else {
-		if n.clusterAddr, err = freeAddr(o.ClusterAddr); err != nil {
-			return nil, err
-		}
-		routes := append([]string{n.clusterAddr}, o.Peers...)
-		routes = append(routes, n.peers.peers()...)
-		slices.Sort(routes)
-		routes = slices.Compact(routes)
-		if n.srv, err = startServer(&o, access, n.clusterAddr, routes, n.maxPayload, n.setFatal); err != nil {
-			return nil, err
-		}
-		n.nc, err = nats.Connect("", nats.InProcessServer(n.srv), access.connectOption(), nats.Name("todo "+o.Name), nats.MaxReconnects(-1))
-		if err != nil {
-			n.srv.Shutdown()
-			n.srv.WaitForShutdown()
-			return nil, fmt.Errorf("cluster: connect to the embedded server: %w", err)
-		}
-		if err := n.peers.learn(o.Peers...); err != nil {
-			n.log.Warn("cluster: cannot remember peers", "err", err)
-		}
-		access.warn(&o, n.log)
+	if err := n.connect(ctx, access); err != nil {
+		n.cancel()
+		return nil, err
 	}
 	n.js, err = jetstream.New(n.nc, jetstream.WithPublishAsyncTimeout(o.AckTimeout), jetstream.WithDefaultTimeout(o.AckTimeout))
 	if err != nil {
 		n.shutdownNATS()
+		n.cancel()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	n.wg.Add(1)
 	go n.run()
 	return n, nil
+}
+
+// connect starts the embedded server, admitting whom a lets in, and
+// connects to it, or connects to Options.NATSURL. When ctx ends first, it
+// stops what it started and returns ctx's error.
+func (n *Node) connect(ctx context.Context, a *access) error {
+	o := &n.opts
+	var err error
+	if o.NATSURL != "" {
+		n.nc, err = nats.Connect(o.NATSURL, nats.Name("todo "+o.Name), nats.MaxReconnects(-1), nats.SetCustomDialer(ctxDialer{ctx}), nats.ErrorHandler(n.natsError))
+		if err == nil && ctx.Err() != nil {
+			n.nc.Close()
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("cluster: start: %w", ctx.Err())
+		}
+		if err != nil {
+			return fmt.Errorf("cluster: connect to %s: %w", redactURL(o.NATSURL), err)
+		}
+		n.maxPayload = int(n.nc.MaxPayload())
+		return nil
+	}
+	if n.clusterAddr, err = freeAddr(o.ClusterAddr); err != nil {
+		return err
+	}
+	routes := append([]string{n.clusterAddr}, o.Peers...)
+	routes = append(routes, n.peers.peers()...)
+	slices.Sort(routes)
+	routes = slices.Compact(routes)
+	if n.srv, err = startServer(ctx, o, a, n.clusterAddr, routes, n.maxPayload, n.routes, n.setFatal); err != nil {
+		return err
+	}
+	n.nc, err = nats.Connect("", nats.InProcessServer(n.srv), a.connectOption(), nats.Name("todo "+o.Name), nats.MaxReconnects(-1), nats.ErrorHandler(n.natsError))
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("cluster: start: %w", ctx.Err())
+	} else if err != nil {
+		err = fmt.Errorf("cluster: connect to the embedded server: %w", err)
+	}
+	if err != nil {
+		n.shutdownNATS()
+		return err
+	}
+	if err := n.peers.learn(o.Peers...); err != nil {
+		n.log.Warn("cluster: cannot remember peers", "err", err)
+	}
+	a.warn(o, n.log)
+	return nil
+}
+
+// natsError logs what the connection reports on its own: a subscription
+// whose messages were dropped (a slow consumer), for one.
+func (n *Node) natsError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	subject := ""
+	if sub != nil {
+		subject = sub.Subject
+	}
+	n.log.Warn("cluster: NATS connection", "subject", subject, "err", err)
+}
+
+// ctxDialer dials the NATS servers of Options.NATSURL until Start's ctx
+// ends.
+type ctxDialer struct{ ctx context.Context }
+
+func (d ctxDialer) Dial(network, address string) (net.Conn, error) {
+	var nd net.Dialer
+	return nd.DialContext(d.ctx, network, address)
 }
 
 // portsFree checks that the embedded server can listen on each address
@@ -237,16 +289,7 @@ func (n *Node) run() {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		renew := time.NewTicker(n.opts.LeaseTTL / 4)
-		defer renew.Stop()
-		for {
-			select {
-			case <-n.stop:
-				return
-			case <-renew.C:
-				n.renewOnce()
-			}
-		}
+		n.keepLease()
 	}()
 	maintain := time.NewTicker(time.Second)
 	defer maintain.Stop()
@@ -270,31 +313,37 @@ func (n *Node) run() {
 // the cluster has a quorum, then begins the node's first epoch and
 // subscribes to its requests. It reports false if Close came first.
 //
-// Until the servers have routed to each other and elected a meta leader,
-// JetStream's API answers nothing and each attempt waits out its timeout:
-// the first attempts are short (250ms, doubling up to 3 AckTimeouts), so
-// that a node is ready within a second or so of its quorum, where a first
-// attempt of 3 AckTimeouts kept the nodes of the README's three-terminal
-// start answering 503 for 6-13s. An attempt that times out leaves what it
-// created in place: the next one finds it.
+// Until the servers have routed to each other and elected their leaders
+// (the meta group's, then each stream's: on a restart, each waits out a
+// Raft election timeout of 4-9s), JetStream's API answers nothing and an
+// attempt waits out its timeout. The attempts are therefore short (250ms,
+// doubling up to 1s), and follow each other within 100ms, so that a node
+// is ready within a second or so of its leaders: attempts whose timeouts
+// doubled up to 6s kept a restarted cluster answering 503 for 3s after
+// its last leader was elected. Only after 10 attempts in vain may they
+// grow longer (up to 3 AckTimeouts), for a machine too loaded to answer
+// within a second. An attempt that times out leaves what it created in
+// place: the next one finds it.
 func (n *Node) setupUntilReady() bool {
-	wait := 200 * time.Millisecond
 	timeout := 250 * time.Millisecond
-	for {
+	for attempt := 1; ; attempt++ {
 		err := n.setup(timeout)
 		if err == nil {
 			close(n.ready)
-			n.log.Info("cluster: node ready", "node", n.opts.Name, "epoch", n.lease.valid(time.Now()))
+			n.log.Info("cluster: node ready", "node", n.opts.Name, "epoch", n.lease.kept())
 			return true
 		}
 		n.log.Debug("cluster: not ready yet", "node", n.opts.Name, "err", err)
 		select {
 		case <-n.stop:
 			return false
-		case <-time.After(wait):
+		case <-time.After(100 * time.Millisecond):
 		}
-		wait = min(2*wait, time.Second)
-		timeout = min(2*timeout, 3*n.opts.AckTimeout)
+		limit := min(time.Second, n.opts.AckTimeout)
+		if attempt >= 10 {
+			limit = 3 * n.opts.AckTimeout
+		}
+		timeout = max(min(2*timeout, limit), timeout)
 	}
 }
 
@@ -304,22 +353,22 @@ func (n *Node) setup(timeout time.Duration) error {
 	var err error
 	if n.stream == nil {
 		if n.stream, err = n.ensureStream(ctx); err != nil {
-			return err
+			return fmt.Errorf("the lists' stream: %w", err)
 		}
 	}
 	if n.nodes == nil {
 		if n.nodes, err = n.ensureBucket(ctx, nodesBucket, time.Hour); err != nil {
-			return err
+			return fmt.Errorf("the nodes bucket: %w", err)
 		}
 	}
 	if n.owners == nil {
 		if n.owners, err = n.ensureBucket(ctx, ownersBucket, 0); err != nil {
-			return err
+			return fmt.Errorf("the owners bucket: %w", err)
 		}
 	}
 	if n.lease.valid(time.Now()) == 0 {
 		if _, err := n.renew(ctx); err != nil {
-			return err
+			return fmt.Errorf("the first epoch: %w", err)
 		}
 	}
 	if n.sys == nil {
@@ -327,20 +376,28 @@ func (n *Node) setup(timeout time.Duration) error {
 		n.store.lost = n.unloadLost
 		n.store.released = n.held.released
 		n.store.noFence = n.seams.noFence
-		if n.sys, err = todo.OpenStore(n.store, n.opts.System); err != nil {
+		n.store.batches.Store(n.stream.CachedInfo().Config.AllowAtomicPublish && !n.seams.noBatches)
+		if n.seams.sendBatch != nil {
+			n.store.sendBatch = n.seams.sendBatch
+		}
+		if n.seams.batchMsgs != 0 {
+			n.store.batchMsgs = n.seams.batchMsgs
+		}
+		if n.sys, err = todo.OpenStore(watchedStore{n.store, &n.stalls}, n.opts.System); err != nil {
 			return err
 		}
 	}
 	if n.watcher == nil {
 		if err := n.syncView(ctx); err != nil {
-			return err
+			return fmt.Errorf("the watch of the nodes bucket: %w", err)
 		}
 	}
 	if n.rpc == nil {
 		if n.rpc, err = n.nc.Subscribe(rpcSubject(n.opts.Name), n.serveRPC); err != nil {
 			return err
 		}
-		n.rpc.SetPendingLimits(-1, -1)
+		// The hard bound of the requests waiting (see serveRPC).
+		n.rpc.SetPendingLimits(4*n.seams.rpcQueue(), 64<<20)
 	}
 	return nil
 }
@@ -365,6 +422,8 @@ func (n *Node) streamConfig(replicas int) jetstream.StreamConfig {
 		AllowDirect: false, // reads go to the leader: a replica may lag
 		DenyDelete:  true,
 		Duplicates:  2 * time.Minute,
+		// A commit is one atomic batch (see batch.go).
+		AllowAtomicPublish: !n.seams.noBatches,
 	}
 }
 
@@ -373,8 +432,11 @@ func (n *Node) streamConfig(replicas int) jetstream.StreamConfig {
 // An existing stream is never scaled down.
 func (n *Node) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 	s, err := n.js.Stream(ctx, listsStream)
-	if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return s, err
+	if err == nil {
+		return n.allowBatches(ctx, s)
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
 	}
 	for _, r := range n.replicaChoices() {
 		if s, err = n.js.CreateStream(ctx, n.streamConfig(r)); err == nil || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -389,6 +451,29 @@ func (n *Node) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 		}
 	}
 	return nil, err
+}
+
+// allowBatches lets a stream made by an earlier version, without atomic
+// batches, take them. A server that refuses (or, older than 2.12, does not
+// know them and leaves them out of the config it answers) keeps the stream
+// as it is: the store then writes one list at a time.
+func (n *Node) allowBatches(ctx context.Context, s jetstream.Stream) (jetstream.Stream, error) {
+	cfg := s.CachedInfo().Config
+	if cfg.AllowAtomicPublish || n.seams.noBatches {
+		return s, nil
+	}
+	cfg.AllowAtomicPublish = true
+	_, err := n.js.UpdateStream(ctx, cfg)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		n.log.Warn("cluster: the lists' stream cannot take atomic batches: writing one list at a time", "err", err)
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	n.log.Info("cluster: the lists' stream now takes atomic batches")
+	return n.js.Stream(ctx, listsStream)
 }
 
 func (n *Node) bucketConfig(name string, ttl time.Duration, replicas int) jetstream.KeyValueConfig {
@@ -422,6 +507,7 @@ func (n *Node) maintain() {
 		if err := n.peers.learn(n.view.clusterAddrs()...); err != nil {
 			n.log.Warn("cluster: cannot remember peers", "err", err)
 		}
+		n.tickRoutes()
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.AckTimeout)
 	defer cancel()
@@ -443,17 +529,35 @@ func (n *Node) maintain() {
 	n.log.Info("cluster: lists now stored on more servers", "replicas", n.opts.Replicas)
 }
 
+// tickRoutes tells the route log what the node knows of its peers: their
+// names by address, from the view, and which the server routes to now.
+func (n *Node) tickRoutes() {
+	rz, err := n.srv.Routez(nil)
+	if err != nil {
+		return
+	}
+	routed := make(map[string]bool)
+	for _, r := range rz.Routes {
+		routed[r.RemoteName] = true
+		if r.DidSolicit {
+			routed[net.JoinHostPort(r.IP, strconv.Itoa(r.Port))] = true
+		}
+	}
+	n.routes.tick(time.Now(), n.view.addrNames(), func(peer string) bool { return routed[peer] })
+}
+
 // watchMembers keeps the view of the members up to date from the nodes
 // bucket, from the watcher setup made, watching again whenever a watch
-// ends.
+// ends or lags.
 func (n *Node) watchMembers(ctx context.Context) {
 	w := n.watcher
+	// Checked every LeaseTTL/8, a lag is found within LeaseTTL/4 of the
+	// renewal that did not come through: well before anyone's silence
+	// could make this node take a live member for dead.
+	check := time.NewTicker(n.opts.LeaseTTL / 8)
+	defer check.Stop()
 	for {
-		for e := range w.Updates() {
-			if e != nil {
-				n.view.update(e)
-			}
-		}
+		n.follow(ctx, w, check.C)
 		w.Stop()
 		for {
 			if ctx.Err() != nil {
@@ -468,6 +572,35 @@ func (n *Node) watchMembers(ctx context.Context) {
 				return
 			case <-time.After(500 * time.Millisecond):
 			}
+		}
+	}
+}
+
+// follow applies a watch's updates to the view until the watch ends, ctx
+// ends, or the watch lags: a renewal of this node's own, acknowledged at
+// least one check ago, has not come through it. That is how a watch whose
+// consumer died with its server shows (JetStream's ordered consumer
+// notices only after two missed heartbeats, 10s), and meanwhile every
+// member's record would age in the view, this node's own included.
+func (n *Node) follow(ctx context.Context, w jetstream.KeyWatcher, check <-chan time.Time) {
+	var due uint64 // the revision of a renewal the watch should have delivered
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil {
+				n.view.update(e)
+			}
+		case <-check:
+			if due != 0 && n.view.revisionOf(n.opts.Name) < due {
+				n.log.Debug("cluster: the watch of the nodes bucket lags: watching again", "node", n.opts.Name)
+				return
+			}
+			due = n.lease.revision()
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -495,22 +628,67 @@ func (n *Node) syncView(ctx context.Context) error {
 	}
 }
 
-// renewOnce renews the node's liveness; when that began a new epoch, the
-// lists held under the old one are let go.
-func (n *Node) renewOnce() {
+// keepLease renews the node's liveness every LeaseTTL/4 until Close.
+// After a renewal that failed it tries again sooner, every LeaseTTL/16:
+// a node whose lease lapsed while the nodes bucket elected a leader serves
+// its lists again as soon as the new leader takes renewals.
+func (n *Node) keepLease() {
+	period := n.opts.LeaseTTL / 4
+	retry := max(n.opts.LeaseTTL/16, 50*time.Millisecond)
+	next := time.NewTimer(period)
+	defer next.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-next.C:
+		}
+		if n.seams.frozen != nil && n.seams.frozen.Load() {
+			next.Reset(period)
+			continue
+		}
+		if n.seams.muted != nil && n.seams.muted.Load() {
+			n.lease.failure()
+			next.Reset(retry)
+			continue
+		}
+		if n.renewOnce() {
+			next.Reset(period)
+		} else {
+			next.Reset(retry)
+		}
+	}
+}
+
+// renewOnce renews the node's liveness and reports whether it did; when
+// that began a new epoch (the others declared this node dead), the lists
+// held under the old one are let go.
+func (n *Node) renewOnce() bool {
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.AckTimeout)
 	defer cancel()
 	ended, err := n.renew(ctx)
 	if err != nil {
+		n.lease.failure()
 		n.log.Debug("cluster: renewal failed", "node", n.opts.Name, "err", err)
-		return
+		return false
 	}
 	if ended != 0 {
-		n.log.Warn("cluster: lease lapsed: letting go of every list held", "node", n.opts.Name, "epoch", ended)
+		n.log.Warn("cluster: declared dead while its lease had lapsed: letting go of every list held", "node", n.opts.Name, "epoch", ended)
 		for _, list := range n.held.all() {
 			n.unloadLost(list)
 		}
 	}
+	return true
+}
+
+// epochNow returns the epoch the node serves under now, or 0 when its
+// lease has lapsed (see lease.valid). A test's frozen node (seams.frozen)
+// serves under its epoch whatever its lease says: it does not know.
+func (n *Node) epochNow(now time.Time) uint64 {
+	if n.seams.frozen != nil && n.seams.frozen.Load() {
+		return n.lease.kept()
+	}
+	return n.lease.valid(now)
 }
 
 // unloadLost unloads a list the node no longer owns, in the background:
@@ -587,6 +765,7 @@ func (n *Node) shutdown(ctx context.Context, endSystem func() error) error {
 	if n.isReady() {
 		left := n.handOffAll(ctx)
 		n.withdraw(context.WithoutCancel(ctx))
+		n.announceLeave(ctx)
 		drained := n.drainRPC(ctx)
 		if err := ctx.Err(); err != nil && (left > 0 || !drained) {
 			errs = append(errs, errCutShort(left, drained, err))
@@ -635,21 +814,28 @@ func (n *Node) withdraw(ctx context.Context) {
 // whether every one was answered.
 func (n *Node) drainRPC(ctx context.Context) bool {
 	defer n.rpc.Unsubscribe()
+	closed := n.rpc.StatusChanged(nats.SubscriptionClosed)
 	if err := n.rpc.Drain(); err != nil {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.opts.RequestTimeout)
 	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for n.rpc.IsValid() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-tick.C:
-		}
+	select {
+	case <-closed: // every request received was handed to serveRPC
+	case <-ctx.Done():
+		return false
 	}
-	return true
+	served := make(chan struct{})
+	go func() {
+		n.rpcWG.Wait()
+		close(served)
+	}()
+	select {
+	case <-served:
+		return true
+	case <-ctx.Done():
+		return false // stopBackground waits for them
+	}
 }
 
 // stopBackground ends the node's background goroutines and waits for

@@ -1,12 +1,16 @@
 package cluster
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Options configure a node. Name and Dir are required; every other field
@@ -95,8 +99,10 @@ type Options struct {
 
 	// LeaseTTL is how long a node's liveness lasts without a renewal: a
 	// node that cannot renew its liveness stops serving its lists this
-	// long after its last renewal, and the others take them over once it
-	// has been silent for LeaseTTL + ClockSkew. Zero means 4s.
+	// long after its last renewal (it keeps them, and serves them again
+	// if its next renewal lands), and the others take them over once it
+	// has been silent for LeaseTTL + ClockSkew. Every node of a cluster
+	// must have the same. Zero means 4s.
 	LeaseTTL time.Duration
 
 	// ClockSkew is how far the clocks of two nodes may disagree. Zero
@@ -131,9 +137,65 @@ type Options struct {
 // broken twins. Start uses none; export_test.go gives them to the tests.
 type seams struct {
 	noFence bool // the store publishes without the fence: the broken twin of the stale-owner test
+	// noBatches makes the node an earlier version's: the lists' stream it
+	// creates takes no atomic batches, and it changes no existing one.
+	noBatches bool
+	// sendBatch, if set, publishes the store's atomic batches in place of
+	// sendBatch: a batch whose answer is lost, or whose commit comes late.
+	sendBatch func(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (uint64, error)
+	// batchMsgs, if set, is the most messages the store puts in a batch,
+	// in place of the server's limit: a batch the server refuses.
+	batchMsgs int
 	// everyRefusal logs every refused route or client, as the embedded
 	// server does: the broken twin of the test that one is logged once.
 	everyRefusal bool
+	// frozen, while it holds true, stops the node's renewals and makes it
+	// serve as if its lease held: a node that does not know it has been
+	// given up on (a long GC pause, a frozen VM). Nil in production.
+	frozen *atomic.Bool
+	// muted, while it holds true, makes each renewal fail as one that
+	// gets no answer: a node cut off from the nodes bucket, or one whose
+	// leader is being elected. Nil in production.
+	muted *atomic.Bool
+	// workers bounds the forwarded requests served at once, queue those
+	// waiting to be (see serveRPC); 0 means the defaults.
+	workers, queue int
+	// routeSummaryEvery is how often a peer still unreachable is summed
+	// up in the log; 0 means a minute.
+	routeSummaryEvery time.Duration
+	// beforeDispatch, if set, is called by serveRPC before it looks at a
+	// forwarded request: a test holds the dispatch there.
+	beforeDispatch func()
+	// beforeSend, if set, is called by forward with the node a request
+	// goes to, once the request counts as under way and before it is
+	// sent: a test holds a request there.
+	beforeSend func(node string)
+	// announcing, if set, is called when the node, leaving, begins to
+	// tell its peers so (see announceLeave).
+	announcing func()
+	// noLeaveNotice makes the broken twin of a graceful leave: the node
+	// leaves without telling its peers, whose requests sent to it in
+	// that moment are lost.
+	noLeaveNotice bool
+}
+
+const (
+	defaultRPCWorkers = 1024
+	defaultRPCQueue   = 4096
+)
+
+func (s seams) rpcWorkers() int {
+	if s.workers > 0 {
+		return s.workers
+	}
+	return defaultRPCWorkers
+}
+
+func (s seams) rpcQueue() int {
+	if s.queue > 0 {
+		return s.queue
+	}
+	return defaultRPCQueue
 }
 
 // maxClusterPayload is the largest message NATS takes (max_payload caps

@@ -35,11 +35,13 @@ func (n *Node) route(ctx context.Context, list string) (local bool, node string,
 	f := routeFacts{
 		list:  list,
 		me:    n.opts.Name,
-		epoch: n.lease.valid(now),
-		alive: func(node string, epoch uint64) bool { return n.view.alive(node, epoch, now) },
+		epoch: n.epochNow(now),
+		alive: func(node string, epoch uint64) bool { return n.view.alive(node, epoch, now, n.lease.judgedFrom(now)) },
 	}
 	if f.epoch != 0 {
 		f.held, f.moving = n.held.acquire(list, f.epoch)
+	} else if f.lapsed = n.lease.kept(); f.lapsed != 0 {
+		f.waiting = n.held.has(list, f.lapsed)
 	}
 	if !f.held {
 		f.cached, _ = n.ownerCache.get(list)
@@ -64,10 +66,7 @@ func (n *Node) route(ctx context.Context, list string) (local bool, node string,
 			}
 			f.reads++
 		case routeConfirm:
-			f.owner.confirmed = ownerDead
-			if n.confirmedAlive(ctx, f.owner.rec) {
-				f.owner.confirmed = ownerLives
-			}
+			f.owner.confirmed = n.confirmDeath(ctx, f.owner.rec)
 		case routeHandOver:
 			f.owner = n.handOverIdle(ctx, list, f.owner, v.to)
 		case routeClaim:
@@ -83,12 +82,16 @@ const maxOwnerReads = 3
 // routeFacts are what a node knows when it routes a request for a list:
 // what route gathers, step by step, and decideRoute judges.
 type routeFacts struct {
-	list   string
-	me     string      // this node's name
-	epoch  uint64      // this node's epoch; 0 when its lease has lapsed
-	held   bool        // the list is held here under epoch, for this call
-	moving bool        // the list is being handed off or unloaded here
-	cached ownerRecord // the owner cache's record of the list; zero if none
+	list  string
+	me    string // this node's name
+	epoch uint64 // this node's epoch; 0 when its lease has lapsed
+	// lapsed is the epoch of a lease that has lapsed, which the node
+	// keeps until a renewal succeeds or is refused; 0 while epoch is set.
+	lapsed  uint64
+	held    bool        // the list is held here under epoch, for this call
+	moving  bool        // the list is being handed off or unloaded here
+	waiting bool        // the list is held here under lapsed: it waits for the renewal
+	cached  ownerRecord // the owner cache's record of the list; zero if none
 	// alive is the node's view of the members: whether node lives under
 	// epoch now (a leaving node lives until it has gone).
 	alive func(node string, epoch uint64) bool
@@ -151,6 +154,8 @@ func decideRoute(f *routeFacts) routeVerdict {
 		return routeVerdict{action: routeServe}
 	case f.moving:
 		return refuse(fmt.Errorf("%w: list %q is moving", ErrNotOwner, f.list))
+	case f.waiting:
+		return refuse(errLapsed(f.list, f.me))
 	case f.owner != nil:
 		return decideOwner(f, f.owner)
 	case f.reads == 0 && f.cached.Node != "" && f.cached.Node != f.me && f.alive(f.cached.Node, f.cached.Epoch):
@@ -177,6 +182,11 @@ func decideOwner(f *routeFacts, o *ownerFacts) routeVerdict {
 		// Owned but idle here, and another node is preferred now (one
 		// joined): hand the record over on the way.
 		return routeVerdict{action: routeHandOver, to: ownerRecord{target, o.epochs[target]}}
+	case o.rev != 0 && f.lapsed != 0 && o.rec == ownerRecord{f.me, f.lapsed}:
+		// Owned here under the epoch whose lease lapsed: nobody else may
+		// take it until this node is declared dead, and this node serves
+		// it again once it renews.
+		return refuse(errLapsed(f.list, f.me))
 	case other && f.alive(o.rec.Node, o.rec.Epoch):
 		return routeVerdict{action: routeForward, node: o.rec.Node, remember: true}
 	}
@@ -199,7 +209,13 @@ func decideOwner(f *routeFacts, o *ownerFacts) routeVerdict {
 }
 
 func forward(node string) routeVerdict { return routeVerdict{action: routeForward, node: node} }
-func refuse(err error) routeVerdict    { return routeVerdict{action: routeRefuse, err: err} }
+
+// errLapsed is the refusal of a list this node owns while its lease has
+// lapsed: retryable, the list is kept here for when the lease is renewed.
+func errLapsed(list, me string) error {
+	return fmt.Errorf("%w: list %q waits: node %s cannot renew its lease now (it keeps its lists meanwhile)", ErrNotReady, list, me)
+}
+func refuse(err error) routeVerdict { return routeVerdict{action: routeRefuse, err: err} }
 
 // readOwner reads the list's owner record, and the live nodes now.
 func (n *Node) readOwner(ctx context.Context, list string, now time.Time, epoch uint64) (*ownerFacts, error) {
@@ -274,9 +290,14 @@ func (n *Node) holdLocal(list string, epoch uint64) (bool, string, error) {
 
 // liveNodes returns the nodes that may own lists now, with their epochs:
 // the live members, this node among them while its lease holds and it is
-// not leaving (its own record may not have reached its watcher yet).
+// not leaving (its own record may not have reached its watcher yet). A
+// member is live until it has been silent for LeaseTTL + ClockSkew while
+// this node's own renewals succeeded (see view.alive): after the nodes
+// bucket elected a leader, every record is stale, and a node that took
+// the others for dead would claim lists they are preferred for, only to
+// hand them on once their renewals came through.
 func (n *Node) liveNodes(now time.Time, epoch uint64) ([]string, map[string]uint64) {
-	live, epochs := n.view.live(now)
+	live, epochs := n.view.live(now, n.lease.judgedFrom(now))
 	me := n.opts.Name
 	has := false
 	for i, name := range live {
@@ -295,15 +316,42 @@ func (n *Node) liveNodes(now time.Time, epoch uint64) ([]string, map[string]uint
 	return live, epochs
 }
 
-// confirmedAlive asks the leader of the nodes bucket, not this node's
-// view, whether the owner of a record lives: a view that lags would take
-// a live node for dead.
-func (n *Node) confirmedAlive(ctx context.Context, rec ownerRecord) bool {
-	m, ok, err := n.leaderLiveness(ctx, rec.Node)
-	if err != nil {
-		return true // cannot tell: do not take the list
+// confirmDeath asks the leader of the nodes bucket, not this node's view,
+// whether the owner of a record lives: a view that lags would take a live
+// node for dead. An owner whose record is gone or names another epoch is
+// dead. One whose record has not been renewed for LeaseTTL + ClockSkew
+// while this node's own renewals succeeded is declared dead: its record is
+// deleted by compare-and-set on the revision read, which the owner's own
+// renewal, a compare-and-set on the same revision, would make fail (see
+// lease). Only then may its lists be taken. When the leader cannot tell,
+// or the declaration fails, the owner is taken to live: the list is not
+// taken.
+//
+// The wait is counted from the later of the owner's last renewal and the
+// beginning of this node's own run of renewals: when the nodes bucket
+// elected a leader, nobody could renew, and every record looks stale once
+// it has one; the first node to renew must give the others as long as a
+// lease lasts to renew too, or it would take the lists of live nodes.
+func (n *Node) confirmDeath(ctx context.Context, rec ownerRecord) ownerLiveness {
+	since := n.lease.runSince()
+	if since.IsZero() {
+		return ownerLives // this node's own renewals fail: it cannot judge
 	}
-	return ok && m.epoch == rec.Epoch && time.Since(m.renewed) < n.view.ttl
+	m, rev, ok, err := n.leaderLiveness(ctx, rec.Node)
+	switch {
+	case err != nil:
+		return ownerLives
+	case !ok || m.epoch != rec.Epoch:
+		return ownerDead
+	case time.Since(m.renewed) < n.view.ttl || time.Since(since) < n.view.ttl:
+		return ownerLives
+	}
+	if err := n.nodes.Delete(ctx, encodeName(rec.Node), jetstream.LastRevision(rev)); err != nil {
+		return ownerLives // it renewed meanwhile, or no answer: ask again next time
+	}
+	n.stats.declared.Add(1)
+	n.log.Warn("cluster: node declared dead: its lease ran out; its lists are taken over", "node", n.opts.Name, "dead", rec.Node, "epoch", rec.Epoch, "renewed", m.renewed)
+	return ownerDead
 }
 
 // rebalance hands off the lists held here that another live node is now
@@ -315,7 +363,7 @@ func (n *Node) rebalance() bool {
 		return true
 	}
 	now := time.Now()
-	epoch := n.lease.valid(now)
+	epoch := n.epochNow(now)
 	if epoch == 0 {
 		return true
 	}
@@ -331,7 +379,7 @@ func (n *Node) handOffAll(ctx context.Context) (left int) {
 	rctx, cancel := context.WithTimeout(ctx, n.opts.AckTimeout)
 	n.renew(rctx)
 	cancel()
-	live, epochs := n.liveNodes(time.Now(), n.lease.valid(time.Now()))
+	live, epochs := n.liveNodes(time.Now(), n.epochNow(time.Now()))
 	return n.handOff(ctx, live, epochs)
 }
 

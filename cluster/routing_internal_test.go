@@ -121,6 +121,33 @@ func TestDecideRoute(t *testing.T) {
 				return f
 			}(),
 			want: routeVerdict{action: routeRefuse}, why: ErrNotOwner, says: "lapsed"},
+
+		// This node's lease has lapsed: it keeps its epoch and its lists
+		// until a renewal says whether it was declared dead.
+		{name: "held under the lapsed epoch: waits, no read", f: routeFacts{list: here, me: me, lapsed: 7, waiting: true},
+			want: routeVerdict{action: routeRefuse}, why: ErrNotReady, says: "cannot renew its lease"},
+		{name: "owned here under the lapsed epoch, not held: waits, never claimed or sent away",
+			f: func() routeFacts {
+				f := owned(there, ownerRecord{me, 7}, ownerFacts{})
+				f.epoch, f.lapsed = 0, 7
+				f.owner.live = []string{other} // liveNodes leaves this node out
+				return f
+			}(),
+			want: routeVerdict{action: routeRefuse}, why: ErrNotReady, says: "cannot renew its lease"},
+		{name: "owned here under an epoch before the lapsed one: refused, never claimed",
+			f: func() routeFacts {
+				f := owned(here, ownerRecord{me, 3}, ownerFacts{})
+				f.epoch, f.lapsed = 0, 7
+				f.owner.live = []string{me, other}
+				return f
+			}(),
+			want: routeVerdict{action: routeRefuse}, why: ErrNotOwner, says: "lapsed"},
+		{name: "owned elsewhere, lease lapsed here: forwarded to the live owner", f: func() routeFacts {
+			f := owned(here, ownerRecord{third, 3}, ownerFacts{})
+			f.epoch, f.lapsed = 0, 7
+			return f
+		}(),
+			want: routeVerdict{action: routeForward, node: third, remember: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.f.alive = func(node string, epoch uint64) bool { return alive[ownerRecord{node, epoch}] }

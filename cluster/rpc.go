@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/gotodo/todo"
@@ -27,8 +28,9 @@ const (
 	rpcDelete
 	rpcEntries // one date
 	rpcAll
-	_       // was the read of UpdateEntry's compare-and-replace, before rpcVersion 3
-	rpcPage // a page of entries: after id, at most limit
+	_        // was the read of UpdateEntry's compare-and-replace, before rpcVersion 3
+	rpcPage  // a page of entries: after id, at most limit
+	rpcLeave // the node named in list, under the epoch in id, has left (see announceLeave)
 )
 
 // rpcVersion is what forwarded requests and their answers start with: 3
@@ -236,9 +238,10 @@ func decodeReply(b []byte) (rpcReply, error) {
 }
 
 // forward sends req to node and returns its answer. A node that is gone
-// (no responders) gives a retryable error: nobody got the request. A
-// request whose answer does not come within ctx gives ctx's error: it may
-// have been served, as with any call timeout.
+// (no responders), or has said it left (see departed), gives a retryable
+// error: nobody got the request. A request whose answer does not come
+// within ctx gives ctx's error: it may have been served, as with any call
+// timeout.
 func (n *Node) forward(ctx context.Context, node string, req *rpcRequest) (rpcReply, error) {
 	n.stats.forwarded.Add(1)
 	if _, ok := ctx.Deadline(); !ok {
@@ -248,7 +251,15 @@ func (n *Node) forward(ctx context.Context, node string, req *rpcRequest) (rpcRe
 	}
 	req.deadline, _ = ctx.Deadline()
 	req.key = todo.IdempotencyKey(ctx)
+	if !n.gate.begin(node) {
+		n.ownerCache.forget(req.list)
+		return rpcReply{}, fmt.Errorf("%w: node %s has left", ErrNotOwner, node)
+	}
+	if n.seams.beforeSend != nil {
+		n.seams.beforeSend(node)
+	}
 	msg, err := n.nc.RequestWithContext(ctx, rpcSubject(node), req.encode())
+	n.gate.end(node)
 	if errors.Is(err, nats.ErrNoResponders) {
 		n.ownerCache.forget(req.list)
 		return rpcReply{}, fmt.Errorf("%w: node %s does not answer", ErrNotOwner, node)
@@ -279,11 +290,26 @@ func (n *Node) forward(ctx context.Context, node string, req *rpcRequest) (rpcRe
 }
 
 // serveRPC takes a forwarded request off the subscription and serves it
-// on a goroutine of its own, at most cap(rpcSem) at once.
+// on a goroutine of its own, at most seams.rpcWorkers at once. Both the
+// requests being served and those waiting are bounded: a request that
+// finds every worker busy, or more than seams.rpcQueue requests waiting
+// behind it, is answered at once that the node is overloaded (a retryable
+// ErrUnavailable; nothing was done). Past four times that queue, NATS
+// itself drops requests (a slow consumer, logged): their callers time out.
 func (n *Node) serveRPC(msg *nats.Msg) {
+	if n.seams.beforeDispatch != nil {
+		n.seams.beforeDispatch()
+	}
+	if waiting, _, err := msg.Sub.Pending(); err == nil && waiting > n.seams.rpcQueue() {
+		n.stats.overloaded.Add(1)
+		rep := rpcReply{errKind: errKindUnavailable, errMsg: fmt.Sprintf("todo: node %s is overloaded: %d forwarded requests wait", n.opts.Name, waiting)}
+		msg.Respond(rep.encode())
+		return
+	}
 	select {
 	case n.rpcSem <- struct{}{}:
 	default:
+		n.stats.overloaded.Add(1)
 		rep := rpcReply{errKind: errKindUnavailable, errMsg: "todo: node " + n.opts.Name + " is overloaded"}
 		msg.Respond(rep.encode())
 		return
@@ -339,6 +365,9 @@ func (n *Node) serveForwarded(req *rpcRequest) (rep rpcReply) {
 		rep.entries, err = n.allEntries(ctx, req.list, req.hops)
 	case rpcPage:
 		rep.entries, err = n.entriesPage(ctx, req.list, req.entry.Date, req.id, req.limit, req.hops)
+	case rpcLeave:
+		n.departed(req.list, uint64(req.id))
+		return rep
 	default:
 		err = fmt.Errorf("cluster: unknown request %d", req.op)
 	}
@@ -351,4 +380,104 @@ func (n *Node) serveForwarded(req *rpcRequest) (rep rpcReply) {
 		rep.errKind, rep.errMsg = errKind(err), err.Error()
 	}
 	return rep
+}
+
+// A node that leaves gracefully must not lose a request sent to it: NATS
+// delivers a message to the subscribers it knows of when the message
+// reaches their server, and drops one that reaches the server after the
+// node has unsubscribed. Its peers route requests to it until they learn
+// that it left, and their views learn that through a watch, a moment
+// after it withdrew: a request sent in that moment was dropped, and its
+// caller waited out its whole deadline (TestNode_JoinAndLeave, "forwarded
+// to node n4: context deadline exceeded": the leaving node never received
+// it). So the node tells each peer that it has left (announceLeave), and
+// a peer answers only once it sends no request there and has none under
+// way (departed): after every answer, nothing more can come, and every
+// request that came is answered before the node unsubscribes.
+
+// announceLeave tells every other member that this node has left, and
+// waits for their answers, until ctx ends or RequestTimeout passes. A
+// member that does not answer is down or cut off: it sends nothing here.
+func (n *Node) announceLeave(ctx context.Context) {
+	if n.seams.noLeaveNotice {
+		return
+	}
+	if n.seams.announcing != nil {
+		n.seams.announcing()
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.opts.RequestTimeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	req := rpcRequest{op: rpcLeave, deadline: deadline, list: n.opts.Name, id: int(n.lease.kept())}
+	data := req.encode()
+	var wg sync.WaitGroup
+	for _, peer := range n.view.others(n.opts.Name) {
+		wg.Go(func() {
+			if _, err := n.nc.RequestWithContext(ctx, rpcSubject(peer), data); err != nil && !errors.Is(err, nats.ErrNoResponders) {
+				n.log.Warn("cluster: a peer did not answer that this node leaves", "node", n.opts.Name, "peer", peer, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// departed takes note that node has left under epoch: the view takes it
+// for gone, and no request is sent to it any more (until it comes back
+// under another epoch). It returns once none is under way.
+func (n *Node) departed(node string, epoch uint64) {
+	n.view.leave(node, epoch)
+	n.gate.close(node, epoch)
+}
+
+// sendGate counts the requests under way to each node, and closes to a
+// node that has left. It is safe for concurrent use.
+type sendGate struct {
+	view *view
+
+	mu     sync.Mutex // guards flight and left
+	idle   sync.Cond  // signalled when a node's flight drops to 0
+	flight map[string]int
+	left   map[string]uint64 // node → the epoch it left under
+}
+
+func newSendGate(v *view) *sendGate {
+	g := &sendGate{view: v, flight: make(map[string]int), left: make(map[string]uint64)}
+	g.idle.L = &g.mu
+	return g
+}
+
+// begin reports whether a request may be sent to node, and if so counts
+// it under way until end. It may not once node has left, until the view
+// knows it under another epoch.
+func (g *sendGate) begin(node string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if epoch, ok := g.left[node]; ok {
+		if now := g.view.epochOf(node); now == 0 || now == epoch {
+			return false
+		}
+		delete(g.left, node) // it came back
+	}
+	g.flight[node]++
+	return true
+}
+
+func (g *sendGate) end(node string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.flight[node]--; g.flight[node] == 0 {
+		delete(g.flight, node)
+		g.idle.Broadcast()
+	}
+}
+
+// close closes the gate to node, which left under epoch, and waits until
+// no request to it is under way.
+func (g *sendGate) close(node string, epoch uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.left[node] = epoch
+	for g.flight[node] > 0 {
+		g.idle.Wait()
+	}
 }

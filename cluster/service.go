@@ -59,7 +59,7 @@ func (n *Node) try(ctx context.Context, list string, hops int, local func(contex
 	}
 	if isLocal {
 		defer n.held.release(list)
-		noteServed(ctx, n.opts.Name, n.lease.valid(time.Now()))
+		noteServed(ctx, n.opts.Name, n.epochNow(time.Now()))
 		return local(ctx)
 	}
 	if hops >= maxHops {

@@ -42,8 +42,14 @@ type store struct {
 	maxSize      int           // the largest snapshot: todo.Options.MaxFileSize
 	maxPayload   int           // the largest message the servers take
 	noFence      bool          // the broken twin of the tests: publish without the fence
-	writeID      string        // prefix of this store's write ids
-	writeSeq     atomic.Uint64
+	batches      atomic.Bool   // the stream takes atomic batches (see batch.go)
+	inflight     chan struct{} // a slot for each batch being published: at most maxBatchesInFlight
+	batchMsgs    int           // the most messages in a batch: maxBatchMsgs, or a test's
+	hdr          sharedHeaders
+	// sendBatch publishes a batch: sendBatch, or a test's broken one.
+	sendBatch func(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) (uint64, error)
+	writeID   string // prefix of this store's write ids
+	writeSeq  atomic.Uint64
 
 	// lost is called with a list whose fence failed: the node unloads it,
 	// in the background. It must not block. released is called when a list left
@@ -59,11 +65,13 @@ type store struct {
 	closeOne sync.Once
 
 	fenceFailures, spuriousRefusals, markers, snapshots atomic.Int64
+	batchesStored, batchSplits                          atomic.Int64
 }
 
 // listLog is where a loaded list's log stands. It is touched by one
 // commit at a time (the System's promise), and by Load before that.
 type listLog struct {
+	subject    string // the list's subject (see listSubject)
 	lastSeq    uint64 // the subject's last sequence as this node last saw it; 0 for none
 	base       uint64 // the snapshot the deltas since build on; 0 for none
 	deltas     int    // deltas since base
@@ -124,6 +132,10 @@ func newStore(js jetstream.JetStream, stream jetstream.Stream, o *Options, maxPa
 		lists:        make(map[string]*listLog),
 		purges:       make(chan purge, 4096),
 		closing:      make(chan struct{}),
+		inflight:     make(chan struct{}, maxBatchesInFlight),
+		sendBatch:    sendBatch,
+		batchMsgs:    maxBatchMsgs,
+		hdr:          newSharedHeaders(),
 	}
 	s.purgeWG.Add(1)
 	go s.purger()
@@ -132,15 +144,66 @@ func newStore(js jetstream.JetStream, stream jetstream.Stream, o *Options, maxPa
 
 // Load reads a list: the last message of its subject, the snapshot it
 // builds on, and the deltas between.
+//
+// A read the stream cannot answer for now (it has no leader: after a
+// restart, or while it elects one) is tried again, as a write is, until
+// ctx ends, or for WriteTimeout when ctx has no deadline (a list's server
+// loads with none): a node that has just rejoined answers once its
+// stream has a leader, not ErrUnavailable at once.
 func (s *store) Load(ctx context.Context, list string) (todo.ListState, error) {
-	st, ll, err := s.read(ctx, list)
+	st, ll, err := s.readPatiently(ctx, list)
 	if err != nil {
 		return todo.ListState{}, err
 	}
+	ll.subject = listSubject(list)
 	s.mu.Lock()
 	s.lists[list] = ll
 	s.mu.Unlock()
 	return st, nil
+}
+
+// readPatiently is read, tried again while the stream is unavailable for
+// now (see Load).
+func (s *store) readPatiently(ctx context.Context, list string) (todo.ListState, *listLog, error) {
+	var until time.Time
+	if _, ok := ctx.Deadline(); !ok {
+		until = time.Now().Add(s.writeTimeout)
+	}
+	backoff := 20 * time.Millisecond
+	for {
+		st, ll, err := s.read(ctx, list)
+		if err == nil || !errors.Is(err, errNoLeaderNow) || ctx.Err() != nil || !until.IsZero() && time.Now().After(until) {
+			return st, ll, err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return st, ll, err
+		case <-s.closing:
+			return st, ll, err
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// errNoLeaderNow marks a read the stream did not answer for now: nobody
+// took it, it timed out, or JetStream said it is unavailable (code 503,
+// "JetStream system temporarily unavailable", while it has no leader).
+var errNoLeaderNow = errors.New("the lists' stream cannot answer for now")
+
+// readFailed is the error of a read that failed with err, marked
+// errNoLeaderNow when trying again may do.
+func readFailed(list string, err error) error {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		if apiErr.Code < 500 {
+			return unavailable("load list %q", list, err)
+		}
+	case errors.Is(err, context.Canceled), errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining):
+		return unavailable("load list %q", list, err)
+	}
+	return fmt.Errorf("%w: load list %q: %w: %w", todo.ErrUnavailable, list, errNoLeaderNow, err)
 }
 
 func (s *store) read(ctx context.Context, list string) (todo.ListState, *listLog, error) {
@@ -148,12 +211,16 @@ func (s *store) read(ctx context.Context, list string) (todo.ListState, *listLog
 	// A purge after a newer snapshot may remove the snapshot the last
 	// message named while it is read: read again from the new last one.
 	for range 5 {
-		last, err := s.stream.GetLastMsgForSubject(ctx, subject)
+		// The first call is the one that meets a stream with no leader:
+		// bounded, so that one JetStream drops is tried again.
+		first, cancel := context.WithTimeout(ctx, s.ackTimeout)
+		last, err := s.stream.GetLastMsgForSubject(first, subject)
+		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return todo.ListState{}, &listLog{}, nil
 		}
 		if err != nil {
-			return todo.ListState{}, nil, unavailable("load list %q", list, err)
+			return todo.ListState{}, nil, readFailed(list, err)
 		}
 		st, ll, err := s.readFrom(ctx, list, last)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -226,7 +293,7 @@ func notFoundOr(err error, list string) error {
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return err
 	}
-	return unavailable("load list %q", list, err)
+	return readFailed(list, err)
 }
 
 func corrupt(list string, seq uint64, err error) error {
@@ -237,18 +304,15 @@ func unavailable(format, list string, err error) error {
 	return fmt.Errorf("%w: "+format+": %w", todo.ErrUnavailable, list, err)
 }
 
-// Commit publishes the batch's changes at once, each fenced, waits for
-// every acknowledgement, and settles those that did not come. Every write
-// is fsynced by a quorum whatever fsync says: the embedded servers run
-// with SyncAlways, which is server-wide.
+// Commit publishes the batch's changes, each fenced, in as few atomic
+// batches as the server's limits allow (one, nearly always: see batch.go),
+// waits for their acknowledgements, and settles what did not come. Every
+// write is fsynced by a quorum whatever fsync says: the embedded servers
+// run with SyncAlways, which is server-wide.
 func (s *store) Commit(ctx context.Context, batch []todo.Change, fsync bool) {
 	writes := make([]*write, 0, len(batch))
-	var released []string
 	for i := range batch {
 		c := &batch[i]
-		if c.Release {
-			released = append(released, c.List)
-		}
 		w, err := s.prepare(c)
 		if err != nil {
 			c.Err = err
@@ -258,34 +322,17 @@ func (s *store) Commit(ctx context.Context, batch []todo.Change, fsync bool) {
 			writes = append(writes, w)
 		}
 	}
-	futures := make([]jetstream.PubAckFuture, len(writes))
-	sendErrs := make([]error, len(writes))
-	for i, w := range writes {
-		futures[i], sendErrs[i] = s.js.PublishMsgAsync(w.msg(w.kind, w.data, w.id), s.pubOpts(w)...)
-	}
-	var wg sync.WaitGroup
-	for i, w := range writes {
-		var seq uint64
-		err := sendErrs[i]
-		if err == nil {
-			select {
-			case ack := <-futures[i].Ok():
-				seq = ack.Sequence
-			case err = <-futures[i].Err():
-			}
+	s.publish(writes)
+	for i := range batch {
+		// A release whose last changes failed for now keeps the list
+		// where its log stands: the System tries them again. One lost
+		// to another node is let go all the same.
+		if c := &batch[i]; c.Release && (c.Err == nil || errors.Is(c.Err, ErrNotOwner)) {
+			s.mu.Lock()
+			delete(s.lists, c.List)
+			s.mu.Unlock()
+			s.released(c.List)
 		}
-		if err == nil {
-			s.stored(w, seq)
-			continue
-		}
-		wg.Go(func() { s.settle(w, err) })
-	}
-	wg.Wait()
-	for _, list := range released {
-		s.mu.Lock()
-		delete(s.lists, list)
-		s.mu.Unlock()
-		s.released(list)
 	}
 }
 
@@ -305,8 +352,7 @@ func (s *store) prepare(c *todo.Change) (*write, error) {
 	case ll.lost:
 		return nil, fmt.Errorf("%w: list %q was written by another node", ErrNotOwner, c.List)
 	}
-	w := &write{change: c, subject: listSubject(c.List), expected: ll.lastSeq, base: ll.base, start: time.Now(),
-		id: s.writeID + "." + strconv.FormatUint(s.writeSeq.Add(1), 10)}
+	w := &write{change: c, subject: ll.subject, expected: ll.lastSeq, base: ll.base, start: time.Now(), id: s.nextWriteID()}
 	delta := encodeDelta(c.Ops, c.State.LastID)
 	if ll.deltas+1 >= maxDeltas || ll.deltaBytes+len(delta) > max(ll.snapBytes, minSnapshotBytes) {
 		w.kind, w.data = kindSnapshot, encodeSnapshot(c.State)
@@ -320,6 +366,14 @@ func (s *store) prepare(c *todo.Change) (*write, error) {
 		}
 	}
 	return w, nil
+}
+
+// nextWriteID returns a write id no write of any store had: this store's
+// prefix and a count.
+func (s *store) nextWriteID() string {
+	var buf [64]byte
+	b := append(append(buf[:0], s.writeID...), '.')
+	return string(strconv.AppendUint(b, s.writeSeq.Add(1), 10))
 }
 
 // msg is the message of w's write: its kind, the base it builds on, and its id.

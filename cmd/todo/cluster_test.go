@@ -41,6 +41,7 @@ type clusterChild struct {
 	cmd      *exec.Cmd
 	addr     string // HTTP
 	natsAddr string
+	user     nats.Option // the credentials of its NATS port, or nil
 	exited   chan struct{}
 	err      error
 	logs     syncBuffer
@@ -300,36 +301,6 @@ func natsUser(t *testing.T, secretFile string) nats.Option {
 	return nats.UserInfo("todo", hex.EncodeToString(m.Sum(nil)))
 }
 
-// streamLeader asks a node's embedded server which node leads the lists'
-// stream.
-func streamLeader(t *testing.T, natsAddr string, user nats.Option) string {
-	t.Helper()
-	nc, err := nats.Connect("nats://"+natsAddr, user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for {
-		s, err := js.Stream(ctx, "TODO_LISTS")
-		if err == nil {
-			info, err := s.Info(ctx)
-			if err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
-				return info.Cluster.Leader
-			}
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("no leader for the lists' stream: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // replicaCurrent waits until the node's replica of the lists' stream has
 // caught up with the leader, and returns how long that took.
 func replicaCurrent(t *testing.T, natsAddr string, user nats.Option, node string, within time.Duration) time.Duration {
@@ -365,10 +336,65 @@ func replicaCurrent(t *testing.T, natsAddr string, user nats.Option, node string
 	return 0
 }
 
+// batchedWrites counts the lists' writes, as a node's embedded server
+// holds them now, and those of them that travelled in an atomic batch
+// (they carry the batch's id): what the fault tests say of the batch path
+// depends on the adds their drivers made sharing commits.
+func batchedWrites(t *testing.T, natsAddr string, user nats.Option) (batched, all int) {
+	t.Helper()
+	nc, err := nats.Connect("nats://"+natsAddr, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "TODO_LISTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, Replicas: 1, InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(0); seq < info.State.LastSeq; {
+		msgs, err := c.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range msgs.Messages() {
+			got++
+			all++
+			if m.Headers().Get("Nats-Batch-Id") != "" {
+				batched++
+			}
+			if meta, err := m.Metadata(); err == nil {
+				seq = meta.Sequence.Stream
+			}
+		}
+		if err := msgs.Error(); err != nil || got == 0 {
+			t.Fatalf("reading the lists' stream after sequence %d of %d: %v", seq, info.State.LastSeq, err)
+		}
+	}
+	return batched, all
+}
+
 // A 3-node cluster of processes on 127.0.0.1, with a cluster secret,
 // under adds at all three: SIGKILL of the lists' stream leader stalls
 // writes for less than 10s and loses no acknowledged entry; restarted on
-// its data directory, the node catches up.
+// its data directory, the node catches up. All along, /healthz tells the
+// truth (see checkHealth).
 func TestCluster_KillStreamLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping the multi-process cluster test")
@@ -376,37 +402,10 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 	// Not parallel: the stall it bounds grows with the load of the
 	// other tests on the machine.
 	bin := buildBinary(t)
-	dir := t.TempDir()
-	secret := clusterSecret(t, dir)
-	nodes := make([]*clusterChild, 3)
-	clusterAddrs := make([]string, 3)
-	for i := range nodes {
-		clusterAddrs[i] = freeLoopbackAddr(t)
-	}
-	for i := range nodes {
-		name := fmt.Sprint("k", i+1)
-		var peers []string
-		for j, a := range clusterAddrs {
-			if j != i {
-				peers = append(peers, a)
-			}
-		}
-		natsAddr := freeLoopbackAddr(t)
-		nodes[i] = &clusterChild{name: name, natsAddr: natsAddr, args: []string{
-			"-node", name, "-cluster", clusterAddrs[i], "-peers", strings.Join(peers, ","),
-			"-nats-addr", natsAddr, "-addr", "127.0.0.1:0", "-data", filepath.Join(dir, name),
-			"-log-format", "json", "-timeout", "3s", "-insecure", "-cluster-secret-file", secret,
-		}}
-	}
-	for _, c := range nodes {
-		c.start(t, bin)
-	}
+	nodes := loopbackCluster(t, bin, "k", 3, "-timeout", "3s")
 	tr := &http.Transport{MaxIdleConnsPerHost: 8}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	for _, c := range nodes {
-		waitHealthy(t, client, c, 15*time.Second)
-	}
 	lists := make([]string, 20)
 	for i := range lists {
 		lists[i] = fmt.Sprint("kill-", i)
@@ -414,19 +413,19 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 	h := clustertest.NewHistory()
 	var mu sync.Mutex
 	targets := nodes
+	current := func() []*clusterChild { mu.Lock(); defer mu.Unlock(); return targets }
 	stop := make(chan struct{})
-	load := driver(client, h, func() []*clusterChild { mu.Lock(); defer mu.Unlock(); return targets }, lists, stop)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		load.Wait()
-	}()
-	time.Sleep(2 * time.Second) // load before the kill
+	load := driver(client, h, current, lists, stop)
+	var once sync.Once
+	stopLoad := func() { once.Do(func() { close(stop); load.Wait() }) }
+	defer stopLoad()
+	time.Sleep(2 * time.Second) // load before the kill, which gives every list an owner
+	js := inspect(t, nodes[0])
+	own := ownWriters(t, client, js, h, current, lists, stop)
+	health := watchHealth(client, h, current) // a node restarting is polled once it is healthy again: its address changes
+	defer own.Wait()
 
-	leader := streamLeader(t, nodes[0].natsAddr, natsUser(t, secret))
+	leader := leaderOf(js, "TODO_LISTS")
 	var victim *clusterChild
 	var survivors []*clusterChild
 	for _, c := range nodes {
@@ -466,14 +465,15 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 	restartedAt := h.Since()
 	victim.start(t, bin)
 	took := waitHealthy(t, client, victim, 20*time.Second)
-	caught := replicaCurrent(t, victim.natsAddr, natsUser(t, secret), victim.name, 20*time.Second)
+	caught := replicaCurrent(t, victim.natsAddr, victim.user, victim.name, 20*time.Second)
 	t.Logf("%s restarted: healthy after %v, its replica current after %v more", victim.name, took.Round(time.Millisecond), caught.Round(time.Millisecond))
 	mu.Lock()
 	targets = nodes
 	mu.Unlock()
 	time.Sleep(2 * time.Second) // load on all three again
-	close(stop)
-	load.Wait()
+	stopLoad()
+	own.Wait()
+	checkHealth(t, health.end(), h)
 
 	after, afterAt := h.LongestGap(restartedAt, 0)
 	t.Logf("after the restart: longest stall of acknowledgements %v (from %v)", after.Round(time.Millisecond), afterAt.Round(time.Millisecond))
@@ -481,6 +481,11 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 	t.Logf("%d adds acknowledged, %d refused, %d unknown", a, r, u)
 	for _, p := range h.Check(readAll(t, client, victim.addr, lists)) {
 		t.Error(p)
+	}
+	batched, all := batchedWrites(t, victim.natsAddr, victim.user)
+	t.Logf("%d of the %d writes the stream holds travelled in atomic batches", batched, all)
+	if batched == 0 {
+		t.Error("no write travelled in an atomic batch: the test did not try the batch path")
 	}
 	for _, c := range nodes {
 		c.stop(t)

@@ -111,8 +111,17 @@ func (l *netLab) cut(i int, off bool) {
 	l.ip("-n", l.ns("br"), "link", "set", l.prefix+fmt.Sprint("b", i), state)
 }
 
-// remove deletes the namespaces, and with them their links.
+// remove deletes the host's ends of the direct links, then the
+// namespaces, and with them their links. The kernel tears a deleted
+// namespace down in the background, and a veth pair with it: the host's
+// end would outlive the call for a while and its name clash with the next
+// lab of this process (same PID, same prefix: the test run again under
+// -count or -cpu), so it is deleted here first, which deletes the pair at
+// once.
 func (l *netLab) remove() {
+	for i := 1; i <= l.nodes; i++ {
+		exec.Command("ip", "link", "del", l.prefix+fmt.Sprint("h", i)).Run()
+	}
 	for i := 1; i <= l.nodes; i++ {
 		exec.Command("ip", "netns", "del", l.ns(fmt.Sprint(i))).Run()
 	}
@@ -143,9 +152,10 @@ func TestCluster_Partition(t *testing.T) {
 				peers = append(peers, fmt.Sprintf("10.213.0.%d:6222", j+1))
 			}
 		}
-		nodes[i] = &clusterChild{name: name, netns: lab.ns(fmt.Sprint(i + 1)), args: []string{
+		natsAddr := lab.nodeAddr(i+1) + ":4222"
+		nodes[i] = &clusterChild{name: name, netns: lab.ns(fmt.Sprint(i + 1)), natsAddr: natsAddr, user: natsUser(t, secret), args: []string{
 			"-node", name, "-cluster", fmt.Sprintf("10.213.0.%d:6222", i+1), "-peers", strings.Join(peers, ","),
-			"-addr", lab.nodeAddr(i+1) + ":5454", "-data", filepath.Join(dir, name),
+			"-addr", lab.nodeAddr(i+1) + ":5454", "-nats-addr", natsAddr, "-data", filepath.Join(dir, name),
 			"-log-format", "json", "-timeout", timeout.String(), "-insecure", "-cluster-secret-file", secret,
 		}}
 		nodes[i].start(t, bin)
@@ -162,11 +172,15 @@ func TestCluster_Partition(t *testing.T) {
 	}
 	h := clustertest.NewHistory()
 	stop := make(chan struct{})
-	load := driver(client, h, func() []*clusterChild { return nodes }, lists, stop)
+	all := func() []*clusterChild { return nodes }
+	load := driver(client, h, all, lists, stop)
 	var once sync.Once
 	stopLoad := func() { once.Do(func() { close(stop); load.Wait() }) }
 	defer stopLoad()
-	time.Sleep(2 * time.Second) // load before the partition
+	time.Sleep(2 * time.Second) // load before the partition, which gives every list an owner
+	own := ownWriters(t, client, inspect(t, nodes[0]), h, all, lists, stop)
+	defer own.Wait()
+	health := watchHealth(client, h, all)
 
 	minority := nodes[2]
 	cutAt := h.Since()
@@ -180,6 +194,8 @@ func TestCluster_Partition(t *testing.T) {
 	t.Logf("%s healthy again %v after the heal", minority.name, took.Round(time.Millisecond))
 	time.Sleep(3 * time.Second) // load on all three again
 	stopLoad()
+	own.Wait()
+	checkHealth(t, health.end(), h)
 
 	final := readAll(t, client, nodes[0].addr, lists)
 	present := make(map[string]bool)
@@ -229,6 +245,11 @@ func TestCluster_Partition(t *testing.T) {
 	t.Logf("%d adds acknowledged, %d refused, %d unknown", a, r, u)
 	for _, p := range h.Check(final) {
 		t.Error(p)
+	}
+	batched, writes := batchedWrites(t, nodes[0].natsAddr, nodes[0].user)
+	t.Logf("%d of the %d writes the stream holds travelled in atomic batches", batched, writes)
+	if batched == 0 {
+		t.Error("no write travelled in an atomic batch: the test did not try the batch path")
 	}
 	for _, c := range nodes {
 		c.stop(t)

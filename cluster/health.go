@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gotodo/todo"
+)
+
+// Health is a node's view of the cluster, for /healthz.
+type Health struct {
+	Node  string `json:"node"`
+	Epoch uint64 `json:"epoch"` // 0 while the node serves under no lease
+	Ready bool   `json:"ready"` // JetStream answered and the node has had an epoch
+	// CanWrite says that the node serves its lists now: it is ready, its
+	// lease holds, its server has a route to a peer, and no write of its
+	// store has waited for a quorum longer than AckTimeout/2.
+	CanWrite bool     `json:"can_write"`
+	Reason   string   `json:"reason,omitempty"`
+	Nodes    []string `json:"nodes"` // the members whose records are fresh, sorted: this node among them while its lease holds
+	Routes   int      `json:"routes"`
+}
+
+// Health returns the node's view of the cluster and whether it can write.
+// It reads only what the node knows already: it never waits.
+func (n *Node) Health() Health {
+	now := time.Now()
+	h := Health{Node: n.opts.Name, Ready: n.isReady(), Epoch: n.epochNow(now)}
+	h.Nodes, _ = n.view.live(now, time.Time{})
+	if h.Epoch != 0 && !n.leaving.Load() && !slices.Contains(h.Nodes, n.opts.Name) {
+		h.Nodes = append(h.Nodes, n.opts.Name) // its own record may not have reached its watcher yet
+	}
+	slices.Sort(h.Nodes)
+	if h.Nodes == nil {
+		h.Nodes = []string{}
+	}
+	if n.srv != nil {
+		h.Routes = n.srv.NumRoutes()
+	}
+	stalled := n.stalls.stalled(now, n.opts.AckTimeout)
+	switch {
+	case n.fatal.Load() != nil:
+		h.Reason = (*n.fatal.Load()).Error()
+	case n.isClosed() || n.leaving.Load():
+		h.Reason = "leaving"
+	case !h.Ready:
+		h.Reason = "waiting for a JetStream quorum: start or join more nodes"
+	case n.srv != nil && h.Routes == 0:
+		h.Reason = "no route to any peer: no quorum"
+	case h.Epoch == 0:
+		h.Reason = "lease lapsed: its renewals get no answer (no quorum of the nodes bucket); it keeps its lists and serves them again once it renews"
+	case stalled >= n.stallAfter():
+		h.Reason = fmt.Sprintf("a write has waited %v for a quorum, and none went through since", stalled.Round(time.Millisecond))
+	default:
+		h.CanWrite = true
+	}
+	return h
+}
+
+// stallAfter is how long a write of the store may wait for a quorum
+// before the node says it cannot write.
+func (n *Node) stallAfter() time.Duration { return n.opts.AckTimeout / 2 }
+
+// inflight keeps when each operation under way began, and when one last
+// went through, to say how long the store has been stalled. It is safe
+// for concurrent use.
+type inflight struct {
+	mu     sync.Mutex // guards the fields below
+	next   uint64
+	ops    map[uint64]time.Time
+	lastOK time.Time
+}
+
+func (f *inflight) begin() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ops == nil {
+		f.ops = make(map[uint64]time.Time)
+	}
+	f.next++
+	f.ops[f.next] = time.Now()
+	return f.next
+}
+
+// end ends the operation id; ok says that it went through.
+func (f *inflight) end(id uint64, ok bool) {
+	f.mu.Lock()
+	delete(f.ops, id)
+	if ok {
+		f.lastOK = time.Now()
+	}
+	f.mu.Unlock()
+}
+
+// stalled returns how long the store has been stalled at now: how long
+// the oldest operation under way has waited, unless one went through
+// since it began and it has waited less than settling (a write whose
+// acknowledgement is late does not stop the others); 0 when none is under
+// way. An operation under way for settling or longer has waited out its
+// acknowledgement and is being settled or tried again: the lists it
+// commits wait with it, and the store counts as stalled whatever the
+// others do (a partition that cut the lists' stream's leader off left a
+// node saying it could write while writes to a quarter of its lists,
+// behind one commit being settled, timed out).
+func (f *inflight) stalled(now time.Time, settling time.Duration) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var oldest time.Time
+	for _, t := range f.ops {
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	if oldest.IsZero() {
+		return 0
+	}
+	if waited := now.Sub(oldest); waited >= settling || !f.lastOK.After(oldest) {
+		return waited
+	}
+	return now.Sub(f.lastOK)
+}
+
+// watchedStore is the node's store as its System sees it: every Load and
+// Commit is timed while it waits for JetStream, so that Health can say
+// when writes stall (the lists' stream elects a leader, or has no quorum)
+// before they fail.
+type watchedStore struct {
+	*store
+	ops *inflight
+}
+
+func (s watchedStore) Load(ctx context.Context, list string) (todo.ListState, error) {
+	id := s.ops.begin()
+	st, err := s.store.Load(ctx, list)
+	s.ops.end(id, err == nil)
+	return st, err
+}
+
+func (s watchedStore) Commit(ctx context.Context, batch []todo.Change, sync bool) {
+	id := s.ops.begin()
+	s.store.Commit(ctx, batch, sync)
+	stored := slices.ContainsFunc(batch, func(c todo.Change) bool { return c.Err == nil && len(c.Ops) > 0 })
+	s.ops.end(id, stored)
+}
