@@ -112,10 +112,26 @@ func t0ctx() context.Context { return context.Background() }
 var (
 	EncodeSnapshot = encodeSnapshot
 	DecodeSnapshot = decodeSnapshot
-	EncodeDelta    = encodeDelta
-	DecodeDelta    = decodeDelta
 	Replay         = replay
 )
+
+// Delta is what a delta holds, for the codec's tests.
+type Delta struct {
+	Ops    []todo.Op
+	LastID int
+	Rev    int64
+	Events []todo.Event
+}
+
+// EncodeDelta and DecodeDelta expose the delta codec.
+func EncodeDelta(d Delta) []byte {
+	return encodeDelta(delta{ops: d.Ops, lastID: d.LastID, rev: d.Rev, events: d.Events})
+}
+
+func DecodeDelta(b []byte) (Delta, error) {
+	d, err := decodeDelta(b)
+	return Delta{Ops: d.ops, LastID: d.lastID, Rev: d.rev, Events: d.events}, err
+}
 
 // DecodeRPC decodes b as a forwarded request and as an answer, for the
 // codec's tests.
