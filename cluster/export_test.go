@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"iter"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -291,4 +292,11 @@ func sendWithGap(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) 
 		return 0, ack.Error
 	}
 	return ack.Seq, nil
+}
+
+// LocalWatch is a watch of list on the node's own System, which serves
+// it: the owner's feed, the floor of a watch that forwarded the owner's
+// events, for the benchmarks to measure the stream's watch against.
+func (n *Node) LocalWatch(ctx context.Context, list string, from int64) (iter.Seq2[todo.Event, error], error) {
+	return n.sys.Watch(ctx, list, from)
 }
