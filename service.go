@@ -48,8 +48,9 @@ var _ Watcher = (*System)(nil)
 
 // Watcher is a [Service] whose lists can be followed: its changes and
 // reads say the list's revision, and its Watch yields the changes after
-// one. A [*System] is one; an HTTP handler serves a list's events (and
-// revisions) when its Service is one, and answers 501 otherwise. Every
+// one. A [*System] is one, and so is a node of package cluster; an HTTP
+// handler serves a list's events (and revisions) when its Service is one,
+// and answers 501 otherwise. Every
 // method is safe for concurrent use and honours ctx.
 //
 // The methods ending in Rev are the Service's of the same names with the
