@@ -2,6 +2,7 @@ package todo_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -936,6 +938,163 @@ func BenchmarkWake(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 			b.ReportMetric(float64(sys.Stats().Wakes-before.Wakes)/float64(b.N), "wakes/op")
+		})
+	}
+}
+
+// BenchmarkWatch measures what watches cost the writer of a hot list:
+// adds per second to one list (in memory, Async, 64 clients) while
+// watchers=N watch it, each on a goroutine of its own that takes every
+// change (state=live; one that falls behind watches again from where it
+// stood, as a client would, counted in behind/op, and from now when that
+// is too old, in gone/op), or that took the first and stalls
+// (state=stalled). Issue 17's target: 100 watchers cost at most
+// 10% of the adds' throughput. Compare with:
+//
+//	go test -run '^$' -bench 'BenchmarkWatch$' -count=10 . > watch.bench
+//	benchstat -col /watchers -filter '.unit:ops/s' watch.bench
+func BenchmarkWatch(b *testing.B) {
+	ctx := context.Background()
+	for _, state := range []string{"live", "stalled"} {
+		for _, watchers := range []int{0, 1, 100, 1000} {
+			if state == "stalled" && watchers == 0 {
+				continue // the same as live's
+			}
+			b.Run(fmt.Sprintf("op=add/state=%s/watchers=%d", state, watchers), func(b *testing.B) {
+				sys, err := todo.OpenInMemory(&todo.Options{Durability: todo.Async, MaxListWatches: 1000})
+				if err != nil {
+					b.Fatal(err)
+				}
+				s := sys.ServerProcess("hot")
+				wctx, stop := context.WithCancel(ctx)
+				var (
+					wg     sync.WaitGroup
+					behind atomic.Int64 // watches ended behind
+					gone   atomic.Int64 // watches again from where they stood, refused as too old
+					ready  sync.WaitGroup
+					stall  = make(chan struct{})
+				)
+				for range watchers {
+					ready.Add(1)
+					wg.Go(func() {
+						from := int64(0)
+						for first := true; wctx.Err() == nil; {
+							seq, err := s.Watch(wctx, from)
+							if errors.Is(err, todo.ErrTooOld) {
+								gone.Add(1) // a client would read the list again
+								from = 0
+								continue
+							}
+							if err != nil {
+								if wctx.Err() == nil {
+									b.Error(err)
+								}
+								return
+							}
+							if first {
+								ready.Done()
+								first = false
+							}
+							for ev, err := range seq {
+								if err != nil {
+									var be *todo.BehindError
+									if errors.As(err, &be) {
+										behind.Add(1)
+										from = be.Revision
+									}
+									break
+								}
+								from = ev.Revision
+								if state == "stalled" {
+									select {
+									case <-stall:
+									case <-wctx.Done():
+									}
+								}
+							}
+						}
+					})
+				}
+				ready.Wait()
+				b.Cleanup(func() {
+					stop()
+					close(stall)
+					wg.Wait()
+					sys.Close()
+				})
+				runClients(b, 64, func(c, i int) {
+					if _, err := s.AddEntry(ctx, todo.Entry{Date: benchDates[i%len(benchDates)], Title: "Dentist"}); err != nil {
+						b.Error(err)
+					}
+				})
+				b.ReportMetric(float64(behind.Load())/float64(b.N), "behind/op")
+				b.ReportMetric(float64(gone.Load())/float64(b.N), "gone/op")
+			})
+		}
+	}
+}
+
+// BenchmarkWatchLatency measures the time from an add's acknowledgement
+// to its event on a watcher of the list: one client adds, one at a time,
+// and the watcher notes when each event comes (0 when it came before the
+// add was answered: the event is published as the change is stored, its
+// answer after). It reports the median and the 99th percentile, in
+// nanoseconds, in memory (Async) and on a data directory (Fsync).
+func BenchmarkWatchLatency(b *testing.B) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		open func(b *testing.B) *todo.System
+	}{
+		{"store=memory/durability=async", openMemory},
+		{"store=dir/durability=fsync", func(b *testing.B) *todo.System {
+			sys, err := todo.Open(b.TempDir(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { sys.Close() })
+			return sys
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			sys := c.open(b)
+			s := sys.ServerProcess("bob")
+			e := todo.Entry{Date: benchDates[0], Title: "Dentist"}
+			if _, err := s.AddEntry(ctx, e); err != nil { // loaded, and at a known revision
+				b.Fatal(err)
+			}
+			wctx, stop := context.WithCancel(ctx)
+			defer stop()
+			seq, err := s.Watch(wctx, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			arrived := make(chan time.Time, 1)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for _, err := range seq {
+					if err != nil {
+						return
+					}
+					arrived <- time.Now()
+				}
+			}()
+			latencies := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := s.AddEntry(ctx, e); err != nil {
+					b.Fatal(err)
+				}
+				acked := time.Now()
+				latencies = append(latencies, max(0, (<-arrived).Sub(acked)))
+			}
+			b.StopTimer()
+			stop()
+			<-done
+			slices.Sort(latencies)
+			b.ReportMetric(float64(latencies[len(latencies)/2]), "p50-ns")
+			b.ReportMetric(float64(latencies[len(latencies)*99/100]), "p99-ns")
 		})
 	}
 }

@@ -3,6 +3,7 @@ package todo
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,18 +123,24 @@ func (s *Server) Name() string { return s.name }
 // line of text of at most MaxTitle bytes that shows something (see
 // [ValidTitle]).
 func (s *Server) AddEntry(ctx context.Context, e Entry) (Entry, error) {
+	e, _, err := s.addEntry(ctx, e)
+	return e, err
+}
+
+// addEntry is AddEntry, returning the list's revision after the add too.
+func (s *Server) addEntry(ctx context.Context, e Entry) (Entry, int64, error) {
 	if s.err != nil {
-		return Entry{}, s.err
+		return Entry{}, 0, s.err
 	}
 	if !e.Date.Valid() {
-		return Entry{}, fmt.Errorf("%w: %v", ErrInvalidDate, e.Date)
+		return Entry{}, 0, fmt.Errorf("%w: %v", ErrInvalidDate, e.Date)
 	}
 	if err := validTitle(e.Title); err != nil {
-		return Entry{}, err
+		return Entry{}, 0, err
 	}
 	c, err := s.newChange(ctx, opAdd)
 	if err != nil {
-		return Entry{}, err
+		return Entry{}, 0, err
 	}
 	c.entry = e
 	return s.change(c)
@@ -155,22 +162,30 @@ func (s *Server) UpdateEntry(ctx context.Context, id int, update func(Entry) Ent
 		return Entry{}, err
 	}
 	c.id, c.update = id, update
-	return s.change(c)
+	e, _, err := s.change(c)
+	return e, err
 }
 
 // DeleteEntry removes the entry with the given id. An unknown id gives
 // [ErrEntryNotFound].
 func (s *Server) DeleteEntry(ctx context.Context, id int) error {
+	_, err := s.deleteEntry(ctx, id)
+	return err
+}
+
+// deleteEntry is DeleteEntry, returning the list's revision after the
+// delete too.
+func (s *Server) deleteEntry(ctx context.Context, id int) (int64, error) {
 	if s.err != nil {
-		return s.err
+		return 0, s.err
 	}
 	c, err := s.newChange(ctx, opDelete)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	c.id = id
-	_, err = s.change(c)
-	return err
+	_, rev, err := s.change(c)
+	return rev, err
 }
 
 // Entries returns the entries of date d in id order. An invalid d gives
@@ -193,7 +208,7 @@ func (s *Server) AppendEntries(ctx context.Context, dst []Entry, d Date) ([]Entr
 	if entries, ok := s.sys.readDate(s.name, d, dst); ok {
 		return entries, nil
 	}
-	entries, err := s.readCold(ctx, opEntries, d)
+	entries, _, err := s.readCold(ctx, opEntries, d)
 	return append(dst, entries...), err
 }
 
@@ -205,63 +220,96 @@ func (s *Server) AllEntries(ctx context.Context) ([]Entry, error) {
 	if entries, ok := s.sys.readAll(s.name); ok {
 		return entries, nil
 	}
-	return s.readCold(ctx, opAll, Date{})
+	entries, _, err := s.readCold(ctx, opAll, Date{})
+	return entries, err
 }
 
-// readCold reads a list that is not loaded. It loads the list's state
-// first, without a server: a list with no entries (one that does not
-// exist, say) is answered at once, and nothing of it stays in memory, so
-// that reads of any number of names cost no memory. A list with entries
-// gets its server, which takes the state just loaded when no server
-// started meanwhile (and could have changed it), and serves the read.
-func (s *Server) readCold(ctx context.Context, o op, d Date) ([]Entry, error) {
+// EntriesRev returns the entries of date d in id order, or of every date
+// when d is the zero Date, with the list's revision they stand at: every
+// change up to that revision, and none after it. Watching the list from
+// that revision ([Server.Watch]) yields every change after what was read,
+// none twice. An invalid d gives an error wrapping [ErrInvalidDate].
+func (s *Server) EntriesRev(ctx context.Context, d Date) ([]Entry, int64, error) {
+	entries, rev, err := s.viewRev(ctx, d)
+	return slices.Clone(entries), rev, err
+}
+
+// viewRev is EntriesRev without the copy, for the callers that only read
+// (see view).
+func (s *Server) viewRev(ctx context.Context, d Date) ([]Entry, int64, error) {
+	if s.err != nil {
+		return nil, 0, s.err
+	}
+	o := opAll
+	if d != (Date{}) {
+		if !d.Valid() {
+			return nil, 0, fmt.Errorf("%w: %v", ErrInvalidDate, d)
+		}
+		o = opEntries
+	}
+	if entries, rev, ok := s.sys.viewAt(s.name, d); ok {
+		return entries, rev, nil
+	}
+	return s.readCold(ctx, o, d)
+}
+
+// readCold reads a list that is not loaded, and the revision it stands
+// at. It loads the list's state first, without a server: a list with no
+// entries (one that does not exist, say) is answered at once, and nothing
+// of it stays in memory, so that reads of any number of names cost no
+// memory. A list with entries gets its server, which takes the state just
+// loaded when no server started meanwhile (and could have changed it),
+// and serves the read.
+func (s *Server) readCold(ctx context.Context, o op, d Date) ([]Entry, int64, error) {
 	sys := s.sys
 	if sys.closed.Load() {
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := sys.loadedCap.waitRoom(ctx, sys.closing); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	started := sys.stats.started.Load()
 	st, err := sys.pool.load(ctx, s.name)
 	if err != nil {
 		sys.loadedCap.unreserve()
 		sys.loadFailed(s.name, err)
-		return nil, err
+		return nil, 0, err
 	}
 	if len(st.Entries) == 0 {
 		sys.loadedCap.unreserve()
-		return nil, nil
+		return nil, st.revision(), nil
 	}
 	if _, err := sys.startWith(s.name, &st, started); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	return s.readThroughServer(ctx, o, d)
 }
 
 // readThroughServer sends a read to the list's server, which loads the
 // list first: the path of a list that is not loaded.
-func (s *Server) readThroughServer(ctx context.Context, o op, d Date) ([]Entry, error) {
+func (s *Server) readThroughServer(ctx context.Context, o op, d Date) ([]Entry, int64, error) {
 	c := s.newCall(ctx, o)
 	c.entry.Date = d
 	if err := s.send(c); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	entries, err := c.entries, c.err
+	entries, rev, err := c.entries, c.rev, c.err
 	s.sys.freeCall(c)
-	return entries, err
+	return entries, rev, err
 }
 
-func (s *Server) change(c *call) (Entry, error) {
+// change sends a change and returns its result and the list's revision
+// after it.
+func (s *Server) change(c *call) (Entry, int64, error) {
 	if err := s.send(c); err != nil {
-		return Entry{}, err
+		return Entry{}, 0, err
 	}
-	res, err := c.res, c.err
+	res, rev, err := c.res, c.rev, c.err
 	s.sys.freeCall(c)
-	return res, err
+	return res, rev, err
 }
 
 // send delivers c to the list's server, starting it if needed, and waits

@@ -510,7 +510,7 @@ func (s *dirStore) materialize(ctx context.Context, list string, d *dirty) (List
 	}
 	l := listFromState(st)
 	for _, r := range recs {
-		lastID, ops, err := decodeRecord(r.body)
+		lastID, rev, ops, err := decodeRecord(r.body)
 		if err != nil {
 			err = fmt.Errorf("%w: log segment %s: record of list %q at offset %d: %v",
 				ErrCorrupt, s.w.Path(r.seg), list, r.off, err)
@@ -519,7 +519,7 @@ func (s *dirStore) materialize(ctx context.Context, list string, d *dirty) (List
 			s.mu.Unlock()
 			return ListState{}, err
 		}
-		l.replay(ops, lastID)
+		l.replay(ops, lastID, rev)
 	}
 	st = l.state()
 	s.mu.Lock()

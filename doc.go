@@ -29,6 +29,21 @@
 // acknowledged before its read began, and never a change that was not
 // stored (a batch is published only once it is as durable as asked).
 //
+// # Watches
+//
+// Every change of a list raises its revision by one (see [Event]); the
+// writes and reads of [System] (AddEntryRev, EntriesPageRev, ...) and
+// [Server.EntriesRev] return it. [Server.Watch] yields a list's changes
+// after a revision, in order, each once, as they are stored: read a list
+// at revision R, watch from R, and nothing is missed or seen twice. A
+// list keeps its latest [Options.WatchHistory] changes for its watches;
+// a watch from further back is refused with [ErrTooOld], and the client
+// reads again, as with etcd's compacted revisions. A watch never slows
+// the list's writer: one that falls more than [Options.WatchBuffer]
+// changes behind is ended with a [*BehindError] that says where to
+// resume. Watching keeps no server awake and loads no list.
+// docs/watch.md has the details, and the HTTP form of it.
+//
 // # Concurrency
 //
 // [System], [Server] and [Table] are safe for concurrent use by multiple

@@ -96,4 +96,28 @@ var (
 	// ErrInvalidLimit is returned when a page of lists or entries is asked
 	// for with a limit below 1.
 	ErrInvalidLimit = errors.New("todo: invalid page limit")
+
+	// ErrTooOld is returned when a watch asks for the changes after a
+	// revision that the list's history no longer holds (the list has
+	// changed more than Options.WatchHistory times since, or has been
+	// loaded afresh since: after a restart, or a move between the nodes
+	// of a cluster) or never held (a revision ahead of the list's, which
+	// a crash may leave a client with). As with etcd's compacted revision
+	// and Kubernetes' 410 Gone, the client reads the list again, and
+	// watches from the revision it read.
+	ErrTooOld = errors.New("todo: revision too old")
+
+	// ErrWatchBehind is matched by the error that ends a watch that fell
+	// further behind its list than Options.WatchBuffer allows: a
+	// [*BehindError], which holds the revision to watch again from.
+	ErrWatchBehind = errors.New("todo: watch fell behind")
+
+	// ErrTooManyWatches is returned when a watch would be one more than
+	// Options.MaxWatches in the System, or Options.MaxListWatches on its
+	// list. Nothing was started; the watch may be tried again later.
+	ErrTooManyWatches = errors.New("todo: too many watches")
+
+	// ErrInvalidRevision is returned when a revision to watch from is
+	// below 0 or above [MaxRevision].
+	ErrInvalidRevision = errors.New("todo: invalid revision")
 )

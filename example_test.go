@@ -265,3 +265,55 @@ func ExampleServer_Entries() {
 	// 2013-12-20 [{2 2013-12-20 Shopping}]
 	// 2013-12-21 []
 }
+
+// ExampleServer_Watch reads a list with its revision, then follows it
+// from there: every change after the read, in order, none twice.
+func ExampleServer_Watch() {
+	dir, err := os.MkdirTemp("", "todo-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sys, err := todo.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sys.Close()
+	ctx := context.Background()
+	day := todo.Date{Year: 2013, Month: time.December, Day: 19}
+
+	bob := sys.ServerProcess("bob")
+	dentist, err := bob.AddEntry(ctx, todo.Entry{Date: day, Title: "Dentist"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	entries, rev, err := bob.EntriesRev(ctx, todo.Date{}) // every date
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("read", len(entries), "entries at revision", rev)
+
+	// Someone else changes the list.
+	go func() {
+		bob.AddEntry(ctx, todo.Entry{Date: day, Title: "Shopping"})
+		bob.DeleteEntry(ctx, dentist.ID)
+	}()
+
+	watch, err := bob.Watch(ctx, rev)
+	if err != nil {
+		log.Fatal(err) // ErrTooOld: read again, and watch from there
+	}
+	for ev, err := range watch {
+		if err != nil {
+			log.Fatal(err) // a *BehindError: watch again from its Revision
+		}
+		fmt.Println(ev.Revision, ev.Kind, ev.Entry.ID, ev.Entry.Title)
+		if ev.Revision == rev+2 {
+			break
+		}
+	}
+	// Output:
+	// read 1 entries at revision 2
+	// 3 added 2 Shopping
+	// 4 deleted 1 Dentist
+}

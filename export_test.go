@@ -3,11 +3,13 @@ package todo
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"os"
 	"path"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -27,7 +29,7 @@ func NewMemStore() Store { return newMemStore() }
 
 func (m *memStore) Load(_ context.Context, name string) (ListState, error) {
 	s, _ := m.lists.Lookup(name)
-	return ListState{LastID: s.LastID, Entries: slices.Clone(s.Entries)}, nil
+	return ListState{LastID: s.LastID, Revision: s.Revision, Entries: slices.Clone(s.Entries)}, nil
 }
 
 func (m *memStore) Commit(_ context.Context, batch []Change, _ bool) {
@@ -109,7 +111,8 @@ func NameFromFile(rel string) (string, bool) { return nameFromFile(rel) }
 // through the list's server goroutine, bypassing the table: the baseline
 // the table read path is measured against.
 func EntriesViaServer(ctx context.Context, s *Server, d Date) ([]Entry, error) {
-	return s.readThroughServer(ctx, opEntries, d)
+	entries, _, err := s.readThroughServer(ctx, opEntries, d)
+	return entries, err
 }
 
 // The declarations below serve the persistence tests (persist_test.go,
@@ -555,4 +558,64 @@ func DateView(l *List, d Date) (entries []Entry, sharesAll bool) {
 // one.
 func ListFromEntries(entries []Entry) *List {
 	return listFromState(ListState{LastID: len(entries), Entries: entries})
+}
+
+// OpenInMemoryWatchBroken is OpenInMemory with the broken twin of watches
+// called twin: "skip" drops the event of every revision 50 more than a
+// multiple of 100, "repeat" yields it twice.
+func OpenInMemoryWatchBroken(opts *Options, twin string) (*System, error) {
+	return openInMemoryWith(opts, knobs{watchTwin: twin})
+}
+
+// FeedHistory returns the length of the history a list's feed holds, or
+// -1 when the System holds no feed of the list.
+func FeedHistory(sys *System, name string) int {
+	f, ok := sys.feeds.Lookup(name)
+	if !ok {
+		return -1
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.ring)
+}
+
+// eventStore is a memStore that keeps the events of each change it
+// stores, in order, list by list: an EventKeeper. Its first failures
+// commits fail.
+type eventStore struct {
+	*memStore
+	mu       sync.Mutex // guards the fields below
+	events   map[string][]Event
+	failures int
+}
+
+func (s *eventStore) KeepEvents() {}
+
+func (s *eventStore) Commit(ctx context.Context, batch []Change, sync bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failures > 0 {
+		s.failures--
+		for i := range batch {
+			batch[i].Err = errors.New("todo: a failure of the test's store")
+		}
+		return
+	}
+	s.memStore.Commit(ctx, batch, sync)
+	for _, c := range batch {
+		s.events[c.List] = append(s.events[c.List], c.Events...)
+	}
+}
+
+// OpenEventKeeping opens a System over an EventKeeper in memory whose
+// first failures commits fail; events returns the events it stored of a
+// list.
+func OpenEventKeeping(opts *Options, failures int) (sys *System, events func(list string) []Event, err error) {
+	st := &eventStore{memStore: newMemStore(), events: make(map[string][]Event), failures: failures}
+	sys, err = OpenStore(st, opts)
+	return sys, func(list string) []Event {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return slices.Clone(st.events[list])
+	}, err
 }

@@ -46,6 +46,11 @@ type knobs struct {
 	// then never answered (see proc.hibernateIfIdle).
 	hibernateOverMail bool
 
+	// watchTwin makes the broken twins of watches (see feed.take):
+	// "skip" drops, and "repeat" yields twice, the event of every
+	// revision that is 50 more than a multiple of 100.
+	watchTwin string
+
 	// onTimerMiss, when set, is called by a server's timer that found the
 	// mailbox full, between finding it full and noting the miss (see
 	// proc.postFromTimer).

@@ -206,7 +206,9 @@ type Entry struct {
 // list is owned by its server goroutine. The zero List is an empty list.
 //
 // Ids start at 1, increase by one with every Add, and are never reused, not
-// even after the entry holding the highest id was deleted.
+// even after the entry holding the highest id was deleted. The list's
+// revision counts its changes: every Add, Update and Delete raises it by
+// one (see [List.Revision]).
 //
 // A List never writes to a slice element it has stored: Add appends, and
 // Update and Delete build new slices. That lets its owner hand the slices to
@@ -217,6 +219,7 @@ type Entry struct {
 // once when its entries come date by date.
 type List struct {
 	lastID int
+	rev    int64                // the changes made: the revision is one more (see Revision)
 	size   int                  // the bytes its entries take encoded (see encodedSize)
 	all    []Entry              // every entry, in id order
 	keys   []Op                 // the latest keyed operations, oldest first (see noteKey)
@@ -235,6 +238,7 @@ type dateSlot struct {
 // rolled back when it could not be stored.
 type undoLog struct {
 	lastID int
+	rev    int64
 	size   int
 	all    []Entry
 	keys   []Op
@@ -264,6 +268,7 @@ func (l *List) Add(e Entry) Entry {
 		panic("todo: List.Add: every id up to MaxID is used")
 	}
 	l.lastID++
+	l.rev++
 	e.ID = l.lastID
 	old := l.all
 	l.all = append(l.all, e)
@@ -330,6 +335,7 @@ func (l *List) Update(id int, fn func(Entry) Entry) (Entry, error) {
 	old := l.all[i]
 	e := fn(old)
 	e.ID = id
+	l.rev++
 	l.replaceAll(slices.Concat(l.all[:i], []Entry{e}, l.all[i+1:]))
 	l.size += encodedSize(e) - encodedSize(old)
 	if e.Date == old.Date {
@@ -354,6 +360,7 @@ func (l *List) Delete(id int) error {
 		return fmt.Errorf("%w: id %d", ErrEntryNotFound, id)
 	}
 	d := l.all[i].Date
+	l.rev++
 	l.size -= encodedSize(l.all[i])
 	l.replaceAll(slices.Concat(l.all[:i], l.all[i+1:]))
 	l.removeFromDate(d, id)
@@ -449,7 +456,7 @@ func (k dayKey) date() Date {
 func (l *List) begin(u *undoLog) {
 	clear(u.dates) // let go of the last batch's slices
 	u.dates = u.dates[:0]
-	u.lastID, u.size, u.all, u.keys = l.lastID, l.size, l.all, l.keys
+	u.lastID, u.rev, u.size, u.all, u.keys = l.lastID, l.rev, l.size, l.all, l.keys
 	l.batch++
 	l.undo = u
 }
@@ -480,7 +487,7 @@ func (l *List) commit() {
 func (l *List) rollback() {
 	u := l.undo
 	l.undo = nil
-	l.lastID, l.size, l.all, l.keys = u.lastID, u.size, u.all, u.keys
+	l.lastID, l.rev, l.size, l.all, l.keys = u.lastID, u.rev, u.size, u.all, u.keys
 	for _, d := range u.dates {
 		l.setSlot(d.key, l.byDate[d.key], d.entries)
 	}
@@ -488,6 +495,14 @@ func (l *List) rollback() {
 
 // LastID returns the highest id the list has given out.
 func (l *List) LastID() int { return l.lastID }
+
+// Revision returns the list's revision: 1 for a new list, and one more
+// for every change (add, update or delete) made to it since, or, for a
+// list rebuilt from a stored state, the revision that state was stored at
+// plus the changes since. It only grows. NewList(e1, e2) is at revision
+// 3. A revision is never 0, which [Server.Watch] takes for "now", as
+// etcd's are not.
+func (l *List) Revision() int64 { return l.rev + 1 }
 
 // get returns the entry with the given id.
 func (l *List) get(id int) (Entry, bool) {
@@ -511,12 +526,14 @@ func (l *List) dates(fn func(dayKey, []Entry)) {
 
 // state returns what is stored of the list, sharing its entries (see
 // List's doc: they are never written to again).
-func (l *List) state() ListState { return ListState{LastID: l.lastID, Entries: l.all, Keys: l.keys} }
+func (l *List) state() ListState {
+	return ListState{LastID: l.lastID, Revision: l.Revision(), Entries: l.all, Keys: l.keys}
+}
 
 // listFromState rebuilds a list from what was stored. The list shares
 // s.Entries, which it never writes to.
 func listFromState(s ListState) *List {
-	l := &List{lastID: s.LastID, all: s.Entries, keys: s.Keys}
+	l := &List{lastID: s.LastID, rev: s.revision() - 1, all: s.Entries, keys: s.Keys}
 	for i, e := range s.Entries {
 		l.size += encodedSize(e)
 		if l.byDate == nil {
@@ -573,12 +590,12 @@ func (l *List) applyOp(op Op) {
 }
 
 // replay applies a stored record to the list: its operations (see
-// applyOp), and the last id it holds, which it sets.
-func (l *List) replay(ops []Op, lastID int) {
+// applyOp), and the last id and the revision it holds, which it sets.
+func (l *List) replay(ops []Op, lastID int, rev int64) {
 	for _, op := range ops {
 		l.applyOp(op)
 	}
-	l.lastID = lastID
+	l.lastID, l.rev = lastID, rev-1
 }
 
 // encodedSize returns the bytes the list takes in a list file's body,

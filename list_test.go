@@ -999,3 +999,44 @@ func TestList_DatesShareEntries(t *testing.T) {
 		t.Errorf("a loaded list of one date holds a copy of its entries")
 	}
 }
+
+// TestList_Revision: a list's revision starts at 1 and grows by one with
+// every change made, and not with a change refused; a batch rolled back
+// takes its changes' revisions back with it.
+func TestList_Revision(t *testing.T) {
+	t.Parallel()
+	var zero todo.List
+	if r := zero.Revision(); r != 1 {
+		t.Fatalf("the zero List is at revision %d, want 1", r)
+	}
+	l := todo.NewList(todo.Entry{Date: day19, Title: "a"}, todo.Entry{Date: day19, Title: "b"})
+	steps := []struct {
+		name   string
+		change func(*todo.List)
+		want   int64
+	}{
+		{"NewList of two", func(*todo.List) {}, 3},
+		{"Add", func(l *todo.List) { l.Add(todo.Entry{Date: day20, Title: "c"}) }, 4},
+		{"Update", func(l *todo.List) {
+			l.Update(1, func(e todo.Entry) todo.Entry { e.Title = "A"; return e })
+		}, 5},
+		{"Update of no entry", func(l *todo.List) {
+			l.Update(99, func(e todo.Entry) todo.Entry { return e })
+		}, 5},
+		{"Delete", func(l *todo.List) { l.Delete(2) }, 6},
+		{"Delete of no entry", func(l *todo.List) { l.Delete(2) }, 6},
+	}
+	for _, s := range steps {
+		s.change(l)
+		if r := l.Revision(); r != s.want {
+			t.Fatalf("after %s: revision %d, want %d", s.name, r, s.want)
+		}
+	}
+	todo.Batch(l, func(l *todo.List) {
+		l.Add(todo.Entry{Date: day19, Title: "rolled back"})
+		l.Delete(1)
+	}, true)
+	if r := l.Revision(); r != 6 {
+		t.Fatalf("after a batch rolled back: revision %d, want 6", r)
+	}
+}

@@ -42,7 +42,8 @@ var logCastagnoli = crc32.MakeTable(crc32.Castagnoli)
 // logRecords reads a healthy segment: a 16-byte header ("TODOLG", version
 // 1, lane, big-endian sequence number), then records (body length, body
 // CRC-32C, CRC-32C of the sequence number, length, body CRC and list name;
-// body msgpack [name, lastID, ops]) up to the zeros that end them. It
+// body msgpack [name, lastID, ops], or [name, lastID, ops, revision])
+// up to the zeros that end them. It
 // fails the test on anything else.
 func logRecords(tb testing.TB, data []byte) []logRec {
 	tb.Helper()
@@ -65,7 +66,7 @@ func logRecords(tb testing.TB, data []byte) []logRec {
 			tb.Fatalf("record at offset %d: body checksum mismatch", off)
 		}
 		var fields []any
-		if err := msgpack.Unmarshal(body, &fields); err != nil || len(fields) != 3 {
+		if err := msgpack.Unmarshal(body, &fields); err != nil || len(fields) != 3 && len(fields) != 4 {
 			tb.Fatalf("record at offset %d: body %v, %d fields", off, err, len(fields))
 		}
 		name, _ := fields[0].(string)

@@ -42,17 +42,18 @@ func (p Patch) apply(e Entry) Entry {
 }
 
 // patchEntry is UpdateEntry with a Patch, checked here: the list's
-// server applies it without an updater to run.
-func (s *Server) patchEntry(ctx context.Context, id int, p Patch) (Entry, error) {
+// server applies it without an updater to run. It returns the list's
+// revision after the change too.
+func (s *Server) patchEntry(ctx context.Context, id int, p Patch) (Entry, int64, error) {
 	if s.err != nil {
-		return Entry{}, s.err
+		return Entry{}, 0, s.err
 	}
 	if err := p.check(); err != nil {
-		return Entry{}, err
+		return Entry{}, 0, err
 	}
 	c, err := s.newChange(ctx, opUpdate)
 	if err != nil {
-		return Entry{}, err
+		return Entry{}, 0, err
 	}
 	c.id, c.patch = id, p
 	return s.change(c)

@@ -505,18 +505,29 @@ func (f *files) names() ([]string, error) {
 // The body of a list file is msgpack: an array [1, lastID, entries], each
 // entry an array [id, date as yyyymmdd, title] (see appendEntry); a list
 // that keeps idempotency keys is written [2, lastID, entries, keys], keys
-// being the operations of keyed requests (see appendOp).
+// being the operations of keyed requests (see appendOp); a list whose
+// revision is not its last id + 1 is written [3, lastID, entries, keys,
+// revision]. Each file is written in the first of these forms that holds
+// it, and the first two are read at revision lastID+1 (see ListState): a
+// list that was only ever added to is written as before revisions were
+// kept.
 const (
-	bodyFormat     = 1
-	bodyFormatKeys = 2
+	bodyFormat         = 1
+	bodyFormatKeys     = 2
+	bodyFormatRevision = 3
 )
 
 // encodeList appends the msgpack body of a list file to b.
 func encodeList(b []byte, s ListState) []byte {
-	if len(s.Keys) == 0 {
+	withRevision := s.revision() != int64(s.LastID)+1
+	switch {
+	case withRevision:
+		b = appendArrayLen(b, 5)
+		b = appendUint(b, bodyFormatRevision)
+	case len(s.Keys) == 0:
 		b = appendArrayLen(b, 3)
 		b = appendUint(b, bodyFormat)
-	} else {
+	default:
 		b = appendArrayLen(b, 4)
 		b = appendUint(b, bodyFormatKeys)
 	}
@@ -525,11 +536,14 @@ func encodeList(b []byte, s ListState) []byte {
 	for _, e := range s.Entries {
 		b = appendEntry(b, e)
 	}
-	if len(s.Keys) > 0 {
+	if len(s.Keys) > 0 || withRevision {
 		b = appendArrayLen(b, len(s.Keys))
 		for _, op := range s.Keys {
 			b = appendOp(b, op)
 		}
+	}
+	if withRevision {
+		b = appendUint(b, uint64(s.revision()))
 	}
 	return b
 }
@@ -549,9 +563,9 @@ func decodeList(body []byte) (ListState, error) {
 	switch {
 	case r.err != nil:
 		return s, r.err
-	case format != bodyFormat && format != bodyFormatKeys:
+	case format < bodyFormat || format > bodyFormatRevision:
 		return s, fmt.Errorf("unknown body format %d", format)
-	case format == bodyFormat && n != 3, format == bodyFormatKeys && n != 4:
+	case n != int(format)+2:
 		return s, fmt.Errorf("format %d in an array of %d", format, n)
 	}
 	lastID := r.uint()
@@ -565,6 +579,7 @@ func decodeList(body []byte) (ListState, error) {
 		return s, fmt.Errorf("claims %d entries in %d bytes", n, len(body))
 	}
 	s.LastID = int(lastID)
+	s.Revision = int64(lastID) + 1 // what a list stored before revisions is read at
 	s.Entries = make([]Entry, 0, n)
 	prev := 0
 	for i := range n {
@@ -578,7 +593,7 @@ func decodeList(body []byte) (ListState, error) {
 		prev = e.ID
 		s.Entries = append(s.Entries, e)
 	}
-	if format == bodyFormatKeys {
+	if format >= bodyFormatKeys {
 		n = r.arrayLen()
 		switch {
 		case r.err != nil:
@@ -596,6 +611,16 @@ func decodeList(body []byte) (ListState, error) {
 			}
 			s.Keys = append(s.Keys, op)
 		}
+	}
+	if format == bodyFormatRevision {
+		rev := r.uint()
+		switch {
+		case r.err != nil:
+			return s, fmt.Errorf("revision: %w", r.err)
+		case rev < 1 || rev > MaxRevision:
+			return s, fmt.Errorf("revision %d out of range 1..%d", rev, int64(MaxRevision))
+		}
+		s.Revision = int64(rev)
 	}
 	if len(r.b) != 0 {
 		return s, fmt.Errorf("%d bytes after the list", len(r.b))

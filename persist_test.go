@@ -107,22 +107,23 @@ func persistFileEntries(tb testing.TB, dir, name string) []todo.Entry {
 	if len(data) < 16 || !bytes.Equal(data, persistFrame(data[16:])) {
 		tb.Fatalf("the file of %q is not a well-framed list file", name)
 	}
-	var body struct {
-		_msgpack struct{} `msgpack:",as_array"`
-		Format   int
-		LastID   int
-		Entries  []struct {
-			_msgpack struct{} `msgpack:",as_array"`
-			ID       int
-			Date     int
-			Title    string
-		}
+	// The body's first three members, whatever follows them (keys, a
+	// revision).
+	var fields []msgpack.RawMessage
+	if err := msgpack.Unmarshal(data[16:], &fields); err != nil || len(fields) < 3 {
+		tb.Fatalf("the file of %q: %v, %d members", name, err, len(fields))
 	}
-	if err := msgpack.Unmarshal(data[16:], &body); err != nil {
-		tb.Fatalf("the file of %q: %v", name, err)
+	var entries []struct {
+		_msgpack struct{} `msgpack:",as_array"`
+		ID       int
+		Date     int
+		Title    string
+	}
+	if err := msgpack.Unmarshal(fields[2], &entries); err != nil {
+		tb.Fatalf("the entries of the file of %q: %v", name, err)
 	}
 	var es []todo.Entry
-	for _, e := range body.Entries {
+	for _, e := range entries {
 		d := todo.Date{Year: e.Date / 10000, Month: time.Month(e.Date / 100 % 100), Day: e.Date % 100}
 		es = append(es, todo.Entry{ID: e.ID, Date: d, Title: e.Title})
 	}
@@ -153,10 +154,14 @@ const msgpackMaxAlloc = 256 << 20
 // TestFiles_Format checks that a list file is exactly persistFrame of its
 // body, and that the body is the documented msgpack array [format, lastID,
 // [[id, yyyymmdd, title], ...]] as the msgpack package itself reads it, so
-// that the hostile-file tests below get past the frame to the decoder.
+// that the hostile-file tests below get past the frame to the decoder;
+// and [3, lastID, entries, keys, revision] for a list whose revision is
+// not its last id.
 func TestFiles_Format(t *testing.T) {
 	dir := t.TempDir()
 	sys := persistOpen(t, dir, nil)
+	persistAdd(t, sys, "alice", "Dentist")
+	persistAdd(t, sys, "alice", "Shopping")
 	persistAdd(t, sys, "bob", "Dentist")
 	persistAdd(t, sys, "bob", "Shopping")
 	if err := sys.ServerProcess("bob").DeleteEntry(context.Background(), 1); err != nil {
@@ -164,25 +169,30 @@ func TestFiles_Format(t *testing.T) {
 	}
 	persistClose(t, sys)
 
-	data, err := os.ReadFile(persistPath(dir, "bob"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(data) < 16 || !bytes.Equal(data, persistFrame(data[16:])) {
-		t.Fatalf("file is not framed as documented:\n got %x\nwant %x", data, persistFrame(data[16:]))
-	}
-	var body []any
-	if err := msgpack.Unmarshal(data[16:], &body); err != nil {
-		t.Fatalf("body is not msgpack: %v", err)
-	}
-	got := fmt.Sprint(body)
-	if want := "[1 2 [[2 20131219 Shopping]]]"; got != want {
-		t.Fatalf("body = %s, want %s", got, want)
+	for _, c := range []struct{ list, want string }{
+		{"alice", "[1 2 [[1 20131219 Dentist] [2 20131219 Shopping]]]"},
+		{"bob", "[3 2 [[2 20131219 Shopping]] [] 4]"}, // new at 1, two adds and a delete: revision 4
+	} {
+		data, err := os.ReadFile(persistPath(dir, c.list))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) < 16 || !bytes.Equal(data, persistFrame(data[16:])) {
+			t.Fatalf("file of %s is not framed as documented:\n got %x\nwant %x", c.list, data, persistFrame(data[16:]))
+		}
+		var body []any
+		if err := msgpack.Unmarshal(data[16:], &body); err != nil {
+			t.Fatalf("body of %s is not msgpack: %v", c.list, err)
+		}
+		if got := fmt.Sprint(body); got != c.want {
+			t.Fatalf("body of %s = %s, want %s", c.list, got, c.want)
+		}
 	}
 }
 
 // TestFiles_FormatKeys checks the body of a list that keeps idempotency
-// keys, [2, lastID, entries, keys], each key the operation of its request
+// keys, [2, lastID, entries, keys], or here, as the list had an update and
+// a delete, [3, lastID, entries, keys, revision], each key the operation of its request
 // as docs/storage.md writes it: an add's put [id, yyyymmdd, title, key],
 // an update's with a 1 after the key, a delete [id, key]; and that a kind
 // other than 1 in that place is refused as corrupt, naming the file.
@@ -213,7 +223,7 @@ func TestFiles_FormatKeys(t *testing.T) {
 	if err := msgpack.Unmarshal(data[16:], &body); err != nil {
 		t.Fatalf("body is not msgpack: %v", err)
 	}
-	want := "[2 2 [[1 20131219 Dentist at 10]] [[1 20131219 Dentist add-1] [1 20131219 Dentist at 10 upd-1 1] [2 del-1]]]"
+	want := "[3 2 [[1 20131219 Dentist at 10]] [[1 20131219 Dentist add-1] [1 20131219 Dentist at 10 upd-1 1] [2 del-1]] 5]"
 	if got := fmt.Sprint(body); got != want {
 		t.Fatalf("body = %s, want %s", got, want)
 	}

@@ -42,6 +42,7 @@ type pool struct {
 	log      *slog.Logger
 	stats    *counters
 	async    bool          // Async durability: changes wait up to delay to share a commit
+	events   bool          // the store keeps the events of changes (an EventKeeper)
 	sync     bool          // commits are fsynced (Fsync, Async), not only written (Write)
 	delay    time.Duration // Async: how long a change waits to share a commit
 	queueCap int
@@ -146,6 +147,8 @@ func (w *worker) freePending(pd *pending) {
 type pending struct {
 	list       string
 	ops        []Op      // the changes but plain adds
+	events     []Event   // every change's event, kept for an EventKeeper only
+	ackedEvent int       // events[:ackedEvent] are acknowledged
 	added      int       // the id of the first acknowledged plain add, or 0
 	waitAdded  int       // the id of the waited-for change's first plain add, or 0
 	state      ListState // the list after every change
@@ -165,6 +168,7 @@ func newPool(st Store, o config, stats *counters, fl *faults.Log) *pool {
 		log:        o.Logger,
 		stats:      stats,
 		async:      o.Durability == Async,
+		events:     isEventKeeper(st),
 		sync:       o.Durability != Write,
 		delay:      o.AsyncDelay,
 		queueCap:   o.QueueSize,
@@ -194,6 +198,11 @@ func newPool(st Store, o config, stats *counters, fl *faults.Log) *pool {
 	return p
 }
 
+func isEventKeeper(st Store) bool {
+	_, ok := st.(EventKeeper)
+	return ok
+}
+
 // worker returns the worker of a list, always the same one: an FNV-1a
 // hash of its name (inline: a []byte of the name for hash/fnv would
 // escape to the heap) modulo the workers.
@@ -209,15 +218,16 @@ func (p *pool) worker(list string) *worker {
 }
 
 // save queues a change of a list: ops, its operations but plain adds;
-// added, the id of its first plain add, or 0; and the list's state after
-// them, which holds every entry the change added from that id on. ops is
-// copied: the caller may reuse it. With wait set it returns once the
+// added, the id of its first plain add, or 0; the list's state after
+// them, which holds every entry the change added from that id on; and
+// the events of its changes, kept only for an EventKeeper. ops and events
+// are copied: the caller may reuse them. With wait set it returns once the
 // change is committed, fsynced if sync is set or the durability asks,
 // with the commit's error; done receives that error and must have room
 // for it. Without wait the change counts as acknowledged: save returns
 // once it is queued. When the worker's queue is full, save waits for
 // room.
-func (p *pool) save(list string, ops []Op, added int, state ListState, wait, sync bool, done chan error) error {
+func (p *pool) save(list string, ops []Op, added int, state ListState, events []Event, wait, sync bool, done chan error) error {
 	if !wait {
 		var err error
 		if wait, err = p.refusal(); err != nil {
@@ -228,6 +238,9 @@ func (p *pool) save(list string, ops []Op, added int, state ListState, wait, syn
 	w.mu.Lock()
 	pd := w.enqueue(list)
 	pd.ops = append(pd.ops, ops...)
+	if p.events {
+		pd.events = append(pd.events, events...)
+	}
 	pd.state = state
 	pd.release = false
 	if wait {
@@ -237,7 +250,7 @@ func (p *pool) save(list string, ops []Op, added int, state ListState, wait, syn
 		if pd.added == 0 {
 			pd.added = added
 		}
-		pd.acked, pd.ackedState = len(pd.ops), state
+		pd.acked, pd.ackedState, pd.ackedEvent = len(pd.ops), state, len(pd.events)
 	}
 	w.mu.Unlock()
 	if !wait {
@@ -582,7 +595,7 @@ func (w *worker) commit(taken []*pending) []error {
 	batch := w.batch[:0]
 	sync := w.p.sync
 	for _, pd := range taken {
-		batch = append(batch, Change{List: pd.list, Ops: pd.record(), State: pd.state, Release: pd.release})
+		batch = append(batch, Change{List: pd.list, Ops: pd.record(), State: pd.state, Events: pd.events, Release: pd.release})
 		sync = sync || pd.sync
 	}
 	w.p.store.Commit(context.Background(), batch, sync)
@@ -754,7 +767,7 @@ const closeAttempts = 2
 // be held.
 func (w *worker) keep(pd *pending, err error) {
 	p := w.p
-	pd.ops, pd.state = pd.ops[:pd.acked], pd.ackedState
+	pd.ops, pd.state, pd.events = pd.ops[:pd.acked], pd.ackedState, pd.events[:pd.ackedEvent]
 	pd.done, pd.sync, pd.waitAdded = nil, false, 0
 	if pd.attempts++; pd.attempts == 1 {
 		p.unstored.Add(1)
@@ -781,6 +794,8 @@ func (w *worker) keep(pd *pending, err error) {
 	}
 	newer.ops = append(pd.ops[:pd.acked:pd.acked], newer.ops...)
 	newer.acked += pd.acked
+	newer.events = append(pd.events[:pd.ackedEvent:pd.ackedEvent], newer.events...)
+	newer.ackedEvent += pd.ackedEvent
 	if pd.added != 0 { // ids only grow: these adds come first
 		newer.added = pd.added
 	}

@@ -2,6 +2,7 @@ package todo
 
 import (
 	"hash/maphash"
+	"runtime"
 	"sync/atomic"
 )
 
@@ -61,8 +62,11 @@ func (p *proc) publishDate(k dayKey, entries []Entry) {
 
 // publishBatch publishes what the batch being committed changed.
 func (p *proc) publishBatch() {
+	p.pubSeq.Add(1) // odd: publishing
 	p.list.touched(p.publishDate)
 	p.publishAll()
+	p.pubRev.Store(p.list.Revision())
+	p.pubSeq.Add(1)
 }
 
 // publishAll publishes the whole list for AllEntries.
@@ -76,6 +80,7 @@ func (p *proc) publishAll() {
 func (p *proc) publishLoaded() {
 	p.list.dates(p.publishDate)
 	p.publishAll()
+	p.pubRev.Store(p.list.Revision())
 	p.loaded.Store(true)
 }
 
@@ -147,6 +152,35 @@ func (sys *System) viewAll(name string) ([]Entry, bool) {
 		return nil, false
 	}
 	return all, true
+}
+
+// viewAt is viewDate for a date, or viewAll for the zero Date, with the
+// revision of the list the entries stand at: both as of one moment, when
+// no batch was being published (see proc.pubSeq).
+func (sys *System) viewAt(name string, d Date) ([]Entry, int64, bool) {
+	p := sys.loadedServer(name)
+	if p == nil {
+		return nil, 0, false
+	}
+	for {
+		seq := p.pubSeq.Load()
+		if seq&1 == 0 {
+			var entries []Entry
+			if d == (Date{}) {
+				entries = p.all.load()
+			} else if c, ok := sys.table.Lookup(tableKey{name, d}); ok {
+				entries = c.entries.load()
+			}
+			rev := p.pubRev.Load()
+			if p.pubSeq.Load() == seq {
+				if !p.servesRead() {
+					return nil, 0, false
+				}
+				return entries, rev, true
+			}
+		}
+		runtime.Gosched() // a batch is being published: a few stores
+	}
 }
 
 // loadedServer returns the running server of a list if it has loaded it.

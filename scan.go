@@ -190,6 +190,25 @@ func (sys *System) EntriesPage(ctx context.Context, list string, d Date, afterID
 	return page(s.Scan(ctx, d, afterID), limit)
 }
 
+// EntriesPageRev is EntriesPage with the revision of the list the page
+// was cut from (see [Service]).
+func (sys *System) EntriesPageRev(ctx context.Context, list string, d Date, afterID, limit int) ([]Entry, int64, error) {
+	if limit < 1 {
+		return nil, 0, fmt.Errorf("%w: %d", ErrInvalidLimit, limit)
+	}
+	s := Server{sys: sys, name: list, err: validName(list)}
+	entries, rev, err := s.viewRev(ctx, d)
+	if err != nil {
+		return nil, 0, err
+	}
+	i, found := slices.BinarySearchFunc(entries, afterID, func(e Entry, id int) int { return cmp.Compare(e.ID, id) })
+	if found {
+		i++
+	}
+	entries = entries[i:]
+	return slices.Clone(entries[:min(limit, len(entries))]), rev, nil
+}
+
 // page collects at most limit items of seq.
 func page[T any](seq iter.Seq2[T, error], limit int) ([]T, error) {
 	if limit < 1 {

@@ -46,6 +46,13 @@ type proc struct {
 	// The state its starter loaded already, or nil (see startWith).
 	preloaded *ListState
 
+	// pubSeq is odd while the server publishes a batch, and counts the
+	// batches published; pubRev is the revision of what it published.
+	// Together they let a reader take a date's entries and the revision
+	// they stand at as of one moment (see System.viewAt).
+	pubSeq atomic.Uint64
+	pubRev atomic.Int64
+
 	// Guarded by the System's loadedCap.mu.
 	slot     int  // its place in the cap's ring
 	retiring bool // chosen by the cap to retire
@@ -56,11 +63,17 @@ type proc struct {
 	list  *List
 	undo  undoLog
 	batch []*call
+	// feed is the list's feed while the server holds it (see holdFeed);
+	// events are the changes of the batch being applied, which it
+	// publishes there once they are stored.
+	feed   *feed
+	events []Event
 	// What the batch being applied changed: its operations but plain
 	// adds, and the id of its first plain add, or 0 (see pool.save).
-	ops      []Op
-	added    int
-	reserved int // ids up to this are reserved durably (see store)
+	ops         []Op
+	added       int
+	reserved    int   // ids up to this are reserved durably (see store)
+	revReserved int64 // and revisions up to this
 	// Signals drained from the mailbox and not acted on yet.
 	expireDue, closeDue, hibernateDue bool
 	evictDue                          bool // the close signal was the cap's
@@ -120,6 +133,7 @@ type call struct {
 	// Set by the server before it replies.
 	res     Entry
 	entries []Entry
+	rev     int64 // the list's revision after the change, or of what was read
 	err     error
 	reply   chan struct{} // buffered, capacity 1
 }
@@ -495,6 +509,11 @@ func (p *proc) hibernate() {
 		p.regroupTimer = nil
 	}
 	p.mailbox = nil
+	p.releaseFeed()
+	// The events' buffer goes whatever its size, as the feed does: a
+	// sleeping list costs its watches nothing, 64 bytes an event being
+	// more than a list changed now and then saves by keeping it.
+	p.events = nil
 	if cap(p.batch) > smallBatch || cap(p.ops) > smallBatch || cap(p.undo.dates) > smallBatch {
 		p.batch, p.ops, p.undo = nil, nil, undoLog{}
 	}
@@ -547,17 +566,21 @@ func (p *proc) stop() {
 		p.sleepTimer.Stop()
 	}
 	if p.list != nil {
-		// The ids reserved ahead and not given out are free again: the
-		// list is stored with the last id it really gave out.
+		// The ids and revisions reserved ahead and not given out are
+		// free again: the list is stored with the last it really gave
+		// out.
 		p.sys.pool.release(p.name, p.list.state())
 	}
 	p.unpublish()
+	// After the release to the pool: a watch that finds no feed, and no
+	// server, reads the list's last revision from the pool.
+	p.releaseFeed()
 	p.sys.registry.DeleteIf(p.name, func(q *proc) bool { return q == p })
 	p.sys.loadedCap.remove(p) // after the registry: the cap counts no fewer than it holds
 	// Let the list go even while handles remember this server (see
 	// Server.last): readers check retired before they use p.all.
 	p.all.store(nil)
-	p.list, p.cells, p.undo, p.batch, p.ops = nil, nil, undoLog{}, nil, nil
+	p.list, p.cells, p.undo, p.batch, p.ops, p.events = nil, nil, undoLog{}, nil, nil, nil
 	close(p.done)
 }
 
@@ -617,18 +640,18 @@ func (p *proc) ensureLoaded() error {
 	if p.list != nil {
 		return nil
 	}
-	if st := p.preloaded; st != nil {
+	st := p.preloaded
+	if st != nil {
 		p.preloaded = nil
-		p.list = listFromState(*st)
-		p.publishLoaded()
-		return nil
+	} else {
+		loaded, err := p.sys.pool.load(context.Background(), p.name)
+		if err != nil {
+			p.sys.loadFailed(p.name, err)
+			return err
+		}
+		st = &loaded
 	}
-	st, err := p.sys.pool.load(context.Background(), p.name)
-	if err != nil {
-		p.sys.loadFailed(p.name, err)
-		return err
-	}
-	p.list = listFromState(st)
+	p.list = listFromState(*st)
 	p.publishLoaded()
 	return nil
 }
@@ -640,6 +663,7 @@ func (p *proc) applyAndStore(batch []*call) error {
 	l := p.list
 	l.begin(&p.undo)
 	p.ops, p.added = p.ops[:0], 0
+	p.events = p.events[:0]
 	for _, c := range batch {
 		if c.op >= opEntries {
 			continue // reads are answered after the batch is stored
@@ -658,13 +682,36 @@ func (p *proc) applyAndStore(batch []*call) error {
 		l.rollback()
 		return fmt.Errorf("todo: list %q not saved: %w", p.name, err)
 	}
+	// The feed first: a reader that sees the batch in the table, then
+	// watches from its revision, finds the batch's changes there already.
+	p.feed.publish(p.events)
+	clear(p.events) // the feed has copies: let the titles go
 	p.publishBatch()
 	l.commit()
 	return nil
 }
 
-// idReserve is how many ids a list reserves at once with Write and Async
-// durability (see store).
+// holdFeed takes the list's feed (see feed) before the server changes
+// the list: from the first change after its load or its wake to its
+// hibernation or its stop, so that a list that sleeps costs nothing for
+// its watches, and a watched one keeps its history while it sleeps.
+func (p *proc) holdFeed() {
+	if p.feed == nil {
+		p.feed = p.sys.holdFeed(p.name, p.list.Revision())
+	}
+}
+
+// releaseFeed lets go of the list's feed, which leaves the System unless
+// a watch follows it.
+func (p *proc) releaseFeed() {
+	if p.feed != nil {
+		p.sys.releaseFeed(p.feed)
+		p.feed = nil
+	}
+}
+
+// idReserve is how many ids, and revisions, a list reserves at once with
+// Write and Async durability (see store).
 const idReserve = 1024
 
 // store hands the batch's operations to the pool, and unless they count as
@@ -676,7 +723,9 @@ const idReserve = 1024
 // first goes past the range reserves the next idReserve ids, and it waits
 // until that is fsynced, whatever the durability. A crash then leaves a
 // gap in the ids, never a reuse. The range is released when the list
-// leaves memory (see stop).
+// leaves memory (see stop). Revisions are reserved the same way, at the
+// same moments: a watch from a revision a crash lost is refused as too
+// old, never served with another change under that revision.
 func (p *proc) store() error {
 	if size, limit := p.list.encodedSize(), p.sys.opts.MaxFileSize; int64(size) > limit {
 		return fmt.Errorf("%w: the list would take %d bytes, more than the %d allowed", ErrTooLarge, size, limit)
@@ -685,16 +734,17 @@ func (p *proc) store() error {
 	state := p.list.state()
 	wait, sync := !pool.async, false
 	if p.sys.opts.Durability != Fsync {
-		if state.LastID > p.reserved {
+		if state.LastID > p.reserved || state.Revision > p.revReserved {
 			state.LastID = min(state.LastID+idReserve, MaxID)
+			state.Revision = min(state.Revision+idReserve, MaxRevision)
 			wait, sync = true, true
 		} else {
-			state.LastID = p.reserved
+			state.LastID, state.Revision = p.reserved, p.revReserved
 		}
 	}
-	err := pool.save(p.name, p.ops, p.added, state, wait, sync, p.saved)
+	err := pool.save(p.name, p.ops, p.added, state, p.events, wait, sync, p.saved)
 	if err == nil && sync {
-		p.reserved = state.LastID
+		p.reserved, p.revReserved = state.LastID, state.Revision
 	}
 	return err
 }
@@ -721,9 +771,9 @@ func (p *proc) answer(batch []*call, err error) {
 		case l == nil:
 			c.err = err // the list could not be loaded
 		case c.op == opEntries:
-			c.entries = l.Entries(c.entry.Date)
+			c.entries, c.rev = l.Entries(c.entry.Date), l.Revision()
 		case c.op == opAll:
-			c.entries = l.All()
+			c.entries, c.rev = l.All(), l.Revision()
 		case err != nil && c.err == nil:
 			c.res, c.err = Entry{}, err
 		}
@@ -792,6 +842,11 @@ func (p *proc) apply(c *call) {
 	if c.key != "" && p.answerKeyed(c) {
 		return
 	}
+	if p.list.Revision() >= MaxRevision {
+		c.err = p.revisionsFull()
+		return
+	}
+	p.holdFeed()
 	switch c.op {
 	case opAdd:
 		p.applyAdd(c)
@@ -832,11 +887,24 @@ func (p *proc) applyAdd(c *call) {
 	}
 	c.res = p.list.Add(c.entry)
 	p.record(c, Op{Entry: c.res})
+	p.note(c, Added, c.res)
+}
+
+// note records the event of the change c just made, and answers its
+// revision.
+func (p *proc) note(c *call, kind EventKind, e Entry) {
+	c.rev = p.list.Revision()
+	p.events = append(p.events, Event{Kind: kind, Entry: e, Revision: c.rev})
 }
 
 //go:noinline
 func (p *proc) listFull() error {
 	return fmt.Errorf("%w: list %q has given out every id up to %d", ErrListFull, p.name, MaxID)
+}
+
+//go:noinline
+func (p *proc) revisionsFull() error {
+	return fmt.Errorf("%w: list %q is at revision %d, the last", ErrListFull, p.name, int64(MaxRevision))
 }
 
 // applyUpdate applies the patch of c, or runs its updater, on the entry
@@ -870,16 +938,19 @@ func (p *proc) applyUpdate(c *call) {
 		return
 	}
 	p.record(c, Op{Entry: c.res})
+	p.note(c, Updated, c.res)
 }
 
 // applyDelete deletes the entry c names, or fails c.
 //
 //go:noinline
 func (p *proc) applyDelete(c *call) {
+	old, _ := p.list.get(c.id)
 	if c.err = p.list.Delete(c.id); c.err != nil {
 		return
 	}
 	p.record(c, Op{Entry: Entry{ID: c.id}, Delete: true})
+	p.note(c, Deleted, old)
 }
 
 // answerKeyed answers a change whose idempotency key the list remembers
@@ -892,6 +963,7 @@ func (p *proc) answerKeyed(c *call) bool {
 	if !ok {
 		return false
 	}
+	c.rev = p.list.Revision() // at or after the change's own
 	if made := madeBy(op); made != c.op {
 		c.err = fmt.Errorf("%w: key %q of list %q made %s, not %s", ErrKeyReused, c.key, p.name, made, c.op)
 		return true

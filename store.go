@@ -64,6 +64,18 @@ type Prober interface {
 	Probe(ctx context.Context) error
 }
 
+// EventKeeper is implemented by a Store that keeps the events of each
+// change it stores ([Change.Events]), for the watches of other processes:
+// package cluster's replicated store does, so that a node can follow a
+// list that another serves, across the death of the one serving it. A
+// System hands a Store the events of its changes only when it is one,
+// which costs a copy of each event into the pool; a Store that is not
+// one is spared it. KeepEvents does nothing: it marks the Store.
+type EventKeeper interface {
+	Store
+	KeepEvents()
+}
+
 // StatsReporter is implemented by a Store that keeps counters of its own
 // work: [System.Stats] reports them, in the fields of [Stats] of the same
 // names. The data directory's store implements it; with a Store that does
@@ -97,6 +109,11 @@ type Change struct {
 	Ops   []Op
 	State ListState
 
+	// Events are the change's events, in order, as watches see them
+	// (see [Event]): set only for a Store that keeps them, an
+	// [EventKeeper]; nil otherwise.
+	Events []Event
+
 	// Release says that the list leaves memory after this change (its
 	// server stopped): the store may let go of what it holds of the list,
 	// writing it out first. A Change that releases may have no Ops.
@@ -124,15 +141,30 @@ type Op struct {
 
 // ListState is a list as stored: its entries in id order; LastID, the
 // highest id that was given out or reserved, which is never given out
-// again; and Keys, the latest operations made by requests with an
-// idempotency key, oldest first, at most MaxKeys, so that a retry of one
-// of them is answered as the first time, even after a crash. The slices of
-// a ListState are never written to: a store and the System may share
-// them.
+// again; Revision, the list's revision (see [List.Revision]) or one
+// reserved beyond it, which is never given to another change; and
+// Keys, the latest operations made by requests with an idempotency key,
+// oldest first, at most MaxKeys, so that a retry of one of them is
+// answered as the first time, even after a crash. The slices of a
+// ListState are never written to: a store and the System may share them.
+//
+// A Store keeps Revision with the rest. A Revision of 0 means the store
+// kept none (the zero ListState of a list never stored, or a state stored
+// before revisions existed): it is taken to be LastID+1, the revision of a
+// list that was only ever added to.
 type ListState struct {
-	LastID  int
-	Entries []Entry
-	Keys    []Op
+	LastID   int
+	Revision int64
+	Entries  []Entry
+	Keys     []Op
+}
+
+// revision returns the list's revision as s holds it (see ListState).
+func (s *ListState) revision() int64 {
+	if s.Revision == 0 {
+		return int64(s.LastID) + 1
+	}
+	return s.Revision
 }
 
 // OpenStore opens a System over st, which it owns from then on: the

@@ -146,6 +146,36 @@ type Options struct {
 	// no entries (one that does not exist) load nothing. Zero means
 	// 20,000; a negative value means no cap.
 	MaxLoaded int
+
+	// WatchHistory is how many of a list's latest changes it keeps for
+	// its watches: a watch may start from any revision they follow
+	// ([Server.Watch]), and one from further back is refused with
+	// [ErrTooOld]. The history is kept in memory while the list's server
+	// is awake (see HibernateAfter) or a watch follows the list: a list
+	// that sleeps unwatched keeps none, and after a restart there is none
+	// either, so a watch can start only from the list's revision then. It
+	// grows with the changes, an event of 64 bytes each (the title is
+	// shared with the entry, while it lives), up to WatchHistory: 64 KB
+	// at most by default. Zero means 1,000; at most 1<<20.
+	WatchHistory int
+
+	// WatchBuffer is how far a watch may fall behind its list: once more
+	// than WatchBuffer changes came that it has not taken (counting only
+	// those made since it began: a watch may catch up from as far back
+	// as the history allows), it ends with a [*BehindError], and a watch
+	// from the revision it holds goes on where it stopped. A watch
+	// copies events out of the list's history at its own pace, so that a
+	// slow one never holds up the list's server; WatchBuffer is the room
+	// the history gives it, which is why it may not be more than
+	// WatchHistory. Zero means 256, or WatchHistory if that is less.
+	WatchBuffer int
+
+	// MaxWatches caps the watches open at once in the System, and
+	// MaxListWatches those of one list; a watch past either is refused
+	// with [ErrTooManyWatches]. A watch costs a few hundred bytes and no
+	// goroutine of the System's. Zero means 10,000 and 1,000; a negative
+	// value is refused.
+	MaxWatches, MaxListWatches int
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -183,6 +213,18 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.MaxLoaded == 0 {
 		c.MaxLoaded = 20_000
 	}
+	if c.WatchHistory == 0 {
+		c.WatchHistory = 1000
+	}
+	if c.WatchBuffer == 0 {
+		c.WatchBuffer = min(256, c.WatchHistory)
+	}
+	if c.MaxWatches == 0 {
+		c.MaxWatches = 10_000
+	}
+	if c.MaxListWatches == 0 {
+		c.MaxListWatches = 1000
+	}
 	switch {
 	case c.MailboxSize < 0 || c.MailboxSize > 1<<20:
 		return c, fmt.Errorf("%w: MailboxSize %d is not in 1..%d", ErrInvalidOptions, c.MailboxSize, 1<<20)
@@ -198,6 +240,14 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("%w: AsyncDelay %v is more than a minute", ErrInvalidOptions, c.AsyncDelay)
 	case c.Durability < Fsync || c.Durability > Async:
 		return c, fmt.Errorf("%w: %v", ErrInvalidOptions, c.Durability)
+	case c.WatchHistory < 0 || c.WatchHistory > 1<<20:
+		return c, fmt.Errorf("%w: WatchHistory %d is not in 1..%d", ErrInvalidOptions, c.WatchHistory, 1<<20)
+	case c.WatchBuffer < 0 || c.WatchBuffer > c.WatchHistory:
+		return c, fmt.Errorf("%w: WatchBuffer %d is not in 1..%d (WatchHistory)", ErrInvalidOptions, c.WatchBuffer, c.WatchHistory)
+	case c.MaxWatches < 0:
+		return c, fmt.Errorf("%w: MaxWatches %d is below 0", ErrInvalidOptions, c.MaxWatches)
+	case c.MaxListWatches < 0:
+		return c, fmt.Errorf("%w: MaxListWatches %d is below 0", ErrInvalidOptions, c.MaxListWatches)
 	}
 	return c, nil
 }
@@ -215,6 +265,7 @@ type System struct {
 	pool     *pool
 	registry *Table[string, *proc]      // list name → its running server
 	table    *Table[tableKey, *dayCell] // what servers publish for readers
+	feeds    *Table[string, *feed]      // list name → its history and watches (see feed)
 	stats    counters
 	faults   *faults.Log // logs failures once per fault (see Options.Logger)
 	calls    sync.Pool   // of *call, with their reply channels
@@ -226,6 +277,8 @@ type System struct {
 	closed  atomic.Bool   // set once, under startMu, by the Close or Shutdown that closes
 	closing chan struct{} // closed when that Close or Shutdown begins
 	shut    chan struct{} // closed when it has finished
+
+	watchCount atomic.Int64 // open watches (see Options.MaxWatches)
 
 	loadedCap loadedCap
 	capDone   sync.WaitGroup // the goroutine of loadedCap
@@ -258,6 +311,7 @@ func newSystemWith(st Store, o Options, k knobs) *System {
 		store:    st,
 		registry: NewTable[string, *proc](),
 		table:    newTableWithHasher[tableKey, *dayCell](tableKeyHasher()),
+		feeds:    NewTable[string, *feed](),
 		stats:    newCounters(),
 		closing:  make(chan struct{}),
 		shut:     make(chan struct{}),
@@ -466,7 +520,9 @@ type Stats struct {
 	// Failures counts every failure the System and its Store have met
 	// and logged (failed commits, probes, checkpoints and loads), each
 	// one, though repeats are logged once per fault (see Options.Logger).
-	Failures int64
+	Failures      int64
+	Watches       int64 // watches open now (see Server.Watch)
+	WatchesBehind int64 // watches ended because they fell behind (see Options.WatchBuffer)
 	// The Store's own counters, when it reports them (see StatsReporter:
 	// the data directory's store does); zero otherwise.
 	FilesWritten int64 // list files written by checkpoints
@@ -481,6 +537,7 @@ type counters struct {
 	started, expired, evicted, panics atomic.Int64
 	hibernations, wakes               atomic.Int64
 	mailboxWaits                      atomic.Int64
+	watchesBehind                     atomic.Int64
 	commits, changesStored            atomic.Int64
 	writeErrors, writeRetries         atomic.Int64
 	requests, tableReads              *xsync.Counter
@@ -519,6 +576,8 @@ func (sys *System) Stats() Stats {
 		WriteRetries:    c.writeRetries.Load(),
 		Unstored:        sys.pool.unstored.Load(),
 		Failures:        sys.faults.Failures(),
+		Watches:         sys.watchCount.Load(),
+		WatchesBehind:   c.watchesBehind.Load(),
 	}
 	st.Hibernations, st.Wakes, st.ServersHibernating = h, w, h-w
 	if r, ok := sys.store.(StatsReporter); ok {

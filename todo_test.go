@@ -146,14 +146,20 @@ func (b *lockedBuffer) String() string {
 func TestOpen_InvalidOptions(t *testing.T) {
 	t.Parallel()
 	cases := map[string]todo.Options{
-		"MailboxSize=-1":  {MailboxSize: -1},
-		"Workers=-1":      {Workers: -1},
-		"Workers=1025":    {Workers: 1025},
-		"Durability=-1":   {Durability: -1},
-		"Durability=3":    {Durability: todo.Async + 1},
-		"QueueSize=-1":    {QueueSize: -1},
-		"MaxFileSize=-1":  {MaxFileSize: -1},
-		"MailboxSize=min": {MailboxSize: math.MinInt},
+		"MailboxSize=-1":      {MailboxSize: -1},
+		"Workers=-1":          {Workers: -1},
+		"Workers=1025":        {Workers: 1025},
+		"Durability=-1":       {Durability: -1},
+		"Durability=3":        {Durability: todo.Async + 1},
+		"QueueSize=-1":        {QueueSize: -1},
+		"MaxFileSize=-1":      {MaxFileSize: -1},
+		"MailboxSize=min":     {MailboxSize: math.MinInt},
+		"WatchHistory=-1":     {WatchHistory: -1},
+		"WatchHistory=2^20+1": {WatchHistory: 1<<20 + 1},
+		"WatchBuffer=-1":      {WatchBuffer: -1},
+		"WatchBuffer>History": {WatchHistory: 10, WatchBuffer: 11},
+		"MaxWatches=-1":       {MaxWatches: -1},
+		"MaxListWatches=-1":   {MaxListWatches: -1},
 	}
 	for name, o := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -3,6 +3,8 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"iter"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -285,5 +287,73 @@ func BenchmarkStream_AtomicBatch(b *testing.B) {
 				b.ReportMetric(float64(batches*size.msgs)/b.Elapsed().Seconds(), "msgs/s")
 			})
 		}
+	}
+}
+
+// BenchmarkWatch_Latency measures the time from an add's acknowledgement
+// to its event on a watch, on the shared 3-node loopback cluster: one
+// caller adds through the node that serves the list, one at a time, and
+// the watch notes when each event comes (0 when it came before the add
+// was answered). impl=stream watches on another node, from the list's log
+// in the stream (Node.Watch); impl=owner watches the serving node's own
+// feed, the floor that a watch forwarding the owner's events could not
+// beat (it would add a hop between nodes, and lose the changes its owner
+// stored but had not sent when it died). It reports the median and the
+// 99th percentile in nanoseconds.
+func BenchmarkWatch_Latency(b *testing.B) {
+	nodes := threeNodes(b)
+	ctx := context.Background()
+	owner, other := nodes[0], nodes[1]
+	for _, impl := range []string{"stream", "owner"} {
+		b.Run("impl="+impl, func(b *testing.B) {
+			list := listFor("bench-watch-"+impl, owner, nodes)
+			e := todo.Entry{Date: day, Title: "Dentist"}
+			if _, err := owner.AddEntry(ctx, list, e); err != nil {
+				b.Fatal(err)
+			}
+			wctx, stop := context.WithCancel(ctx)
+			defer stop()
+			var seq iter.Seq2[todo.Event, error]
+			var err error
+			if impl == "stream" {
+				seq, err = other.Watch(wctx, list, 0)
+			} else {
+				seq, err = owner.LocalWatch(wctx, list, 0)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			arrived := make(chan time.Time, 1)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for _, err := range seq {
+					if err != nil {
+						return
+					}
+					arrived <- time.Now()
+				}
+			}()
+			latencies := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := owner.AddEntry(ctx, list, e); err != nil {
+					b.Fatal(err)
+				}
+				acked := time.Now()
+				select {
+				case at := <-arrived:
+					latencies = append(latencies, max(0, at.Sub(acked)))
+				case <-time.After(10 * time.Second):
+					b.Fatal("no event 10s after the add")
+				}
+			}
+			b.StopTimer()
+			stop()
+			<-done
+			slices.Sort(latencies)
+			b.ReportMetric(float64(latencies[len(latencies)/2]), "p50-ns")
+			b.ReportMetric(float64(latencies[len(latencies)*99/100]), "p99-ns")
+		})
 	}
 }

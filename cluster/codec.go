@@ -29,9 +29,12 @@ const (
 
 // codecVersion is what the encoders write: 2 added the idempotency keys
 // of operations (op kinds 2 and 3) and of snapshots (after the entries),
-// and later op kind 4, which changed no layout. Version 1, without keys,
-// is still read.
-const codecVersion = 2
+// and later op kind 4, which changed no layout; 3 added, after the rest,
+// the list's revision after the commit and the commit's events (see
+// appendEvents), which watches on any node read (see watch.go). Versions
+// 1 and 2 are still read: at revision 0 (the System takes the list's
+// last id + 1) and with no events.
+const codecVersion = 3
 
 // errBadRecord is wrapped by every decoding error, which names the list.
 var errBadRecord = errors.New("bad record")
@@ -44,11 +47,15 @@ func appendEntry(b []byte, e todo.Entry) []byte {
 	return append(b, e.Title...)
 }
 
-// encodeSnapshot encodes a whole list.
-func encodeSnapshot(st todo.ListState) []byte {
-	n := 16
+// encodeSnapshot encodes a whole list, and the events of the commit the
+// snapshot stores: a snapshot takes the place of that commit's delta.
+func encodeSnapshot(st todo.ListState, events []todo.Event) []byte {
+	n := 32
 	for _, e := range st.Entries {
 		n += 16 + len(e.Title)
+	}
+	for _, ev := range events {
+		n += 24 + len(ev.Entry.Title)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, codecVersion)
@@ -60,6 +67,21 @@ func encodeSnapshot(st todo.ListState) []byte {
 	b = binary.AppendUvarint(b, uint64(len(st.Keys)))
 	for _, op := range st.Keys {
 		b = appendOp(b, op)
+	}
+	return appendEvents(b, st.Revision, events)
+}
+
+// appendEvents appends the list's revision after a commit and the
+// commit's events: their count, then each one's kind (1 added, 2 updated,
+// 3 deleted), revision, and entry (as the change left it; as it was, for a
+// delete).
+func appendEvents(b []byte, rev int64, events []todo.Event) []byte {
+	b = binary.AppendUvarint(b, uint64(max(rev, 0)))
+	b = binary.AppendUvarint(b, uint64(len(events)))
+	for _, ev := range events {
+		b = append(b, byte(ev.Kind))
+		b = binary.AppendUvarint(b, uint64(ev.Revision))
+		b = appendEntry(b, ev.Entry)
 	}
 	return b
 }
@@ -93,21 +115,34 @@ func appendOp(b []byte, op todo.Op) []byte {
 	return b
 }
 
-// encodeDelta encodes the operations of one commit and the list's LastID
-// after them.
-func encodeDelta(ops []todo.Op, lastID int) []byte {
-	n := 16
+// delta is what a delta holds: the operations of one commit, and the
+// list's LastID and revision after them (0 in a record of version 1 or
+// 2), and the commit's events (none in those).
+type delta struct {
+	ops    []todo.Op
+	lastID int
+	rev    int64
+	events []todo.Event
+}
+
+// encodeDelta encodes a delta.
+func encodeDelta(dl delta) []byte {
+	ops := dl.ops
+	n := 32
 	for _, op := range ops {
 		n += 17 + len(op.Entry.Title)
 	}
+	for _, ev := range dl.events {
+		n += 24 + len(ev.Entry.Title)
+	}
 	b := make([]byte, 0, n)
 	b = append(b, codecVersion)
-	b = binary.AppendUvarint(b, uint64(lastID))
+	b = binary.AppendUvarint(b, uint64(dl.lastID))
 	b = binary.AppendUvarint(b, uint64(len(ops)))
 	for _, op := range ops {
 		b = appendOp(b, op)
 	}
-	return b
+	return appendEvents(b, dl.rev, dl.events)
 }
 
 // decoder reads what the encoders wrote, refusing anything that does not
@@ -156,8 +191,8 @@ func (d *decoder) byte(what string) byte {
 }
 
 func (d *decoder) header() (lastID int, count int) {
-	if d.version = d.byte("version"); d.err == nil && d.version != 1 && d.version != codecVersion {
-		d.fail("version %d, want 1 or %d", d.version, codecVersion)
+	if d.version = d.byte("version"); d.err == nil && (d.version < 1 || d.version > codecVersion) {
+		d.fail("version %d, want 1 to %d", d.version, codecVersion)
 	}
 	lastID = int(d.uvarint("last id", todo.MaxID))
 	// Every entry takes at least 5 bytes: a count past that is a lie.
@@ -197,9 +232,9 @@ func (d *decoder) end() error {
 	return d.err
 }
 
-// decodeSnapshot decodes a whole list; its entries must be in strictly
-// increasing id order.
-func decodeSnapshot(b []byte) (todo.ListState, error) {
+// decodeSnapshot decodes a whole list, and the events of the commit it
+// stores; its entries must be in strictly increasing id order.
+func decodeSnapshot(b []byte) (todo.ListState, []todo.Event, error) {
 	d := decoder{b: b}
 	lastID, n := d.header()
 	st := todo.ListState{LastID: lastID}
@@ -223,7 +258,37 @@ func decodeSnapshot(b []byte) (todo.ListState, error) {
 			}
 		}
 	}
-	return st, d.end()
+	var events []todo.Event
+	st.Revision, events = d.events()
+	return st, events, d.end()
+}
+
+// events reads what appendEvents wrote, in a record of version 3 or
+// later: revision 0 and no events in one before.
+func (d *decoder) events() (int64, []todo.Event) {
+	if d.version < 3 || d.err != nil {
+		return 0, nil
+	}
+	rev := int64(d.uvarint("revision", todo.MaxRevision))
+	// Every event takes at least 7 bytes: a count past that is a lie.
+	n := int(d.uvarint("event count", uint64(len(d.b))))
+	var events []todo.Event
+	if n > 0 && d.err == nil {
+		events = make([]todo.Event, 0, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		ev := todo.Event{Kind: todo.EventKind(d.byte("event kind"))}
+		if ev.Kind < todo.Added || ev.Kind > todo.Deleted {
+			d.fail("event kind %d", ev.Kind)
+		}
+		ev.Revision = int64(d.uvarint("event revision", todo.MaxRevision))
+		ev.Entry = d.entry()
+		if d.err == nil && (ev.Revision < 2 || i > 0 && ev.Revision != events[i-1].Revision+1 || ev.Revision > rev) {
+			d.fail("event of revision %d out of order (revision %d after the commit)", ev.Revision, rev)
+		}
+		events = append(events, ev)
+	}
+	return rev, events
 }
 
 // op reads what appendOp wrote.
@@ -248,15 +313,17 @@ func (d *decoder) op() todo.Op {
 	return op
 }
 
-// decodeDelta decodes the operations of a delta and the LastID after them.
-func decodeDelta(b []byte) ([]todo.Op, int, error) {
+// decodeDelta decodes a delta.
+func decodeDelta(b []byte) (delta, error) {
 	d := decoder{b: b}
-	lastID, n := d.header()
-	var ops []todo.Op
+	var dl delta
+	var n int
+	dl.lastID, n = d.header()
 	for i := 0; i < n && d.err == nil; i++ {
-		ops = append(ops, d.op())
+		dl.ops = append(dl.ops, d.op())
 	}
-	return ops, lastID, d.end()
+	dl.rev, dl.events = d.events()
+	return dl, d.end()
 }
 
 // replayKeys returns the idempotency keys a list keeps after ops: those

@@ -20,30 +20,52 @@ func TestCodec_RoundTrip(t *testing.T) {
 		{Entry: todo.Entry{ID: 1, Date: day, Title: "Dentist at 10"}, Update: true, Key: "upd-1"},
 		{Entry: todo.Entry{ID: 2}, Delete: true, Key: "del-1"},
 	}
-	st := todo.ListState{LastID: 9, Entries: []todo.Entry{
+	st := todo.ListState{LastID: 9, Revision: 14, Entries: []todo.Entry{
 		{ID: 1, Date: day, Title: "Dentist"},
 		{ID: 7, Date: todo.Date{Year: 9999, Month: 12, Day: 31}, Title: strings.Repeat("ü", 300)},
 	}, Keys: keyed}
-	got, err := cluster.DecodeSnapshot(cluster.EncodeSnapshot(st))
-	if err != nil || !reflect.DeepEqual(got, st) {
-		t.Fatalf("snapshot: %+v, %v", got, err)
+	events := []todo.Event{
+		{Kind: todo.Added, Entry: todo.Entry{ID: 7, Date: day, Title: "x"}, Revision: 12},
+		{Kind: todo.Updated, Entry: todo.Entry{ID: 7, Date: todo.Date{Year: 9999, Month: 12, Day: 31}, Title: strings.Repeat("ü", 300)}, Revision: 13},
+		{Kind: todo.Deleted, Entry: todo.Entry{ID: 2, Date: day, Title: "was"}, Revision: 14},
+	}
+	got, gotEvents, err := cluster.DecodeSnapshot(cluster.EncodeSnapshot(st, events))
+	if err != nil || !reflect.DeepEqual(got, st) || !reflect.DeepEqual(gotEvents, events) {
+		t.Fatalf("snapshot: %+v, %+v, %v", got, gotEvents, err)
 	}
 	ops := append([]todo.Op{{Entry: todo.Entry{ID: 3, Date: day, Title: "x"}}, {Entry: todo.Entry{ID: 1}, Delete: true}}, keyed...)
-	gotOps, lastID, err := cluster.DecodeDelta(cluster.EncodeDelta(ops, 12))
-	if err != nil || lastID != 12 || !reflect.DeepEqual(gotOps, ops) {
-		t.Fatalf("delta: %+v %d %v", gotOps, lastID, err)
+	want := cluster.Delta{Ops: ops, LastID: 12, Rev: 14, Events: events}
+	if got, err := cluster.DecodeDelta(cluster.EncodeDelta(want)); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("delta: %+v %v", got, err)
 	}
-	if got, err := cluster.DecodeSnapshot(cluster.EncodeSnapshot(todo.ListState{})); err != nil || got.LastID != 0 || len(got.Entries) != 0 {
-		t.Fatalf("empty: %+v %v", got, err)
+	if got, events, err := cluster.DecodeSnapshot(cluster.EncodeSnapshot(todo.ListState{}, nil)); err != nil || got.LastID != 0 || len(got.Entries) != 0 || events != nil {
+		t.Fatalf("empty: %+v %v %v", got, events, err)
+	}
+}
+
+// TestCodec_Version2: records written before revisions and events are
+// read, at revision 0 and with no events.
+func TestCodec_Version2(t *testing.T) {
+	// A snapshot [2, lastID 3, 1 entry {1, 2013-12-19, "a"}, no keys] and a
+	// delta [2, lastID 4, 1 op: put {4, 2013-12-19, "b"}].
+	snap := []byte{2, 3, 1, 1, 0xdd, 0x0f, 12, 19, 1, 'a', 0}
+	st, events, err := cluster.DecodeSnapshot(snap)
+	if err != nil || st.LastID != 3 || st.Revision != 0 || len(st.Entries) != 1 || events != nil {
+		t.Fatalf("a snapshot of version 2: %+v %v %v", st, events, err)
+	}
+	dl, err := cluster.DecodeDelta([]byte{2, 4, 1, 0, 4, 0xdd, 0x0f, 12, 19, 1, 'b'})
+	if err != nil || dl.LastID != 4 || dl.Rev != 0 || len(dl.Ops) != 1 || dl.Events != nil {
+		t.Fatalf("a delta of version 2: %+v %v", dl, err)
 	}
 }
 
 // Every truncation and every garbage byte is refused with an error, never
 // a panic or a huge allocation.
 func TestCodec_RefusesBadRecords(t *testing.T) {
-	good := cluster.EncodeSnapshot(todo.ListState{LastID: 2, Entries: []todo.Entry{{ID: 1, Date: day, Title: "a"}, {ID: 2, Date: day, Title: "b"}}})
+	good := cluster.EncodeSnapshot(todo.ListState{LastID: 2, Revision: 3, Entries: []todo.Entry{{ID: 1, Date: day, Title: "a"}, {ID: 2, Date: day, Title: "b"}}},
+		[]todo.Event{{Kind: todo.Added, Entry: todo.Entry{ID: 2, Date: day, Title: "b"}, Revision: 3}})
 	for i := range len(good) {
-		if _, err := cluster.DecodeSnapshot(good[:i]); err == nil {
+		if _, _, err := cluster.DecodeSnapshot(good[:i]); err == nil {
 			t.Errorf("truncated at %d: no error", i)
 		}
 	}
@@ -51,14 +73,18 @@ func TestCodec_RefusesBadRecords(t *testing.T) {
 		"trailing":       append(slices.Clone(good), 0),
 		"version":        append([]byte{9}, good[1:]...),
 		"huge count":     {1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
-		"ids not rising": cluster.EncodeSnapshot(todo.ListState{Entries: []todo.Entry{{ID: 2}, {ID: 1}}}),
+		"ids not rising": cluster.EncodeSnapshot(todo.ListState{Entries: []todo.Entry{{ID: 2}, {ID: 1}}}, nil),
+		"event kind 0":   cluster.EncodeSnapshot(todo.ListState{Revision: 2}, []todo.Event{{Revision: 2}}),
+		"events not in order": cluster.EncodeSnapshot(todo.ListState{Revision: 4},
+			[]todo.Event{{Kind: todo.Added, Revision: 2}, {Kind: todo.Added, Revision: 4}}),
+		"an event after the revision": cluster.EncodeSnapshot(todo.ListState{Revision: 2}, []todo.Event{{Kind: todo.Added, Revision: 3}}),
 	}
 	for name, b := range bad {
-		if _, err := cluster.DecodeSnapshot(b); err == nil {
+		if _, _, err := cluster.DecodeSnapshot(b); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
-	if _, _, err := cluster.DecodeDelta([]byte{1, 0, 1, 7}); err == nil {
+	if _, err := cluster.DecodeDelta([]byte{1, 0, 1, 7}); err == nil {
 		t.Error("delta with an unknown operation: no error")
 	}
 	r := rand.New(rand.NewPCG(1, 2))

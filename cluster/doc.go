@@ -5,7 +5,7 @@
 //
 // Each [Node] embeds a NATS server routed to its peers (or connects to an
 // existing NATS cluster), runs a local todo.System over a replicated
-// store, and implements todo.Service: a request for a list goes to the
+// store, and implements todo.Service (a todo.Watcher): a request for a list goes to the
 // node that owns the list, locally or forwarded over NATS request/reply.
 // A list nobody owns is claimed by the node that rendezvous hashing over
 // the live nodes prefers; when a node joins or leaves, the lists whose
@@ -22,6 +22,14 @@
 // reports an error has not stored the change, and never will: a write
 // whose acknowledgement was lost is settled before its caller is
 // answered (see the package's settle.go).
+//
+// # Watches
+//
+// A Node is a todo.Watcher: its writes and reads say the list's revision,
+// and [Node.Watch] follows a list from the list's log in the stream, where
+// each commit is stored with its events, whichever node serves the list:
+// a watch on any node goes on, with no revision skipped or repeated,
+// across a hand-off and the death of the serving node (see watch.go).
 //
 // # Ownership
 //

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"iter"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -114,10 +115,26 @@ func t0ctx() context.Context { return context.Background() }
 var (
 	EncodeSnapshot = encodeSnapshot
 	DecodeSnapshot = decodeSnapshot
-	EncodeDelta    = encodeDelta
-	DecodeDelta    = decodeDelta
 	Replay         = replay
 )
+
+// Delta is what a delta holds, for the codec's tests.
+type Delta struct {
+	Ops    []todo.Op
+	LastID int
+	Rev    int64
+	Events []todo.Event
+}
+
+// EncodeDelta and DecodeDelta expose the delta codec.
+func EncodeDelta(d Delta) []byte {
+	return encodeDelta(delta{ops: d.Ops, lastID: d.LastID, rev: d.Rev, events: d.Events})
+}
+
+func DecodeDelta(b []byte) (Delta, error) {
+	d, err := decodeDelta(b)
+	return Delta{Ops: d.ops, LastID: d.lastID, Rev: d.rev, Events: d.events}, err
+}
 
 // DecodeRPC decodes b as a forwarded request and as an answer, for the
 // codec's tests.
@@ -277,4 +294,11 @@ func sendWithGap(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) 
 		return 0, ack.Error
 	}
 	return ack.Seq, nil
+}
+
+// LocalWatch is a watch of list on the node's own System, which serves
+// it: the owner's feed, the floor of a watch that forwarded the owner's
+// events, for the benchmarks to measure the stream's watch against.
+func (n *Node) LocalWatch(ctx context.Context, list string, from int64) (iter.Seq2[todo.Event, error], error) {
+	return n.sys.Watch(ctx, list, from)
 }

@@ -57,6 +57,7 @@ type Node struct {
 	gate       *sendGate // forwarded requests under way, by node
 	stalls     inflight  // the store's calls under way, for Health
 	routes     *routeLog // what the embedded server says of peers it cannot reach
+	watches    watchCounts
 
 	leaving atomic.Bool // Close has begun: the node takes no new list
 	fatal   atomic.Pointer[error]

@@ -35,9 +35,10 @@ const (
 
 // rpcVersion is what forwarded requests and their answers start with: 3
 // since UpdateEntry travels as a patch (rpcUpdate), where 2 read the
-// entry and replaced it if unchanged. A node refuses the other versions:
-// nodes of both kinds cannot serve one cluster.
-const rpcVersion = 3
+// entry and replaced it if unchanged; 4 since answers end with the list's
+// revision (see todo.Watcher). A node refuses the other versions: nodes
+// of both kinds cannot serve one cluster.
+const rpcVersion = 4
 
 // rpcRequest is a forwarded request.
 type rpcRequest struct {
@@ -175,6 +176,9 @@ type rpcReply struct {
 	// then sends the next request there straight away.
 	servedBy    string
 	servedEpoch uint64
+	// rev is the list's revision after the change, or of the page read;
+	// 0 for the other requests.
+	rev int64
 }
 
 // served is where a node notes who served a forwarded request, carried
@@ -213,7 +217,8 @@ func (r *rpcReply) encode() []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(r.servedBy)))
 	b = append(b, r.servedBy...)
-	return binary.AppendUvarint(b, r.servedEpoch)
+	b = binary.AppendUvarint(b, r.servedEpoch)
+	return binary.AppendUvarint(b, uint64(max(r.rev, 0)))
 }
 
 func decodeReply(b []byte) (rpcReply, error) {
@@ -234,6 +239,7 @@ func decodeReply(b []byte) (rpcReply, error) {
 	}
 	r.servedBy = d.bytes("served by")
 	r.servedEpoch = d.uvarint("epoch", 1<<63)
+	r.rev = int64(d.uvarint("revision", todo.MaxRevision))
 	return r, d.end()
 }
 
@@ -354,17 +360,17 @@ func (n *Node) serveForwarded(req *rpcRequest) (rep rpcReply) {
 	var err error
 	switch req.op {
 	case rpcAdd:
-		rep.entry, err = n.addEntry(ctx, req.list, req.entry, req.hops)
+		rep.entry, rep.rev, err = n.addEntry(ctx, req.list, req.entry, req.hops)
 	case rpcUpdate:
-		rep.entry, err = n.updateEntry(ctx, req.list, req.id, todo.Patch{Date: req.entry.Date, Title: req.entry.Title}, req.hops)
+		rep.entry, rep.rev, err = n.updateEntry(ctx, req.list, req.id, todo.Patch{Date: req.entry.Date, Title: req.entry.Title}, req.hops)
 	case rpcDelete:
-		err = n.deleteEntry(ctx, req.list, req.id, req.hops)
+		rep.rev, err = n.deleteEntry(ctx, req.list, req.id, req.hops)
 	case rpcEntries:
 		rep.entries, err = n.appendEntries(ctx, req.list, nil, req.entry.Date, req.hops)
 	case rpcAll:
 		rep.entries, err = n.allEntries(ctx, req.list, req.hops)
 	case rpcPage:
-		rep.entries, err = n.entriesPage(ctx, req.list, req.entry.Date, req.id, req.limit, req.hops)
+		rep.entries, rep.rev, err = n.entriesPage(ctx, req.list, req.entry.Date, req.id, req.limit, req.hops)
 	case rpcLeave:
 		n.departed(req.list, uint64(req.id))
 		return rep

@@ -9,7 +9,7 @@ import (
 	"github.com/gotodo/todo"
 )
 
-var _ todo.Service = (*Node)(nil)
+var _ todo.Watcher = (*Node)(nil)
 
 // do runs a call on list where it is served: through the local System
 // when this node owns the list, else forwarded to the owner. A call
@@ -79,52 +79,75 @@ func (n *Node) isClosed() bool {
 
 // AddEntry adds e to the list, on the node that owns it.
 func (n *Node) AddEntry(ctx context.Context, list string, e todo.Entry) (todo.Entry, error) {
+	res, _, err := n.addEntry(ctx, list, e, 0)
+	return res, err
+}
+
+// AddEntryRev is AddEntry, with the list's revision after the add.
+func (n *Node) AddEntryRev(ctx context.Context, list string, e todo.Entry) (todo.Entry, int64, error) {
 	return n.addEntry(ctx, list, e, 0)
 }
 
-func (n *Node) addEntry(ctx context.Context, list string, e todo.Entry, hops int) (res todo.Entry, err error) {
+func (n *Node) addEntry(ctx context.Context, list string, e todo.Entry, hops int) (res todo.Entry, rev int64, err error) {
 	err = n.do(ctx, list, hops, func(ctx context.Context) (err error) {
-		res, err = n.sys.AddEntry(ctx, list, e)
+		res, rev, err = n.sys.AddEntryRev(ctx, list, e)
 		return err
 	}, func(ctx context.Context, node string) error {
 		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcAdd, hops: hops + 1, list: list, entry: e})
-		res = rep.entry
+		res, rev = rep.entry, rep.rev
 		return err
 	})
-	return res, err
+	return res, rev, err
 }
 
 // UpdateEntry sets what p sets in the entry with the given id, on the
 // node that owns the list: the patch is forwarded there as an add is, and
 // applied in the list's server.
 func (n *Node) UpdateEntry(ctx context.Context, list string, id int, p todo.Patch) (todo.Entry, error) {
+	res, _, err := n.updateEntry(ctx, list, id, p, 0)
+	return res, err
+}
+
+// UpdateEntryRev is UpdateEntry, with the list's revision after the
+// update.
+func (n *Node) UpdateEntryRev(ctx context.Context, list string, id int, p todo.Patch) (todo.Entry, int64, error) {
 	return n.updateEntry(ctx, list, id, p, 0)
 }
 
-func (n *Node) updateEntry(ctx context.Context, list string, id int, p todo.Patch, hops int) (res todo.Entry, err error) {
+func (n *Node) updateEntry(ctx context.Context, list string, id int, p todo.Patch, hops int) (res todo.Entry, rev int64, err error) {
 	err = n.do(ctx, list, hops, func(ctx context.Context) (err error) {
-		res, err = n.sys.UpdateEntry(ctx, list, id, p)
+		res, rev, err = n.sys.UpdateEntryRev(ctx, list, id, p)
 		return err
 	}, func(ctx context.Context, node string) error {
 		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcUpdate, hops: hops + 1, list: list, id: id, entry: todo.Entry{Date: p.Date, Title: p.Title}})
-		res = rep.entry
+		res, rev = rep.entry, rep.rev
 		return err
 	})
-	return res, err
+	return res, rev, err
 }
 
 // DeleteEntry removes the entry with the given id, on the owner.
 func (n *Node) DeleteEntry(ctx context.Context, list string, id int) error {
+	_, err := n.deleteEntry(ctx, list, id, 0)
+	return err
+}
+
+// DeleteEntryRev is DeleteEntry, with the list's revision after the
+// delete.
+func (n *Node) DeleteEntryRev(ctx context.Context, list string, id int) (int64, error) {
 	return n.deleteEntry(ctx, list, id, 0)
 }
 
-func (n *Node) deleteEntry(ctx context.Context, list string, id int, hops int) error {
-	return n.do(ctx, list, hops, func(ctx context.Context) error {
-		return n.sys.DeleteEntry(ctx, list, id)
+func (n *Node) deleteEntry(ctx context.Context, list string, id int, hops int) (rev int64, err error) {
+	err = n.do(ctx, list, hops, func(ctx context.Context) (err error) {
+		rev, err = n.sys.DeleteEntryRev(ctx, list, id)
+		return err
 	}, func(ctx context.Context, node string) error {
-		_, err := n.forward(ctx, node, &rpcRequest{op: rpcDelete, hops: hops + 1, list: list, id: id})
+		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcDelete, hops: hops + 1, list: list, id: id})
+		rev = rep.rev
 		return err
 	})
+	return rev, err
 }
 
 // AppendEntries appends the entries of date d of the list to dst, read on
@@ -207,35 +230,27 @@ func (n *Node) ListsPage(ctx context.Context, after string, limit int) ([]string
 // whose ids are over afterID: those of date d, or of every date when d is
 // the zero Date. The page is cut on the owner, so only it travels.
 func (n *Node) EntriesPage(ctx context.Context, list string, d todo.Date, afterID, limit int) ([]todo.Entry, error) {
+	res, _, err := n.EntriesPageRev(ctx, list, d, afterID, limit)
+	return res, err
+}
+
+// EntriesPageRev is EntriesPage with the revision the list stood at when
+// the page was cut, on the owner (see todo.Watcher).
+func (n *Node) EntriesPageRev(ctx context.Context, list string, d todo.Date, afterID, limit int) ([]todo.Entry, int64, error) {
 	if limit < 1 {
-		return nil, errInvalidLimit(limit)
+		return nil, 0, errInvalidLimit(limit)
 	}
 	return n.entriesPage(ctx, list, d, afterID, limit, 0)
 }
 
-func (n *Node) entriesPage(ctx context.Context, list string, d todo.Date, afterID, limit, hops int) (res []todo.Entry, err error) {
-	err = n.do(ctx, list, hops, func(ctx context.Context) error {
-		var all []todo.Entry
-		var err error
-		if d == (todo.Date{}) {
-			all, err = n.sys.AllEntries(ctx, list)
-		} else {
-			all, err = n.sys.AppendEntries(ctx, list, nil, d)
-		}
-		if err != nil {
-			return err
-		}
-		i, found := slices.BinarySearchFunc(all, afterID, func(e todo.Entry, id int) int { return e.ID - id })
-		if found {
-			i++
-		}
-		all = all[i:]
-		res = slices.Clone(all[:min(limit, len(all))])
-		return nil
+func (n *Node) entriesPage(ctx context.Context, list string, d todo.Date, afterID, limit, hops int) (res []todo.Entry, rev int64, err error) {
+	err = n.do(ctx, list, hops, func(ctx context.Context) (err error) {
+		res, rev, err = n.sys.EntriesPageRev(ctx, list, d, afterID, limit)
+		return err
 	}, func(ctx context.Context, node string) error {
 		rep, err := n.forward(ctx, node, &rpcRequest{op: rpcPage, hops: hops + 1, list: list, id: afterID, limit: limit, entry: todo.Entry{Date: d}})
-		res = rep.entries
+		res, rev = rep.entries, rep.rev
 		return err
 	})
-	return res, err
+	return res, rev, err
 }

@@ -252,13 +252,13 @@ func (s *store) readFrom(ctx context.Context, list string, last *jetstream.RawSt
 		if snap.Subject != last.Subject || snap.Header.Get(kindHeader) != kindSnapshot {
 			return todo.ListState{}, nil, corrupt(list, base, fmt.Errorf("%w: not a snapshot of the list", errBadRecord))
 		}
-		if st, err = decodeSnapshot(snap.Data); err != nil {
+		if st, _, err = decodeSnapshot(snap.Data); err != nil {
 			return todo.ListState{}, nil, corrupt(list, base, err)
 		}
 		ll.base, ll.snapBytes = base, len(snap.Data)
 	}
 	var ops []todo.Op
-	lastID := st.LastID
+	lastID, rev := st.LastID, st.Revision
 	for seq := base + 1; seq <= last.Sequence; {
 		m, err := s.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(last.Subject))
 		if err != nil {
@@ -271,12 +271,12 @@ func (s *store) readFrom(ctx context.Context, list string, last *jetstream.RawSt
 		if m.Header.Get(kindHeader) != kindDelta {
 			continue // a marker, or a snapshot some stale writer's chain named
 		}
-		more, id, err := decodeDelta(m.Data)
+		dl, err := decodeDelta(m.Data)
 		if err != nil {
 			return todo.ListState{}, nil, corrupt(list, m.Sequence, err)
 		}
-		ops = append(ops, more...)
-		lastID = max(lastID, id)
+		ops = append(ops, dl.ops...)
+		lastID, rev = max(lastID, dl.lastID), max(rev, dl.rev)
 		ll.deltas++
 		ll.deltaBytes += len(m.Data)
 	}
@@ -285,7 +285,7 @@ func (s *store) readFrom(ctx context.Context, list string, last *jetstream.RawSt
 	if n := len(st.Entries); n > 0 {
 		lastID = max(lastID, st.Entries[n-1].ID)
 	}
-	st.LastID = lastID
+	st.LastID, st.Revision = lastID, rev
 	return st, ll, nil
 }
 
@@ -353,9 +353,9 @@ func (s *store) prepare(c *todo.Change) (*write, error) {
 		return nil, fmt.Errorf("%w: list %q was written by another node", ErrNotOwner, c.List)
 	}
 	w := &write{change: c, subject: ll.subject, expected: ll.lastSeq, base: ll.base, start: time.Now(), id: s.nextWriteID()}
-	delta := encodeDelta(c.Ops, c.State.LastID)
+	delta := encodeDelta(delta{ops: c.Ops, lastID: c.State.LastID, rev: c.State.Revision, events: c.Events})
 	if ll.deltas+1 >= maxDeltas || ll.deltaBytes+len(delta) > max(ll.snapBytes, minSnapshotBytes) {
-		w.kind, w.data = kindSnapshot, encodeSnapshot(c.State)
+		w.kind, w.data = kindSnapshot, encodeSnapshot(c.State, c.Events)
 		if len(w.data) > s.maxSize || len(w.data)+headerRoom > s.maxPayload {
 			return nil, fmt.Errorf("%w: list %q is %d bytes, more than %d", todo.ErrTooLarge, c.List, len(w.data), min(s.maxSize, s.maxPayload-headerRoom))
 		}
@@ -367,6 +367,11 @@ func (s *store) prepare(c *todo.Change) (*write, error) {
 	}
 	return w, nil
 }
+
+// KeepEvents marks the store a todo.EventKeeper: the System hands it the
+// events of each change, which its records keep for the watches of every
+// node (see watch.go).
+func (s *store) KeepEvents() {}
 
 // nextWriteID returns a write id no write of any store had: this store's
 // prefix and a count.

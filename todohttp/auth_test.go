@@ -206,6 +206,11 @@ func TestHandler_Auth_Refusals(t *testing.T) {
 		{"PATCH", "/lists/team-a/entries/1", "", "scraper", 403, `"scraper" may not write list "team-a": its rights are metrics`},
 		{"DELETE", "/lists/bob/entries/1", "", "", 401, "no token"},
 		{"PUT", "/lists/bob/entries", "", "", 401, "no token"},
+		{"GET", "/lists/bob/events", "", "", 401, "no token"},
+		{"GET", "/lists/bob/events", "", "wrong", 401, "token not recognized"},
+		{"GET", "/lists/alice/events", "", "reader", 403, `"reader" may not read list "alice": not one of its lists`},
+		{"GET", "/lists/bob/events", "", "scraper", 403, `"scraper" may not read list "bob": its rights are metrics`},
+		{"GET", "/lists/team/events", "from=1", "team", 403, `"team" may not read list "team"`},
 	} {
 		c.run(t, s, secrets)
 	}

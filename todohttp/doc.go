@@ -8,7 +8,9 @@
 //   - a JSON API of lists and their entries as resources: GET /lists,
 //     GET and POST /lists/{list}/entries, PATCH and DELETE
 //     /lists/{list}/entries/{id}, in pages, with Idempotency-Key on every
-//     change.
+//     change, and GET /lists/{list}/events, a list's changes as they
+//     come, as server-sent events that a browser's EventSource reads,
+//     resumed from Last-Event-ID.
 //
 // In front of both, guards refuse what a web page the user visits could
 // send to a server on their own machine: a Host that is not one of the
@@ -22,7 +24,7 @@
 // every route and status, and docs/http.md the protocol in full.
 //
 // The JSON bodies the API reads and writes are exported as types
-// ([Entry], [ListsPage], [EntriesPage], [ErrorBody], [AddBody],
+// ([Entry], [ListsPage], [EntriesPage], [Event], [ErrorBody], [AddBody],
 // [PatchBody]) for Go clients; the todo command's client uses them.
 //
 // The package uses only the exported API of package todo, which compiles
@@ -31,5 +33,5 @@
 // in package todo; only their import path changed.
 //
 // The handler is safe for concurrent use by multiple goroutines and owns
-// no goroutines.
+// no goroutines but one per open event stream, which ends with it.
 package todohttp

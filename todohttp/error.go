@@ -110,6 +110,10 @@ func (h *handler) classify(r *http.Request, err error) *httpError {
 		return client(http.StatusBadRequest, "title")
 	case errors.Is(err, todo.ErrInvalidLimit):
 		return client(http.StatusBadRequest, "limit")
+	case errors.Is(err, todo.ErrInvalidRevision):
+		return client(http.StatusBadRequest, "from")
+	case errors.Is(err, todo.ErrTooOld):
+		return client(http.StatusGone, "from")
 	case errors.Is(err, todo.ErrEmptyPatch):
 		return client(http.StatusBadRequest, "body")
 	case errors.Is(err, todo.ErrInvalidKey):
@@ -125,6 +129,9 @@ func (h *handler) classify(r *http.Request, err error) *httpError {
 	case errors.Is(err, todo.ErrClosed):
 		h.log.Debug("todo: request after close", at...)
 		return &httpError{status: http.StatusServiceUnavailable, reason: "shutting down"}
+	case errors.Is(err, todo.ErrTooManyWatches):
+		h.faults.Warn("too many watches", "todo: watch refused", err, at...)
+		return &httpError{status: http.StatusServiceUnavailable, reason: aboutList(list, "too many watches: try again later")}
 	case errors.Is(err, todo.ErrUnavailable):
 		h.faults.Warn("unavailable", "todo: list unavailable", err, at...)
 		return &httpError{status: http.StatusServiceUnavailable, reason: aboutList(list, "unavailable for now")}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gotodo/todo"
+	"github.com/gotodo/todo/internal/faults"
 )
 
 // The declarations below serve the tests of the handler's internals
@@ -57,5 +58,12 @@ func LoneSurrogate(raw []byte) bool { return loneSurrogate(raw) }
 // its fault log: every failed request is logged, as the handler did
 // before its failures were logged once per fault.
 func NewHandlerLoggingEveryFailure(s todo.Service, opts *HandlerOptions) (http.Handler, error) {
-	return newHandler(s, opts, 0)
+	return newHandler(s, opts, knobs{})
+}
+
+// NewHandlerIgnoringLastEventID is NewHandler with the broken twin of
+// event streams: they start from their "from" parameter, or now, even
+// when Last-Event-ID says where the client stopped.
+func NewHandlerIgnoringLastEventID(s todo.Service, opts *HandlerOptions) (http.Handler, error) {
+	return newHandler(s, opts, knobs{faultPeriod: faults.Period, ignoreLastEventID: true})
 }

@@ -117,7 +117,7 @@ func TestHandler_Host(t *testing.T) {
 		for _, route := range []struct{ method, target string }{
 			{"GET", get}, {"POST", add}, {"GET", "/lists"}, {"GET", "/lists/bob/entries"},
 			{"POST", "/lists/bob/entries"}, {"PATCH", "/lists/bob/entries/1"}, {"DELETE", "/lists/bob/entries/1"},
-			{"GET", "/nowhere"}, {"OPTIONS", "/lists"},
+			{"GET", "/nowhere"}, {"OPTIONS", "/lists"}, {"GET", "/lists/bob/events"},
 		} {
 			cases = append(cases, guardCase{method: route.method, target: route.target, host: host,
 				status: http.StatusMisdirectedRequest, reason: "is not served here"})

@@ -80,6 +80,19 @@ type HandlerOptions struct {
 	// a server only its own machine can reach.
 	Authenticate func(r *http.Request) (*Principal, error)
 
+	// EventHeartbeat is how often an event stream (GET
+	// /lists/{list}/events) with no change to send writes a comment line,
+	// so that proxies and load balancers keep an idle stream open. Zero
+	// means 15s.
+	EventHeartbeat time.Duration
+
+	// Stopping, when closed, ends every event stream, whose clients then
+	// reconnect (to this server when it is back, or another): close it
+	// when the server stops, before http.Server.Shutdown, which otherwise
+	// waits for streams that never end (http.Server.RegisterOnShutdown
+	// can). Nil: a stream ends with its request, or with the Service.
+	Stopping <-chan struct{}
+
 	// Logger receives server-side failures: corrupt list files, changes
 	// that cannot be stored (507) and other 500s (with the full error,
 	// which the client never sees) at error level, overloads at warn
@@ -142,6 +155,29 @@ var (
 //	POST   /lists/{list}/entries                           201 the entry; body {"date":"2013-12-19","title":"Dentist"}
 //	PATCH  /lists/{list}/entries/{id}                      200 the entry; body with "date", "title" or both
 //	DELETE /lists/{list}/entries/{id}                      204
+//	GET    /lists/{list}/events[?from=REV]                 200 text/event-stream: the list's changes
+//
+// When the Service is a [todo.Watcher] (a System is), every answer about
+// one list carries its revision in the Todo-Revision header
+// ([RevisionHeader]), and a page of entries in its "revision" member too:
+// after the change made, or of what was read. GET /lists/{list}/events
+// then streams the list's changes after a revision as server-sent events,
+// for as long as the client stays: each an event whose id is the
+// revision after the change and whose data is an [Event],
+//
+//	id: 7
+//	data: {"kind":"added","revision":7,"entry":{"id":3,"date":"2013-12-19","title":"Dentist"}}
+//
+// after the revision of Last-Event-ID (which an EventSource sends when it
+// reconnects), or else of ?from=, or else from now; a ": heartbeat"
+// comment every [HandlerOptions.EventHeartbeat] when nothing changed; and,
+// when the list no longer keeps the changes after that revision, the
+// event "gone" ([GoneEvent]) with an [ErrorBody], after which the client
+// reads the list again and watches from the revision it read. A stream
+// that falls too far behind its list, or whose server closes, ends: the
+// client reconnects with the last id it got, and goes on. A stream needs
+// the read right on its list; with a Service that is not a Watcher it is
+// answered 501.
 //
 // The two GETs answer a page of at most limit items (100 unless asked,
 // at most 1000); when there are more, "next" and a Link header with
@@ -179,20 +215,33 @@ var (
 // [HandlerOptions.MaxBody]; 422 for an Idempotency-Key reused for another
 // kind of change; 500 naming the list when its file is corrupt
 // (the error, with the file's path, goes to the log only), other lists
-// working on; 503 with Retry-After when the list stays busy until the
-// timeout, is unavailable for now, or the System is closed; 507 when a
+// working on; 501 for an event stream over a Service that is not a
+// [todo.Watcher]; 503 with Retry-After when the list stays busy until the
+// timeout, is unavailable for now, has too many watches open, or the
+// System is closed; 507 when a
 // list can no longer be stored (it outgrew [todo.Options.MaxFileSize], or the
 // disk is full). docs/http.md has every case.
 //
 // The handler is safe for concurrent use by multiple goroutines.
 func NewHandler(s todo.Service, opts *HandlerOptions) (http.Handler, error) {
-	return newHandler(s, opts, faults.Period)
+	return newHandler(s, opts, knobs{faultPeriod: faults.Period})
 }
 
-// newHandler is NewHandler with the period within which the failures of
-// one kind are counted rather than logged (see package faults): 0 makes
-// the broken twin of the tests, which logs a line per failed request.
-func newHandler(s todo.Service, opts *HandlerOptions, faultPeriod time.Duration) (http.Handler, error) {
+// knobs are the seams of the tests that make the handler's broken twins;
+// NewHandler's are the handler as it runs.
+type knobs struct {
+	// faultPeriod is the period within which the failures of one kind
+	// are counted rather than logged (see package faults): 0 makes the
+	// broken twin that logs a line per failed request.
+	faultPeriod time.Duration
+	// ignoreLastEventID makes the broken twin of event streams that
+	// start from their "from" parameter even when Last-Event-ID says
+	// where the client stopped.
+	ignoreLastEventID bool
+}
+
+// newHandler is NewHandler with the knobs of the tests.
+func newHandler(s todo.Service, opts *HandlerOptions, k knobs) (http.Handler, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -201,7 +250,9 @@ func newHandler(s todo.Service, opts *HandlerOptions, faultPeriod time.Duration)
 		return nil, fmt.Errorf("%w: NewHandler needs a Service", todo.ErrInvalidOptions)
 	}
 	h := &handler{svc: s, timeout: o.Timeout, maxTitle: o.MaxTitle, maxBody: o.MaxBody,
-		auth: o.Authenticate, log: o.Logger, faults: faults.New(o.Logger, faultPeriod), scanPairs: scanPairs()}
+		heartbeat: o.EventHeartbeat, stopping: o.Stopping, knobs: k,
+		auth: o.Authenticate, log: o.Logger, faults: faults.New(o.Logger, k.faultPeriod), scanPairs: scanPairs()}
+	h.watcher, _ = s.(todo.Watcher)
 	if h.hosts, err = newHostPolicy(o.AllowedHosts); err != nil {
 		return nil, err
 	}
@@ -217,6 +268,7 @@ func newHandler(s todo.Service, opts *HandlerOptions, faultPeriod time.Duration)
 	mux.Handle("POST /lists/{list}/entries", h.route(h.createEntry, renderJSON))
 	mux.Handle("PATCH /lists/{list}/entries/{id}", h.route(h.updateEntry, renderJSON))
 	mux.Handle("DELETE /lists/{list}/entries/{id}", h.route(h.deleteEntry, renderJSON))
+	mux.Handle("GET /lists/{list}/events", h.streamRoute(h.events))
 	// The same paths without a method catch the other methods, so that
 	// they are answered 405 in each API's own format rather than 404 by
 	// the catch-all below (which would otherwise match them).
@@ -225,6 +277,7 @@ func newHandler(s todo.Service, opts *HandlerOptions, faultPeriod time.Duration)
 	mux.Handle("/lists", h.route(methodNotAllowed("GET, HEAD"), renderJSON))
 	mux.Handle("/lists/{list}/entries", h.route(methodNotAllowed("GET, HEAD, POST"), renderJSON))
 	mux.Handle("/lists/{list}/entries/{id}", h.route(methodNotAllowed("PATCH, DELETE"), renderJSON))
+	mux.Handle("/lists/{list}/events", h.route(methodNotAllowed("GET, HEAD"), renderJSON))
 	mux.Handle("/", h.route(notFound, renderText))
 	h.mux = mux
 	return h, nil
@@ -249,7 +302,12 @@ func (o *HandlerOptions) withDefaults() (HandlerOptions, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.EventHeartbeat == 0 {
+		c.EventHeartbeat = defaultHeartbeat
+	}
 	switch {
+	case c.EventHeartbeat < 0:
+		return c, fmt.Errorf("%w: EventHeartbeat %v is below 0", todo.ErrInvalidOptions, c.EventHeartbeat)
 	case c.MaxTitle < 0 || c.MaxTitle > maxMaxTitle:
 		return c, fmt.Errorf("%w: MaxTitle %d is not in 1..%d", todo.ErrInvalidOptions, c.MaxTitle, maxMaxTitle)
 	case c.MaxBody < 0 || c.MaxBody > maxMaxBody:
@@ -262,10 +320,14 @@ func (o *HandlerOptions) withDefaults() (HandlerOptions, error) {
 // never change, but for bufs, which is safe for concurrent use.
 type handler struct {
 	svc       todo.Service
+	watcher   todo.Watcher // svc, when it tells revisions and watches; nil otherwise
 	mux       *http.ServeMux
 	timeout   time.Duration
 	maxTitle  int
 	maxBody   int64
+	heartbeat time.Duration   // of event streams
+	stopping  <-chan struct{} // ends event streams; nil for never
+	knobs     knobs
 	hosts     hostPolicy
 	origins   *http.CrossOriginProtection
 	auth      func(*http.Request) (*Principal, error) // nil: no authentication
@@ -296,13 +358,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "/entries":
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
 				r.Pattern = "GET /entries"
-				h.serve(w, r, h.entries, renderText)
+				h.serve(w, r, h.entries, renderText, h.timeout)
 				return
 			}
 		case "/add_entry":
 			if r.Method == http.MethodPost {
 				r.Pattern = "POST /add_entry"
-				h.serve(w, r, h.addEntry, renderText)
+				h.serve(w, r, h.addEntry, renderText, h.timeout)
 				return
 			}
 		}
@@ -313,13 +375,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // route returns fn as an http.Handler for the mux, its errors written by
 // render.
 func (h *handler) route(fn route, render renderer) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, fn, render) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, fn, render, h.timeout) })
 }
 
-// serve authenticates r, runs fn under the handler's timeout, and answers
-// its error with render: the ctx it passes down to the Service ends at the
-// timeout, or when the client goes away.
-func (h *handler) serve(w http.ResponseWriter, r *http.Request, fn route, render renderer) {
+// streamRoute is route for a JSON route that streams its answer for as
+// long as the client stays: its ctx has no timeout (each write of the
+// stream has one: see stream.flush).
+func (h *handler) streamRoute(fn route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, fn, renderJSON, 0) })
+}
+
+// serve authenticates r, runs fn under timeout (none when it is 0 or
+// less), and answers its error with render: the ctx it passes down to the
+// Service ends at the timeout, or when the client goes away.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, fn route, render renderer, timeout time.Duration) {
 	var who *Principal
 	if h.auth != nil {
 		var err error
@@ -329,7 +398,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, fn route, render
 		}
 	}
 	var err error
-	if h.timeout <= 0 {
+	if timeout <= 0 {
 		err = fn(r.Context(), w, r, who)
 	} else {
 		ctx := h.newContext(r.Context())

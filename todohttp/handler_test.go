@@ -512,7 +512,10 @@ func TestHandler_JSONAPI(t *testing.T) {
 		t.Fatalf("POST a/b: %d %q", r.status, r.body)
 	}
 
-	var got struct{ Entries []entry }
+	var got struct {
+		Entries  []entry
+		Revision int64
+	}
 	r = s.do(t, "GET", "/lists/Bob's%20list/entries", "", "")
 	if decode(r, &got); r.status != 200 || len(got.Entries) != 2 || got.Entries[1] != (entry{2, "2013-12-20", "Shopping"}) {
 		t.Fatalf("GET all: %d %q", r.status, r.body)
@@ -522,7 +525,7 @@ func TestHandler_JSONAPI(t *testing.T) {
 		t.Fatalf("GET one date: %q", r.body)
 	}
 	r = s.do(t, "GET", "/lists/nobody/entries", "", "")
-	if r.status != 200 || r.body != "{\"entries\":[]}\n" {
+	if r.status != 200 || r.body != "{\"entries\":[],\"revision\":1}\n" { // a new list is at revision 1
 		t.Fatalf("GET an empty list: %d %q", r.status, r.body)
 	}
 
@@ -547,7 +550,8 @@ func TestHandler_JSONAPI(t *testing.T) {
 		t.Fatalf("DELETE again: %d %q", r.status, r.body)
 	}
 	r = s.do(t, "GET", "/lists/Bob's%20list/entries", "", "")
-	if decode(r, &got); len(got.Entries) != 1 || got.Entries[0].ID != 1 {
+	if decode(r, &got); len(got.Entries) != 1 || got.Entries[0].ID != 1 || got.Revision != 6 {
+		// new at 1, two adds to the list, two PATCHes and the DELETE
 		t.Fatalf("GET after DELETE: %q", r.body)
 	}
 
@@ -813,6 +817,7 @@ func TestNewHandler_Options(t *testing.T) {
 		{"MaxTitle over the library's", &todohttp.HandlerOptions{MaxTitle: todo.MaxTitle + 1}, "MaxTitle 1025 is not in 1..1024"},
 		{"negative MaxBody", &todohttp.HandlerOptions{MaxBody: -5}, "MaxBody -5 is not in 1..67108864"},
 		{"MaxBody over 64 MiB", &todohttp.HandlerOptions{MaxBody: 64<<20 + 1}, "MaxBody 67108865"},
+		{"negative EventHeartbeat", &todohttp.HandlerOptions{EventHeartbeat: -time.Second}, "EventHeartbeat -1s is below 0"},
 		{"host with port", &todohttp.HandlerOptions{AllowedHosts: []string{"todo.example.com:443"}}, `AllowedHosts: "todo.example.com:443"`},
 		{"host as URL", &todohttp.HandlerOptions{AllowedHosts: []string{"https://todo.example.com"}}, "AllowedHosts"},
 		{"bracketed address", &todohttp.HandlerOptions{AllowedHosts: []string{"[::1]"}}, "AllowedHosts"},

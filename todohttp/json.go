@@ -90,7 +90,13 @@ func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *htt
 			return err
 		}
 	}
-	entries, err := h.svc.EntriesPage(ctx, list, date, afterID, limit+1)
+	var entries []todo.Entry
+	var rev int64
+	if h.watcher != nil {
+		entries, rev, err = h.watcher.EntriesPageRev(ctx, list, date, afterID, limit+1)
+	} else {
+		entries, err = h.svc.EntriesPage(ctx, list, date, afterID, limit+1)
+	}
 	if err != nil {
 		return inList(list, err)
 	}
@@ -107,7 +113,8 @@ func (h *handler) listEntries(ctx context.Context, w http.ResponseWriter, r *htt
 	for i, e := range entries {
 		out[i] = wireEntry(e)
 	}
-	writePage(w, next, EntriesPage{Entries: out, Next: next})
+	setRevision(w, rev)
+	writePage(w, next, EntriesPage{Entries: out, Next: next, Revision: rev})
 	return nil
 }
 
@@ -159,9 +166,16 @@ func (h *handler) createEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	if ctx, err = withKey(ctx, r); err != nil {
 		return err
 	}
-	if e, err = h.svc.AddEntry(ctx, list, e); err != nil {
+	var rev int64
+	if h.watcher != nil {
+		e, rev, err = h.watcher.AddEntryRev(ctx, list, e)
+	} else {
+		e, err = h.svc.AddEntry(ctx, list, e)
+	}
+	if err != nil {
 		return inList(list, err)
 	}
+	setRevision(w, rev)
 	w.Header().Set("Location", entryPath(list)+"/"+strconv.Itoa(e.ID))
 	writeJSON(w, http.StatusCreated, wireEntry(e))
 	return nil
@@ -195,10 +209,18 @@ func (h *handler) updateEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	if ctx, err = withKey(ctx, r); err != nil {
 		return err
 	}
-	e, err := h.svc.UpdateEntry(ctx, list, id, todo.Patch{Date: set.Date, Title: set.Title})
+	p := todo.Patch{Date: set.Date, Title: set.Title}
+	var e todo.Entry
+	var rev int64
+	if h.watcher != nil {
+		e, rev, err = h.watcher.UpdateEntryRev(ctx, list, id, p)
+	} else {
+		e, err = h.svc.UpdateEntry(ctx, list, id, p)
+	}
 	if err != nil {
 		return inList(list, err)
 	}
+	setRevision(w, rev)
 	writeJSON(w, http.StatusOK, wireEntry(e))
 	return nil
 }
@@ -218,9 +240,16 @@ func (h *handler) deleteEntry(ctx context.Context, w http.ResponseWriter, r *htt
 	if ctx, err = withKey(ctx, r); err != nil {
 		return err
 	}
-	if err := h.svc.DeleteEntry(ctx, list, id); err != nil {
+	var rev int64
+	if h.watcher != nil {
+		rev, err = h.watcher.DeleteEntryRev(ctx, list, id)
+	} else {
+		err = h.svc.DeleteEntry(ctx, list, id)
+	}
+	if err != nil {
 		return inList(list, err)
 	}
+	setRevision(w, rev)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -27,7 +27,8 @@ type entriesPage struct {
 		Date  string `json:"date"`
 		Title string `json:"title"`
 	} `json:"entries"`
-	Next *string `json:"next"`
+	Next     *string `json:"next"`
+	Revision int64   `json:"revision"`
 }
 
 // getPage GETs target (a path and query, as "next" gives it), decodes the

@@ -160,7 +160,9 @@ func TestHandler_IdempotencyKey(t *testing.T) {
 		t.Errorf("two keys: %d %q, want 400", r.status, r.body)
 	}
 	r := s.do(t, "GET", entries, "", "")
-	if want := `{"entries":[{"id":1,"date":"2013-12-19","title":"Dentist at 10"}]}` + "\n"; r.body != want {
+	// New at 1, the two adds, the update and the delete made revisions 2
+	// to 5: the retries and the refusals changed nothing.
+	if want := `{"entries":[{"id":1,"date":"2013-12-19","title":"Dentist at 10"}],"revision":5}` + "\n"; r.body != want {
 		t.Errorf("entries %q, want %q", r.body, want)
 	}
 }

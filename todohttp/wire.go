@@ -28,10 +28,25 @@ type ListsPage struct {
 }
 
 // EntriesPage is the answer of GET /lists/{list}/entries: a page of
-// entries in id order, with Next as in [ListsPage].
+// entries in id order, with Next as in [ListsPage], and the list's
+// revision when the page was cut (see [RevisionHeader]), absent when the
+// handler's Service does not tell it (see [todo.Watcher]).
 type EntriesPage struct {
-	Entries []Entry `json:"entries"`
-	Next    string  `json:"next,omitempty"`
+	Entries  []Entry `json:"entries"`
+	Next     string  `json:"next,omitempty"`
+	Revision int64   `json:"revision,omitempty"`
+}
+
+// Event is a change of a list as GET /lists/{list}/events writes it, the
+// data of an event whose id is Revision:
+// {"kind":"added","revision":5,"entry":{"id":1,"date":"2013-12-19","title":"Dentist"}}.
+// Kind is "added", "updated" or "deleted"; Entry is the entry as the
+// change left it, or as it was, for a delete; Revision is the list's
+// revision after the change (see [todo.Event]).
+type Event struct {
+	Kind     string `json:"kind"`
+	Revision int64  `json:"revision"`
+	Entry    Entry  `json:"entry"`
 }
 
 // ErrorBody is the body of every error of the JSON API:

@@ -73,9 +73,9 @@ func BenchmarkApp(b *testing.B) {
 				log := slog.New(slog.DiscardHandler)
 				var h http.Handler
 				if impl == "library" {
-					h, err = listsHandler(sys, log, &config{timeout: 5 * time.Second}, nil)
+					h, err = listsHandler(sys, log, &config{timeout: 5 * time.Second}, nil, nil)
 				} else {
-					h, err = newApp(sys, &health{}, varsHandler(systemBackend{sys}), newMetrics(sys.Stats, func() bool { return true }), log, &config{timeout: 5 * time.Second}, nil)
+					h, err = newApp(sys, &health{}, varsHandler(systemBackend{sys}), newMetrics(sys.Stats, func() bool { return true }), log, &config{timeout: 5 * time.Second}, nil, nil)
 				}
 				if err != nil {
 					b.Fatal(err)
@@ -120,11 +120,11 @@ func TestApp_OriginalRoutesCostNoAllocation(t *testing.T) {
 	}
 	defer sys.Close()
 	log := slog.New(slog.DiscardHandler)
-	lists, err := listsHandler(sys, log, &config{timeout: 5 * time.Second}, nil)
+	lists, err := listsHandler(sys, log, &config{timeout: 5 * time.Second}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := newApp(sys, &health{}, varsHandler(systemBackend{sys}), newMetrics(sys.Stats, func() bool { return true }), log, &config{timeout: 5 * time.Second}, nil)
+	app, err := newApp(sys, &health{}, varsHandler(systemBackend{sys}), newMetrics(sys.Stats, func() bool { return true }), log, &config{timeout: 5 * time.Second}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

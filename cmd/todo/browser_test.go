@@ -202,16 +202,23 @@ func (b *tab) evalBool(expr string) bool {
 // the background are throttled.
 func (b *tab) waitFor(what, expr string) {
 	b.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	if err := b.waitForErr(what, expr, 10*time.Second); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// waitForErr is waitFor for at most limit, returning why it gave up.
+func (b *tab) waitForErr(what, expr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
 	for {
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("Boolean("+expr+")"))
 		cancel()
 		if err == nil && ok {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("%s: waiting for %s (%s): %v\n%s", b.name, what, expr, err, b.state())
+			return fmt.Errorf("%s: waiting for %s (%s): %v\n%s", b.name, what, expr, err, b.state())
 		}
 		time.Sleep(50 * time.Millisecond) // polling a browser: nothing to synchronise on
 	}
@@ -309,7 +316,8 @@ func (c *consoleLog) list() []string {
 func TestBrowser(t *testing.T) {
 	chromium := findChromium(t)
 	bin := buildBinary(t)
-	srv := startChild(t, bin, filepath.Join(t.TempDir(), "data"))
+	dir := filepath.Join(t.TempDir(), "data")
+	srv := startChild(t, bin, dir)
 	base := "http://" + srv.addr
 	browserCtx := startBrowser(t, chromium)
 	consoleCtx, stopConsole := context.WithCancel(browserCtx)
@@ -441,25 +449,69 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the error is still shown after a successful add:\n%s", one.state())
 	}
 
-	// Two tabs see each other's changes after a refresh.
+	// Two tabs, and the command line, see each other's adds, edits and
+	// deletes as they are made, without a reload: each tab follows the
+	// list's events.
 	two := newTab(t, browserCtx, "tab two")
 	two.open(base + "/#list=shopping&date=" + nextDay)
 	two.wantTitles("in the second tab", "Eggs", "Call Alice", "Bread")
+	for _, b := range []*tab{one, two} {
+		b.waitFor("the page to follow the list", `document.body.dataset.live === "true"`)
+	}
+	// seen waits until b shows titles, live, and logs how long it took
+	// from the change's acknowledgement: the wait polls every 50 ms.
+	seen := func(what string, b *tab, titles ...string) {
+		t.Helper()
+		start := time.Now()
+		b.wantTitles(what, titles...)
+		t.Logf("%s: %s showed it within %v", what, b.name, time.Since(start).Round(time.Millisecond))
+	}
+	cli := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"TODO_URL=" + base}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("todo %q: %v: %s", args, err, out)
+		}
+	}
 	one.do(chromedp.SendKeys(chromedp.CSS("#title"), "From tab one"+kb.Enter))
 	one.wantTitles("after an add", "Eggs", "Call Alice", "Bread", "From tab one")
-	two.do(chromedp.Reload())
-	two.waitFor("the page to load", `document.body.dataset.ready === "true"`)
-	two.wantTitles("tab two after a refresh", "Eggs", "Call Alice", "Bread", "From tab one")
+	seen("tab one's add", two, "Eggs", "Call Alice", "Bread", "From tab one")
 	two.do(chromedp.Click(chromedp.CSS(`#entries li[data-id="2"] button.delete`)))
 	two.wantTitles("tab two after a delete", "Call Alice", "Bread", "From tab one")
-	one.do(chromedp.Reload())
-	one.waitFor("the page to load", `document.body.dataset.ready === "true"`)
-	one.wantTitles("tab one after a refresh", "Call Alice", "Bread", "From tab one")
+	seen("tab two's delete", one, "Call Alice", "Bread", "From tab one")
+	two.do(chromedp.Click(chromedp.CSS(`#entries li[data-id="4"] button.edit`)))
+	two.waitFor("the edit form", `document.activeElement && document.activeElement.id === "edit-title-4"`)
+	two.eval(`document.querySelector("#edit-title-4").value = ""; true`, new(bool))
+	two.do(chromedp.SendKeys(chromedp.CSS("#edit-title-4"), "Whole bread"+kb.Enter))
+	two.wantTitles("tab two after an edit", "Call Alice", "Whole bread", "From tab one")
+	seen("tab two's edit", one, "Call Alice", "Whole bread", "From tab one")
+	cli("add", "shopping", nextDay, "From the command line")
+	seen("the command line's add", one, "Call Alice", "Whole bread", "From tab one", "From the command line")
+	seen("the command line's add", two, "Call Alice", "Whole bread", "From tab one", "From the command line")
+	cli("rm", "shopping", "6")
+	seen("the command line's delete", one, "Call Alice", "Whole bread", "From tab one")
+	seen("the command line's delete", two, "Call Alice", "Whole bread", "From tab one")
+
+	// The server restarts: the tabs reconnect by themselves, and go on.
+	srv.stop(t)
+	srv = startChild(t, bin, dir, "-addr", srv.addr)
+	for _, b := range []*tab{one, two} {
+		b.waitFor("the page to follow the list again", `document.body.dataset.live === "true"`)
+	}
+	cli("add", "shopping", nextDay, "After the restart")
+	seen("an add after the restart", one, "Call Alice", "Whole bread", "From tab one", "After the restart")
+	seen("an add after the restart", two, "Call Alice", "Whole bread", "From tab one", "After the restart")
+	one.do(chromedp.Click(chromedp.CSS(`#entries li[data-id="7"] button.delete`)))
+	seen("tab one's delete after the restart", two, "Call Alice", "Whole bread", "From tab one")
+	two.do(chromedp.Reload())
+	two.waitFor("the page to load", `document.body.dataset.ready === "true"`)
+	two.wantTitles("tab two after a refresh", "Call Alice", "Whole bread", "From tab one")
 
 	// On a phone-sized screen nothing is wider than the screen, not even a
 	// title with no space to break at.
 	one.do(chromedp.SendKeys(chromedp.CSS("#title"), strings.Repeat("w", 120)+kb.Enter))
-	one.wantTitles("after a long title", "Call Alice", "Bread", "From tab one", strings.Repeat("w", 120))
+	one.wantTitles("after a long title", "Call Alice", "Whole bread", "From tab one", strings.Repeat("w", 120))
 	one.do(chromedp.EmulateViewport(375, 700, chromedp.EmulateMobile))
 	one.do(chromedp.Reload())
 	one.waitFor("the page to load", `document.body.dataset.ready === "true"`)
@@ -535,11 +587,13 @@ func screenshot(t *testing.T, b *tab, base, path string) {
 // pageContract drives the page against a scripted API on 127.0.0.1 that
 // answers in the shapes the real one is moving to, and in ways the real
 // one cannot be made to answer on demand: errors that name their field,
-// pages with a "next", a 503 to a write. It checks that the page puts
-// each error next to its field, follows "next" with its More buttons,
-// and sends a retried write with the same Idempotency-Key. It also checks
-// that the Content-Security-Policy is enforced: an inline script injected
-// into the page does not run, and the console says so.
+// pages with a "next", a 503 to a write, an event stream that says its
+// revision is gone. It checks that the page puts each error next to its
+// field, follows "next" with its More buttons, sends a retried write with
+// the same Idempotency-Key, and reads the list again, and follows it from
+// there, when its stream is gone. It also checks that the
+// Content-Security-Policy is enforced: an inline script injected into the
+// page does not run, and the console says so.
 func pageContract(t *testing.T, browserCtx context.Context) {
 	var rec recorder
 	page := newPageHandler()
@@ -583,6 +637,52 @@ func pageContract(t *testing.T, browserCtx context.Context) {
 			writeJSON(w, 400, `{"error":"title is too long","field":"title"}`)
 		}
 	})
+	// The list "live": read at revision 5, its stream from 5 is gone;
+	// read again at 9, its stream from 9 sends the change of revision 10.
+	// The list "still" has a stream that never sends anything: the broken
+	// twin of a live page, which shows a change only when it reads again.
+	var liveReads, stillReads atomic.Int32
+	streams := make(chan struct{}) // closed when the test is done: streams end
+	defer close(streams)
+	mux.HandleFunc("GET /lists/live/entries", func(w http.ResponseWriter, r *http.Request) {
+		if liveReads.Add(1) == 1 {
+			writeJSON(w, 200, `{"entries":[{"id":1,"date":"2013-12-19","title":"one"}],"revision":5}`)
+			return
+		}
+		writeJSON(w, 200, `{"entries":[{"id":1,"date":"2013-12-19","title":"one"},{"id":2,"date":"2013-12-19","title":"two"}],"revision":9}`)
+	})
+	mux.HandleFunc("GET /lists/still/entries", func(w http.ResponseWriter, r *http.Request) {
+		if stillReads.Add(1) == 1 {
+			writeJSON(w, 200, `{"entries":[{"id":1,"date":"2013-12-19","title":"one"}],"revision":2}`)
+			return
+		}
+		writeJSON(w, 200, `{"entries":[{"id":1,"date":"2013-12-19","title":"one"},{"id":2,"date":"2013-12-19","title":"two"}],"revision":3}`)
+	})
+	stream := func(w http.ResponseWriter, r *http.Request, events string) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		io.WriteString(w, "retry: 1000\n\n"+events)
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-streams:
+		}
+	}
+	mux.HandleFunc("GET /lists/live/events", func(w http.ResponseWriter, r *http.Request) {
+		switch from := r.URL.Query().Get("from"); {
+		case r.Header.Get("Last-Event-ID") != "":
+			stream(w, r, "") // a reconnection: nothing new
+		case from == "5":
+			// The gone event, after which the stream ends.
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "event: gone\ndata: "+`{"error":"list \"live\" keeps the changes after revision 8, not after 5: read the list again","field":"Last-Event-ID"}`+"\n\n")
+		case from == "9":
+			stream(w, r, `id: 10`+"\n"+`data: {"kind":"added","revision":10,"entry":{"id":3,"date":"2013-12-19","title":"three"}}`+"\n\n")
+		default:
+			http.Error(w, "unexpected from "+from, 400)
+		}
+	})
+	mux.HandleFunc("GET /lists/still/events", func(w http.ResponseWriter, r *http.Request) { stream(w, r, "") })
 	base := rec.start(t, func(n int, w http.ResponseWriter, r *http.Request) { mux.ServeHTTP(w, r) })
 	three := newTab(t, browserCtx, "tab three")
 	consoleCtx, stopConsole := context.WithCancel(three.ctx)
@@ -616,6 +716,34 @@ func pageContract(t *testing.T, browserCtx context.Context) {
 	if len(keys) != 4 || keys[2] != keys[3] || len(keys[3]) != 36 || keys[0] == keys[1] || keys[1] == keys[2] {
 		t.Errorf("Idempotency-Keys of 3 adds, the last sent twice: %q; want a fresh UUID per add, the same on its retry", keys)
 	}
+
+	// A stream that is gone: the page reads the day again, and follows
+	// the list from the revision it read.
+	three.open(base + "/#list=live&date=2013-12-19")
+	three.wantTitles("the day read again, and the change after it", "one", "two", "three")
+	var froms []string
+	for _, r := range rec.sent() {
+		if r.URL.Path == "/lists/live/events" {
+			froms = append(froms, r.URL.Query().Get("from")+"/"+r.Header.Get("Last-Event-ID"))
+		}
+	}
+	if len(froms) < 2 || froms[0] != "5/" || froms[1] != "9/" {
+		t.Errorf("the page's streams of live: %q (from/Last-Event-ID), want from 5, then from 9", froms)
+	}
+	if n := liveReads.Load(); n != 2 {
+		t.Errorf("the page read live %d times, want 2", n)
+	}
+	// The broken twin: a change the page is not told of shows only on a
+	// read, so the harness above, which waits for what the page shows,
+	// can tell a live page from one that is not.
+	three.open(base + "/#list=still&date=2013-12-19")
+	three.wantTitles("the first read", "one")
+	three.waitFor("the page to follow the list", `document.body.dataset.live === "true"`)
+	if err := three.waitForErr("a change nobody told the page of", `document.querySelectorAll("#entries li").length === 2`, 2*time.Second); err == nil {
+		t.Errorf("the page showed a change of a stream that sent none")
+	}
+	three.do(chromedp.Reload())
+	three.wantTitles("after a reload", "one", "two")
 
 	// The policy at work: an injected inline script does not run.
 	three.eval(`(() => { const s = document.createElement("script"); s.textContent = "window.injected = true"; document.body.append(s); return true })()`, new(bool))

@@ -63,13 +63,17 @@ type clientOptions struct {
 	ca        string
 }
 
-// clientHelp is the help of a client command.
-func clientHelp(name, args, text string) func(io.Writer) {
+// clientHelp is the help of a client command, whose own flags, if any,
+// more defines.
+func clientHelp(name, args, text string, more ...func(*flag.FlagSet)) func(io.Writer) {
 	return func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: %s [flags]\n\n%s\n\nFlags:\n", strings.TrimSpace("todo "+name+" "+args), text)
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs.SetOutput(w)
 		clientFlags(fs, new(clientOptions))
+		for _, m := range more {
+			m(fs)
+		}
 		fs.PrintDefaults()
 		fmt.Fprint(w, "\nExit status: 0 done; 1 failed (the server refused, or an I/O or network error); 2 a mistake in the command line.\n")
 	}
@@ -82,13 +86,17 @@ func clientFlags(fs *flag.FlagSet, o *clientOptions) {
 	fs.StringVar(&o.ca, "ca", "", "a PEM `file` of the certificate authority that signed an https server's certificate, trusted beside the system's [TODO_CA]")
 }
 
-// newClient parses a client command's flags and returns the client and
-// the positional arguments, of which there must be between min and max.
-// It returns flag.ErrHelp after printing the command's help.
-func newClient(std *stdio, name string, args []string, min, max int) (*client, []string, error) {
+// newClient parses a client command's flags (and those more defines) and
+// returns the client and the positional arguments, of which there must be
+// between min and max. It returns flag.ErrHelp after printing the
+// command's help.
+func newClient(std *stdio, name string, args []string, min, max int, more ...func(*flag.FlagSet)) (*client, []string, error) {
 	var o clientOptions
 	fs := newFlagSet(name)
 	clientFlags(fs, &o)
+	for _, m := range more {
+		m(fs)
+	}
 	rest, err := parseFlags(fs, name, args)
 	if errors.Is(err, flag.ErrHelp) {
 		lookup(name).help(std.stdout)
@@ -321,6 +329,14 @@ func (c *client) try(ctx context.Context, method string, u *url.URL, payload []b
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return data, 0, nil
 	}
+	ae, wait := c.refusal(resp, data)
+	return nil, wait, ae
+}
+
+// refusal reads the answer of a request the server refused, whose body
+// is data: the error to return, and how long to wait before trying again
+// (negative: do not).
+func (c *client) refusal(resp *http.Response, data []byte) (*apiError, time.Duration) {
 	ae := &apiError{status: resp.StatusCode, reason: strings.TrimSpace(string(data))}
 	var e todohttp.ErrorBody
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
@@ -340,7 +356,7 @@ func (c *client) try(ctx context.Context, method string, u *url.URL, payload []b
 			wait = min(time.Duration(s)*time.Second, maxRetryWait)
 		}
 	}
-	return nil, wait, ae
+	return ae, wait
 }
 
 // pages requests path and every page after it, following each answer's

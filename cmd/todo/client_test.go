@@ -67,7 +67,8 @@ func TestClient_Session(t *testing.T) {
 	if out := r.client(t, exitOK, "entries", "Alice's list/2", "20131219"); out != "1\t2013-12-19\t-minus\n" {
 		t.Errorf("entries Alice's list/2: %q", out)
 	}
-	if out := r.client(t, exitOK, "entries", "-json", "bob", "today"); out != fmt.Sprintf(`{"entries":[{"id":3,"date":%q,"title":"Now"}]}`+"\n", today) {
+	// The list's revision: new at 1, then three adds.
+	if out := r.client(t, exitOK, "entries", "-json", "bob", "today"); out != fmt.Sprintf(`{"entries":[{"id":3,"date":%q,"title":"Now"}],"revision":4}`+"\n", today) {
 		t.Errorf("entries -json: %q", out)
 	}
 	if out := r.client(t, exitOK, "entries", "nobody"); out != "" {

@@ -10,8 +10,9 @@
 // of which defaults to an environment variable.
 //
 // As a client: `todo lists`, `todo entries LIST [DATE]`, `todo add LIST DATE
-// TITLE`, `todo rm LIST ID` and `todo stats` talk to a running server over
-// its JSON API, at -server URL, or TODO_URL, or http://127.0.0.1:5454.
+// TITLE`, `todo watch LIST`, `todo rm LIST ID` and `todo stats` talk to a
+// running server over its JSON API, at -server URL, or TODO_URL, or
+// http://127.0.0.1:5454.
 //
 // Exit status: 0 when the command did what it was asked, 1 when it failed
 // (the server refused, or an I/O or network error), 2 for a mistake in the
@@ -89,6 +90,8 @@ func init() {
 		{name: "add", args: "LIST DATE TITLE", summary: "add an entry to a list and print it",
 			run: runAdd, help: clientHelp("add", "LIST DATE TITLE",
 				"Adds an entry to LIST (which need not exist yet) and prints it: id, date and title.\nDATE is 2013-12-19, 20131219 or today; the words of TITLE are joined with spaces.")},
+		{name: "watch", args: "LIST", summary: "print a list's changes as they are made",
+			run: runWatch, help: clientHelp("watch", "LIST", watchText, watchFlags(new(int64)))},
 		{name: "rm", args: "LIST ID", summary: "delete an entry",
 			run: runRemove, help: clientHelp("rm", "LIST ID", "Deletes the entry ID of LIST. It prints nothing.")},
 		{name: "stats", args: "", summary: "print the server's counters",

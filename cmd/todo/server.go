@@ -67,12 +67,14 @@ func newServer(h http.Handler, log *slog.Logger, l limits) *http.Server {
 
 // listsHandler is the library's handler of svc (a System, or a cluster
 // node): the original protocol and the JSON API, authenticated with auth
-// (nil: no authentication). It is the command's one handler that serves;
+// (nil: no authentication), its event streams ended when stopping is
+// closed (nil: never). It is the command's one handler that serves;
 // config.check makes others over no Service, only to have the handler's
 // options checked before anything opens.
-func listsHandler(svc todo.Service, log *slog.Logger, cfg *config, auth func(*http.Request) (*todohttp.Principal, error)) (http.Handler, error) {
+func listsHandler(svc todo.Service, log *slog.Logger, cfg *config, auth func(*http.Request) (*todohttp.Principal, error), stopping <-chan struct{}) (http.Handler, error) {
 	o := cfg.handlerOptions(log)
 	o.Authenticate = auth
+	o.Stopping = stopping
 	return todohttp.NewHandler(svc, o)
 }
 
@@ -90,9 +92,10 @@ type app struct {
 // may be nil: none), the lists need a token with their rights, /metrics
 // the metrics right, /debug/vars the admin right, and /session signs the
 // page in; /healthz and the page's files stay open, holding no list.
-func newApp(svc todo.Service, health, vars http.Handler, m *metrics, log *slog.Logger, cfg *config, sec *security) (*app, error) {
+// Closing stopping ends the lists' event streams.
+func newApp(svc todo.Service, health, vars http.Handler, m *metrics, log *slog.Logger, cfg *config, sec *security, stopping <-chan struct{}) (*app, error) {
 	auth := sec.authenticate()
-	lists, err := listsHandler(svc, log, cfg, auth)
+	lists, err := listsHandler(svc, log, cfg, auth, stopping)
 	if err != nil {
 		return nil, err
 	}
@@ -431,11 +434,15 @@ func serveOn(ctx context.Context, cfg *config, log *slog.Logger, b backend, ln, 
 	}
 	h := &health{report: b.health, insecure: sec != nil && sec.insecure}
 	m := newMetrics(b.stats, h.healthy)
-	a, err := newApp(b, h, varsHandler(b), m, log, cfg, sec)
+	// Event streams never end on their own: Shutdown, which waits for
+	// every request, ends them first, and their clients reconnect.
+	stopping := make(chan struct{})
+	a, err := newApp(b, h, varsHandler(b), m, log, cfg, sec, stopping)
 	if err != nil {
 		return abandon(err)
 	}
 	srv := newServer(a, log, serverLimits(cfg.timeout))
+	srv.RegisterOnShutdown(func() { close(stopping) })
 	serveLn := srv.Serve
 	if sec.tls() {
 		srv.TLSConfig = sec.cert.tlsConfig()

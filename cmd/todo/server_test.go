@@ -24,7 +24,7 @@ func serveLimited(t *testing.T, l limits, timeout time.Duration) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), &config{timeout: timeout}, nil)
+	lists, err := listsHandler(sys, slog.New(slog.DiscardHandler), &config{timeout: timeout}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestServer_AllowedHosts(t *testing.T) {
 		{cfg, "todo.example.com", "https://todo.example.com", 200},
 		{cfg, "todo.example.com", "https://evil.example", 403},
 	} {
-		h, err := listsHandler(sys, slog.New(slog.DiscardHandler), c.cfg, nil)
+		h, err := listsHandler(sys, slog.New(slog.DiscardHandler), c.cfg, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,15 @@
 // it and sets it in a cookie no script can read (HttpOnly, SameSite=Strict)
 // that the browser sends from then on. The page never keeps the token
 // itself: not in storage, not in a variable, not in a cookie it can read.
+//
+// The page is live: it reads a day of the list with the list's revision,
+// then follows the list's changes from that revision (GET
+// /lists/{list}/events, server-sent events, through an EventSource), so
+// that what another tab, the command line or any client adds, edits or
+// deletes shows as it is made. The EventSource reconnects by itself (after
+// a restart of the server, say), resuming after the last change it got;
+// when the server no longer keeps the changes after it, the page reads
+// the day again and follows from there.
 
 const $ = (id) => document.getElementById(id);
 
@@ -310,6 +319,10 @@ function markCurrentList() {
 
 let entriesNext = "";
 
+// loads counts the reads of the entries begun: a read answered after a
+// later one began is dropped, whatever order the answers come in.
+let loads = 0;
+
 function entriesPath() {
   return `${listPath(view.list)}?date=${encodeURIComponent(view.date)}`;
 }
@@ -319,20 +332,43 @@ async function loadEntries() {
   $("entries-heading").textContent = view.list ? `${view.list}, ${view.date}` : "Entries";
   $("add").hidden = !view.list;
   if (!view.list) {
+    stopFollowing();
     ul.replaceChildren();
     $("no-entries").hidden = true;
     $("entries-more").hidden = true;
     return;
   }
+  const mine = ++loads;
+  live.reading++; // the changes that come meanwhile wait for the read
   try {
     const data = await api("GET", entriesPath());
+    if (mine !== loads) {
+      return; // a later read shows the list
+    }
     ul.replaceChildren();
     appendEntries(data.entries || []);
     entriesNext = nextPath(entriesPath(), data.next);
+    if (typeof data.revision === "number") {
+      follow(view.list, data.revision);
+    } else {
+      stopFollowing(); // a server that does not tell revisions has no events
+    }
   } catch (err) {
+    if (mine !== loads) {
+      return;
+    }
     ul.replaceChildren();
     entriesNext = "";
     showError(err, { list: $("list"), date: $("date") });
+  } finally {
+    live.reading--;
+    if (live.reading === 0) {
+      const waiting = live.waiting;
+      live.waiting = [];
+      for (const change of waiting) {
+        applyChange(change);
+      }
+    }
   }
   $("no-entries").hidden = ul.children.length > 0;
   $("entries-more").hidden = !entriesNext;
@@ -376,6 +412,141 @@ async function load() {
   await loadEntries();
 }
 
+// Live updates.
+
+// live is the page's event stream: the list it follows, and the revision
+// the entries shown stand at. Changes that come while the entries are
+// being read wait for the read (reading counts those in flight), and are
+// then applied if they are newer than what it read.
+const live = { list: "", source: null, rev: 0, reading: 0, waiting: [], retry: 0 };
+
+// follow follows the changes of list after revision rev, the revision of
+// the entries just read: with the stream open on list already, it only
+// notes rev; otherwise it opens one from rev.
+function follow(list, rev) {
+  live.rev = rev;
+  if (live.source && live.list === list) {
+    return;
+  }
+  stopFollowing();
+  live.list = list;
+  const source = new EventSource(`/lists/${encodeURIComponent(list)}/events?from=${rev}`);
+  live.source = source;
+  source.addEventListener("open", () => {
+    document.body.dataset.live = "true";
+  });
+  source.addEventListener("message", (m) => {
+    let change;
+    try {
+      change = JSON.parse(m.data);
+    } catch {
+      return;
+    }
+    if (live.reading > 0) {
+      live.waiting.push(change);
+    } else {
+      applyChange(change);
+    }
+  });
+  // The server no longer keeps the changes after the revision the stream
+  // asked for: read the day again, and follow from there.
+  source.addEventListener("gone", () => {
+    stopFollowing();
+    loadEntries();
+  });
+  source.addEventListener("error", () => {
+    document.body.dataset.live = "false";
+    if (source.readyState === EventSource.CLOSED) {
+      // Refused (the server answered other than a stream), which the
+      // EventSource does not retry: try again in a while, from a read.
+      stopFollowing();
+      live.retry = setTimeout(() => {
+        if (view.list === list) {
+          loadEntries();
+        }
+      }, 5000);
+    }
+  });
+}
+
+function stopFollowing() {
+  clearTimeout(live.retry);
+  if (live.source) {
+    live.source.close();
+  }
+  live.source = null;
+  live.list = "";
+  document.body.dataset.live = "false";
+}
+
+// applyChange shows a change of the list followed, unless what is shown
+// holds it already.
+function applyChange(change) {
+  if (typeof change.revision !== "number" || change.revision <= live.rev) {
+    return;
+  }
+  live.rev = change.revision;
+  const e = change.entry;
+  const ul = $("entries");
+  const row = ul.querySelector(`li[data-id="${Number(e.id)}"]`);
+  if (change.kind === "deleted" || e.date !== view.date) {
+    if (row) {
+      removeRow(row, change.kind === "deleted" ? `“${row.entry.title}” was deleted.` : "");
+    }
+  } else if (row) {
+    replaceRow(row, e);
+  } else {
+    insertRow(e);
+  }
+  $("no-entries").hidden = ul.children.length > 0;
+}
+
+// insertRow shows an entry in its place, by id, among those shown; one
+// past them is left to the More button, if there are more.
+function insertRow(e) {
+  const ul = $("entries");
+  const after = [...ul.children].find((li) => Number(li.dataset.id) > e.id);
+  if (after) {
+    after.before(entryRow(e));
+  } else if (!entriesNext) {
+    ul.append(entryRow(e));
+  }
+}
+
+// replaceRow shows an entry's new date and title. A row being edited
+// keeps its form, and Cancel brings the new row back.
+function replaceRow(row, e) {
+  const fresh = entryRow(e);
+  if (row.original) {
+    row.original = fresh;
+    row.entry = e;
+    return;
+  }
+  const focused = row.contains(document.activeElement) ? document.activeElement.className : "";
+  row.replaceWith(fresh);
+  if (focused) {
+    const again = fresh.querySelector(`.${focused.split(" ")[0]}`);
+    if (again) {
+      again.focus();
+    }
+  }
+}
+
+// removeRow takes a row away, moving the focus, if it was in it, to the
+// next row, or the one before, or the new entry's title; said is what the
+// status says, if anything.
+function removeRow(row, said) {
+  if (row.contains(document.activeElement)) {
+    const neighbour = row.nextElementSibling || row.previousElementSibling;
+    const button = neighbour ? neighbour.querySelector("button") : null;
+    (button || $("title")).focus();
+  }
+  row.remove();
+  if (said && row.original) {
+    say(said); // the entry being edited is gone
+  }
+}
+
 // Add.
 
 async function add(event) {
@@ -409,6 +580,7 @@ function startEdit(li) {
   const row = $("entry-edit").content.firstElementChild.cloneNode(true);
   row.entry = e;
   row.dataset.id = e.id;
+  row.original = li; // the row Cancel puts back; a change of the entry meanwhile replaces it
   const form = row.querySelector("form");
   form.setAttribute("aria-label", `Edit “${e.title}”`);
   const date = row.querySelector("input.date");
@@ -424,11 +596,11 @@ function startEdit(li) {
   }
   date.value = e.date;
   title.value = e.title;
-  // Cancel puts the entry's row back, as it was, and the focus on its
-  // Edit button.
+  // Cancel puts the entry's row back, as it was (or as another client
+  // changed it meanwhile), and the focus on its Edit button.
   const cancel = () => {
-    row.replaceWith(li);
-    li.querySelector(".edit").focus();
+    row.replaceWith(row.original);
+    row.original.querySelector(".edit").focus();
   };
   row.querySelector(".cancel").addEventListener("click", cancel);
   row.addEventListener("keydown", (ev) => {
@@ -529,6 +701,7 @@ function showAccount(name) {
 // needSignIn shows the sign-in form, with message (if any) as its error,
 // in place of the lists.
 function needSignIn(message) {
+  stopFollowing();
   signedIn = false;
   $("account").hidden = true;
   $("app").hidden = true;
@@ -597,6 +770,7 @@ async function signOut() {
     showError(new APIError(0, `no answer from the server (${e.message}): still signed in`), {});
     return;
   }
+  stopFollowing();
   $("lists").replaceChildren();
   $("list-names").replaceChildren();
   $("entries").replaceChildren();
