@@ -32,6 +32,15 @@ func StartMutable(ctx context.Context, o Options) (*Node, error) {
 // MuteRenewals makes the node's renewals fail, or work again.
 func (n *Node) MuteRenewals(on bool) { n.seams.muted.Store(on) }
 
+// StartChoosingPorts starts a node whose cluster port, when its address
+// asks for port 0, is chosen by choose.
+func StartChoosingPorts(ctx context.Context, o Options, choose func(addr string) (string, error)) (*Node, error) {
+	return start(ctx, o, seams{freeAddr: choose, frozen: new(atomic.Bool)})
+}
+
+// FreeAddr is the node's own choice of a free address.
+func FreeAddr(addr string) (string, error) { return freeAddr(addr) }
+
 // StartWithoutFence starts a node whose store publishes without the
 // fence: the broken twin of the stale-owner test.
 func StartWithoutFence(ctx context.Context, o Options) (*Node, error) {

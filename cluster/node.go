@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gotodo/todo"
@@ -167,15 +168,32 @@ func (n *Node) connect(ctx context.Context, a *access) error {
 		n.maxPayload = int(n.nc.MaxPayload())
 		return nil
 	}
-	if n.clusterAddr, err = freeAddr(o.ClusterAddr); err != nil {
-		return err
+	_, port, _ := net.SplitHostPort(o.ClusterAddr)
+	pick := freeAddr
+	if n.seams.freeAddr != nil {
+		pick = n.seams.freeAddr
 	}
-	routes := append([]string{n.clusterAddr}, o.Peers...)
-	routes = append(routes, n.peers.peers()...)
-	slices.Sort(routes)
-	routes = slices.Compact(routes)
-	if n.srv, err = startServer(ctx, o, a, n.clusterAddr, routes, n.maxPayload, n.routes, n.setFatal); err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		if n.clusterAddr, err = pick(o.ClusterAddr); err != nil {
+			return err
+		}
+		routes := append([]string{n.clusterAddr}, o.Peers...)
+		routes = append(routes, n.peers.peers()...)
+		slices.Sort(routes)
+		routes = slices.Compact(routes)
+		n.srv, err = startServer(ctx, o, a, n.clusterAddr, routes, n.maxPayload, n.routes, n.setFatal)
+		if err == nil {
+			break
+		}
+		// A port the node chose itself (the address's port was 0), which
+		// another process took between freeAddr's look and the server's
+		// listen: choose again, a few times. A port the user named and
+		// found in use is refused at once (portsFree, above).
+		if port != "0" || attempt == 5 || ctx.Err() != nil || !strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) {
+			return err
+		}
+		n.fatal.Store(nil) // the failed server's fatal error is not the node's
+		n.log.Debug("cluster: the port chosen for the cluster was taken; choosing another", "addr", n.clusterAddr)
 	}
 	n.nc, err = nats.Connect("", nats.InProcessServer(n.srv), a.connectOption(), nats.Name("todo "+o.Name), nats.MaxReconnects(-1), nats.ErrorHandler(n.natsError))
 	if err == nil && ctx.Err() != nil {

@@ -166,6 +166,10 @@ type seams struct {
 	// beforeDispatch, if set, is called by serveRPC before it looks at a
 	// forwarded request: a test holds the dispatch there.
 	beforeDispatch func()
+	// freeAddr, if set, chooses the cluster address in place of freeAddr
+	// when the port asked for is 0: a port another process takes before
+	// the server listens on it.
+	freeAddr func(addr string) (string, error)
 	// beforeSend, if set, is called by forward with the node a request
 	// goes to, once the request counts as under way and before it is
 	// sent: a test holds a request there.

@@ -88,3 +88,37 @@ func TestStart_BadOptions(t *testing.T) {
 		}
 	}
 }
+
+// A cluster port the node chose itself (the address asks for port 0) and
+// that another process took before the embedded server listened on it:
+// the node chooses another and starts, where it failed with "address
+// already in use" (seen once in CI, a test of another package listening
+// meanwhile). Here the first choice is a port this test holds.
+func TestStart_ChosenPortTakenChoosesAnother(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	var choices []string
+	choose := func(addr string) (string, error) {
+		if len(choices) == 0 {
+			choices = append(choices, held.Addr().String())
+			return held.Addr().String(), nil
+		}
+		a, err := cluster.FreeAddr(addr)
+		choices = append(choices, a)
+		return a, err
+	}
+	o := nodeOptions(t.TempDir(), "p1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := cluster.StartChoosingPorts(ctx, o, choose)
+	if err != nil {
+		t.Fatalf("start, its first port taken: %v (choices %v)", err, choices)
+	}
+	defer n.Close()
+	if len(choices) != 2 || n.ClusterAddr() != choices[1] {
+		t.Errorf("choices %v, cluster address %s: want a second choice, and the node on it", choices, n.ClusterAddr())
+	}
+}
