@@ -151,7 +151,34 @@ func startNodesWith(start func(context.Context, cluster.Options) (*cluster.Node,
 			return nil, fmt.Errorf("node %s: %w", n.Name(), err)
 		}
 	}
+	if err := waitReplicated(nodes, len(nodes)+len(join), 30*time.Second); err != nil {
+		closeAll(nodes)
+		return nil, err
+	}
 	return nodes, nil
+}
+
+// waitReplicated waits until the lists' stream and the buckets are stored
+// on as many of the cluster's servers as they can be, each replica
+// current. A node is ready before that: it scales them up a second or
+// so after the servers join, and a test that stopped a node meanwhile
+// would find the stream without a quorum (R2 on the two nodes that
+// started first), waiting for the node to come back rather than testing
+// what it means to.
+func waitReplicated(nodes []*cluster.Node, servers int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ok, how := nodes[0].Replicated(ctx, servers)
+		cancel()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the cluster's assets are not replicated after %v: %s", within, how)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func closeAll(nodes []*cluster.Node) {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"iter"
 	"strconv"
 	"sync"
@@ -310,4 +311,35 @@ func sendWithGap(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) 
 // events, for the benchmarks to measure the stream's watch against.
 func (n *Node) LocalWatch(ctx context.Context, list string, from int64) (iter.Seq2[todo.Event, error], error) {
 	return n.sys.Watch(ctx, list, from)
+}
+
+// Replicated reports whether the lists' stream and the two buckets are
+// each stored on as many servers as they can be in a cluster of servers
+// (Options.Replicas at most), every replica current, and says how they
+// stand when not.
+func (n *Node) Replicated(ctx context.Context, servers int) (bool, string) {
+	want := min(servers, n.opts.Replicas)
+	names := []string{listsStream, "KV_" + nodesBucket, "KV_" + ownersBucket}
+	for _, name := range names {
+		s, err := n.js.Stream(ctx, name)
+		if err != nil {
+			return false, name + ": " + err.Error()
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return false, name + ": " + err.Error()
+		}
+		if info.Config.Replicas < want || info.Cluster == nil || info.Cluster.Leader == "" {
+			return false, fmt.Sprintf("%s: %d replicas, cluster %+v", name, info.Config.Replicas, info.Cluster)
+		}
+		if len(info.Cluster.Replicas) != info.Config.Replicas-1 {
+			return false, fmt.Sprintf("%s: leader %s and %d replicas of %d", name, info.Cluster.Leader, len(info.Cluster.Replicas), info.Config.Replicas)
+		}
+		for _, r := range info.Cluster.Replicas {
+			if !r.Current || r.Offline {
+				return false, fmt.Sprintf("%s: replica %s not current (lag %d, offline %v)", name, r.Name, r.Lag, r.Offline)
+			}
+		}
+	}
+	return true, ""
 }

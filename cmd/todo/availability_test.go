@@ -64,7 +64,53 @@ func loopbackCluster(t *testing.T, bin, prefix string, count int, args ...string
 	for _, c := range nodes {
 		waitHealthy(t, client, c, 30*time.Second)
 	}
+	waitReplicated(t, nodes[0], count, 30*time.Second)
 	return nodes
+}
+
+// waitReplicated waits until the lists' stream and the node's two buckets
+// are stored on all of the cluster's servers (3 at most, the default
+// replicas), each replica current, as c's server says. A node is healthy
+// before that: the first node to find enough servers creates the stream
+// with as many replicas as it finds (two) and scales it up a second or so
+// later, and a test that stopped a node meanwhile would find the stream
+// without a quorum, waiting for the node to come back rather than testing
+// what it means to.
+func waitReplicated(t *testing.T, c *clusterChild, servers int, within time.Duration) {
+	t.Helper()
+	js := inspect(t, c)
+	want := min(servers, 3)
+	var how string
+	ok := until(within, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, name := range []string{"TODO_LISTS", "KV_todo_nodes", "KV_todo_owners"} {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				how = name + ": " + err.Error()
+				return false
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				how = name + ": " + err.Error()
+				return false
+			}
+			if info.Config.Replicas < want || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != info.Config.Replicas-1 {
+				how = fmt.Sprintf("%s: %d replicas, cluster %+v", name, info.Config.Replicas, info.Cluster)
+				return false
+			}
+			for _, r := range info.Cluster.Replicas {
+				if !r.Current || r.Offline {
+					how = fmt.Sprintf("%s: replica %s not current", name, r.Name)
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if !ok {
+		t.Fatalf("the cluster's assets are not replicated on %d servers after %v: %s", want, within, how)
+	}
 }
 
 // inspect connects the test to a node's embedded server, with its

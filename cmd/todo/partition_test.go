@@ -166,6 +166,7 @@ func TestCluster_Partition(t *testing.T) {
 	for _, c := range nodes {
 		waitHealthy(t, client, c, 20*time.Second)
 	}
+	waitReplicated(t, nodes[0], len(nodes), 30*time.Second)
 	lists := make([]string, 20)
 	for i := range lists {
 		lists[i] = fmt.Sprint("part-", i)
