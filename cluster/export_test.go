@@ -343,3 +343,15 @@ func (n *Node) Replicated(ctx context.Context, servers int) (bool, string) {
 	}
 	return true, ""
 }
+
+// StartHoldingOwners starts a node whose reads and writes of the owners
+// bucket each call hold once under way, before they are sent.
+func StartHoldingOwners(ctx context.Context, o Options, hold func()) (*Node, error) {
+	return start(ctx, o, seams{ownersHold: hold, frozen: new(atomic.Bool)})
+}
+
+// StartHoldingOwnersUnwatched is StartHoldingOwners for the broken twin
+// of Health's watch of the owners bucket: the calls held are not counted.
+func StartHoldingOwnersUnwatched(ctx context.Context, o Options, hold func()) (*Node, error) {
+	return start(ctx, o, seams{ownersHold: hold, ownersUnwatched: true, frozen: new(atomic.Bool)})
+}

@@ -2,12 +2,14 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Health is a node's view of the cluster, for /healthz.
@@ -17,7 +19,9 @@ type Health struct {
 	Ready bool   `json:"ready"` // JetStream answered and the node has had an epoch
 	// CanWrite says that the node serves its lists now: it is ready, its
 	// lease holds, its server has a route to a peer, and no write of its
-	// store has waited for a quorum longer than AckTimeout/2.
+	// store, nor read or write of the owners bucket (which routes every
+	// list not yet held, and moves lists), has waited for a quorum longer
+	// than AckTimeout/2.
 	CanWrite bool     `json:"can_write"`
 	Reason   string   `json:"reason,omitempty"`
 	Nodes    []string `json:"nodes"` // the members whose records are fresh, sorted: this node among them while its lease holds
@@ -41,6 +45,7 @@ func (n *Node) Health() Health {
 		h.Routes = n.srv.NumRoutes()
 	}
 	stalled := n.stalls.stalled(now, n.opts.AckTimeout)
+	ownersStalled := n.ownerOps.stalled(now, n.opts.AckTimeout)
 	switch {
 	case n.fatal.Load() != nil:
 		h.Reason = (*n.fatal.Load()).Error()
@@ -54,6 +59,8 @@ func (n *Node) Health() Health {
 		h.Reason = "lease lapsed: its renewals get no answer (no quorum of the nodes bucket); it keeps its lists and serves them again once it renews"
 	case stalled >= n.stallAfter():
 		h.Reason = fmt.Sprintf("a write has waited %v for a quorum, and none went through since", stalled.Round(time.Millisecond))
+	case ownersStalled >= n.stallAfter():
+		h.Reason = fmt.Sprintf("a read or write of the lists' owners has waited %v for a quorum, and none went through since", ownersStalled.Round(time.Millisecond))
 	default:
 		h.CanWrite = true
 	}
@@ -144,4 +151,56 @@ func (s watchedStore) Commit(ctx context.Context, batch []todo.Change, sync bool
 	s.store.Commit(ctx, batch, sync)
 	stored := slices.ContainsFunc(batch, func(c todo.Change) bool { return c.Err == nil && len(c.Ops) > 0 })
 	s.ops.end(id, stored)
+}
+
+// watchedKV is the owners bucket as the node's routing sees it: every
+// read and write is timed while it waits for JetStream, as watchedStore
+// times the store's, so that Health says when the bucket stalls (it elects
+// a leader, or has no quorum). Routing a list not held here, claiming one
+// and handing one off all wait on it: a node whose store went through
+// while its owner records stalled answered 200 while writes sent to it
+// timed out (TestCluster_Partition, after the heal). An answer of the
+// bucket that refuses (no such key, a revision that moved on) went
+// through.
+type watchedKV struct {
+	jetstream.KeyValue
+	ops  *inflight
+	hold func() // seams.ownersHold
+}
+
+// begin counts a call under way, and holds it where a test asks to.
+func (kv watchedKV) begin() uint64 {
+	id := kv.ops.begin()
+	if kv.hold != nil {
+		kv.hold()
+	}
+	return id
+}
+
+func (kv watchedKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	id := kv.begin()
+	e, err := kv.KeyValue.Get(ctx, key)
+	kv.ops.end(id, answered(err))
+	return e, err
+}
+
+func (kv watchedKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	id := kv.begin()
+	rev, err := kv.KeyValue.Create(ctx, key, value, opts...)
+	kv.ops.end(id, answered(err))
+	return rev, err
+}
+
+func (kv watchedKV) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
+	id := kv.begin()
+	rev, err := kv.KeyValue.Update(ctx, key, value, last)
+	kv.ops.end(id, answered(err))
+	return rev, err
+}
+
+// answered reports whether a call of the bucket that returned err had an
+// answer from JetStream: it went through, or JetStream refused it.
+func answered(err error) bool {
+	var apiErr *jetstream.APIError
+	return err == nil || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.Code != 503
 }

@@ -57,6 +57,7 @@ type Node struct {
 	ownerCache ownerCache
 	gate       *sendGate // forwarded requests under way, by node
 	stalls     inflight  // the store's calls under way, for Health
+	ownerOps   inflight  // the owners bucket's calls under way, for Health
 	routes     *routeLog // what the embedded server says of peers it cannot reach
 	watches    watchCounts
 
@@ -381,9 +382,15 @@ func (n *Node) setup(timeout time.Duration) error {
 		}
 	}
 	if n.owners == nil {
-		if n.owners, err = n.ensureBucket(ctx, ownersBucket, 0); err != nil {
+		owners, err := n.ensureBucket(ctx, ownersBucket, 0)
+		if err != nil {
 			return fmt.Errorf("the owners bucket: %w", err)
 		}
+		ops := &n.ownerOps
+		if n.seams.ownersUnwatched {
+			ops = new(inflight) // the broken twin: Health does not see them
+		}
+		n.owners = watchedKV{owners, ops, n.seams.ownersHold}
 	}
 	if n.lease.valid(time.Now()) == 0 {
 		if _, err := n.renew(ctx); err != nil {

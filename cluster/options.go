@@ -181,6 +181,13 @@ type seams struct {
 	// leaves without telling its peers, whose requests sent to it in
 	// that moment are lost.
 	noLeaveNotice bool
+	// ownersHold, if set, is called by each read or write of the owners
+	// bucket before it is sent, once it counts as under way: a test holds
+	// it there, as a bucket electing a leader would.
+	ownersHold func()
+	// ownersUnwatched makes the broken twin of Health's watch of the
+	// owners bucket: its calls are held (ownersHold) but not counted.
+	ownersUnwatched bool
 }
 
 const (

@@ -421,7 +421,7 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 	defer stopLoad()
 	time.Sleep(2 * time.Second) // load before the kill, which gives every list an owner
 	js := inspect(t, nodes[0])
-	own := ownWriters(t, client, js, h, current, lists, stop)
+	own, owned := ownWriters(t, client, js, h, current, lists, stop)
 	health := watchHealth(client, h, current) // a node restarting is polled once it is healthy again: its address changes
 	defer own.Wait()
 
@@ -473,7 +473,7 @@ func TestCluster_KillStreamLeader(t *testing.T) {
 	time.Sleep(2 * time.Second) // load on all three again
 	stopLoad()
 	own.Wait()
-	checkHealth(t, health.end(), h)
+	checkHealth(t, health.end(), h, owned)
 
 	after, afterAt := h.LongestGap(restartedAt, 0)
 	t.Logf("after the restart: longest stall of acknowledgements %v (from %v)", after.Round(time.Millisecond), afterAt.Round(time.Millisecond))

@@ -179,7 +179,7 @@ func TestCluster_Partition(t *testing.T) {
 	stopLoad := func() { once.Do(func() { close(stop); load.Wait() }) }
 	defer stopLoad()
 	time.Sleep(2 * time.Second) // load before the partition, which gives every list an owner
-	own := ownWriters(t, client, inspect(t, nodes[0]), h, all, lists, stop)
+	own, owned := ownWriters(t, client, inspect(t, nodes[0]), h, all, lists, stop)
 	defer own.Wait()
 	health := watchHealth(client, h, all)
 
@@ -196,7 +196,7 @@ func TestCluster_Partition(t *testing.T) {
 	time.Sleep(3 * time.Second) // load on all three again
 	stopLoad()
 	own.Wait()
-	checkHealth(t, health.end(), h)
+	checkHealth(t, health.end(), h, owned)
 
 	final := readAll(t, client, nodes[0].addr, lists)
 	present := make(map[string]bool)
