@@ -79,6 +79,10 @@ type inflight struct {
 	next   uint64
 	ops    map[uint64]time.Time
 	lastOK time.Time
+	// failing is when the first of a run of operations that failed
+	// without an answer began, none going through since; lastFail is
+	// when the last of them failed. Zero when there is no such run.
+	failing, lastFail time.Time
 }
 
 func (f *inflight) begin() uint64 {
@@ -98,8 +102,26 @@ func (f *inflight) end(id uint64, ok bool) {
 	delete(f.ops, id)
 	if ok {
 		f.lastOK = time.Now()
+		f.failing, f.lastFail = time.Time{}, time.Time{}
 	}
 	f.mu.Unlock()
+}
+
+// fail ends the operation id, which failed without an answer (no leader
+// took it, it timed out, the leader said it cannot answer now). Such
+// failures may come quickly, one after another, and none is under way
+// long: while they follow each other within settling/2, with none going
+// through meanwhile, the store counts as stalled since the first began
+// (see stalled).
+func (f *inflight) fail(id uint64, settling time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	began, now := f.ops[id], time.Now()
+	delete(f.ops, id)
+	if f.failing.IsZero() || now.Sub(f.lastFail) >= settling/2 {
+		f.failing = began
+	}
+	f.lastFail = now
 }
 
 // stalled returns how long the store has been stalled at now: how long
@@ -112,9 +134,17 @@ func (f *inflight) end(id uint64, ok bool) {
 // others do (a partition that cut the lists' stream's leader off left a
 // node saying it could write while writes to a quarter of its lists,
 // behind one commit being settled, timed out).
+//
+// A run of operations that failed without an answer, the last within
+// settling/2 of now, counts as a stall since the first began, whatever is
+// under way.
 func (f *inflight) stalled(now time.Time, settling time.Duration) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var run time.Duration
+	if !f.failing.IsZero() && now.Sub(f.lastFail) < settling/2 {
+		run = now.Sub(f.failing)
+	}
 	var oldest time.Time
 	for _, t := range f.ops {
 		if oldest.IsZero() || t.Before(oldest) {
@@ -122,12 +152,12 @@ func (f *inflight) stalled(now time.Time, settling time.Duration) time.Duration 
 		}
 	}
 	if oldest.IsZero() {
-		return 0
+		return run
 	}
 	if waited := now.Sub(oldest); waited >= settling || !f.lastOK.After(oldest) {
-		return waited
+		return max(run, waited)
 	}
-	return now.Sub(f.lastOK)
+	return max(run, now.Sub(f.lastOK))
 }
 
 // watchedStore is the node's store as its System sees it: every Load and
@@ -159,13 +189,19 @@ func (s watchedStore) Commit(ctx context.Context, batch []todo.Change, sync bool
 // a leader, or has no quorum). Routing a list not held here, claiming one
 // and handing one off all wait on it: a node whose store went through
 // while its owner records stalled answered 200 while writes sent to it
-// timed out (TestCluster_Partition, after the heal). An answer of the
-// bucket that refuses (no such key, a revision that moved on) went
-// through.
+// timed out (TestCluster_Partition, after the heal).
+//
+// A write the bucket answered, even with a refusal (a revision that moved
+// on, a key that exists), went through: the bucket has a leader. A read
+// answered proves nothing of the kind (the bucket allows direct reads,
+// which the node's own replica answers without a leader), so it only ends
+// its wait. A call that failed without an answer begins or continues a
+// run of failures, which counts as a stall however quick each one was.
 type watchedKV struct {
 	jetstream.KeyValue
-	ops  *inflight
-	hold func() // seams.ownersHold
+	ops      *inflight
+	settling time.Duration // AckTimeout
+	hold     func()        // seams.ownersHold
 }
 
 // begin counts a call under way, and holds it where a test asks to.
@@ -177,29 +213,41 @@ func (kv watchedKV) begin() uint64 {
 	return id
 }
 
+// done ends the call id that returned err; write says whether it was a
+// write.
+func (kv watchedKV) done(id uint64, err error, write bool) {
+	if !answered(err) {
+		kv.ops.fail(id, kv.settling)
+		return
+	}
+	kv.ops.end(id, write)
+}
+
 func (kv watchedKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
 	id := kv.begin()
 	e, err := kv.KeyValue.Get(ctx, key)
-	kv.ops.end(id, answered(err))
+	kv.done(id, err, false)
 	return e, err
 }
 
 func (kv watchedKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
 	id := kv.begin()
 	rev, err := kv.KeyValue.Create(ctx, key, value, opts...)
-	kv.ops.end(id, answered(err))
+	kv.done(id, err, true)
 	return rev, err
 }
 
 func (kv watchedKV) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
 	id := kv.begin()
 	rev, err := kv.KeyValue.Update(ctx, key, value, last)
-	kv.ops.end(id, answered(err))
+	kv.done(id, err, true)
 	return rev, err
 }
 
 // answered reports whether a call of the bucket that returned err had an
-// answer from JetStream: it went through, or JetStream refused it.
+// answer from JetStream: it went through, or JetStream refused it. A 503
+// (no leader now, a new leader not ready to check a revision) is no
+// answer.
 func answered(err error) bool {
 	var apiErr *jetstream.APIError
 	return err == nil || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.Code != 503

@@ -56,7 +56,6 @@ func ownersStallSeen(t *testing.T, start func(context.Context, cluster.Options, 
 	}
 	var releaseOnce sync.Once
 	free := func() { releaseOnce.Do(func() { close(release) }) }
-	defer free()
 	nodes, err := startNodesWith(func(ctx context.Context, o cluster.Options) (*cluster.Node, error) {
 		if o.Name == "n1" {
 			return start(ctx, o, hold)
@@ -67,6 +66,7 @@ func ownersStallSeen(t *testing.T, start func(context.Context, cluster.Options, 
 		t.Fatal(err)
 	}
 	defer closeAll(nodes)
+	defer free() // before closeAll: a node closing hands its lists off through the bucket
 	n := nodes[0]
 	if h := n.Health(); !h.CanWrite {
 		t.Fatalf("cannot write before the test: %+v", h)

@@ -46,3 +46,46 @@ func TestInflight_Stalled(t *testing.T) {
 		}
 	})
 }
+
+// Calls that fail without an answer, one after another and each at once
+// (a bucket whose new leader says it cannot check a revision yet), are a
+// stall since the first began, though none is under way long; one that
+// goes through ends it, and so does a pause in them of settling/2 (nothing
+// is known to fail then).
+func TestInflight_RunOfFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const settling = 2 * time.Second
+		var f inflight
+		for range 12 { // 1.2s of quick failures
+			id := f.begin()
+			time.Sleep(10 * time.Millisecond)
+			f.fail(id, settling)
+			time.Sleep(90 * time.Millisecond)
+		}
+		if d := f.stalled(time.Now(), settling); d != 1200*time.Millisecond {
+			t.Fatalf("stalled %v after 1.2s of calls that failed without an answer, want 1.2s", d)
+		}
+		read := f.begin()
+		f.end(read, false) // answered, proves nothing
+		if d := f.stalled(time.Now(), settling); d != 1200*time.Millisecond {
+			t.Fatalf("stalled %v after a read was answered, want 1.2s still", d)
+		}
+		ok := f.begin()
+		f.end(ok, true)
+		if d := f.stalled(time.Now(), settling); d != 0 {
+			t.Fatalf("stalled %v once a call went through", d)
+		}
+		id := f.begin()
+		f.fail(id, settling)
+		time.Sleep(settling / 2)
+		if d := f.stalled(time.Now(), settling); d != 0 {
+			t.Fatalf("stalled %v, %v after the last failure: the run is over", d, settling/2)
+		}
+		id = f.begin() // a new run begins with this call, not the old one
+		time.Sleep(300 * time.Millisecond)
+		f.fail(id, settling)
+		if d := f.stalled(time.Now(), settling); d != 300*time.Millisecond {
+			t.Fatalf("stalled %v, want 300ms: a new run since its first call began", d)
+		}
+	})
+}

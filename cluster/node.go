@@ -58,6 +58,7 @@ type Node struct {
 	gate       *sendGate // forwarded requests under way, by node
 	stalls     inflight  // the store's calls under way, for Health
 	ownerOps   inflight  // the owners bucket's calls under way, for Health
+	scaled     bool      // every asset has Options.Replicas (run's goroutine only)
 	routes     *routeLog // what the embedded server says of peers it cannot reach
 	watches    watchCounts
 
@@ -390,7 +391,7 @@ func (n *Node) setup(timeout time.Duration) error {
 		if n.seams.ownersUnwatched {
 			ops = new(inflight) // the broken twin: Health does not see them
 		}
-		n.owners = watchedKV{owners, ops, n.seams.ownersHold}
+		n.owners = watchedKV{owners, ops, n.opts.AckTimeout, n.seams.ownersHold}
 	}
 	if n.lease.valid(time.Now()) == 0 {
 		if _, err := n.renew(ctx); err != nil {
@@ -535,24 +536,55 @@ func (n *Node) maintain() {
 		}
 		n.tickRoutes()
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, n.opts.AckTimeout)
-	defer cancel()
-	info, err := n.stream.Info(ctx)
-	if err != nil || info.Config.Replicas >= n.opts.Replicas {
-		return
+	if !n.scaled {
+		n.scaled = n.scaleUp()
 	}
-	if _, err := n.js.UpdateStream(ctx, n.streamConfig(n.opts.Replicas)); err != nil {
-		return // not enough servers yet
+}
+
+// scaleUp raises each of the lists' stream and the two buckets that has
+// fewer than Options.Replicas to it, each on its own (one that failed, or
+// whose answer was lost, is tried again on the next tick while the others
+// are done), and reports whether all three have them. It is done once: an
+// asset is never scaled down.
+func (n *Node) scaleUp() bool {
+	assets := []struct {
+		stream string
+		update func(context.Context) error
+	}{
+		{listsStream, func(ctx context.Context) error {
+			_, err := n.js.UpdateStream(ctx, n.streamConfig(n.opts.Replicas))
+			return err
+		}},
+		{"KV_" + nodesBucket, func(ctx context.Context) error {
+			_, err := n.js.UpdateKeyValue(ctx, n.bucketConfig(nodesBucket, time.Hour, n.opts.Replicas))
+			return err
+		}},
+		{"KV_" + ownersBucket, func(ctx context.Context) error {
+			_, err := n.js.UpdateKeyValue(ctx, n.bucketConfig(ownersBucket, 0, n.opts.Replicas))
+			return err
+		}},
 	}
-	for _, b := range []struct {
-		name string
-		ttl  time.Duration
-	}{{nodesBucket, time.Hour}, {ownersBucket, 0}} {
-		if _, err := n.js.UpdateKeyValue(ctx, n.bucketConfig(b.name, b.ttl, n.opts.Replicas)); err != nil {
-			n.log.Warn("cluster: cannot add replicas", "bucket", b.name, "err", err)
+	all := true
+	for _, a := range assets {
+		ctx, cancel := context.WithTimeout(n.ctx, n.opts.AckTimeout)
+		s, err := n.js.Stream(ctx, a.stream)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = s.Info(ctx)
 		}
+		switch {
+		case err != nil:
+			all = false
+		case info.Config.Replicas >= n.opts.Replicas:
+		case a.update(ctx) != nil:
+			all = false // not enough servers yet, or no answer: next tick
+		default:
+			all = false // check it on the next tick
+			n.log.Info("cluster: stored on more servers", "asset", a.stream, "replicas", n.opts.Replicas)
+		}
+		cancel()
 	}
-	n.log.Info("cluster: lists now stored on more servers", "replicas", n.opts.Replicas)
+	return all
 }
 
 // tickRoutes tells the route log what the node knows of its peers: their

@@ -515,6 +515,7 @@ const (
 // other mismatches, 503s while writes to the node succeeded, in the log.
 func checkHealth(t *testing.T, samples []healthSample, h *clustertest.History, owned *ownerLog) {
 	t.Helper()
+	owned.catchUp(t, 30*time.Second)
 	var ops []clustertest.Op
 	var moved int
 	for _, op := range h.Ops() {
@@ -563,8 +564,10 @@ func checkHealth(t *testing.T, samples []healthSample, h *clustertest.History, o
 // list's owner record changed, on a history's clock, by the time the
 // stream stored the change.
 type ownerLog struct {
-	mu      sync.Mutex // guards changes
+	js      jetstream.JetStream
+	mu      sync.Mutex // guards the fields below
 	changes map[string][]ownerChange
+	lastRev uint64 // the bucket's last revision followed
 }
 
 type ownerChange struct {
@@ -572,10 +575,28 @@ type ownerChange struct {
 	node string // "" when the record was deleted
 }
 
-// followOwners reads the owners bucket, then follows its changes until the
-// test ends.
-func followOwners(t *testing.T, js jetstream.JetStream, h *clustertest.History) *ownerLog {
+// followOwners reads the owners bucket through every node in cs (any one
+// of them, the others when it is down), then follows its changes until
+// the test ends.
+func followOwners(t *testing.T, cs []*clusterChild, h *clustertest.History) *ownerLog {
 	t.Helper()
+	var urls []string
+	for _, c := range cs {
+		urls = append(urls, "nats://"+c.natsAddr)
+	}
+	opts := []nats.Option{nats.MaxReconnects(-1)}
+	if cs[0].user != nil {
+		opts = append(opts, cs[0].user)
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
@@ -588,9 +609,12 @@ func followOwners(t *testing.T, js jetstream.JetStream, h *clustertest.History) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &ownerLog{changes: make(map[string][]ownerChange)}
+	l := &ownerLog{js: js, changes: make(map[string][]ownerChange)}
 	start := time.Now().Add(-h.Since())
 	record := func(e jetstream.KeyValueEntry) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.lastRev = max(l.lastRev, e.Revision())
 		name, err := base64.RawURLEncoding.DecodeString(e.Key())
 		if err != nil {
 			return
@@ -601,18 +625,20 @@ func followOwners(t *testing.T, js jetstream.JetStream, h *clustertest.History) 
 				c.node = string(e.Value()[n:])
 			}
 		}
-		l.mu.Lock()
 		l.changes[string(name)] = append(l.changes[string(name)], c)
-		l.mu.Unlock()
 	}
-	for e := range w.Updates() {
-		if e == nil {
-			break // the records there are now
+read:
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				break read // the records there are now
+			}
+			record(e)
+		case <-rctx.Done():
+			w.Stop()
+			t.Fatal("the owners bucket was not read within a minute")
 		}
-		record(e)
-	}
-	if rctx.Err() != nil {
-		t.Fatalf("the owners bucket was not read within a minute")
 	}
 	go func() {
 		defer w.Stop()
@@ -625,9 +651,40 @@ func followOwners(t *testing.T, js jetstream.JetStream, h *clustertest.History) 
 	return l
 }
 
+// catchUp waits until the log has followed the bucket up to its last
+// revision now: a follower cut off with a node that died gets the
+// changes it missed only when it is back, and a change missed would let
+// a write to a list that moved count as one to a list its node owned.
+func (l *ownerLog) catchUp(t *testing.T, within time.Duration) {
+	t.Helper()
+	var last uint64
+	ok := until(within, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := l.js.Stream(ctx, "KV_todo_owners")
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return false
+		}
+		last = info.State.LastSeq
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.lastRev >= last
+	})
+	if !ok {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		t.Fatalf("the owners bucket's log was followed up to revision %d, not %d, within %v", l.lastRev, last, within)
+	}
+}
+
 // throughout reports whether node owned list from from to to: the last
-// change of its record at or before from names node, and none follows
-// until to.
+// change of its record at or before from names node, and none that
+// follows until to names another (a record the node wrote again under a
+// new epoch, after a restart, is still its own).
 func (l *ownerLog) throughout(list, node string, from, to time.Duration) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -636,7 +693,7 @@ func (l *ownerLog) throughout(list, node string, from, to time.Duration) bool {
 		if c.at > to {
 			break
 		}
-		if c.at > from {
+		if c.at > from && c.node != node {
 			return false
 		}
 		owner = c.node
@@ -652,7 +709,7 @@ const ownPrefix = "own-"
 // /healthz says of a node is compared with what these writes do.
 func ownWriters(t *testing.T, client *http.Client, js jetstream.JetStream, h *clustertest.History, nodes func() []*clusterChild, lists []string, stop <-chan struct{}) (*sync.WaitGroup, *ownerLog) {
 	t.Helper()
-	owned := followOwners(t, js, h)
+	owned := followOwners(t, nodes(), h)
 	owner := owners(t, js)
 	var wg sync.WaitGroup
 	for _, c := range nodes() {
