@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"iter"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gotodo/todo"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -354,4 +356,35 @@ func StartHoldingOwners(ctx context.Context, o Options, hold func()) (*Node, err
 // of Health's watch of the owners bucket: the calls held are not counted.
 func StartHoldingOwnersUnwatched(ctx context.Context, o Options, hold func()) (*Node, error) {
 	return start(ctx, o, seams{ownersHold: hold, ownersUnwatched: true, frozen: new(atomic.Bool)})
+}
+
+// Diagnose sums up the node's server's routes and Raft groups, as its
+// /routez and /raftz say, for a test that failed on a group without a
+// leader: each group's state, leader, term and peers (with how long ago
+// each was heard from).
+func (n *Node) Diagnose() string {
+	if n.srv == nil {
+		return "no server"
+	}
+	var b strings.Builder
+	if rz, err := n.srv.Routez(nil); err == nil {
+		fmt.Fprintf(&b, "routes:")
+		for _, r := range rz.Routes {
+			fmt.Fprintf(&b, " %s(%s:%d solicited=%v)", r.RemoteName, r.IP, r.Port, r.DidSolicit)
+		}
+		b.WriteString("\n")
+	}
+	if st := n.srv.Raftz(&server.RaftzOptions{}); st != nil {
+		for acc, groups := range *st {
+			for id, g := range groups {
+				fmt.Fprintf(&b, "%s %s: %s leader=%q term=%d vote=%q committed=%d applied=%d pindex=%d catching_up=%v observer=%v size=%d quorum=%d peers:",
+					acc, id, g.State, g.Leader, g.Term, g.Vote, g.Committed, g.Applied, g.PIndex, g.CatchingUp, g.Observer, g.Size, g.QuorumNeeded)
+				for p, ps := range g.Peers {
+					fmt.Fprintf(&b, " %s(%s known=%v last_index=%d last_seen=%s)", p, ps.Name, ps.Known, ps.LastReplicatedIndex, ps.LastSeen)
+				}
+				b.WriteString("\n")
+			}
+		}
+	}
+	return b.String()
 }

@@ -286,9 +286,14 @@ func TestNode_Watch_HandOff(t *testing.T) {
 		t.Fatalf("no 20 adds went through: %v", ctx.Err())
 	}
 	owner.Close()
+	closedAt := time.Now()
 	close(closed)
 	wg.Wait()
 	if t.Failed() {
+		t.Logf("%s closed %v before; what the others' servers say of their Raft groups:", owner.Name(), time.Since(closedAt).Round(time.Millisecond))
+		for _, n := range others {
+			t.Logf("%s:\n%s", n.Name(), n.Diagnose())
+		}
 		t.FailNow()
 	}
 	if len(want) != int(last-from) {
