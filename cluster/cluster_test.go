@@ -160,7 +160,11 @@ func startNodesWith(start func(context.Context, cluster.Options) (*cluster.Node,
 
 // waitReplicated waits until the lists' stream and the buckets are stored
 // on as many of the cluster's servers as they can be, each replica
-// current. A node is ready before that: it scales them up a second or
+// current and no change of their peers under way (JetStream reports a
+// peer being added as a current replica while it still only observes:
+// until the change is done it votes in no election, and a test that
+// stopped the leader then found two of three nodes without a quorum for
+// as long as it waited). A node is ready before that: it scales them up a second or
 // so after the servers join, and a test that stopped a node meanwhile
 // would find the stream without a quorum (R2 on the two nodes that
 // started first), waiting for the node to come back rather than testing

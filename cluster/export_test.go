@@ -334,6 +334,11 @@ func (n *Node) Replicated(ctx context.Context, servers int) (bool, string) {
 		if info.Config.Replicas < want || info.Cluster == nil || info.Cluster.Leader == "" {
 			return false, fmt.Sprintf("%s: %d replicas, cluster %+v", name, info.Config.Replicas, info.Cluster)
 		}
+		if d := info.Cluster.Desired; d != nil {
+			// A change of its peers is under way: a peer it adds observes
+			// until the leader has added it, and votes in no election.
+			return false, fmt.Sprintf("%s: its peers are changing to %d", name, len(d.Replicas))
+		}
 		if len(info.Cluster.Replicas) != info.Config.Replicas-1 {
 			return false, fmt.Sprintf("%s: leader %s and %d replicas of %d", name, info.Cluster.Leader, len(info.Cluster.Replicas), info.Config.Replicas)
 		}

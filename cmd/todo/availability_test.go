@@ -70,7 +70,9 @@ func loopbackCluster(t *testing.T, bin, prefix string, count int, args ...string
 
 // waitReplicated waits until the lists' stream and the node's two buckets
 // are stored on all of the cluster's servers (3 at most, the default
-// replicas), each replica current, as c's server says. A node is healthy
+// replicas), each replica current and no change of their peers under way
+// (JetStream reports a peer being added as a current replica while it
+// still only observes: it cannot vote yet), as c's server says. A node is healthy
 // before that: the first node to find enough servers creates the stream
 // with as many replicas as it finds (two) and scales it up a second or so
 // later, and a test that stopped a node meanwhile would find the stream
@@ -93,6 +95,13 @@ func waitReplicated(t *testing.T, c *clusterChild, servers int, within time.Dura
 			info, err := s.Info(ctx)
 			if err != nil {
 				how = name + ": " + err.Error()
+				return false
+			}
+			if info.Cluster != nil && info.Cluster.Desired != nil {
+				// A change of its peers is under way: a peer it adds
+				// observes until the leader has added it, and votes in no
+				// election.
+				how = fmt.Sprintf("%s: its peers are changing", name)
 				return false
 			}
 			if info.Config.Replicas < want || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != info.Config.Replicas-1 {
