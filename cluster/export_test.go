@@ -379,6 +379,21 @@ func (n *Node) Diagnose() string {
 		}
 		b.WriteString("\n")
 	}
+	for _, name := range []string{listsStream, "KV_" + nodesBucket, "KV_" + ownersBucket} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if s, err := n.js.Stream(ctx, name); err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", name, err)
+		} else if info, err := s.Info(ctx); err != nil || info.Cluster == nil {
+			fmt.Fprintf(&b, "%s: %v\n", name, err)
+		} else {
+			fmt.Fprintf(&b, "%s: group %s leader %q desired %v replicas", name, info.Cluster.RaftGroup, info.Cluster.Leader, info.Cluster.Desired != nil)
+			for _, r := range info.Cluster.Replicas {
+				fmt.Fprintf(&b, " %s(current=%v lag=%d)", r.Name, r.Current, r.Lag)
+			}
+			b.WriteString("\n")
+		}
+		cancel()
+	}
 	if st := n.srv.Raftz(&server.RaftzOptions{}); st != nil {
 		for acc, groups := range *st {
 			for id, g := range groups {
