@@ -160,12 +160,13 @@ func startNodesWith(start func(context.Context, cluster.Options) (*cluster.Node,
 
 // waitReplicated waits until the lists' stream and the buckets are stored
 // on as many of the cluster's servers as they can be, each replica
-// current and no change of their peers under way (JetStream reports a
-// peer being added as a current replica while it still only observes:
-// until the change is done it votes in no election, and a test that
-// stopped the leader then found two of three nodes without a quorum for
-// as long as it waited). A node is ready before that: it scales them up a second or
-// so after the servers join, and a test that stopped a node meanwhile
+// current and no change of their peers under way, as every node's server
+// sees them. JetStream reports a peer being added as a current replica as
+// soon as the leader has stored the change; until the other first member
+// has stored it too, that member counts only its old peers' votes, so a
+// test that stopped the leader then found two of three nodes without a
+// quorum for as long as it waited. A node is ready before all that: it
+// scales the assets up a second or so after the servers join, and a test that stopped a node meanwhile
 // would find the stream without a quorum (R2 on the two nodes that
 // started first), waiting for the node to come back rather than testing
 // what it means to.
@@ -175,6 +176,14 @@ func waitReplicated(nodes []*cluster.Node, servers int, within time.Duration) er
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ok, how := nodes[0].Replicated(ctx, servers)
 		cancel()
+		for _, n := range nodes {
+			if !ok {
+				break
+			}
+			if changing, name := n.Changing(); changing {
+				ok, how = false, fmt.Sprintf("%s: %s sees its peers changing", name, n.Name())
+			}
+		}
 		if ok {
 			return nil
 		}

@@ -335,8 +335,9 @@ func (n *Node) Replicated(ctx context.Context, servers int) (bool, string) {
 			return false, fmt.Sprintf("%s: %d replicas, cluster %+v", name, info.Config.Replicas, info.Cluster)
 		}
 		if d := info.Cluster.Desired; d != nil {
-			// A change of its peers is under way: a peer it adds observes
-			// until the leader has added it, and votes in no election.
+			// A change of its peers is under way: until the change is
+			// stored by the members it had, they count only each other's
+			// votes.
 			return false, fmt.Sprintf("%s: its peers are changing to %d", name, len(d.Replicas))
 		}
 		if len(info.Cluster.Replicas) != info.Config.Replicas-1 {
@@ -363,10 +364,11 @@ func StartHoldingOwnersUnwatched(ctx context.Context, o Options, hold func()) (*
 	return start(ctx, o, seams{ownersHold: hold, ownersUnwatched: true, frozen: new(atomic.Bool)})
 }
 
-// Diagnose sums up the node's server's routes and Raft groups, as its
-// /routez and /raftz say, for a test that failed on a group without a
-// leader: each group's state, leader, term and peers (with how long ago
-// each was heard from).
+// Diagnose sums up the node's server's routes, its own view of the three
+// assets, and its Raft groups (the meta group's and the assets'), as its
+// /routez, /jsz and /raftz say, for a test that failed on a group without
+// a leader: each group's state, leader, term and peers (with how long ago
+// each was heard from). It asks no other server.
 func (n *Node) Diagnose() string {
 	if n.srv == nil {
 		return "no server"
@@ -379,22 +381,21 @@ func (n *Node) Diagnose() string {
 		}
 		b.WriteString("\n")
 	}
-	for _, name := range []string{listsStream, "KV_" + nodesBucket, "KV_" + ownersBucket} {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if s, err := n.js.Stream(ctx, name); err != nil {
-			fmt.Fprintf(&b, "%s: %v\n", name, err)
-		} else if info, err := s.Info(ctx); err != nil || info.Cluster == nil {
-			fmt.Fprintf(&b, "%s: %v\n", name, err)
-		} else {
-			fmt.Fprintf(&b, "%s: group %s leader %q desired %v replicas", name, info.Cluster.RaftGroup, info.Cluster.Leader, info.Cluster.Desired != nil)
-			for _, r := range info.Cluster.Replicas {
-				fmt.Fprintf(&b, " %s(current=%v lag=%d)", r.Name, r.Current, r.Lag)
+	for _, sd := range n.localStreams() {
+		fmt.Fprintf(&b, "%s:", sd.Name)
+		if c := sd.Cluster; c != nil {
+			fmt.Fprintf(&b, " group %s leader %q changing %v replicas", c.RaftGroup, c.Leader, c.Desired != nil)
+			for _, r := range c.Replicas {
+				fmt.Fprintf(&b, " %s(current=%v lag=%d offline=%v)", r.Name, r.Current, r.Lag, r.Offline)
 			}
-			b.WriteString("\n")
 		}
-		cancel()
+		b.WriteString("\n")
 	}
-	if st := n.srv.Raftz(&server.RaftzOptions{}); st != nil {
+	for _, acc := range []string{"", server.DEFAULT_GLOBAL_ACCOUNT} {
+		st := n.srv.Raftz(&server.RaftzOptions{AccountFilter: acc})
+		if st == nil {
+			continue
+		}
 		for acc, groups := range *st {
 			for id, g := range groups {
 				fmt.Fprintf(&b, "%s %s: %s leader=%q term=%d vote=%q committed=%d applied=%d pindex=%d catching_up=%v observer=%v size=%d quorum=%d peers:",
@@ -407,4 +408,34 @@ func (n *Node) Diagnose() string {
 		}
 	}
 	return b.String()
+}
+
+// localStreams returns the node's server's own view of the lists' stream
+// and the buckets' streams (/jsz): it answers without a leader.
+func (n *Node) localStreams() []server.StreamDetail {
+	jsz, err := n.srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+	if err != nil {
+		return nil
+	}
+	var out []server.StreamDetail
+	for _, acc := range jsz.AccountDetails {
+		for _, sd := range acc.Streams {
+			switch sd.Name {
+			case listsStream, "KV_" + nodesBucket, "KV_" + ownersBucket:
+				out = append(out, sd)
+			}
+		}
+	}
+	return out
+}
+
+// Changing reports whether the node's own server sees a change of peers
+// under way for one of the assets, and names it.
+func (n *Node) Changing() (bool, string) {
+	for _, sd := range n.localStreams() {
+		if sd.Cluster != nil && sd.Cluster.Desired != nil {
+			return true, sd.Name
+		}
+	}
+	return false, ""
 }

@@ -81,8 +81,10 @@ type inflight struct {
 	lastOK time.Time
 	// failing is when the first of a run of operations that failed
 	// without an answer began, none going through since; lastFail is
-	// when the last of them failed. Zero when there is no such run.
+	// when the last of them failed, fails how many there were. Zero when
+	// there is no such run.
 	failing, lastFail time.Time
+	fails             int
 }
 
 func (f *inflight) begin() uint64 {
@@ -102,7 +104,7 @@ func (f *inflight) end(id uint64, ok bool) {
 	delete(f.ops, id)
 	if ok {
 		f.lastOK = time.Now()
-		f.failing, f.lastFail = time.Time{}, time.Time{}
+		f.failing, f.lastFail, f.fails = time.Time{}, time.Time{}, 0
 	}
 	f.mu.Unlock()
 }
@@ -110,18 +112,24 @@ func (f *inflight) end(id uint64, ok bool) {
 // fail ends the operation id, which failed without an answer (no leader
 // took it, it timed out, the leader said it cannot answer now). Such
 // failures may come quickly, one after another, and none is under way
-// long: while they follow each other within settling/2, with none going
-// through meanwhile, the store counts as stalled since the first began
-// (see stalled).
+// long: while each begins within settling of the last failure (a retry
+// each second keeps a run going, and so does one made at once after a
+// call that waited out its time), with none going through meanwhile, two
+// or more count as a stall since the first began (see stalled). One
+// alone is not a run: a quick failure once in a while says nothing.
 func (f *inflight) fail(id uint64, settling time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	began, now := f.ops[id], time.Now()
 	delete(f.ops, id)
-	if f.failing.IsZero() || now.Sub(f.lastFail) >= settling/2 {
+	if f.failing.IsZero() || began.Sub(f.lastFail) >= settling {
+		f.failing, f.fails = began, 0
+	}
+	if began.Before(f.failing) {
 		f.failing = began
 	}
 	f.lastFail = now
+	f.fails++
 }
 
 // stalled returns how long the store has been stalled at now: how long
@@ -135,14 +143,14 @@ func (f *inflight) fail(id uint64, settling time.Duration) {
 // node saying it could write while writes to a quarter of its lists,
 // behind one commit being settled, timed out).
 //
-// A run of operations that failed without an answer, the last within
-// settling/2 of now, counts as a stall since the first began, whatever is
-// under way.
+// A run of two or more operations that failed without an answer, the
+// last within settling of now, counts as a stall since the first began,
+// whatever is under way.
 func (f *inflight) stalled(now time.Time, settling time.Duration) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var run time.Duration
-	if !f.failing.IsZero() && now.Sub(f.lastFail) < settling/2 {
+	if f.fails >= 2 && now.Sub(f.lastFail) < settling {
 		run = now.Sub(f.failing)
 	}
 	var oldest time.Time
@@ -196,7 +204,8 @@ func (s watchedStore) Commit(ctx context.Context, batch []todo.Change, sync bool
 // answered proves nothing of the kind (the bucket allows direct reads,
 // which the node's own replica answers without a leader), so it only ends
 // its wait. A call that failed without an answer begins or continues a
-// run of failures, which counts as a stall however quick each one was.
+// run of failures, which counts as a stall however quick each one was
+// (see inflight.fail); one its caller gave up on counts for nothing.
 type watchedKV struct {
 	jetstream.KeyValue
 	ops      *inflight
@@ -205,17 +214,23 @@ type watchedKV struct {
 }
 
 // begin counts a call under way, and holds it where a test asks to.
-func (kv watchedKV) begin() uint64 {
-	id := kv.ops.begin()
+func (kv watchedKV) begin() (uint64, time.Time) {
+	id, began := kv.ops.begin(), time.Now()
 	if kv.hold != nil {
 		kv.hold()
 	}
-	return id
+	return id, began
 }
 
-// done ends the call id that returned err; write says whether it was a
-// write.
-func (kv watchedKV) done(id uint64, err error, write bool) {
+// done ends the call id, made with ctx at began, that returned err;
+// write says whether it was a write. A call its caller gave up on
+// (canceled, or a deadline shorter than AckTimeout ran out: a client that
+// went away) says nothing of the bucket.
+func (kv watchedKV) done(ctx context.Context, id uint64, began time.Time, err error, write bool) {
+	if err != nil && ctx.Err() != nil && !gaveTime(ctx, began, kv.settling) {
+		kv.ops.end(id, false)
+		return
+	}
 	if !answered(err) {
 		kv.ops.fail(id, kv.settling)
 		return
@@ -223,24 +238,32 @@ func (kv watchedKV) done(id uint64, err error, write bool) {
 	kv.ops.end(id, write)
 }
 
+// gaveTime reports whether ctx, which ended, gave its call, begun at
+// began, at least d: a deadline that far is the bucket's failure to
+// answer in time, not the caller's haste.
+func gaveTime(ctx context.Context, began time.Time, d time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return ok && errors.Is(ctx.Err(), context.DeadlineExceeded) && deadline.Sub(began) >= d
+}
+
 func (kv watchedKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
-	id := kv.begin()
+	id, began := kv.begin()
 	e, err := kv.KeyValue.Get(ctx, key)
-	kv.done(id, err, false)
+	kv.done(ctx, id, began, err, false)
 	return e, err
 }
 
 func (kv watchedKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
-	id := kv.begin()
+	id, began := kv.begin()
 	rev, err := kv.KeyValue.Create(ctx, key, value, opts...)
-	kv.done(id, err, true)
+	kv.done(ctx, id, began, err, true)
 	return rev, err
 }
 
 func (kv watchedKV) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
-	id := kv.begin()
+	id, began := kv.begin()
 	rev, err := kv.KeyValue.Update(ctx, key, value, last)
-	kv.done(id, err, true)
+	kv.done(ctx, id, began, err, true)
 	return rev, err
 }
 

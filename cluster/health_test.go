@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -50,8 +51,8 @@ func TestInflight_Stalled(t *testing.T) {
 // Calls that fail without an answer, one after another and each at once
 // (a bucket whose new leader says it cannot check a revision yet), are a
 // stall since the first began, though none is under way long; one that
-// goes through ends it, and so does a pause in them of settling/2 (nothing
-// is known to fail then).
+// goes through ends it, and so does a pause in them of settling (nothing
+// is known to fail then). One failure alone is no run.
 func TestInflight_RunOfFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const settling = 2 * time.Second
@@ -76,16 +77,64 @@ func TestInflight_RunOfFailures(t *testing.T) {
 			t.Fatalf("stalled %v once a call went through", d)
 		}
 		id := f.begin()
+		time.Sleep(time.Second)
 		f.fail(id, settling)
-		time.Sleep(settling / 2)
 		if d := f.stalled(time.Now(), settling); d != 0 {
-			t.Fatalf("stalled %v, %v after the last failure: the run is over", d, settling/2)
+			t.Fatalf("stalled %v after one failure: one alone is no run", d)
 		}
-		id = f.begin() // a new run begins with this call, not the old one
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(time.Second) // a retry a second later, as rebalance's tick makes
+		id = f.begin()
 		f.fail(id, settling)
+		if d := f.stalled(time.Now(), settling); d != 2*time.Second {
+			t.Fatalf("stalled %v after a second failure, want 2s: since the first began", d)
+		}
+		time.Sleep(settling)
+		if d := f.stalled(time.Now(), settling); d != 0 {
+			t.Fatalf("stalled %v, %v after the last failure: the run is over", d, settling)
+		}
+		first := f.begin()
+		time.Sleep(300 * time.Millisecond)
+		second := f.begin()
+		f.fail(second, settling)
+		f.fail(first, settling) // the older call fails last: the run began with it
 		if d := f.stalled(time.Now(), settling); d != 300*time.Millisecond {
-			t.Fatalf("stalled %v, want 300ms: a new run since its first call began", d)
+			t.Fatalf("stalled %v, want 300ms: a new run, since its oldest call began", d)
+		}
+	})
+}
+
+// A call of the owners bucket whose caller gave up (a client that went
+// away cancels its request, or its deadline was shorter than AckTimeout)
+// says nothing of the bucket: clients leaving one after another must not
+// keep a node that can write at 503. A call given AckTimeout that got no
+// answer does count.
+func TestWatchedKV_CallerGaveUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const settling = 2 * time.Second
+		kv := watchedKV{ops: new(inflight), settling: settling}
+		call := func(ctx context.Context) {
+			id, began := kv.begin()
+			<-ctx.Done()
+			kv.done(ctx, id, began, ctx.Err(), true)
+		}
+		for range 5 {
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+			call(ctx)
+			short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			call(short)
+			cancel2()
+		}
+		if d := kv.ops.stalled(time.Now(), settling); d != 0 {
+			t.Fatalf("stalled %v after calls their callers gave up on", d)
+		}
+		for range 2 {
+			long, cancel := context.WithTimeout(context.Background(), settling)
+			call(long)
+			cancel()
+		}
+		if d := kv.ops.stalled(time.Now(), settling); d != 2*settling {
+			t.Fatalf("stalled %v after two calls that waited out AckTimeout, want %v", d, 2*settling)
 		}
 	})
 }

@@ -58,9 +58,13 @@ type Node struct {
 	gate       *sendGate // forwarded requests under way, by node
 	stalls     inflight  // the store's calls under way, for Health
 	ownerOps   inflight  // the owners bucket's calls under way, for Health
-	scaled     bool      // every asset has Options.Replicas (run's goroutine only)
-	routes     *routeLog // what the embedded server says of peers it cannot reach
-	watches    watchCounts
+	// scaled says that every asset has Options.Replicas; scaleRefused
+	// names those whose scaling JetStream refused, once said. Run's
+	// goroutine only.
+	scaled       bool
+	scaleRefused map[string]bool
+	routes       *routeLog // what the embedded server says of peers it cannot reach
+	watches      watchCounts
 
 	leaving atomic.Bool // Close has begun: the node takes no new list
 	fatal   atomic.Pointer[error]
@@ -118,14 +122,15 @@ func start(ctx context.Context, opts Options, s seams) (*Node, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	n := &Node{
-		opts:   o,
-		seams:  s,
-		log:    o.Logger,
-		ready:  make(chan struct{}),
-		view:   newView(o.LeaseTTL + o.ClockSkew),
-		stop:   make(chan struct{}),
-		rpcSem: make(chan struct{}, s.rpcWorkers()),
-		routes: newRouteLog(o.Logger, s.routeSummaryEvery),
+		opts:         o,
+		seams:        s,
+		log:          o.Logger,
+		ready:        make(chan struct{}),
+		view:         newView(o.LeaseTTL + o.ClockSkew),
+		stop:         make(chan struct{}),
+		rpcSem:       make(chan struct{}, s.rpcWorkers()),
+		routes:       newRouteLog(o.Logger, s.routeSummaryEvery),
+		scaleRefused: make(map[string]bool),
 	}
 	n.gate = newSendGate(n.view)
 	n.held.init()
@@ -545,44 +550,35 @@ func (n *Node) maintain() {
 // fewer than Options.Replicas to it, each on its own (one that failed, or
 // whose answer was lost, is tried again on the next tick while the others
 // are done), and reports whether all three have them. It is done once: an
-// asset is never scaled down.
+// asset is never scaled down. An asset's config is kept as the cluster
+// holds it, but for its replicas. The whole takes at most AckTimeout.
 func (n *Node) scaleUp() bool {
-	assets := []struct {
-		stream string
-		update func(context.Context) error
-	}{
-		{listsStream, func(ctx context.Context) error {
-			_, err := n.js.UpdateStream(ctx, n.streamConfig(n.opts.Replicas))
-			return err
-		}},
-		{"KV_" + nodesBucket, func(ctx context.Context) error {
-			_, err := n.js.UpdateKeyValue(ctx, n.bucketConfig(nodesBucket, time.Hour, n.opts.Replicas))
-			return err
-		}},
-		{"KV_" + ownersBucket, func(ctx context.Context) error {
-			_, err := n.js.UpdateKeyValue(ctx, n.bucketConfig(ownersBucket, 0, n.opts.Replicas))
-			return err
-		}},
-	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.AckTimeout)
+	defer cancel()
 	all := true
-	for _, a := range assets {
-		ctx, cancel := context.WithTimeout(n.ctx, n.opts.AckTimeout)
-		s, err := n.js.Stream(ctx, a.stream)
-		var info *jetstream.StreamInfo
-		if err == nil {
-			info, err = s.Info(ctx)
+	for _, name := range []string{listsStream, "KV_" + nodesBucket, "KV_" + ownersBucket} {
+		s, err := n.js.Stream(ctx, name)
+		if err != nil {
+			return false // no answer now: the next tick
 		}
+		cfg := s.CachedInfo().Config
+		if cfg.Replicas >= n.opts.Replicas {
+			continue
+		}
+		all = false
+		cfg.Replicas = n.opts.Replicas
+		_, err = n.js.UpdateStream(ctx, cfg)
+		var apiErr *jetstream.APIError
 		switch {
-		case err != nil:
-			all = false
-		case info.Config.Replicas >= n.opts.Replicas:
-		case a.update(ctx) != nil:
-			all = false // not enough servers yet, or no answer: next tick
-		default:
-			all = false // check it on the next tick
-			n.log.Info("cluster: stored on more servers", "asset", a.stream, "replicas", n.opts.Replicas)
+		case err == nil:
+			n.log.Info("cluster: stored on more servers", "asset", name, "replicas", n.opts.Replicas)
+		case errors.As(err, &apiErr) && !n.scaleRefused[name]:
+			// Not enough servers yet, most often: said once, tried each tick.
+			n.scaleRefused[name] = true
+			n.log.Info("cluster: cannot store on more servers yet", "asset", name, "replicas", n.opts.Replicas, "err", err)
+		case err != nil && ctx.Err() != nil:
+			return false
 		}
-		cancel()
 	}
 	return all
 }

@@ -71,8 +71,9 @@ func loopbackCluster(t *testing.T, bin, prefix string, count int, args ...string
 // waitReplicated waits until the lists' stream and the node's two buckets
 // are stored on all of the cluster's servers (3 at most, the default
 // replicas), each replica current and no change of their peers under way
-// (JetStream reports a peer being added as a current replica while it
-// still only observes: it cannot vote yet), as c's server says. A node is healthy
+// (JetStream reports a peer being added as a current replica as soon as
+// the leader has stored the change; until the other first member has too,
+// that member counts only its old peers' votes), as c's server says. A node is healthy
 // before that: the first node to find enough servers creates the stream
 // with as many replicas as it finds (two) and scales it up a second or so
 // later, and a test that stopped a node meanwhile would find the stream
@@ -98,10 +99,9 @@ func waitReplicated(t *testing.T, c *clusterChild, servers int, within time.Dura
 				return false
 			}
 			if info.Cluster != nil && info.Cluster.Desired != nil {
-				// A change of its peers is under way: a peer it adds
-				// observes until the leader has added it, and votes in no
-				// election.
-				how = fmt.Sprintf("%s: its peers are changing", name)
+				// A change of its peers is under way: until the members it
+				// had have stored it, they count only each other's votes.
+				how = fmt.Sprintf("%s: its peers are changing (%+v)", name, info.Cluster.Desired.Status)
 				return false
 			}
 			if info.Config.Replicas < want || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != info.Config.Replicas-1 {
@@ -577,6 +577,7 @@ type ownerLog struct {
 	mu      sync.Mutex // guards the fields below
 	changes map[string][]ownerChange
 	lastRev uint64 // the bucket's last revision followed
+	ended   bool   // the watcher stopped before the test ended
 }
 
 type ownerChange struct {
@@ -656,6 +657,9 @@ read:
 				record(e)
 			}
 		}
+		l.mu.Lock()
+		l.ended = ctx.Err() == nil
+		l.mu.Unlock()
 	}()
 	return l
 }
@@ -667,7 +671,14 @@ read:
 func (l *ownerLog) catchUp(t *testing.T, within time.Duration) {
 	t.Helper()
 	var last uint64
+	var ended bool
 	ok := until(within, func() bool {
+		l.mu.Lock()
+		ended = l.ended
+		l.mu.Unlock()
+		if ended {
+			return true
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s, err := l.js.Stream(ctx, "KV_todo_owners")
@@ -683,6 +694,9 @@ func (l *ownerLog) catchUp(t *testing.T, within time.Duration) {
 		defer l.mu.Unlock()
 		return l.lastRev >= last
 	})
+	if ended {
+		t.Fatalf("the test's watch of the owners bucket ended before the test did (nats.go gave up on it): the check cannot tell which lists moved")
+	}
 	if !ok {
 		l.mu.Lock()
 		defer l.mu.Unlock()
