@@ -418,6 +418,7 @@ func (sys *System) startWith(name string, state *ListState, started int64) (*pro
 		p.preloaded = state
 	}
 	sys.servers.Add(1)
+	sys.stats.running.Add(1) // in the place reserved: the cap counts it already
 	sys.loadedCap.add(p)
 	go p.run()
 	return p, nil

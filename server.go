@@ -575,7 +575,9 @@ func (p *proc) stop() {
 	// After the release to the pool: a watch that finds no feed, and no
 	// server, reads the list's last revision from the pool.
 	p.releaseFeed()
-	p.sys.registry.DeleteIf(p.name, func(q *proc) bool { return q == p })
+	if p.sys.registry.DeleteIf(p.name, func(q *proc) bool { return q == p }) {
+		p.sys.stats.running.Add(-1)
+	}
 	p.sys.loadedCap.remove(p) // after the registry: the cap counts no fewer than it holds
 	// Let the list go even while handles remember this server (see
 	// Server.last): readers check retired before they use p.all.

@@ -184,7 +184,9 @@ func (t *Table[K, V]) SelectDelete(pred func(K, V) bool) int {
 }
 
 // Len returns the number of keys (ets:info(T, size)). Under concurrent
-// writes it is the size at some moment during the call.
+// writes it is approximate: it sums striped counters one after another,
+// so an insert and a delete under way may each count or not, and it can
+// be more, or less, than the size was at any moment of the call.
 func (t *Table[K, V]) Len() int { return t.m.Size() }
 
 // Clear removes every key (ets:delete_all_objects).
